@@ -1,0 +1,67 @@
+//! The [`Model`] trait and the built-in models of revode.
+//!
+//! A model is an ODE right-hand side `du/dt = f(t, u, p)` together with its
+//! hand-derived vector–Jacobian products. Every hot call writes into buffers
+//! the caller owns; per-model scratch (`Work`) is made once per solve by
+//! [`Model::new_work`] and passed back in on every call, so nothing allocates
+//! per step.
+
+mod hh;
+mod rates;
+
+pub use hh::HodgkinHuxley;
+pub use rates::{exprel_inv, exprel_inv_deriv};
+
+/// Sizes of a model's state and parameter vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dims {
+    pub n_states: usize,
+    pub n_params: usize,
+}
+
+/// An ODE `du/dt = f(t, u, p)` with hand-written vector–Jacobian products.
+///
+/// Conventions (plain transposes, no sign folded in):
+/// * [`Model::rhs`] writes `f(t, u, p)` into `du`;
+/// * [`Model::vjp`] writes `(∂f/∂u)ᵀ λ` into `out_u` (overwriting) and
+///   adds `alpha · (∂f/∂p)ᵀ λ` into `acc_p` (accumulating).
+///
+/// A model may defer part of its parameter accumulation inside its `Work`
+/// (for example to batch outer products into one matrix product); it must
+/// then add what it deferred in [`Model::flush_vjp`], which drivers call once
+/// after the last `vjp` of a backward pass and before reading `acc_p`.
+pub trait Model: Send + Sync {
+    /// Scratch space for one solve (one thread): rates, caches, deferred sums.
+    type Work: Send;
+
+    /// Short identifier used in problem files (`"hh"`).
+    fn name(&self) -> &str;
+    fn dims(&self) -> Dims;
+    fn state_names(&self) -> Vec<String>;
+    fn param_names(&self) -> Vec<String>;
+    fn default_u0(&self) -> Vec<f64>;
+    fn default_params(&self) -> Vec<f64>;
+
+    fn new_work(&self) -> Self::Work;
+
+    /// `du ← f(t, u, p)`.
+    fn rhs(&self, t: f64, u: &[f64], p: &[f64], du: &mut [f64], work: &mut Self::Work);
+
+    /// `out_u ← (∂f/∂u)ᵀ λ`; `acc_p += alpha · (∂f/∂p)ᵀ λ`.
+    #[allow(clippy::too_many_arguments)]
+    fn vjp(
+        &self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        lambda: &[f64],
+        out_u: &mut [f64],
+        alpha: f64,
+        acc_p: &mut [f64],
+        work: &mut Self::Work,
+    );
+
+    /// Adds any parameter contributions deferred by [`Model::vjp`] into `acc_p`
+    /// and resets the deferral. The default defers nothing.
+    fn flush_vjp(&self, _acc_p: &mut [f64], _work: &mut Self::Work) {}
+}
