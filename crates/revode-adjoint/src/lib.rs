@@ -1,1 +1,18 @@
-//! wip
+//! Backward integrators, losses and the gradient driver of revode.
+//!
+//! [`gradient_fixed`] computes the exact gradient of a fixed-step (Euler or
+//! RK4) discrete solution with respect to the parameters and the initial
+//! state: a forward sweep through a [`revode_checkpoint::CheckpointStore`],
+//! then the discrete adjoint of each step in reverse, with the model's
+//! hand-written vector–Jacobian products. Nothing is taped and nothing is
+//! allocated per step.
+
+mod discrete;
+mod error;
+mod fixed_driver;
+mod loss;
+
+pub use discrete::FixedAdjointStepper;
+pub use error::{check_vector, GradientError};
+pub use fixed_driver::{gradient_fixed, validate_fixed, FixedProblem, Gradient, GradientStats};
+pub use loss::Loss;

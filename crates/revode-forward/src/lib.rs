@@ -1,1 +1,23 @@
-//! wip
+//! Forward steppers of revode.
+//!
+//! Fixed-step explicit Euler and classical RK4 ([`FixedStepper`]) on a
+//! [`TimeGrid`] that lands exactly on `t1`. Steppers own their stage buffers
+//! (made once per solve) and take the model's scratch by `&mut`, so a step
+//! allocates nothing.
+
+mod error;
+mod fixed;
+mod grid;
+mod solve;
+
+pub use error::ForwardError;
+pub use fixed::{FixedMethod, FixedStepper};
+pub use grid::TimeGrid;
+pub use solve::{solve_fixed, FixedSolution};
+
+/// `true` when every component of `u` is finite (one pass, no branches per element).
+#[inline]
+pub fn all_finite(u: &[f64]) -> bool {
+    // A NaN or ±inf anywhere makes the product-with-zero NaN.
+    u.iter().fold(0.0_f64, |acc, &x| acc + x * 0.0) == 0.0
+}

@@ -1,0 +1,20 @@
+use thiserror::Error;
+
+/// Errors of the checkpoint store itself (the chain's own errors pass through
+/// [`crate::CheckpointStore`] methods unchanged).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    #[error("checkpoint interval must be at least 1, got {every}")]
+    ZeroInterval { every: usize },
+    #[error(
+        "memory budget of {budget} bytes is too small: at least {minimum} bytes are needed \
+         ({slots} state slots of {slot_bytes} bytes)"
+    )]
+    BudgetTooSmall {
+        budget: usize,
+        minimum: usize,
+        slots: usize,
+        slot_bytes: usize,
+    },
+}

@@ -1,0 +1,277 @@
+//! The checkpoint store: one allocation of state slots, a forward sweep that
+//! fills it, and a reverse sweep that replays segments from it.
+
+use serde::Serialize;
+
+use crate::{CheckpointError, Schedule};
+
+/// A deterministic chain of fixed-length states.
+pub trait Chain {
+    type Error;
+    /// Length (in f64s) of one state.
+    fn state_len(&self) -> usize;
+    /// `next ← step_k(x)`, where `x` is state k.
+    fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), Self::Error>;
+}
+
+/// What a sweep did and held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StoreStats {
+    /// Steps in the chain (N).
+    pub steps: usize,
+    /// Checkpoint slots kept by the forward sweep.
+    pub checkpoints_kept: usize,
+    /// Steps recomputed during the reverse sweep.
+    pub recomputed_steps: usize,
+    /// States handed to the reverse visitor.
+    pub backward_steps: usize,
+    /// Largest number of bytes of state the store held at once.
+    pub peak_bytes: usize,
+}
+
+/// Holds the kept states of one chain.
+///
+/// Layout: one `Vec<f64>` of `C + K − 1` slots: C checkpoints (states 0, K,
+/// 2K, …) followed by K − 1 segment slots (states s+1 … s+K−1 of the segment
+/// being replayed). The forward sweep writes intermediate states straight
+/// into the segment slots, so the last segment needs no recomputation.
+#[derive(Debug, Clone)]
+pub struct CheckpointStore {
+    schedule: Schedule,
+    n_steps: usize,
+    state_len: usize,
+    interval: usize,
+    n_checkpoints: usize,
+    slots: Vec<f64>,
+    stats: StoreStats,
+}
+
+impl CheckpointStore {
+    /// Allocates every slot the schedule needs for `n_steps` steps.
+    pub fn new(
+        schedule: Schedule,
+        n_steps: usize,
+        state_len: usize,
+    ) -> Result<Self, CheckpointError> {
+        schedule.validate()?;
+        let (n_checkpoints, segment) = schedule.slots(n_steps);
+        let slots = vec![0.0; (n_checkpoints + segment) * state_len];
+        let stats = StoreStats {
+            steps: n_steps,
+            checkpoints_kept: n_checkpoints,
+            peak_bytes: slots.capacity() * std::mem::size_of::<f64>(),
+            ..StoreStats::default()
+        };
+        Ok(CheckpointStore {
+            schedule,
+            n_steps,
+            state_len,
+            interval: schedule.interval(n_steps),
+            n_checkpoints,
+            slots,
+            stats,
+        })
+    }
+
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.stats
+    }
+
+    /// Slot holding state `k` (k < N) during the forward sweep or the replay
+    /// of k's segment.
+    #[inline]
+    fn slot_of(&self, k: usize) -> usize {
+        let offset = k % self.interval;
+        if offset == 0 {
+            k / self.interval
+        } else {
+            self.n_checkpoints + offset - 1
+        }
+    }
+
+    /// Runs the chain from `x0` for N steps, keeping the schedule's states.
+    /// `observe(k, x_k)` sees every state k = 0..=N in order; the final state
+    /// is left in `last`.
+    pub fn forward<C, F>(
+        &mut self,
+        chain: &mut C,
+        x0: &[f64],
+        last: &mut [f64],
+        mut observe: F,
+    ) -> Result<(), C::Error>
+    where
+        C: Chain,
+        F: FnMut(usize, &[f64]) -> Result<(), C::Error>,
+    {
+        let len = self.state_len;
+        debug_assert_eq!(x0.len(), len);
+        debug_assert_eq!(chain.state_len(), len);
+        self.slots[..len].copy_from_slice(x0);
+        observe(0, x0)?;
+        if self.n_steps == 0 {
+            last.copy_from_slice(x0);
+            return Ok(());
+        }
+        for k in 0..self.n_steps {
+            let from = self.slot_of(k);
+            if k + 1 == self.n_steps {
+                let x = &self.slots[from * len..(from + 1) * len];
+                chain.advance(k, x, last)?;
+                observe(k + 1, last)?;
+            } else {
+                let to = self.slot_of(k + 1);
+                let (x, next) = slot_pair(&mut self.slots, len, from, to);
+                chain.advance(k, x, next)?;
+                observe(k + 1, next)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits `x_{N−1}, …, x_0` in that order, recomputing each segment from
+    /// its checkpoint with `chain`. Must follow [`CheckpointStore::forward`].
+    pub fn reverse<C, V>(&mut self, chain: &mut C, mut visit: V) -> Result<(), C::Error>
+    where
+        C: Chain,
+        V: FnMut(usize, &[f64]) -> Result<(), C::Error>,
+    {
+        let len = self.state_len;
+        let k_int = self.interval;
+        for c in (0..self.n_checkpoints).rev() {
+            let start = c * k_int;
+            let end = (start + k_int).min(self.n_steps);
+            // The forward sweep left the last segment in place.
+            if c + 1 < self.n_checkpoints {
+                for k in start..end - 1 {
+                    let (from, to) = (self.slot_of(k), self.slot_of(k + 1));
+                    let (x, next) = slot_pair(&mut self.slots, len, from, to);
+                    chain.advance(k, x, next)?;
+                }
+                self.stats.recomputed_steps += end - 1 - start;
+            }
+            for k in (start..end).rev() {
+                let s = self.slot_of(k);
+                visit(k, &self.slots[s * len..(s + 1) * len])?;
+                self.stats.backward_steps += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `(&slot[a], &mut slot[b])` for distinct slots of one buffer.
+#[inline]
+fn slot_pair(buf: &mut [f64], len: usize, a: usize, b: usize) -> (&[f64], &mut [f64]) {
+    debug_assert_ne!(a, b);
+    if a < b {
+        let (lo, hi) = buf.split_at_mut(b * len);
+        (&lo[a * len..(a + 1) * len], &mut hi[..len])
+    } else {
+        let (lo, hi) = buf.split_at_mut(a * len);
+        (&hi[..len], &mut lo[b * len..(b + 1) * len])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// x_{k+1} = 3 x_k + k (mod a large prime, in f64 exactly), 2 components.
+    struct Affine {
+        advances: usize,
+    }
+
+    impl Chain for Affine {
+        type Error = String;
+        fn state_len(&self) -> usize {
+            2
+        }
+        fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), String> {
+            self.advances += 1;
+            next[0] = (3.0 * x[0] + k as f64) % 1_000_003.0;
+            next[1] = x[1] + 1.0;
+            Ok(())
+        }
+    }
+
+    fn reference(n: usize) -> Vec<[f64; 2]> {
+        let mut xs = vec![[1.0, 0.0]];
+        for k in 0..n {
+            let x = xs[k];
+            xs.push([(3.0 * x[0] + k as f64) % 1_000_003.0, x[1] + 1.0]);
+        }
+        xs
+    }
+
+    fn sweep(schedule: Schedule, n: usize) -> (Vec<[f64; 2]>, Vec<[f64; 2]>, StoreStats, usize) {
+        let mut store = CheckpointStore::new(schedule, n, 2).unwrap();
+        let mut chain = Affine { advances: 0 };
+        let mut seen = Vec::new();
+        let mut last = [0.0; 2];
+        store
+            .forward(&mut chain, &[1.0, 0.0], &mut last, |_, x| {
+                seen.push([x[0], x[1]]);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(chain.advances, n);
+        let mut visited = Vec::new();
+        store
+            .reverse(&mut chain, |k, x| {
+                assert_eq!(x[1], k as f64, "visited state must be x_k");
+                visited.push([x[0], x[1]]);
+                Ok(())
+            })
+            .unwrap();
+        (seen, visited, store.stats(), chain.advances - n)
+    }
+
+    #[test]
+    fn every_schedule_visits_all_states_in_reverse() {
+        for n in [1usize, 2, 7, 10, 64, 101] {
+            let reference = reference(n);
+            for schedule in [
+                Schedule::All,
+                Schedule::Every(1),
+                Schedule::Every(3),
+                Schedule::Every(7),
+                Schedule::Every(n),
+                Schedule::Every(n + 5),
+            ] {
+                let (seen, visited, stats, recomputed) = sweep(schedule, n);
+                assert_eq!(seen, reference, "{schedule:?} n={n}");
+                let mut expected: Vec<_> = reference[..n].to_vec();
+                expected.reverse();
+                assert_eq!(visited, expected, "{schedule:?} n={n}");
+                assert_eq!(stats.recomputed_steps, recomputed);
+                assert_eq!(stats.backward_steps, n);
+                assert_eq!(stats.peak_bytes, schedule.bytes_needed(n, 2));
+            }
+        }
+    }
+
+    #[test]
+    fn recomputation_counts_match_the_segment_arithmetic() {
+        // N = 100, K = 10: 10 checkpoints; every segment but the last is
+        // replayed, 9 steps each.
+        let (_, _, stats, _) = sweep(Schedule::Every(10), 100);
+        assert_eq!(stats.checkpoints_kept, 10);
+        assert_eq!(stats.recomputed_steps, 9 * 9);
+        assert_eq!(stats.peak_bytes, (10 + 9) * 2 * 8);
+        let (_, _, stats, _) = sweep(Schedule::All, 100);
+        assert_eq!(stats.recomputed_steps, 0);
+        assert_eq!(stats.checkpoints_kept, 100);
+    }
+
+    #[test]
+    fn zero_interval_is_an_error() {
+        assert_eq!(
+            CheckpointStore::new(Schedule::Every(0), 10, 2).unwrap_err(),
+            CheckpointError::ZeroInterval { every: 0 }
+        );
+    }
+}

@@ -1,0 +1,2 @@
+pub mod grad;
+pub mod solve;

@@ -1,0 +1,46 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use revode::{Error, Problem};
+
+use crate::output::{fmt_vec_named, print_json};
+
+#[derive(Debug, Args)]
+pub struct SolveArgs {
+    /// Problem file (JSON).
+    pub problem: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also output every S-th state (and the last).
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: Option<u64>,
+}
+
+pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
+    let problem = Problem::from_path(&args.problem)?;
+    let report = revode::solve(&problem, args.every.map(|s| s as usize))?;
+    if args.json {
+        print_json(&report);
+    } else {
+        println!(
+            "{}: {} {} steps to t = {} in {:.3} ms",
+            args.problem.display(),
+            report.model,
+            report.steps,
+            report.t_final,
+            report.seconds * 1e3
+        );
+        for row in &report.samples {
+            let cells: Vec<String> = row.iter().map(|x| format!("{x:.9e}")).collect();
+            println!("  {}", cells.join("  "));
+        }
+        println!("final state:");
+        print!(
+            "{}",
+            fmt_vec_named(&report.state_names, &report.final_state)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

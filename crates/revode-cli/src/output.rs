@@ -1,0 +1,38 @@
+//! Shared text and JSON output.
+
+use serde::Serialize;
+
+/// Prints one JSON object on stdout.
+pub fn print_json<T: Serialize>(value: &T) {
+    // Serialising plain structs of numbers and strings cannot fail.
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("report serialises")
+    );
+}
+
+/// `  name  value` lines, names padded to one column.
+pub fn fmt_vec_named(names: &[String], values: &[f64]) -> String {
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("  {n:<width$}  {v:>22.15e}\n"))
+        .collect()
+}
+
+/// Bytes with a binary unit.
+pub fn fmt_bytes(bytes: usize) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {} ({bytes} B)", UNITS[unit])
+    }
+}

@@ -1,0 +1,63 @@
+//! A plain forward solve on a fixed grid (the `revode solve` path).
+
+use revode_model::Model;
+
+use crate::{all_finite, FixedMethod, FixedStepper, ForwardError, TimeGrid};
+
+/// Result of a forward solve: the final state and, if asked, samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedSolution {
+    pub n_steps: usize,
+    pub t_final: f64,
+    pub final_state: Vec<f64>,
+    /// `(t, u)` every `sample_every` steps (and at the end), if asked.
+    pub samples: Vec<(f64, Vec<f64>)>,
+}
+
+/// Integrates `u0` over `grid`. `sample_every = Some(s)` records every s-th
+/// state (and the last); `None` keeps only the final state.
+pub fn solve_fixed<M: Model>(
+    model: &M,
+    method: FixedMethod,
+    grid: &TimeGrid,
+    u0: &[f64],
+    p: &[f64],
+    sample_every: Option<usize>,
+) -> Result<FixedSolution, ForwardError> {
+    let n = grid.n_steps();
+    let mut stepper = FixedStepper::new(method, u0.len());
+    let mut work = model.new_work();
+    let mut u = u0.to_vec();
+    let mut next = vec![0.0; u0.len()];
+    let mut samples = Vec::new();
+    let every = sample_every.map(|s| s.max(1));
+    if every.is_some() {
+        samples.push((grid.time(0), u.clone()));
+    }
+    for k in 0..n {
+        stepper.step(
+            model,
+            grid.time(k),
+            grid.step_len(k),
+            &u,
+            p,
+            &mut next,
+            &mut work,
+        );
+        if !all_finite(&next) {
+            return Err(ForwardError::non_finite(grid.time(k + 1), k + 1, &next));
+        }
+        std::mem::swap(&mut u, &mut next);
+        if let Some(s) = every {
+            if (k + 1) % s == 0 || k + 1 == n {
+                samples.push((grid.time(k + 1), u.clone()));
+            }
+        }
+    }
+    Ok(FixedSolution {
+        n_steps: n,
+        t_final: grid.time(n),
+        final_state: u,
+        samples,
+    })
+}

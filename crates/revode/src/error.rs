@@ -1,0 +1,51 @@
+use std::path::PathBuf;
+
+use revode_adjoint::GradientError;
+use revode_forward::ForwardError;
+use thiserror::Error;
+
+/// Errors of the façade: reading and checking a problem, then solving it.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin}: invalid JSON: {source}")]
+    Json {
+        origin: String,
+        source: serde_json::Error,
+    },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+    #[error("{0}")]
+    Gradient(#[from] GradientError),
+}
+
+impl Error {
+    /// Process exit code: 2 for bad input, 3 for a solve that failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Read { .. } | Error::Json { .. } | Error::Invalid { .. } => 2,
+            Error::Gradient(e) => match e {
+                GradientError::Forward(
+                    ForwardError::InvalidStep { .. }
+                    | ForwardError::InvalidSpan { .. }
+                    | ForwardError::TooManySteps { .. },
+                )
+                | GradientError::Checkpoint(_)
+                | GradientError::WrongLength { .. }
+                | GradientError::NonFiniteInput { .. } => 2,
+                _ => 3,
+            },
+        }
+    }
+}
+
+impl From<ForwardError> for Error {
+    fn from(e: ForwardError) -> Self {
+        Error::Gradient(e.into())
+    }
+}

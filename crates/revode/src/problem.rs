@@ -1,0 +1,166 @@
+//! The problem file: one JSON object describing model, data, solver, loss
+//! and adjoint. Unknown keys are errors, so typos never pass silently.
+//!
+//! ```json
+//! { "model": {"name": "hh"},
+//!   "params": [70.0, 10.0, 0.05],
+//!   "u0": [-59.0, 0.2, 0.9, 0.1],
+//!   "tspan": [0.0, 600.0],
+//!   "solver": {"method": "euler", "dt": 0.01},
+//!   "loss": {"kind": "final", "weights": [1, 1, 1, 1]},
+//!   "adjoint": {"method": "discrete", "checkpoints": "all"} }
+//! ```
+
+use std::path::Path;
+
+use revode_checkpoint::Schedule;
+use revode_model::{HodgkinHuxley, Model};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Which built-in model, with its options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", deny_unknown_fields)]
+pub enum ModelSpec {
+    /// The single Hodgkin–Huxley neuron of the seed problem.
+    #[serde(rename = "hh")]
+    Hh,
+}
+
+/// Code generic over the model type, run by [`ModelSpec::visit`].
+pub trait ModelVisitor {
+    type Output;
+    fn visit<M: Model>(self, model: &M) -> Self::Output;
+}
+
+impl ModelSpec {
+    /// Builds the model and hands it to `visitor` (static dispatch: each
+    /// model gets its own monomorphised hot loop).
+    pub fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
+        match self {
+            ModelSpec::Hh => visitor.visit(&HodgkinHuxley),
+        }
+    }
+}
+
+/// The forward solver.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SolverSpec {
+    Euler { dt: f64 },
+    Rk4 { dt: f64 },
+}
+
+/// The scalar loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LossSpec {
+    /// `Σ w_i u_i(t1)`; weights default to all ones.
+    Final {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<Vec<f64>>,
+    },
+    /// `Σ_k w · u_k` over every step k = 0..N; weights default to all ones.
+    AllSteps {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weights: Option<Vec<f64>>,
+    },
+}
+
+/// How the gradient is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjointMethod {
+    /// The exact adjoint of the discrete solver steps.
+    #[default]
+    Discrete,
+}
+
+/// The adjoint block; every key is optional.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AdjointSpec {
+    #[serde(default)]
+    pub method: AdjointMethod,
+    /// Omitted: keep all states if they take at most [`AUTO_ALL_BYTES`],
+    /// otherwise every ⌈√N⌉-th.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<Schedule>,
+}
+
+/// Largest store the default schedule keeps every state in.
+pub const AUTO_ALL_BYTES: usize = 256 << 20;
+
+/// A problem file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Problem {
+    pub model: ModelSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u0: Option<Vec<f64>>,
+    pub tspan: [f64; 2],
+    pub solver: SolverSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossSpec>,
+    #[serde(default)]
+    pub adjoint: AdjointSpec,
+}
+
+impl Problem {
+    /// Parses a problem from JSON text; `origin` names it in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Self, Error> {
+        serde_json::from_str(text).map_err(|source| Error::Json {
+            origin: origin.to_string(),
+            source,
+        })
+    }
+
+    /// Reads and parses a problem file.
+    pub fn from_path(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parameters, or the model's defaults.
+    pub fn params_or_default<M: Model>(&self, model: &M) -> Vec<f64> {
+        self.params
+            .clone()
+            .unwrap_or_else(|| model.default_params())
+    }
+
+    /// Initial state, or the model's default.
+    pub fn u0_or_default<M: Model>(&self, model: &M) -> Vec<f64> {
+        self.u0.clone().unwrap_or_else(|| model.default_u0())
+    }
+
+    /// The loss (default: `final` with unit weights), weights filled in.
+    pub fn loss_for<M: Model>(&self, model: &M) -> revode_adjoint::Loss {
+        let ones = || vec![1.0; model.dims().n_states];
+        match &self.loss {
+            None => revode_adjoint::Loss::Final { weights: ones() },
+            Some(LossSpec::Final { weights }) => revode_adjoint::Loss::Final {
+                weights: weights.clone().unwrap_or_else(ones),
+            },
+            Some(LossSpec::AllSteps { weights }) => revode_adjoint::Loss::AllSteps {
+                weights: weights.clone().unwrap_or_else(ones),
+            },
+        }
+    }
+
+    /// The checkpoint schedule for a fixed-step run of `n_steps` steps.
+    pub fn schedule_for(&self, n_steps: usize, n_states: usize) -> Schedule {
+        self.adjoint.checkpoints.unwrap_or_else(|| {
+            if Schedule::All.bytes_needed(n_steps, n_states) <= AUTO_ALL_BYTES {
+                Schedule::All
+            } else {
+                Schedule::Every(((n_steps as f64).sqrt().ceil() as usize).max(1))
+            }
+        })
+    }
+}
