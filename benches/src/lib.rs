@@ -1,1 +1,39 @@
-//! Shared helpers for the revode benchmarks.
+//! Shared helpers for the revode benchmarks: the bundled problems and
+//! measurements of time and resident memory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use revode::Problem;
+
+/// Path of a bundled fixture.
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name)
+}
+
+/// Loads a bundled fixture.
+pub fn fixture(name: &str) -> Problem {
+    Problem::from_path(&fixture_path(name)).expect("bundled fixture parses")
+}
+
+/// Median wall time in seconds of `repeat` runs of `f` (after one warm-up).
+pub fn median_seconds(repeat: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..repeat.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

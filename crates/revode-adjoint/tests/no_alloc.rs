@@ -1,0 +1,97 @@
+//! Proof that the step loops allocate nothing: the number of heap
+//! allocations of a whole solve or gradient does not grow with the number of
+//! steps, for every schedule and both methods.
+#![allow(unsafe_code)] // a counting global allocator needs `unsafe impl GlobalAlloc`
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use common::Predator;
+use revode_adjoint::{gradient_fixed, FixedProblem, Loss};
+use revode_checkpoint::Schedule;
+use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
+use revode_model::Model;
+
+struct Counting;
+
+thread_local! {
+    // Per thread, so tests running in parallel do not see each other.
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+fn gradient_allocations(method: FixedMethod, schedule: Schedule, n: usize) -> usize {
+    let m = Predator;
+    let (u0, p) = (m.default_u0(), m.default_params());
+    let grid = TimeGrid::new(0.0, n as f64 * 1e-3, 1e-3).unwrap();
+    assert_eq!(grid.n_steps(), n);
+    let problem = FixedProblem { u0: &u0, params: &p, grid, method };
+    let loss = Loss::AllSteps { weights: vec![1.0, 1.0] };
+    allocations_during(|| {
+        gradient_fixed(&m, &problem, &loss, schedule).unwrap();
+    })
+}
+
+#[test]
+fn gradient_allocations_do_not_grow_with_steps() {
+    for method in [FixedMethod::Euler, FixedMethod::Rk4] {
+        for schedule in [Schedule::All, Schedule::Every(1), Schedule::Every(10), Schedule::Every(64)] {
+            let small = gradient_allocations(method, schedule, 1_000);
+            let large = gradient_allocations(method, schedule, 20_000);
+            assert!(small > 0, "the counter must see the set-up allocations");
+            assert_eq!(small, large, "{method:?} {schedule:?}: {small} vs {large} allocations");
+        }
+    }
+}
+
+#[test]
+fn forward_solve_allocations_do_not_grow_with_steps() {
+    let m = Predator;
+    let (u0, p) = (m.default_u0(), m.default_params());
+    for method in [FixedMethod::Euler, FixedMethod::Rk4] {
+        let count = |n: usize| {
+            let grid = TimeGrid::new(0.0, n as f64 * 1e-3, 1e-3).unwrap();
+            allocations_during(|| {
+                solve_fixed(&m, method, &grid, &u0, &p, None).unwrap();
+            })
+        };
+        assert_eq!(count(1_000), count(50_000), "{method:?}");
+    }
+}
+
+#[test]
+fn the_counter_sees_a_per_step_allocation() {
+    // Guard against a counter that cannot fail: a loop that allocates is seen.
+    let per_step = |n: usize| {
+        allocations_during(|| {
+            for i in 0..n {
+                std::hint::black_box(vec![i as f64; 4]);
+            }
+        })
+    };
+    assert!(per_step(100) < per_step(1000));
+}

@@ -1,0 +1,178 @@
+//! End-to-end tests of the `revode` binary: outputs, errors and exit codes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_revode");
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("RUST_LOG", "off").output().expect("binary runs")
+}
+
+/// Writes `text` as a problem file and runs `revode <cmd> FILE [extra]`.
+fn run_text(cmd: &str, text: &str, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("problem.json");
+    std::fs::write(&path, text).unwrap();
+    let mut args = vec![cmd, path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A valid short problem with one key replaced (or added).
+fn short_problem_with(key: &str, value: &str) -> String {
+    let mut v: Value = serde_json::from_str(
+        r#"{"model": {"name": "hh"}, "tspan": [0.0, 5.0],
+            "solver": {"method": "euler", "dt": 0.01},
+            "loss": {"kind": "final"}}"#,
+    )
+    .unwrap();
+    v[key] = serde_json::from_str(value).unwrap();
+    v.to_string()
+}
+
+fn assert_error(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(err.starts_with("error: "), "one-line error expected, got: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected, got: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(o.stdout.is_empty(), "nothing on stdout on error");
+}
+
+#[test]
+fn grad_json_has_the_promised_keys() {
+    let o = run(&["grad", fixture("hh_seed.json").to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["loss"].is_f64());
+    assert_eq!(v["gradient"].as_array().unwrap().len(), 3);
+    assert_eq!(v["gradient_u0"].as_array().unwrap().len(), 4);
+    let stats = &v["stats"];
+    assert_eq!(stats["steps"], 60_000);
+    for key in [
+        "checkpoints_kept",
+        "recomputed_steps",
+        "peak_store_bytes",
+        "forward_seconds",
+        "backward_seconds",
+    ] {
+        assert!(stats[key].is_number(), "stats.{key} missing: {stats}");
+    }
+    for g in v["gradient"].as_array().unwrap() {
+        assert!(g.as_f64().unwrap().is_finite());
+    }
+}
+
+#[test]
+fn grad_text_names_parameters() {
+    let o = run(&["grad", fixture("hh_seed_all_steps.json").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    for name in ["g_Na", "g_Kd", "g_leak", "loss", "all_steps"] {
+        assert!(out.contains(name), "{name} missing in:\n{out}");
+    }
+}
+
+#[test]
+fn solve_prints_final_state() {
+    let o = run(&["solve", fixture("hh_seed.json").to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["steps"], 60_000);
+    assert_eq!(v["t_final"], 600.0);
+    assert_eq!(v["final_state"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn missing_file() {
+    assert_error(&run(&["grad", "/nonexistent/problem.json"]), 2, "cannot read");
+}
+
+#[test]
+fn malformed_json() {
+    assert_error(&run_text("grad", "{\"model\": {\"name\": \"hh\"", &[]), 2, "invalid JSON");
+}
+
+#[test]
+fn unknown_key() {
+    let text = short_problem_with("tolerance", "1e-6");
+    assert_error(&run_text("grad", &text, &[]), 2, "unknown field `tolerance`");
+}
+
+#[test]
+fn unknown_model() {
+    let text = short_problem_with("model", r#"{"name": "lorenz"}"#);
+    assert_error(&run_text("grad", &text, &[]), 2, "unknown variant `lorenz`");
+}
+
+#[test]
+fn unknown_solver_key() {
+    let text = short_problem_with("solver", r#"{"method": "euler", "dt": 0.01, "rtol": 1}"#);
+    assert_error(&run_text("grad", &text, &[]), 2, "unknown field `rtol`");
+}
+
+#[test]
+fn wrong_lengths() {
+    let text = short_problem_with("params", "[70, 10]");
+    assert_error(&run_text("grad", &text, &[]), 2, "params has length 2, expected 3");
+    let text = short_problem_with("u0", "[-59, 0.2, 0.9, 0.1, 0.0]");
+    assert_error(&run_text("solve", &text, &[]), 2, "u0 has length 5, expected 4");
+    let text = short_problem_with("loss", r#"{"kind": "final", "weights": [1]}"#);
+    assert_error(&run_text("grad", &text, &[]), 2, "loss weights has length 1, expected 4");
+}
+
+#[test]
+fn non_finite_numbers() {
+    // JSON has no NaN or infinity; an overflowing literal is refused too.
+    let text = short_problem_with("tspan", "[0, 5]").replace("[0,5]", "[0, 1e999]");
+    assert_error(&run_text("grad", &text, &[]), 2, "invalid JSON");
+    let text = short_problem_with("tspan", "[0, 5]").replace("[0,5]", "[0, NaN]");
+    assert_error(&run_text("grad", &text, &[]), 2, "invalid JSON");
+}
+
+#[test]
+fn non_positive_dt() {
+    for dt in ["0.0", "-0.01"] {
+        let text = short_problem_with("solver", &format!(r#"{{"method": "rk4", "dt": {dt}}}"#));
+        assert_error(&run_text("grad", &text, &[]), 2, "dt must be positive");
+    }
+}
+
+#[test]
+fn empty_or_reversed_span() {
+    for span in ["[5, 5]", "[5, 1]"] {
+        let text = short_problem_with("tspan", span);
+        assert_error(&run_text("solve", &text, &[]), 2, "t0 < t1");
+    }
+}
+
+#[test]
+fn state_blow_up_reports_time_and_step() {
+    // Explicit Euler with an enormous sodium conductance is unstable.
+    let text = short_problem_with("params", "[1e9, 10, 0.05]");
+    for cmd in ["solve", "grad"] {
+        let o = run_text(cmd, &text, &[]);
+        assert_error(&o, 3, "state became non-finite at t = ");
+        assert!(stderr(&o).contains("(step "), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    let o = run(&["grad", fixture("hh_seed.json").to_str().unwrap(), "--jsn"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+}
