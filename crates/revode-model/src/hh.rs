@@ -12,7 +12,10 @@ impl Model for HodgkinHuxley {
         "hh"
     }
     fn dims(&self) -> Dims {
-        Dims { n_states: 4, n_params: 3 }
+        Dims {
+            n_states: 4,
+            n_params: 3,
+        }
     }
     fn state_names(&self) -> Vec<String> {
         ["E", "m", "h", "n"].map(String::from).to_vec()
