@@ -3,8 +3,10 @@
 //! State `u = [E, m, h, n]`, parameters `p = [g_Na, g_Kd, g_leak]`.
 //! Rates, the hand-derived Jacobians and the removable singularities are
 //! written out in `docs/models/hh.md`; each partial below names its term.
+//! The rates use the `g(z) = z/(e^z − 1)` helpers of [`crate::rates`] with
+//! exponentials shared between rates (four `exp` calls per evaluation).
 
-use crate::rates::{exprel_inv, exprel_inv_and_deriv};
+use crate::rates::{exprel_inv_and_deriv_em1, exprel_inv_em1};
 use crate::{Dims, Model};
 
 /// Threshold voltage V_T (mV).
@@ -30,6 +32,67 @@ const I_INJ: f64 = 1.0;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HodgkinHuxley;
 
+/// `e^{−5}`: `−(E−V_T−15)/5 = −(E−V_T−40)/5 − 5`, so α_n's exponential is
+/// `e^{−5}` times β_h's (checked against `(-5f64).exp()` in the tests).
+const EXP_M5: f64 = 0.006737946999085467;
+
+/// The four exponentials the six rates need, and the rate arguments.
+///
+/// β_m, β_h and α_n share one `exp`: with `w = e^{(E−V_T−40)/5}`,
+/// β_m uses `w`, β_h uses `v = 1/w` and α_n uses `e^{−5} v`. α_m, α_h and β_n
+/// get one `exp` each. `exp(z) − 1` replaces `exp_m1` in the direct branch
+/// of `g`, which is only taken for `|z| ≥ 0.2`, where it costs at most
+/// ≈ 5.5 ε relative (see `rates::exprel_inv_em1`). `w` and α_m's
+/// exponential are clamped to `[MIN_POSITIVE, MAX]` so that far outside the
+/// physiological range (|E| ≳ 2900 mV) no `∞ · 0` can appear; the rates
+/// there are the correct limits (0, 4, −z) to within `|z|/f64::MAX`.
+#[derive(Debug, Clone, Copy)]
+struct Exps {
+    z_am: f64,
+    z_bm: f64,
+    z_an: f64,
+    /// `e^{z_am}`
+    x_am: f64,
+    /// `w = e^{z_bm}`
+    w: f64,
+    /// `v = 1/w = e^{−(E−V_T−40)/5}`
+    v: f64,
+    /// `e^{z_an} = e^{−5} v`
+    x_an: f64,
+    /// α_h and β_n (plain exponentials)
+    ah: f64,
+    bn: f64,
+}
+
+impl Exps {
+    #[inline(always)]
+    fn at(e: f64) -> Exps {
+        const LO: f64 = f64::MIN_POSITIVE;
+        const HI: f64 = f64::MAX;
+        // α_m: z = −(E−V_T−13)/4
+        let z_am = -0.25 * (e - E_AM);
+        // β_m: z = (E−V_T−40)/5
+        let z_bm = 0.2 * (e - E_BM);
+        // α_n: z = −(E−V_T−15)/5
+        let z_an = -0.2 * (e - E_AN);
+        let w = z_bm.exp().clamp(LO, HI);
+        let v = 1.0 / w;
+        Exps {
+            z_am,
+            z_bm,
+            z_an,
+            x_am: z_am.exp().clamp(LO, HI),
+            w,
+            v,
+            x_an: EXP_M5 * v,
+            // α_h = 0.128 e^{−(E−V_T−17)/18}
+            ah: 0.128 * ((e - E_AH) * (-1.0 / 18.0)).exp(),
+            // β_n = 0.5 e^{−(E−V_T−10)/40}
+            bn: 0.5 * ((e - E_BN) * (-1.0 / 40.0)).exp(),
+        }
+    }
+}
+
 /// The six opening/closing rates at one voltage.
 #[derive(Debug, Clone, Copy)]
 struct Rates {
@@ -42,59 +105,54 @@ struct Rates {
 }
 
 impl Rates {
-    /// Rates only (forward pass): three `exp_m1`s, three `exp`s.
+    /// Rates only (forward pass).
     #[inline(always)]
     fn at(e: f64) -> Rates {
+        let x = Exps::at(e);
         Rates {
-            // α_m = −0.32 (E−V_T−13)/(e^{−(E−V_T−13)/4} − 1) = 1.28 g(z), z = −(E−V_T−13)/4
-            am: 1.28 * exprel_inv(-0.25 * (e - E_AM)),
-            // β_m = 0.28 (E−V_T−40)/(e^{(E−V_T−40)/5} − 1) = 1.4 g(z), z = (E−V_T−40)/5
-            bm: 1.4 * exprel_inv(0.2 * (e - E_BM)),
-            // α_h = 0.128 e^{−(E−V_T−17)/18}
-            ah: 0.128 * ((e - E_AH) * (-1.0 / 18.0)).exp(),
-            // β_h = 4 / (1 + e^{−(E−V_T−40)/5})
-            bh: 4.0 / (1.0 + (-0.2 * (e - E_BM)).exp()),
-            // α_n = −0.032 (E−V_T−15)/(e^{−(E−V_T−15)/5} − 1) = 0.16 g(z), z = −(E−V_T−15)/5
-            an: 0.16 * exprel_inv(-0.2 * (e - E_AN)),
-            // β_n = 0.5 e^{−(E−V_T−10)/40}
-            bn: 0.5 * ((e - E_BN) * (-1.0 / 40.0)).exp(),
+            // α_m = −0.32 (E−V_T−13)/(e^{−(E−V_T−13)/4} − 1) = 1.28 g(z_am)
+            am: 1.28 * exprel_inv_em1(x.z_am, x.x_am - 1.0),
+            // β_m = 0.28 (E−V_T−40)/(e^{(E−V_T−40)/5} − 1) = 1.4 g(z_bm)
+            bm: 1.4 * exprel_inv_em1(x.z_bm, x.w - 1.0),
+            ah: x.ah,
+            // β_h = 4 / (1 + e^{−(E−V_T−40)/5}) = 4 / (1 + v)
+            bh: 4.0 / (1.0 + x.v),
+            // α_n = −0.032 (E−V_T−15)/(e^{−(E−V_T−15)/5} − 1) = 0.16 g(z_an)
+            an: 0.16 * exprel_inv_em1(x.z_an, x.x_an - 1.0),
+            bn: x.bn,
         }
     }
 
     /// Rates and their E-derivatives (backward pass), same exponentials.
     #[inline(always)]
     fn with_derivs(e: f64) -> (Rates, Rates) {
-        let (g_am, dg_am) = exprel_inv_and_deriv(-0.25 * (e - E_AM));
-        let (g_bm, dg_bm) = exprel_inv_and_deriv(0.2 * (e - E_BM));
-        let (g_an, dg_an) = exprel_inv_and_deriv(-0.2 * (e - E_AN));
-        let ah = 0.128 * ((e - E_AH) * (-1.0 / 18.0)).exp();
-        let bn = 0.5 * ((e - E_BN) * (-1.0 / 40.0)).exp();
-        // β_h = 4 s with s = 1/(1 + w), w = e^{−(E−V_T−40)/5}
-        let w = (-0.2 * (e - E_BM)).exp();
-        let s = 1.0 / (1.0 + w);
-        // w s = w/(1 + w) → 1 when w overflows (E < −3500 mV); avoid ∞·0
-        let ws = if w.is_finite() { w * s } else { 1.0 };
+        let x = Exps::at(e);
+        let (g_am, dg_am) = exprel_inv_and_deriv_em1(x.z_am, x.x_am - 1.0);
+        let (g_bm, dg_bm) = exprel_inv_and_deriv_em1(x.z_bm, x.w - 1.0);
+        let (g_an, dg_an) = exprel_inv_and_deriv_em1(x.z_an, x.x_an - 1.0);
+        // β_h = 4 s with s = 1/(1 + v)
+        let s = 1.0 / (1.0 + x.v);
         let r = Rates {
             am: 1.28 * g_am,
             bm: 1.4 * g_bm,
-            ah,
+            ah: x.ah,
             bh: 4.0 * s,
             an: 0.16 * g_an,
-            bn,
+            bn: x.bn,
         };
         let d = Rates {
-            // dα_m/dE = 1.28 g'(z) · dz/dE, dz/dE = −1/4
+            // dα_m/dE = 1.28 g'(z_am) · dz_am/dE, dz_am/dE = −1/4
             am: -0.32 * dg_am,
-            // dβ_m/dE = 1.4 g'(z) · 1/5
+            // dβ_m/dE = 1.4 g'(z_bm) · dz_bm/dE, dz_bm/dE = 1/5
             bm: 0.28 * dg_bm,
             // dα_h/dE = −α_h/18
-            ah: ah * (-1.0 / 18.0),
-            // dβ_h/dE = 4 · (w/5)/(1 + w)² = 0.8 · s · (w s)
-            bh: 0.8 * s * ws,
-            // dα_n/dE = 0.16 g'(z) · (−1/5)
+            ah: x.ah * (-1.0 / 18.0),
+            // dβ_h/dE = 4 (v/5)/(1 + v)² = 0.8 · s · (v s)   (dv/dE = −v/5)
+            bh: 0.8 * s * (x.v * s),
+            // dα_n/dE = 0.16 g'(z_an) · dz_an/dE, dz_an/dE = −1/5
             an: -0.032 * dg_an,
             // dβ_n/dE = −β_n/40
-            bn: bn * (-1.0 / 40.0),
+            bn: x.bn * (-1.0 / 40.0),
         };
         (r, d)
     }
@@ -196,5 +254,49 @@ impl Model for HodgkinHuxley {
         acc_p[1] += al0 * (-e_k * n4);
         // ∂(dE/dt)/∂g_leak = −(E−E_leak)
         acc_p[2] += al0 * (-e_l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_m5_is_e_to_minus_5() {
+        assert!((EXP_M5 - (-5f64).exp()).abs() <= f64::EPSILON * EXP_M5);
+    }
+
+    #[test]
+    fn shared_exponentials_match_their_definitions() {
+        for i in 0..=1600 {
+            let e = -100.0 + 0.1 * i as f64;
+            let x = Exps::at(e);
+            let rel = |a: f64, b: f64| (a - b).abs() / b.abs();
+            assert!(rel(x.v, (-(e + 23.0) / 5.0).exp()) < 1e-14, "v at {e}");
+            assert!(
+                rel(x.x_an, (-(e + 48.0) / 5.0).exp()) < 1e-14,
+                "x_an at {e}"
+            );
+            assert!(
+                rel(x.x_am, (-(e + 50.0) / 4.0).exp()) < 1e-14,
+                "x_am at {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn finite_far_outside_physiological_range() {
+        for e in [-1e300, -1e6, -4000.0, -3000.0, 3000.0, 4000.0, 1e6, 1e300] {
+            let (r, d) = Rates::with_derivs(e);
+            let f = Rates::at(e);
+            for (k, v) in [
+                r.am, r.bm, r.bh, r.an, d.am, d.bm, d.bh, d.an, f.am, f.bm, f.bh, f.an,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                assert!(v.is_finite(), "entry {k} at E = {e}: {v}");
+            }
+        }
     }
 }

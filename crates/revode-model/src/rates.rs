@@ -67,17 +67,22 @@ pub(crate) fn direct(z: f64) -> f64 {
     z / z.exp_m1()
 }
 
-/// Direct `(g, g')` from one `exp_m1`:
+/// Direct `(g, g')` from `em1 = e^z − 1`:
 /// with `r = 1/(e^z − 1)`, `g = z r` and
 /// `g' = (e^z − 1 − z e^z)/(e^z − 1)² = r (1 − g e^z)`.
 /// Written with `r` instead of dividing by `(e^z − 1)²`, which would overflow
 /// already for z > 354.
 #[inline]
-pub(crate) fn direct_pair(z: f64) -> (f64, f64) {
-    let em1 = z.exp_m1();
+pub(crate) fn direct_pair_em1(z: f64, em1: f64) -> (f64, f64) {
     let r = 1.0 / em1;
     let g = z * r;
     (g, r * (1.0 - g * (em1 + 1.0)))
+}
+
+/// [`direct_pair_em1`] with `exp_m1`.
+#[inline]
+pub(crate) fn direct_pair(z: f64) -> (f64, f64) {
+    direct_pair_em1(z, z.exp_m1())
 }
 
 /// `z / (e^z − 1)`, with its limit 1 at z = 0; finite for every finite `z`.
@@ -110,6 +115,34 @@ pub(crate) fn exprel_inv_and_deriv(z: f64) -> (f64, f64) {
         (z * e, (1.0 - z) * e)
     } else {
         direct_pair(z)
+    }
+}
+
+/// `g(z)` given `em1 ≈ e^z − 1` computed elsewhere (for models that share
+/// one exponential between several rates). Same series switch; the direct
+/// form is `z / em1`, so its accuracy is that of `em1`: built as `e^z − 1`
+/// from a correctly rounded-ish `e^z` it carries ≈ ε·e^z/|e^z − 1| ≤ 5.5 ε
+/// relative error for |z| ≥ `SERIES_BELOW`. `em1 = ±∞` / `−1` give the
+/// limits 0 and `−z`.
+#[inline]
+pub(crate) fn exprel_inv_em1(z: f64, em1: f64) -> f64 {
+    if z.abs() < SERIES_BELOW {
+        series(z)
+    } else {
+        z / em1
+    }
+}
+
+/// `(g(z), g'(z))` given `em1 ≈ e^z − 1` computed elsewhere; see
+/// [`exprel_inv_em1`]. Finite for every `em1` in `[−1, ∞)` with `|z| ≥` the
+/// switch, except `em1 = ∞`, where the caller must not pass `∞` (use
+/// [`exprel_inv_and_deriv`] or clamp).
+#[inline]
+pub(crate) fn exprel_inv_and_deriv_em1(z: f64, em1: f64) -> (f64, f64) {
+    if z.abs() < SERIES_BELOW {
+        (series(z), series_deriv(z))
+    } else {
+        direct_pair_em1(z, em1)
     }
 }
 
