@@ -87,6 +87,8 @@ fn default_p() -> [f64; 3] {
 
 #[test]
 fn metadata() {
+    // `default()` must keep working for callers that use it
+    #[allow(clippy::default_constructed_unit_structs)]
     let hh = HodgkinHuxley::default();
     assert_eq!(hh, HodgkinHuxley);
     assert_eq!(hh.name(), "hh");
