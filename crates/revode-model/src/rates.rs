@@ -134,9 +134,8 @@ pub(crate) fn exprel_inv_em1(z: f64, em1: f64) -> f64 {
 }
 
 /// `(g(z), g'(z))` given `em1 ≈ e^z − 1` computed elsewhere; see
-/// [`exprel_inv_em1`]. Finite for every `em1` in `[−1, ∞)` with `|z| ≥` the
-/// switch, except `em1 = ∞`, where the caller must not pass `∞` (use
-/// [`exprel_inv_and_deriv`] or clamp).
+/// [`exprel_inv_em1`]. Finite for every finite `em1 ≥ −1`; `em1 = ∞` would
+/// give `0·∞`, so callers clamp `e^z` to `f64::MAX` (as `hh` does).
 #[inline]
 pub(crate) fn exprel_inv_and_deriv_em1(z: f64, em1: f64) -> (f64, f64) {
     if z.abs() < SERIES_BELOW {
