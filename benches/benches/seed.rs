@@ -12,16 +12,28 @@ fn seed(c: &mut Criterion) {
     let grid = TimeGrid::new(0.0, 600.0, 0.01).unwrap();
     let n = grid.n_steps();
     let sqrt_n = (n as f64).sqrt().ceil() as usize;
-    let loss = Loss::Final { weights: vec![1.0; 4] };
+    let loss = Loss::Final {
+        weights: vec![1.0; 4],
+    };
     let mut group = c.benchmark_group("hh_seed_euler");
     group.sample_size(30);
     group.bench_function("forward", |b| {
         b.iter(|| {
-            solve_fixed(&model, FixedMethod::Euler, &grid, black_box(&u0), black_box(&p), None)
-                .unwrap()
+            solve_fixed(
+                &model,
+                FixedMethod::Euler,
+                &grid,
+                black_box(&u0),
+                black_box(&p),
+                None,
+            )
+            .unwrap()
         })
     });
-    for (label, schedule) in [("gradient_all", Schedule::All), ("gradient_every_sqrt_n", Schedule::Every(sqrt_n))] {
+    for (label, schedule) in [
+        ("gradient_all", Schedule::All),
+        ("gradient_every_sqrt_n", Schedule::Every(sqrt_n)),
+    ] {
         group.bench_function(label, |b| {
             b.iter(|| {
                 let problem = FixedProblem {

@@ -19,20 +19,31 @@ fn main() {
 
     let model = HodgkinHuxley;
     let (u0, p) = (model.default_u0(), model.default_params());
-    let loss = Loss::Final { weights: vec![1.0; 4] };
+    let loss = Loss::Final {
+        weights: vec![1.0; 4],
+    };
     let grid = TimeGrid::new(0.0, 600.0, 0.01).unwrap();
     let n = grid.n_steps();
     let sqrt_n = (n as f64).sqrt().ceil() as usize;
-    let problem = FixedProblem { u0: &u0, params: &p, grid, method: FixedMethod::Euler };
+    let problem = FixedProblem {
+        u0: &u0,
+        params: &p,
+        grid,
+        method: FixedMethod::Euler,
+    };
 
     let forward = median_seconds(repeat, || {
-        std::hint::black_box(solve_fixed(&model, FixedMethod::Euler, &grid, &u0, &p, None).unwrap());
+        std::hint::black_box(
+            solve_fixed(&model, FixedMethod::Euler, &grid, &u0, &p, None).unwrap(),
+        );
     });
     let grad_all = median_seconds(repeat, || {
         std::hint::black_box(gradient_fixed(&model, &problem, &loss, Schedule::All).unwrap());
     });
     let grad_sqrt = median_seconds(repeat, || {
-        std::hint::black_box(gradient_fixed(&model, &problem, &loss, Schedule::Every(sqrt_n)).unwrap());
+        std::hint::black_box(
+            gradient_fixed(&model, &problem, &loss, Schedule::Every(sqrt_n)).unwrap(),
+        );
     });
     let rss_before_long = peak_rss_bytes();
 
@@ -40,7 +51,12 @@ fn main() {
     let long_grid = TimeGrid::new(0.0, long_t1, 0.01).unwrap();
     let long_n = long_grid.n_steps();
     let long_k = (long_n as f64).sqrt().ceil() as usize;
-    let long_problem = FixedProblem { u0: &u0, params: &p, grid: long_grid, method: FixedMethod::Euler };
+    let long_problem = FixedProblem {
+        u0: &u0,
+        params: &p,
+        grid: long_grid,
+        method: FixedMethod::Euler,
+    };
     let t = std::time::Instant::now();
     let long = gradient_fixed(&model, &long_problem, &loss, Schedule::Every(long_k)).unwrap();
     let long_seconds = t.elapsed().as_secs_f64();

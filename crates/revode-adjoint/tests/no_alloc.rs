@@ -49,8 +49,15 @@ fn gradient_allocations(method: FixedMethod, schedule: Schedule, n: usize) -> us
     let (u0, p) = (m.default_u0(), m.default_params());
     let grid = TimeGrid::new(0.0, n as f64 * 1e-3, 1e-3).unwrap();
     assert_eq!(grid.n_steps(), n);
-    let problem = FixedProblem { u0: &u0, params: &p, grid, method };
-    let loss = Loss::AllSteps { weights: vec![1.0, 1.0] };
+    let problem = FixedProblem {
+        u0: &u0,
+        params: &p,
+        grid,
+        method,
+    };
+    let loss = Loss::AllSteps {
+        weights: vec![1.0, 1.0],
+    };
     allocations_during(|| {
         gradient_fixed(&m, &problem, &loss, schedule).unwrap();
     })
@@ -59,11 +66,19 @@ fn gradient_allocations(method: FixedMethod, schedule: Schedule, n: usize) -> us
 #[test]
 fn gradient_allocations_do_not_grow_with_steps() {
     for method in [FixedMethod::Euler, FixedMethod::Rk4] {
-        for schedule in [Schedule::All, Schedule::Every(1), Schedule::Every(10), Schedule::Every(64)] {
+        for schedule in [
+            Schedule::All,
+            Schedule::Every(1),
+            Schedule::Every(10),
+            Schedule::Every(64),
+        ] {
             let small = gradient_allocations(method, schedule, 1_000);
             let large = gradient_allocations(method, schedule, 20_000);
             assert!(small > 0, "the counter must see the set-up allocations");
-            assert_eq!(small, large, "{method:?} {schedule:?}: {small} vs {large} allocations");
+            assert_eq!(
+                small, large,
+                "{method:?} {schedule:?}: {small} vs {large} allocations"
+            );
         }
     }
 }

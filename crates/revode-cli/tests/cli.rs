@@ -8,11 +8,17 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_revode");
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("RUST_LOG", "off").output().expect("binary runs")
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("binary runs")
 }
 
 /// Writes `text` as a problem file and runs `revode <cmd> FILE [extra]`.
@@ -44,8 +50,15 @@ fn short_problem_with(key: &str, value: &str) -> String {
 fn assert_error(o: &Output, code: i32, needle: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(code), "stderr: {err}");
-    assert!(err.starts_with("error: "), "one-line error expected, got: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected, got: {err}");
+    assert!(
+        err.starts_with("error: "),
+        "one-line error expected, got: {err}"
+    );
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected, got: {err}"
+    );
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(o.stdout.is_empty(), "nothing on stdout on error");
@@ -97,18 +110,30 @@ fn solve_prints_final_state() {
 
 #[test]
 fn missing_file() {
-    assert_error(&run(&["grad", "/nonexistent/problem.json"]), 2, "cannot read");
+    assert_error(
+        &run(&["grad", "/nonexistent/problem.json"]),
+        2,
+        "cannot read",
+    );
 }
 
 #[test]
 fn malformed_json() {
-    assert_error(&run_text("grad", "{\"model\": {\"name\": \"hh\"", &[]), 2, "invalid JSON");
+    assert_error(
+        &run_text("grad", "{\"model\": {\"name\": \"hh\"", &[]),
+        2,
+        "invalid JSON",
+    );
 }
 
 #[test]
 fn unknown_key() {
     let text = short_problem_with("tolerance", "1e-6");
-    assert_error(&run_text("grad", &text, &[]), 2, "unknown field `tolerance`");
+    assert_error(
+        &run_text("grad", &text, &[]),
+        2,
+        "unknown field `tolerance`",
+    );
 }
 
 #[test]
@@ -126,11 +151,23 @@ fn unknown_solver_key() {
 #[test]
 fn wrong_lengths() {
     let text = short_problem_with("params", "[70, 10]");
-    assert_error(&run_text("grad", &text, &[]), 2, "params has length 2, expected 3");
+    assert_error(
+        &run_text("grad", &text, &[]),
+        2,
+        "params has length 2, expected 3",
+    );
     let text = short_problem_with("u0", "[-59, 0.2, 0.9, 0.1, 0.0]");
-    assert_error(&run_text("solve", &text, &[]), 2, "u0 has length 5, expected 4");
+    assert_error(
+        &run_text("solve", &text, &[]),
+        2,
+        "u0 has length 5, expected 4",
+    );
     let text = short_problem_with("loss", r#"{"kind": "final", "weights": [1]}"#);
-    assert_error(&run_text("grad", &text, &[]), 2, "loss weights has length 1, expected 4");
+    assert_error(
+        &run_text("grad", &text, &[]),
+        2,
+        "loss weights has length 1, expected 4",
+    );
 }
 
 #[test]

@@ -30,7 +30,7 @@ impl TimeGrid {
             return Err(ForwardError::InvalidStep { dt });
         }
         let ratio = (t1 - t0) / dt;
-        if !(ratio < MAX_FIXED_STEPS as f64) {
+        if ratio >= MAX_FIXED_STEPS as f64 {
             return Err(ForwardError::TooManySteps {
                 t0,
                 t1,
