@@ -1,0 +1,230 @@
+//! A hand-written SVG of a tune sweep: two panels over the checkpoint
+//! interval K (log axes), median time on top and peak store below.
+
+use std::fmt::Write;
+
+use revode::tune::TuneReport;
+
+const WIDTH: f64 = 720.0;
+const PANEL: f64 = 260.0;
+const LEFT: f64 = 90.0;
+const RIGHT: f64 = 30.0;
+const TOP: f64 = 40.0;
+const GAP: f64 = 60.0;
+
+/// A decade-aligned log₁₀ axis.
+struct LogAxis {
+    lo: f64,
+    hi: f64,
+}
+
+impl LogAxis {
+    fn covering(values: impl Iterator<Item = f64>) -> LogAxis {
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for v in values.filter(|v| *v > 0.0 && v.is_finite()) {
+            lo = lo.min(v.log10());
+            hi = hi.max(v.log10());
+        }
+        if lo > hi {
+            (lo, hi) = (0.0, 1.0);
+        }
+        let (lo, mut hi) = (lo.floor(), hi.ceil());
+        if hi <= lo {
+            hi = lo + 1.0;
+        }
+        LogAxis { lo, hi }
+    }
+
+    /// Position of `v` in [0, 1].
+    fn frac(&self, v: f64) -> f64 {
+        (v.log10() - self.lo) / (self.hi - self.lo)
+    }
+
+    fn decades(&self) -> impl Iterator<Item = f64> {
+        (self.lo as i32..=self.hi as i32).map(|e| 10f64.powi(e))
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// One panel: axes, decade grid, the series and optional horizontal lines.
+struct Panel<'a> {
+    top: f64,
+    x: &'a LogAxis,
+    y: LogAxis,
+    y_label: &'a str,
+    fmt_y: fn(f64) -> String,
+}
+
+impl Panel<'_> {
+    fn px(&self, k: f64) -> f64 {
+        LEFT + self.x.frac(k) * (WIDTH - LEFT - RIGHT)
+    }
+    fn py(&self, v: f64) -> f64 {
+        self.top + (1.0 - self.y.frac(v)) * PANEL
+    }
+
+    fn frame(&self, svg: &mut String, x_label: &str) {
+        let (x0, x1) = (LEFT, WIDTH - RIGHT);
+        let (y0, y1) = (self.top, self.top + PANEL);
+        for k in self.x.decades() {
+            let x = self.px(k);
+            let _ = write!(
+                svg,
+                r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{y1:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{k}</text>"##,
+                y1 + 16.0
+            );
+        }
+        for v in self.y.decades() {
+            let y = self.py(v);
+            let _ = write!(
+                svg,
+                r##"<line x1="{x0:.1}" y1="{y:.1}" x2="{x1:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"##,
+                x0 - 6.0,
+                y + 4.0,
+                escape(&(self.fmt_y)(v))
+            );
+        }
+        let _ = write!(
+            svg,
+            r##"<rect x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{PANEL:.1}" fill="none" stroke="#000"/><text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text><text transform="translate(18 {:.1}) rotate(-90)" text-anchor="middle">{}</text>"##,
+            x1 - x0,
+            0.5 * (x0 + x1),
+            y1 + 34.0,
+            escape(x_label),
+            y0 + 0.5 * PANEL,
+            escape(self.y_label)
+        );
+    }
+
+    fn hline(&self, svg: &mut String, v: f64, color: &str, label: &str) {
+        let y = self.py(v);
+        let _ = write!(
+            svg,
+            r##"<line x1="{LEFT:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-dasharray="6 4"/><text x="{:.1}" y="{:.1}" text-anchor="end" fill="{color}">{}</text>"##,
+            WIDTH - RIGHT,
+            WIDTH - RIGHT - 4.0,
+            y - 4.0,
+            escape(label)
+        );
+    }
+
+    fn series(&self, svg: &mut String, points: &[(f64, f64)], best: Option<(f64, f64)>) {
+        let path: Vec<String> = points
+            .iter()
+            .map(|&(k, v)| format!("{:.1},{:.1}", self.px(k), self.py(v)))
+            .collect();
+        let _ = write!(
+            svg,
+            r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>"##,
+            path.join(" ")
+        );
+        for &(k, v) in points {
+            let _ = write!(
+                svg,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#1f77b4"/>"##,
+                self.px(k),
+                self.py(v)
+            );
+        }
+        if let Some((k, v)) = best {
+            let _ = write!(
+                svg,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="7" fill="none" stroke="#d62728" stroke-width="2"/>"##,
+                self.px(k),
+                self.py(v)
+            );
+        }
+    }
+}
+
+/// A decade of seconds in milliseconds: `1 ms`, `100 ms`, `1e-2 ms`.
+fn fmt_ms(v: f64) -> String {
+    let e = v.log10().round() as i32 + 3;
+    if (0..=6).contains(&e) {
+        format!("{} ms", 10i64.pow(e as u32))
+    } else {
+        format!("1e{e} ms")
+    }
+}
+
+fn fmt_bytes_decade(v: f64) -> String {
+    format!("1e{} B", v.log10().round())
+}
+
+/// The SVG document for a sweep.
+pub fn tune_svg(r: &TuneReport) -> String {
+    let rows: Vec<_> = r
+        .rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| row.interval.map(|k| (i, k as f64, row)))
+        .collect();
+    let best = rows.iter().find(|(i, ..)| *i == r.recommended);
+    let forward = r.rows[0].median_seconds;
+    let x = LogAxis::covering(rows.iter().map(|(_, k, _)| *k));
+
+    let time = Panel {
+        top: TOP,
+        x: &x,
+        y: LogAxis::covering(
+            rows.iter()
+                .map(|(_, _, row)| row.median_seconds)
+                .chain([forward]),
+        ),
+        y_label: "gradient time (median)",
+        fmt_y: fmt_ms,
+    };
+    let memory = Panel {
+        top: TOP + PANEL + GAP,
+        x: &x,
+        y: LogAxis::covering(
+            rows.iter()
+                .map(|(_, _, row)| row.peak_store_bytes as f64)
+                .chain(r.memory_budget.map(|b| b as f64)),
+        ),
+        y_label: "peak checkpoint store",
+        fmt_y: fmt_bytes_decade,
+    };
+
+    let height = TOP + 2.0 * PANEL + GAP + 50.0;
+    let mut svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="#fff"/><text x="{:.1}" y="22" text-anchor="middle" font-size="14">{}</text>"##,
+        0.5 * WIDTH,
+        escape(&format!(
+            "revode tune: {} {}, {} steps (K = 1 is \"all\")",
+            r.model, r.solver, r.steps
+        ))
+    );
+    time.frame(&mut svg, "checkpoint interval K");
+    time.hline(&mut svg, forward, "#2ca02c", "forward solve alone");
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|(_, k, row)| (*k, row.median_seconds))
+        .collect();
+    time.series(
+        &mut svg,
+        &points,
+        best.map(|(_, k, row)| (*k, row.median_seconds)),
+    );
+
+    memory.frame(&mut svg, "checkpoint interval K");
+    if let Some(b) = r.memory_budget {
+        memory.hline(&mut svg, b as f64, "#ff7f0e", "memory budget");
+    }
+    let points: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|(_, k, row)| (*k, row.peak_store_bytes as f64))
+        .collect();
+    memory.series(
+        &mut svg,
+        &points,
+        best.map(|(_, k, row)| (*k, row.peak_store_bytes as f64)),
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
