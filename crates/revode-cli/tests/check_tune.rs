@@ -192,7 +192,11 @@ fn check_bad_input() {
         &run(&["check", &p, "--params", "0", "--sample", "1"]),
         "cannot be used with",
     );
-    assert_bad_input(&run(&["check", &p, "--rtol", "-1"]), "--rtol");
+    assert_bad_input(
+        &run(&["check", &p, "--rtol=-1"]),
+        "--rtol: -1 is not a finite number ≥ 0",
+    );
+    assert_bad_input(&run(&["check", &p, "--atol", "nan"]), "--atol: NaN");
     assert_bad_input(&run(&["check", &p, "--fd-step", "0"]), "--fd-step");
     assert_bad_input(&run(&["check", &p, "--frobnicate"]), "--frobnicate");
     assert_bad_input(&run(&["check", "/nonexistent.json"]), "cannot read");

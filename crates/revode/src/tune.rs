@@ -97,7 +97,7 @@ pub struct TuneReport {
     pub max_rel_difference: f64,
 }
 
-/// Observer of a sweep's progress: `(settings done, settings in all)`.
+/// Observer of a sweep's progress: `(timed runs done, runs in all)`.
 pub trait TuneProgress {
     fn update(&mut self, done: usize, total: usize);
 }
@@ -149,8 +149,8 @@ fn invalid(origin: &str, message: String) -> Error {
 /// Relative difference tolerated between schedules when not bitwise.
 const NON_BITWISE_RTOL: f64 = 1e-6;
 
-/// Sweeps [`candidate_schedules`] on `problem` (sequentially, so timings do
-/// not compete for cores).
+/// Sweeps [`candidate_schedules`] on `problem` (one run at a time, so timings
+/// do not compete for cores with each other).
 pub fn tune(
     problem: &Problem,
     options: &TuneOptions,
@@ -178,15 +178,51 @@ pub fn tune(
         }
     }
 
-    let total = candidates.len() + 1;
+    // Runs: the forward baseline (None), then each schedule. The repeats are
+    // interleaved (round r times every run once) so that load changes on a
+    // shared machine spread over all rows instead of skewing a few.
+    let runs: Vec<Option<Problem>> = std::iter::once(None)
+        .chain(candidates.iter().map(|&s| {
+            let mut run = problem.clone();
+            run.adjoint.checkpoints = Some(s);
+            Some(run)
+        }))
+        .collect();
+    let total = options.repeat * runs.len();
     progress.update(0, total);
-    let mut times = Vec::with_capacity(options.repeat);
-    for _ in 0..options.repeat {
-        let started = Instant::now();
-        loss(problem)?;
-        times.push(started.elapsed().as_secs_f64());
+    let bitwise_expected = expects_bitwise(problem.adjoint.method);
+    let mut all_bitwise = true;
+    let mut max_rel = 0.0_f64;
+    let mut times = vec![Vec::with_capacity(options.repeat); runs.len()];
+    let mut same = vec![true; runs.len()];
+    let mut stats = vec![reference.stats; runs.len()];
+    for round in 0..options.repeat {
+        for (i, run) in runs.iter().enumerate() {
+            let started = Instant::now();
+            match run {
+                None => {
+                    loss(problem)?;
+                    times[i].push(started.elapsed().as_secs_f64());
+                }
+                Some(run) => {
+                    let g = gradient(run)?;
+                    times[i].push(started.elapsed().as_secs_f64());
+                    let (bitwise, rel) = compare(&reference, &g);
+                    all_bitwise &= bitwise;
+                    max_rel = max_rel.max(rel);
+                    same[i] &= if bitwise_expected {
+                        bitwise
+                    } else {
+                        rel <= NON_BITWISE_RTOL
+                    };
+                    stats[i] = g.stats;
+                }
+            }
+            progress.update(round * runs.len() + i + 1, total);
+        }
     }
-    let forward_seconds = median(std::mem::take(&mut times));
+
+    let forward_seconds = median(std::mem::take(&mut times[0]));
     let mut rows = vec![TuneRow {
         setting: "forward".to_string(),
         schedule: None,
@@ -199,32 +235,8 @@ pub fn tune(
         fits_budget: true,
         same_gradient: true,
     }];
-    progress.update(1, total);
-
-    let bitwise_expected = expects_bitwise(problem.adjoint.method);
-    let mut all_bitwise = true;
-    let mut max_rel = 0.0_f64;
-    for (done, &schedule) in candidates.iter().enumerate() {
-        let mut run = problem.clone();
-        run.adjoint.checkpoints = Some(schedule);
-        let mut same = true;
-        let mut last = None;
-        for _ in 0..options.repeat {
-            let started = Instant::now();
-            let g = gradient(&run)?;
-            times.push(started.elapsed().as_secs_f64());
-            let (bitwise, rel) = compare(&reference, &g);
-            all_bitwise &= bitwise;
-            max_rel = max_rel.max(rel);
-            same &= if bitwise_expected {
-                bitwise
-            } else {
-                rel <= NON_BITWISE_RTOL
-            };
-            last = Some(g);
-        }
-        let stats = last.expect("repeat ≥ 1").stats;
-        let seconds = median(std::mem::take(&mut times));
+    for (i, &schedule) in candidates.iter().enumerate() {
+        let (seconds, stats) = (median(std::mem::take(&mut times[i + 1])), stats[i + 1]);
         rows.push(TuneRow {
             setting: match schedule {
                 Schedule::All => "all".to_string(),
@@ -238,9 +250,8 @@ pub fn tune(
             checkpoints_kept: stats.checkpoints_kept,
             recomputed_steps: stats.recomputed_steps,
             fits_budget: !matches!(options.memory_budget, Some(b) if stats.peak_store_bytes > b),
-            same_gradient: same,
+            same_gradient: same[i + 1],
         });
-        progress.update(done + 2, total);
     }
 
     // Fastest that fits; on a tie, the smaller store.
@@ -301,6 +312,21 @@ mod tests {
             candidate_schedules(4),
             vec![Schedule::All, Schedule::Every(2), Schedule::Every(4)]
         );
+    }
+
+    #[test]
+    fn compare_sees_a_one_ulp_change() {
+        let problem = Problem::from_json(
+            r#"{"model": {"name": "hh"}, "tspan": [0, 1], "solver": {"method": "euler", "dt": 0.1}}"#,
+            "test",
+        )
+        .unwrap();
+        let a = gradient(&problem).unwrap();
+        assert_eq!(compare(&a, &a.clone()), (true, 0.0));
+        let mut b = a.clone();
+        b.gradient_u0[3] = f64::from_bits(b.gradient_u0[3].to_bits() + 1);
+        let (bitwise, rel) = compare(&a, &b);
+        assert!(!bitwise && rel > 0.0 && rel < 1e-15, "{rel:e}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub fn run(args: &TuneArgs) -> Result<ExitCode, Error> {
     } else {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("tune {bar:30} {pos}/{len} settings {elapsed}")
+            ProgressStyle::with_template("tune {bar:30} {pos}/{len} runs {elapsed}")
                 .expect("valid template"),
         );
         bar
