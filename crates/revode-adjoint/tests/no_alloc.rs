@@ -12,7 +12,7 @@ use common::Predator;
 use revode_adjoint::{gradient_fixed, FixedProblem, Loss};
 use revode_checkpoint::Schedule;
 use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
-use revode_model::Model;
+use revode_model::{HodgkinHuxley, Model};
 
 struct Counting;
 
@@ -59,7 +59,7 @@ fn gradient_allocations(method: FixedMethod, schedule: Schedule, n: usize) -> us
         weights: vec![1.0, 1.0],
     };
     allocations_during(|| {
-        gradient_fixed(&m, &problem, &loss, schedule).unwrap();
+        gradient_fixed(m, &problem, &loss, schedule).unwrap();
     })
 }
 
