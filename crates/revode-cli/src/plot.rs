@@ -40,8 +40,18 @@ impl LogAxis {
         (v.log10() - self.lo) / (self.hi - self.lo)
     }
 
-    fn decades(&self) -> impl Iterator<Item = f64> {
-        (self.lo as i32..=self.hi as i32).map(|e| 10f64.powi(e))
+    /// Tick values: each decade, plus 2× and 5× when the axis spans at most
+    /// two decades (a one-decade time axis would otherwise have two ticks).
+    fn ticks(&self) -> Vec<f64> {
+        let multiples: &[f64] = if self.hi - self.lo <= 2.0 {
+            &[1.0, 2.0, 5.0]
+        } else {
+            &[1.0]
+        };
+        (self.lo as i32..=self.hi as i32)
+            .flat_map(|e| multiples.iter().map(move |m| m * 10f64.powi(e)))
+            .filter(|v| v.log10() <= self.hi + 1e-9)
+            .collect()
     }
 }
 
@@ -71,7 +81,7 @@ impl Panel<'_> {
     fn frame(&self, svg: &mut String, x_label: &str) {
         let (x0, x1) = (LEFT, WIDTH - RIGHT);
         let (y0, y1) = (self.top, self.top + PANEL);
-        for k in self.x.decades() {
+        for k in self.x.ticks() {
             let x = self.px(k);
             let _ = write!(
                 svg,
@@ -79,7 +89,7 @@ impl Panel<'_> {
                 y1 + 16.0
             );
         }
-        for v in self.y.decades() {
+        for v in self.y.ticks() {
             let y = self.py(v);
             let _ = write!(
                 svg,
@@ -142,18 +152,31 @@ impl Panel<'_> {
     }
 }
 
-/// A decade of seconds in milliseconds: `1 ms`, `100 ms`, `1e-2 ms`.
+/// A tick (1, 2 or 5 times a power of ten) of seconds in milliseconds:
+/// `20 ms`, `0.5 ms`, `1e-4 ms` (3 significant digits are enough).
 fn fmt_ms(v: f64) -> String {
-    let e = v.log10().round() as i32 + 3;
-    if (0..=6).contains(&e) {
-        format!("{} ms", 10i64.pow(e as u32))
+    let ms = v * 1e3;
+    if (1e-3..1e7).contains(&ms) {
+        format!("{} ms", format_sig(ms))
     } else {
-        format!("1e{e} ms")
+        format!("{ms:.0e} ms")
     }
 }
 
-fn fmt_bytes_decade(v: f64) -> String {
-    format!("1e{} B", v.log10().round())
+/// A tick of bytes: `2e4 B`.
+fn fmt_bytes_tick(v: f64) -> String {
+    format!("{v:.0e} B")
+}
+
+/// `v` rounded to 3 significant digits, without trailing zeros.
+fn format_sig(v: f64) -> String {
+    let decimals = (2 - v.log10().floor() as i32).max(0) as usize;
+    let text = format!("{v:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 /// The SVG document for a sweep.
@@ -188,7 +211,7 @@ pub fn tune_svg(r: &TuneReport) -> String {
                 .chain(r.memory_budget.map(|b| b as f64)),
         ),
         y_label: "peak checkpoint store",
-        fmt_y: fmt_bytes_decade,
+        fmt_y: fmt_bytes_tick,
     };
 
     let height = TOP + 2.0 * PANEL + GAP + 50.0;
@@ -227,4 +250,21 @@ pub fn tune_svg(r: &TuneReport) -> String {
     );
     svg.push_str("</svg>\n");
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels() {
+        assert_eq!(fmt_ms(0.02), "20 ms");
+        assert_eq!(fmt_ms(0.0005), "0.5 ms");
+        assert_eq!(fmt_ms(2.0), "2000 ms");
+        assert_eq!(fmt_bytes_tick(20000.0), "2e4 B");
+        let narrow = LogAxis { lo: 1.0, hi: 2.0 };
+        assert_eq!(narrow.ticks(), [10.0, 20.0, 50.0, 100.0]);
+        let wide = LogAxis { lo: 0.0, hi: 5.0 };
+        assert_eq!(wide.ticks().len(), 6);
+    }
 }

@@ -66,6 +66,7 @@ fn assert_bad_input(o: &Output, needle: &str) {
 
 // ---------------------------------------------------------------- check
 
+/// Every built-in model (add new ones here), every solver, both losses.
 #[test]
 fn check_passes_on_every_model_solver_and_loss() {
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +229,6 @@ fn tune_json_is_complete_and_covers_the_baseline() {
     for s in ["all", "every 2", "every 64", "every 2048", "every 4000"] {
         assert!(settings.contains(&s), "{s} missing: {settings:?}");
     }
-    assert!(settings.contains(&"every 64"), "√4000 → 64? {settings:?}");
     for row in rows {
         for key in [
             "median_seconds",
