@@ -34,6 +34,21 @@ enum Command {
     Tune(commands::tune::TuneArgs),
 }
 
+/// Clap's message for bad flags or values on one line: its first line
+/// (`error: …`), and if that ends in `:`, the items listed below it.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines();
+    let mut out = lines.next().unwrap_or("error: bad arguments").to_string();
+    if out.ends_with(':') {
+        for item in lines.take_while(|l| !l.trim().is_empty()) {
+            out.push(' ');
+            out.push_str(item.trim());
+        }
+    }
+    out
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = match Cli::try_parse() {
@@ -46,9 +61,7 @@ fn main() -> ExitCode {
             e.exit()
         }
         Err(e) => {
-            // Bad flags or values: clap's first line, which starts `error: `.
-            let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+            eprintln!("{}", one_line(&e));
             return ExitCode::from(2);
         }
     };

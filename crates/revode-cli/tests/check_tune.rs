@@ -80,9 +80,18 @@ fn check_passes_on_every_model_solver_and_loss() {
             let v = json(&o);
             assert_eq!(o.status.code(), Some(0), "{solver} {loss}: {v:#}");
             assert_eq!(v["passed"], true);
+            for key in ["model", "solver", "loss_kind", "adjoint_method"] {
+                assert!(v[key].is_string(), "{key} missing: {v}");
+            }
+            for key in ["loss", "steps", "rtol", "atol", "rel_step", "n_failed"] {
+                assert!(v[key].is_number(), "{key} missing: {v}");
+            }
             let entries = v["entries"].as_array().unwrap();
             assert_eq!(entries.len(), 3 + 4, "params and u0");
             for e in entries {
+                for key in ["value", "step", "adjoint", "fd", "fd_error", "abs_error"] {
+                    assert!(e[key].is_number(), "{key} missing: {e}");
+                }
                 assert!(e["fd_converged"].as_bool().unwrap(), "{e}");
                 assert!(e["rel_error"].as_f64().unwrap() < 1e-6, "{e}");
             }
@@ -199,6 +208,8 @@ fn check_bad_input() {
     );
     assert_bad_input(&run(&["check", &p, "--atol", "nan"]), "--atol: NaN");
     assert_bad_input(&run(&["check", &p, "--fd-step", "0"]), "--fd-step");
+    assert_bad_input(&run(&["check", &p, "--seed", "3"]), "--sample");
+    assert_bad_input(&run(&["check", &p, "--params", "x"]), "invalid value 'x'");
     assert_bad_input(&run(&["check", &p, "--frobnicate"]), "--frobnicate");
     assert_bad_input(&run(&["check", "/nonexistent.json"]), "cannot read");
 }
