@@ -213,7 +213,7 @@ impl OnlineStore {
 /// the current state, moved out of the way of the kept checkpoints.
 fn thin(pool: &mut SlotPool, cur: usize) -> usize {
     let before = pool.held().len();
-    let cur_stays = cur + 1 == before && cur % 2 == 0;
+    let cur_stays = cur + 1 == before && cur & 1 == 0;
     pool.keep_even_positions();
     let h = pool.held().len();
     if cur_stays {

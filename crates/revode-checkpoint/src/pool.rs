@@ -132,7 +132,7 @@ impl SlotPool {
         let mut from = h - 1;
         for j in 1..=d {
             // The last step (j = d) writes slot h.
-            let to = if (d - j) % 2 == 0 { h } else { h + 1 };
+            let to = if (d - j) & 1 == 0 { h } else { h + 1 };
             self.advance(chain, a + j - 1, from, to)?;
             observe(a + j, self.slot(to))?;
             from = to;

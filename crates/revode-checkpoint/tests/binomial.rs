@@ -55,7 +55,7 @@ fn sweep_budget(n: usize, slots: usize, len: usize) -> StoreStats {
 /// (free), step a held x_k into an empty slot to get x_{k+1} (cost 1),
 /// visit the next state if held (free). None if impossible.
 fn brute_force_advances(n: usize, slots: usize) -> Option<usize> {
-    assert!(n >= 1 && n <= 16);
+    assert!((1..=16).contains(&n));
     let idx = |mask: u32, v: usize| mask as usize * n + v;
     let mut dist = vec![usize::MAX; (1 << n) * n];
     let mut queue = VecDeque::new();
@@ -83,8 +83,9 @@ fn brute_force_advances(n: usize, slots: usize) -> Option<usize> {
                 dist[idx(dropped, v)] = d;
                 queue.push_front((dropped, v));
             }
-            let stepped = mask | (1 << (k + 1));
-            if k < v && mask & (1 << (k + 1)) == 0 && (mask.count_ones() as usize) < slots {
+            let room = (mask.count_ones() as usize) < slots;
+            if k < v && room && mask & (1 << (k + 1)) == 0 {
+                let stepped = mask | (1 << (k + 1));
                 if d + 1 < dist[idx(stepped, v)] {
                     dist[idx(stepped, v)] = d + 1;
                     queue.push_back((stepped, v));
