@@ -5,7 +5,7 @@
 //! pool grows geometrically as needed. For [`Schedule::BudgetBytes`] the
 //! pool is fixed; half of it takes checkpoints, and when those fill up every
 //! other one is dropped and `d` doubles (so the kept states are always the
-//! multiples of `d`, and `N ≤ 2·capacity·d`). The reverse sweep then handles
+//! multiples of `d`, and `N < capacity·d`). The reverse sweep then handles
 //! each segment between kept states, last first, with the binomial rule in
 //! whatever slots are free (see [`crate::binomial`]).
 
