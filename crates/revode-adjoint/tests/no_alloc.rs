@@ -75,6 +75,9 @@ fn gradient_allocations_do_not_grow_with_steps() {
             Schedule::Every(1),
             Schedule::Every(10),
             Schedule::Every(64),
+            // Predator states: 2 f64s, 24 bytes a budget slot.
+            Schedule::BudgetBytes(10 * 24),
+            Schedule::BudgetBytes(1000 * 24),
         ] {
             let small = gradient_allocations(&Predator, method, schedule, 1_000);
             let large = gradient_allocations(&Predator, method, schedule, 20_000);
