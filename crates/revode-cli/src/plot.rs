@@ -1,5 +1,6 @@
-//! A hand-written SVG of a tune sweep: two panels over the checkpoint
-//! interval K (log axes), median time on top and peak store below.
+//! A hand-written SVG of a tune sweep, log axes throughout: median time and
+//! peak store against the checkpoint interval K, then time against peak
+//! store for every setting (byte budgets have no K, so appear only there).
 
 use std::fmt::Write;
 
@@ -67,6 +68,7 @@ struct Panel<'a> {
     x: &'a LogAxis,
     y: LogAxis,
     y_label: &'a str,
+    fmt_x: fn(f64) -> String,
     fmt_y: fn(f64) -> String,
 }
 
@@ -85,8 +87,9 @@ impl Panel<'_> {
             let x = self.px(k);
             let _ = write!(
                 svg,
-                r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{y1:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{k}</text>"##,
-                y1 + 16.0
+                r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{y1:.1}" stroke="#ddd"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"##,
+                y1 + 16.0,
+                escape(&(self.fmt_x)(k))
             );
         }
         for v in self.y.ticks() {
@@ -123,20 +126,26 @@ impl Panel<'_> {
         );
     }
 
-    fn series(&self, svg: &mut String, points: &[(f64, f64)], best: Option<(f64, f64)>) {
+    fn series(
+        &self,
+        svg: &mut String,
+        points: &[(f64, f64)],
+        color: &str,
+        best: Option<(f64, f64)>,
+    ) {
         let path: Vec<String> = points
             .iter()
             .map(|&(k, v)| format!("{:.1},{:.1}", self.px(k), self.py(v)))
             .collect();
         let _ = write!(
             svg,
-            r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>"##,
+            r##"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.5"/>"##,
             path.join(" ")
         );
         for &(k, v) in points {
             let _ = write!(
                 svg,
-                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="#1f77b4"/>"##,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{color}"/>"##,
                 self.px(k),
                 self.py(v)
             );
@@ -163,6 +172,11 @@ fn fmt_ms(v: f64) -> String {
     }
 }
 
+/// A tick of K.
+fn fmt_k(v: f64) -> String {
+    format!("{v}")
+}
+
 /// A tick of bytes: `2e4 B`.
 fn fmt_bytes_tick(v: f64) -> String {
     format!("{v:.0e} B")
@@ -179,79 +193,118 @@ fn format_sig(v: f64) -> String {
     }
 }
 
+const EVERY_COLOR: &str = "#1f77b4";
+const BUDGET_COLOR: &str = "#9467bd";
+
 /// The SVG document for a sweep.
 pub fn tune_svg(r: &TuneReport) -> String {
-    let rows: Vec<_> = r
+    let timed = &r.rows[1..];
+    let with_k: Vec<_> = r
         .rows
         .iter()
         .enumerate()
         .filter_map(|(i, row)| row.interval.map(|k| (i, k as f64, row)))
         .collect();
-    let best = rows.iter().find(|(i, ..)| *i == r.recommended);
+    let best_row = &r.rows[r.recommended];
+    let best_k = best_row.interval.map(|k| k as f64);
     let forward = r.rows[0].median_seconds;
-    let x = LogAxis::covering(rows.iter().map(|(_, k, _)| *k));
+    let k_axis = LogAxis::covering(with_k.iter().map(|(_, k, _)| *k));
+    let time_axis =
+        || LogAxis::covering(timed.iter().map(|row| row.median_seconds).chain([forward]));
+    let bytes_axis = || {
+        LogAxis::covering(
+            timed
+                .iter()
+                .map(|row| row.peak_store_bytes as f64)
+                .chain(r.memory_budget.map(|b| b as f64)),
+        )
+    };
 
     let time = Panel {
         top: TOP,
-        x: &x,
-        y: LogAxis::covering(
-            rows.iter()
-                .map(|(_, _, row)| row.median_seconds)
-                .chain([forward]),
-        ),
+        x: &k_axis,
+        y: time_axis(),
         y_label: "gradient time (median)",
+        fmt_x: fmt_k,
         fmt_y: fmt_ms,
     };
     let memory = Panel {
         top: TOP + PANEL + GAP,
-        x: &x,
-        y: LogAxis::covering(
-            rows.iter()
-                .map(|(_, _, row)| row.peak_store_bytes as f64)
-                .chain(r.memory_budget.map(|b| b as f64)),
-        ),
+        x: &k_axis,
+        y: bytes_axis(),
         y_label: "peak checkpoint store",
+        fmt_x: fmt_k,
         fmt_y: fmt_bytes_tick,
     };
+    let store_axis = bytes_axis();
+    let tradeoff = Panel {
+        top: TOP + 2.0 * (PANEL + GAP),
+        x: &store_axis,
+        y: time_axis(),
+        y_label: "gradient time (median)",
+        fmt_x: fmt_bytes_tick,
+        fmt_y: fmt_ms,
+    };
 
-    let height = TOP + 2.0 * PANEL + GAP + 50.0;
+    let height = TOP + 3.0 * PANEL + 2.0 * GAP + 50.0;
     let mut svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="#fff"/><text x="{:.1}" y="22" text-anchor="middle" font-size="14">{}</text>"##,
         0.5 * WIDTH,
         escape(&format!(
-            "revode tune: {} {}, {} steps (K = 1 is \"all\")",
+            "revode tune: {} {}, {} steps (K = 1 is \"all\"; red ring: recommended)",
             r.model, r.solver, r.steps
         ))
     );
+    let k_points = |value: fn(&revode::tune::TuneRow) -> f64| -> Vec<(f64, f64)> {
+        with_k.iter().map(|(_, k, row)| (*k, value(row))).collect()
+    };
+    let seconds = |row: &revode::tune::TuneRow| row.median_seconds;
+    let bytes = |row: &revode::tune::TuneRow| row.peak_store_bytes as f64;
+
     time.frame(&mut svg, "checkpoint interval K");
     time.hline(&mut svg, forward, "#2ca02c", "forward solve alone");
-    let points: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|(_, k, row)| (*k, row.median_seconds))
-        .collect();
     time.series(
         &mut svg,
-        &points,
-        best.map(|(_, k, row)| (*k, row.median_seconds)),
+        &k_points(seconds),
+        EVERY_COLOR,
+        best_k.map(|k| (k, seconds(best_row))),
     );
 
     memory.frame(&mut svg, "checkpoint interval K");
     if let Some(b) = r.memory_budget {
         memory.hline(&mut svg, b as f64, "#ff7f0e", "memory budget");
     }
-    let points: Vec<(f64, f64)> = rows
-        .iter()
-        .map(|(_, k, row)| (*k, row.peak_store_bytes as f64))
-        .collect();
     memory.series(
         &mut svg,
-        &points,
-        best.map(|(_, k, row)| (*k, row.peak_store_bytes as f64)),
+        &k_points(bytes),
+        EVERY_COLOR,
+        best_k.map(|k| (k, bytes(best_row))),
+    );
+
+    tradeoff.frame(
+        &mut svg,
+        "peak checkpoint store (blue: all / every K, purple: byte budgets)",
+    );
+    tradeoff.hline(&mut svg, forward, "#2ca02c", "forward solve alone");
+    let by_store = |budgets: bool| -> Vec<(f64, f64)> {
+        let mut v: Vec<(f64, f64)> = timed
+            .iter()
+            .filter(|row| row.interval.is_none() == budgets)
+            .map(|row| (bytes(row), seconds(row)))
+            .collect();
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    tradeoff.series(&mut svg, &by_store(false), EVERY_COLOR, None);
+    tradeoff.series(
+        &mut svg,
+        &by_store(true),
+        BUDGET_COLOR,
+        Some((bytes(best_row), seconds(best_row))),
     );
     svg.push_str("</svg>\n");
     svg
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

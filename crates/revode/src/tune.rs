@@ -9,23 +9,58 @@ use serde::Serialize;
 use crate::problem::{AdjointMethod, AdjointSpec};
 use crate::{gradient, loss, Error, GradientReport, Problem};
 
-/// The schedules a sweep tries for a run of `n_steps` steps: `all` (K = 1),
-/// `every K` for K = 2, 4, 8, … below N, ⌈√N⌉ and N. Sorted by K.
+/// The schedules a sweep tries for `n_steps` steps of `state_len` f64s:
 ///
-/// Extension point: new schedule kinds (e.g. byte budgets) are added here.
-pub fn candidate_schedules(n_steps: usize) -> Vec<Schedule> {
+/// * `all` (K = 1) and `every K` for K = 2, 4, 8, … below N, ⌈√N⌉ and N,
+///   sorted by K;
+/// * byte budgets, ascending: one the size of each `every K` store for
+///   K ≤ ⌈√N⌉ (the same memory, placed by the binomial rule instead), and
+///   the user's memory budget itself if it is valid. The smallest valid
+///   budget (3 slots) is left out: its recomputation grows like N²/4.
+///
+/// Extension point: new schedule kinds are added here.
+pub fn candidate_schedules(
+    n_steps: usize,
+    state_len: usize,
+    memory_budget: Option<usize>,
+) -> Vec<Schedule> {
     let n = n_steps.max(1);
+    let sqrt_n = (n as f64).sqrt().ceil() as usize;
     let mut ks: Vec<usize> = std::iter::successors(Some(2usize), |k| k.checked_mul(2))
         .take_while(|&k| k < n)
         .collect();
-    ks.push((n as f64).sqrt().ceil() as usize);
+    ks.push(sqrt_n);
     ks.push(n);
     ks.retain(|&k| k >= 2);
     ks.sort_unstable();
     ks.dedup();
+
+    let min_budget = Schedule::min_budget_bytes(n_steps, state_len);
+    let mut budgets: Vec<usize> = std::iter::once(Schedule::All)
+        .chain(ks.iter().map(|&k| Schedule::Every(k)))
+        .filter(|s| interval_of(*s).is_some_and(|k| k <= sqrt_n))
+        .map(|s| s.bytes_needed(n_steps, state_len))
+        .chain(memory_budget.filter(|&b| b >= min_budget))
+        .collect();
+    // An every-K store can be smaller than the smallest valid budget (a
+    // budget slot also holds the step number).
+    budgets.retain(|&b| b >= min_budget);
+    budgets.sort_unstable();
+    budgets.dedup();
+
     std::iter::once(Schedule::All)
         .chain(ks.into_iter().map(Schedule::Every))
+        .chain(budgets.into_iter().map(Schedule::BudgetBytes))
         .collect()
+}
+
+/// The row label of a schedule.
+pub fn label(schedule: Schedule) -> String {
+    match schedule {
+        Schedule::All => "all".to_string(),
+        Schedule::Every(k) => format!("every {k}"),
+        Schedule::BudgetBytes(b) => format!("budget {b} B"),
+    }
 }
 
 /// Whether every schedule must give the bitwise same gradient.
@@ -40,6 +75,7 @@ pub fn interval_of(schedule: Schedule) -> Option<usize> {
     match schedule {
         Schedule::All => Some(1),
         Schedule::Every(k) => Some(k),
+        Schedule::BudgetBytes(_) => None,
     }
 }
 
@@ -55,7 +91,7 @@ pub struct TuneOptions {
 /// One measured setting; the baseline row has no schedule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TuneRow {
-    /// `forward` for the baseline, `all`, `every K`.
+    /// `forward` for the baseline, `all`, `every K`, `budget B B`.
     pub setting: String,
     pub schedule: Option<Schedule>,
     /// K on the plot's axis.
@@ -162,7 +198,7 @@ pub fn tune(
     let reference = gradient(problem)?;
     let steps = reference.stats.steps;
     let n_states = reference.gradient_u0.len();
-    let candidates = candidate_schedules(steps);
+    let candidates = candidate_schedules(steps, n_states, options.memory_budget);
 
     if let Some(budget) = options.memory_budget {
         let smallest = candidates
@@ -238,10 +274,7 @@ pub fn tune(
     for (i, &schedule) in candidates.iter().enumerate() {
         let (seconds, stats) = (median(std::mem::take(&mut times[i + 1])), stats[i + 1]);
         rows.push(TuneRow {
-            setting: match schedule {
-                Schedule::All => "all".to_string(),
-                Schedule::Every(k) => format!("every {k}"),
-            },
+            setting: label(schedule),
             schedule: Some(schedule),
             interval: interval_of(schedule),
             median_seconds: seconds,
@@ -299,7 +332,7 @@ mod tests {
 
     #[test]
     fn candidates_cover_all_powers_of_two_sqrt_and_n() {
-        let c = candidate_schedules(60_000);
+        let c = candidate_schedules(60_000, 4, None);
         assert_eq!(c[0], Schedule::All);
         for k in [2, 4, 1024, 32_768, 245, 60_000] {
             assert!(c.contains(&Schedule::Every(k)), "every {k} missing");
@@ -307,11 +340,39 @@ mod tests {
         assert!(!c.contains(&Schedule::Every(65_536)));
         let ks: Vec<usize> = c.iter().filter_map(|&s| interval_of(s)).collect();
         assert!(ks.windows(2).all(|w| w[0] < w[1]), "{ks:?}");
-        assert_eq!(candidate_schedules(1), vec![Schedule::All]);
         assert_eq!(
-            candidate_schedules(4),
-            vec![Schedule::All, Schedule::Every(2), Schedule::Every(4)]
+            candidate_schedules(4, 4, None),
+            vec![
+                Schedule::All,
+                Schedule::Every(2),
+                Schedule::Every(4),
+                // `all` holds 4 × 32 B; every 2 holds 96 B, below the
+                // minimum budget (3 slots of 40 B), so it has no twin.
+                Schedule::BudgetBytes(128),
+            ]
         );
+    }
+
+    #[test]
+    fn candidate_budgets_match_every_k_stores_and_the_users_budget() {
+        let (n, len) = (60_000, 4);
+        let c = candidate_schedules(n, len, Some(65_536));
+        let budgets: Vec<usize> = c
+            .iter()
+            .filter_map(|s| match *s {
+                Schedule::BudgetBytes(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        assert!(budgets.windows(2).all(|w| w[0] < w[1]), "{budgets:?}");
+        assert!(budgets[0] > Schedule::min_budget_bytes(n, len));
+        for s in [Schedule::All, Schedule::Every(2), Schedule::Every(245)] {
+            assert!(budgets.contains(&s.bytes_needed(n, len)), "{s:?}");
+        }
+        assert!(budgets.contains(&65_536));
+        // A user budget below the minimum adds nothing.
+        let small = candidate_schedules(n, len, Some(1));
+        assert_eq!(small.len(), c.len() - 1);
     }
 
     #[test]

@@ -82,8 +82,9 @@ fn print_text(args: &TuneArgs, r: &TuneReport) {
         r.adjoint_method,
         r.repeat
     );
+    let width = r.rows.iter().map(|row| row.setting.len()).max().unwrap_or(7);
     println!(
-        "  {:<12}  {:>11}  {:>8}  {:>26}  {:>11}  {:>11}",
+        "  {:<width$}  {:>11}  {:>8}  {:>26}  {:>11}  {:>11}",
         "setting", "time", "×forward", "peak store", "checkpoints", "recomputed"
     );
     for (i, row) in r.rows.iter().enumerate() {
@@ -98,7 +99,7 @@ fn print_text(args: &TuneArgs, r: &TuneReport) {
             flags.push("GRADIENT DIFFERS");
         }
         println!(
-            "  {:<12}  {:>8.3} ms  {:>8.2}  {:>26}  {:>11}  {:>11}  {}",
+            "  {:<width$}  {:>8.3} ms  {:>8.2}  {:>26}  {:>11}  {:>11}  {}",
             row.setting,
             row.median_seconds * 1e3,
             row.ratio_to_forward,
