@@ -169,7 +169,7 @@ class Bench:
         ap.add_argument("--reps", type=int, default=5, help="timed calls after warm-up")
         ap.add_argument("--budget", type=float, default=20.0,
                         help="stop repeating once this many seconds were spent")
-        ap.add_argument("--only", default="", help="comma list of problem-name substrings")
+        ap.add_argument("--only", default="", help="comma list of problem names to run (default all)")
         self.args = ap.parse_args()
         self.engine = engine
         self.quick = self.args.quick
@@ -184,7 +184,7 @@ class Bench:
     def wanted(self, problem):
         if not self.args.only:
             return True
-        return any(s and s in problem for s in self.args.only.split(","))
+        return problem in [s.strip() for s in self.args.only.split(",")]
 
     def base(self, problem, method):
         return {"engine": self.engine, "version": self.version, "method": method,
