@@ -107,15 +107,24 @@ def _ms(t):
 
 def time_calls(fn, reps, budget_s):
     """First call (includes tracing/JIT compile) then up to `reps` timed calls (at least
-    one) within `budget_s` seconds.  Returns (first_ms, median_ms, n_timed, last_result,
+    one) within `budget_s` seconds; reps = 0: only one call, reported as both.  Returns (first_ms, median_ms, n_timed, last_result,
     peak MiB of the last timed call or None)."""
+    if reps <= 0:  # engines without JIT, slow calls: the single first call is the measurement
+        ok = _reset_hwm()
+        before = _status_kb("VmRSS")
+        t0 = time.perf_counter()
+        out = fn()
+        first = _ms(time.perf_counter() - t0)
+        hwm = _status_kb("VmHWM")
+        peak = max(0, hwm - before) / 1024.0 if ok and before and hwm else None
+        return first, first, 0, out, peak
     t0 = time.perf_counter()
     out = fn()
     first = _ms(time.perf_counter() - t0)
     times = []
     peak = None
     start = time.perf_counter()
-    while len(times) < max(1, reps):
+    while len(times) < reps:
         ok = _reset_hwm()
         before = _status_kb("VmRSS")
         t0 = time.perf_counter()
