@@ -9,6 +9,7 @@ but constants, initial states, step counts and the reporting format live here.
 import argparse
 import json
 import math
+import re
 import os
 import statistics
 import sys
@@ -165,6 +166,19 @@ def grad_fields(grad, full_limit=300):
     return out
 
 
+def error_text(e):
+    """Exception -> short message.  JAX runtime errors from inside a jitted solver wrap the
+    real cause (e.g. equinox's "maximum number of solver steps was reached") deep in a
+    traceback; put the last line that names an error first."""
+    full = "%s: %s" % (type(e).__name__, str(e))
+    lines = [l.strip() for l in full.splitlines()
+             if re.search(r"(Error|Exception): ", l) and not l.strip().startswith("File")]
+    head = lines[-1] if lines else full.splitlines()[0]
+    if head == full:
+        return full[:2000]
+    return (head[:500] + " || " + full[:1500])
+
+
 def emit(rec):
     print(json.dumps(rec), flush=True)
 
@@ -226,7 +240,7 @@ class Bench:
             if post is not None:  # e.g. compiler memory analysis, after first_call timing
                 rec.update(post())
         except Exception as e:  # noqa: BLE001
-            rec["error"] = "%s: %s" % (type(e).__name__, str(e)[:2000])
+            rec["error"] = error_text(e)
             rec["traceback_tail"] = traceback.format_exc()[-1500:]
         emit(rec)
         return rec

@@ -68,7 +68,7 @@ def bench(b, problem, method, rhs, u0, p0, t_end, solver, controller, dt0, adjoi
         extra["num_rejected_steps"] = int(stats.get("num_rejected_steps", 0))
         extra["max_steps"] = max_steps
     except Exception as e:  # noqa: BLE001
-        b.error(problem, method, "%s: %s" % (type(e).__name__, str(e)[:1500]))
+        b.error(problem, method, common.error_text(e))
         return
     fwd = jax.jit(loss)
     vg = jax.jit(jax.value_and_grad(loss))

@@ -168,7 +168,7 @@ def bench_euler(b, problem, rhs, u0, p0, n, all_steps, nets=False):
                         "memory_method": "peak RSS increase (MiB) during one chunk of %d tangents" % chunk,
                         "grad_first_chunk": [common.jnum(v) for v in out[1]]})
         except Exception as e:  # noqa: BLE001
-            rec["error"] = "%s: %s" % (type(e).__name__, str(e)[:1000])
+            rec["error"] = common.error_text(e)
         common.emit(rec)
 
 

@@ -128,6 +128,9 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--timeout", type=int, default=900, help="seconds per (peer, problem)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "peers.json"))
+    ap.add_argument("--update", action="store_true",
+                    help="merge into an existing --out: replace only the (engine, problem) "
+                         "pairs run now")
     ap.add_argument("--save-measured", action="store_true",
                     help="also copy the result to measured/peers-<date>.json")
     args = ap.parse_args()
@@ -164,6 +167,15 @@ def main():
                   "(first_call_ms / forward_first_call_ms include tracing and JIT compile)",
         "records": records,
     }
+    if args.update and os.path.exists(args.out):
+        with open(args.out) as f:
+            old = json.load(f)
+        rerun = {(r.get("engine"), r.get("problem")) for r in records}
+        kept = [r for r in old["records"] if (r.get("engine"), r.get("problem")) not in rerun]
+        old.setdefault("updates", []).append({"date_utc": result["date_utc"],
+                                              "rerun": sorted("%s/%s" % k for k in rerun)})
+        old["records"] = kept + records
+        result = old
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
