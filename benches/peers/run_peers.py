@@ -136,6 +136,7 @@ def main():
     args = ap.parse_args()
 
     started = datetime.datetime.now(datetime.timezone.utc)
+    mach = machine()  # includes the load average at start (the machine may be shared)
     inst = install(args.skip_install)
     records = []
     wanted = [p for p in args.problems.split(",") if p]
@@ -161,7 +162,8 @@ def main():
         "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(
             timespec="seconds"),
         "quick": args.quick,
-        "machine": machine(),
+        "machine": mach,
+        "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
         "threads": THREAD_ENV,
         "timing": "forward_ms / gradient_ms: median of up to --reps calls after a first call "
                   "(first_call_ms / forward_first_call_ms include tracing and JIT compile)",
