@@ -79,7 +79,7 @@ def jitted(fn):
     def call(p):
         if not box:
             X = ca.MX.sym("X", fn.size1_in(0))
-            box.append(ca.Function(fn.name() + "_jit", [X], fn(X), JIT_OPTS))
+            box.append(ca.Function(fn.name() + "_jit", [X], fn.call([X]), JIT_OPTS))
         return box[0](p)
     return call
 
