@@ -273,7 +273,10 @@ fn tune_recommendation_respects_the_memory_budget() {
     assert!(best["peak_store_bytes"].as_u64().unwrap() <= 4096, "{best}");
     assert_eq!(best["fits_budget"], true);
     // The budget itself is one of the settings (placed by the binomial rule).
-    let own = rows.iter().find(|r| r["setting"] == "budget 4096 B").unwrap();
+    let own = rows
+        .iter()
+        .find(|r| r["setting"] == "budget 4096 B")
+        .unwrap();
     assert_eq!(own["schedule"]["budget_bytes"], 4096);
     assert!(own["peak_store_bytes"].as_u64().unwrap() <= 4096, "{own}");
     let over: Vec<_> = rows.iter().filter(|r| r["fits_budget"] == false).collect();

@@ -82,7 +82,12 @@ fn print_text(args: &TuneArgs, r: &TuneReport) {
         r.adjoint_method,
         r.repeat
     );
-    let width = r.rows.iter().map(|row| row.setting.len()).max().unwrap_or(7);
+    let width = r
+        .rows
+        .iter()
+        .map(|row| row.setting.len())
+        .max()
+        .unwrap_or(7);
     println!(
         "  {:<width$}  {:>11}  {:>8}  {:>26}  {:>11}  {:>11}",
         "setting", "time", "×forward", "peak store", "checkpoints", "recomputed"
