@@ -7,12 +7,17 @@
 //! hand-written vector–Jacobian products. Nothing is taped and nothing is
 //! allocated per step.
 
+mod adjoint_ode;
+mod continuous_adaptive;
 mod discrete;
 mod error;
 mod fixed_driver;
 mod loss;
+mod online_standin;
 
+pub use adjoint_ode::{ContinuousOptions, ErrorControl};
+pub use continuous_adaptive::{gradient_continuous, validate_adaptive, AdaptiveProblem};
 pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};
 pub use fixed_driver::{gradient_fixed, validate_fixed, FixedProblem, Gradient, GradientStats};
-pub use loss::Loss;
+pub use loss::{Loss, StepLoss};
