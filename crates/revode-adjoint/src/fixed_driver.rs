@@ -52,12 +52,12 @@ pub struct Gradient {
 }
 
 /// The forward step as a checkpointable chain.
-struct FixedChain<'a, M: Model> {
-    model: &'a M,
-    stepper: FixedStepper,
-    grid: TimeGrid,
-    params: &'a [f64],
-    work: M::Work,
+pub(crate) struct FixedChain<'a, M: Model> {
+    pub model: &'a M,
+    pub stepper: FixedStepper,
+    pub grid: TimeGrid,
+    pub params: &'a [f64],
+    pub work: M::Work,
 }
 
 impl<M: Model> Chain for FixedChain<'_, M> {
