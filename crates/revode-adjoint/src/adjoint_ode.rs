@@ -160,7 +160,7 @@ impl BackwardIntegrator {
         let mut after_reject = false;
         loop {
             let h = self.h;
-            if !(h.abs() >= self.h_min) {
+            if h.abs() < self.h_min || h.is_nan() {
                 return Err(GradientError::AdjointStepTooSmall {
                     t,
                     h: h.abs(),

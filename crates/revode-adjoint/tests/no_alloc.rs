@@ -139,8 +139,14 @@ fn continuous_adjoint_allocations_do_not_grow_with_steps() {
         for control in [ErrorControl::Lambda, ErrorControl::LambdaAndMu] {
             let (short_steps, short) = continuous_allocations(3.0, schedule, control);
             let (long_steps, long) = continuous_allocations(60.0, schedule, control);
-            assert!(long_steps > 10 * short_steps, "{short_steps} vs {long_steps} steps");
-            assert_eq!(short, long, "{schedule:?} {control:?}: {short} vs {long} allocations");
+            assert!(
+                long_steps > 10 * short_steps,
+                "{short_steps} vs {long_steps} steps"
+            );
+            assert_eq!(
+                short, long,
+                "{schedule:?} {control:?}: {short} vs {long} allocations"
+            );
         }
     }
 }

@@ -256,7 +256,7 @@ impl Dopri5 {
         self.dp.k[0].copy_from_slice(layout.f(x));
         let mut after_reject = false;
         loop {
-            if !(h >= self.h_min) {
+            if h < self.h_min || h.is_nan() {
                 return Err(ForwardError::StepSizeTooSmall {
                     t,
                     h,
