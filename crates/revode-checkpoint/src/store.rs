@@ -81,13 +81,13 @@ impl CheckpointStore {
         self.stats
     }
 
-    /// Slot holding state `k` (k < N) during the forward sweep or the replay
-    /// of k's segment.
+    /// Slot holding the state at `offset` within segment `c` (offset 0 is
+    /// the checkpoint). Segment-relative, so the step loops need no integer
+    /// division.
     #[inline]
-    fn slot_of(&self, k: usize) -> usize {
-        let offset = k % self.interval;
+    fn slot(&self, c: usize, offset: usize) -> usize {
         if offset == 0 {
-            k / self.interval
+            c
         } else {
             self.n_checkpoints + offset - 1
         }
@@ -116,17 +116,26 @@ impl CheckpointStore {
             last.copy_from_slice(x0);
             return Ok(());
         }
-        for k in 0..self.n_steps {
-            let from = self.slot_of(k);
-            if k + 1 == self.n_steps {
-                let x = &self.slots[from * len..(from + 1) * len];
-                chain.advance(k, x, last)?;
-                observe(k + 1, last)?;
-            } else {
-                let to = self.slot_of(k + 1);
-                let (x, next) = slot_pair(&mut self.slots, len, from, to);
-                chain.advance(k, x, next)?;
-                observe(k + 1, next)?;
+        for c in 0..self.n_checkpoints {
+            let start = c * self.interval;
+            let end = (start + self.interval).min(self.n_steps);
+            for k in start..end {
+                let from = self.slot(c, k - start);
+                if k + 1 == self.n_steps {
+                    let x = &self.slots[from * len..(from + 1) * len];
+                    chain.advance(k, x, last)?;
+                    observe(k + 1, last)?;
+                } else {
+                    // The segment's last step writes the next checkpoint.
+                    let to = if k + 1 == end {
+                        c + 1
+                    } else {
+                        self.slot(c, k + 1 - start)
+                    };
+                    let (x, next) = slot_pair(&mut self.slots, len, from, to);
+                    chain.advance(k, x, next)?;
+                    observe(k + 1, next)?;
+                }
             }
         }
         Ok(())
@@ -140,24 +149,23 @@ impl CheckpointStore {
         V: FnMut(usize, &[f64]) -> Result<(), C::Error>,
     {
         let len = self.state_len;
-        let k_int = self.interval;
         for c in (0..self.n_checkpoints).rev() {
-            let start = c * k_int;
-            let end = (start + k_int).min(self.n_steps);
+            let start = c * self.interval;
+            let end = (start + self.interval).min(self.n_steps);
             // The forward sweep left the last segment in place.
             if c + 1 < self.n_checkpoints {
                 for k in start..end - 1 {
-                    let (from, to) = (self.slot_of(k), self.slot_of(k + 1));
+                    let (from, to) = (self.slot(c, k - start), self.slot(c, k + 1 - start));
                     let (x, next) = slot_pair(&mut self.slots, len, from, to);
                     chain.advance(k, x, next)?;
                 }
                 self.stats.recomputed_steps += end - 1 - start;
             }
             for k in (start..end).rev() {
-                let s = self.slot_of(k);
+                let s = self.slot(c, k - start);
                 visit(k, &self.slots[s * len..(s + 1) * len])?;
-                self.stats.backward_steps += 1;
             }
+            self.stats.backward_steps += end - start;
         }
         Ok(())
     }

@@ -6,6 +6,7 @@
 //! [`Model::new_work`] and passed back in on every call, so nothing allocates
 //! per step.
 
+pub mod exp;
 mod hh;
 mod rates;
 
