@@ -68,6 +68,10 @@ fn spiral_gradient_converges_with_tolerance() {
     let mut errors = vec![];
     for tol in [1e-4, 1e-6, 1e-8, 1e-10] {
         let g = continuous(&m, &u0, &p, t1, tol, &loss, Schedule::All).unwrap();
+        eprintln!(
+            g.stats.steps,
+            g.stats.backward_steps, g.stats.backward_rejected
+        );
         assert!((g.loss - exact_loss).abs() < 100.0 * tol);
         let err = max_rel(&g.gradient, &exact_p).max(max_rel(&g.gradient_u0, &exact_u0));
         assert!(err < 1000.0 * tol, "tol {tol:e}: error {err:e}");
