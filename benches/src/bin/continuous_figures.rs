@@ -49,6 +49,7 @@ fn main() {
         ("all", Schedule::All),
         ("every_64", Schedule::Every(64)),
         ("every_sqrt_n", Schedule::Every(sqrt_n)),
+        ("budget_64_kib", Schedule::BudgetBytes(64 << 10)),
     ] {
         let g = gradient(schedule);
         assert_eq!(

@@ -11,13 +11,12 @@
 use std::time::Instant;
 
 use log::{debug, info};
-use revode_checkpoint::{Chain, Schedule};
+use revode_checkpoint::{Chain, OnlineStore, OpenChain, Schedule};
 use revode_forward::{AdaptiveOptions, DenseStep, Dopri5, StepLayout};
 use revode_model::Model;
 
 use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions};
 use crate::error::check_vector;
-use crate::online_standin::{OpenChain, StandInOnlineStore as OnlineStore};
 use crate::{Gradient, GradientError, GradientStats, Loss};
 
 /// An adaptive problem: initial state, parameters, span and solver options.
@@ -108,7 +107,9 @@ pub fn gradient_continuous<M: Model>(
         solver,
         work: model.new_work(),
     };
-    let mut store = OnlineStore::new(schedule, layout.len(), max_steps)?;
+    // One more than the solver's own limit, so the solver's error (which
+    // names t) is the one reported.
+    let mut store = OnlineStore::new(schedule, layout.len(), max_steps + 1)?;
 
     let started = Instant::now();
     let mut x0 = vec![0.0; layout.len()];
@@ -197,6 +198,7 @@ pub fn gradient_continuous<M: Model>(
         recomputed_steps: s.recomputed_steps,
         // Kept states, the upper restart state and the dense-output buffers.
         peak_store_bytes: s.peak_bytes + state_bytes + dense.buffer_bytes(),
+        forward_steps: s.forward_steps,
         forward_seconds,
         backward_seconds,
     };

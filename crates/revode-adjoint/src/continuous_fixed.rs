@@ -131,6 +131,7 @@ pub fn gradient_continuous_fixed<M: Model>(
         gradient_u0: lambda,
         stats: GradientStats {
             steps: n,
+            forward_steps: s.forward_steps,
             backward_steps: s.backward_steps,
             checkpoints_kept: s.checkpoints_kept,
             recomputed_steps: s.recomputed_steps,

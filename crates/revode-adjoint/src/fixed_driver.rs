@@ -28,6 +28,8 @@ pub struct GradientStats {
     pub steps: usize,
     /// Rejected forward attempts (adaptive solves).
     pub rejected_steps: usize,
+    /// Steps taken by the forward sweep (N; recomputations not included).
+    pub forward_steps: usize,
     /// Adjoint steps taken backward (accepted, for adaptive adjoints).
     pub backward_steps: usize,
     /// Rejected adjoint attempts (adaptive adjoints).
@@ -161,6 +163,7 @@ pub fn gradient_fixed<M: Model>(
     let s = store.stats();
     let stats = GradientStats {
         steps: n,
+        forward_steps: s.forward_steps,
         backward_steps: s.backward_steps,
         checkpoints_kept: s.checkpoints_kept,
         recomputed_steps: s.recomputed_steps,

@@ -18,7 +18,6 @@ mod discrete;
 mod error;
 mod fixed_driver;
 mod loss;
-mod online_standin;
 
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
 pub use continuous_adaptive::{gradient_continuous, validate_adaptive, AdaptiveProblem};

@@ -30,6 +30,14 @@ impl Loss {
         }
     }
 
+    /// Weights of `final` and `all_steps` (empty for `trace_mse`).
+    pub fn weights(&self) -> &[f64] {
+        match self {
+            Loss::Final { weights } | Loss::AllSteps { weights } => weights,
+            Loss::TraceMse { .. } => &[],
+        }
+    }
+
     /// Observation times of a `trace_mse` loss (empty otherwise).
     pub fn observation_times(&self) -> &[f64] {
         match self {

@@ -78,6 +78,9 @@ fn gradient_allocations_do_not_grow_with_steps() {
             Schedule::Every(1),
             Schedule::Every(10),
             Schedule::Every(64),
+            // Predator states: 2 f64s, 24 bytes a budget slot.
+            Schedule::BudgetBytes(10 * 24),
+            Schedule::BudgetBytes(1000 * 24),
         ] {
             let small = gradient_allocations(&Predator, method, schedule, 1_000);
             let large = gradient_allocations(&Predator, method, schedule, 20_000);
@@ -145,7 +148,12 @@ fn continuous_allocations(t1: f64, schedule: Schedule, control: ErrorControl) ->
 
 #[test]
 fn continuous_adjoint_allocations_do_not_grow_with_steps() {
-    for schedule in [Schedule::All, Schedule::Every(1), Schedule::Every(8)] {
+    for schedule in [
+        Schedule::All,
+        Schedule::Every(1),
+        Schedule::Every(8),
+        Schedule::BudgetBytes(4096),
+    ] {
         for control in [ErrorControl::Lambda, ErrorControl::LambdaAndMu] {
             let (short_steps, short) = continuous_allocations(3.0, schedule, control);
             let (long_steps, long) = continuous_allocations(60.0, schedule, control);
