@@ -251,3 +251,27 @@ fn continuous_adjoint_with_fixed_steps_runs() {
     let o = run_text("grad", &v.to_string());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn budget_checkpoints_give_the_same_gradient() {
+    let grad = |schedule: &str| -> Value {
+        let text = std::fs::read_to_string(fixture("hh_dopri5.json"))
+            .unwrap()
+            .replace(
+                r#""checkpoints": "all""#,
+                &format!(r#""checkpoints": {schedule}"#),
+            );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        std::fs::write(&path, text).unwrap();
+        let o = run(&["grad", path.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let all = grad(r#""all""#);
+    let budget = grad(r#"{"budget_bytes": 65536}"#);
+    assert_eq!(all["gradient"], budget["gradient"]);
+    assert_eq!(all["gradient_u0"], budget["gradient_u0"]);
+    assert!(budget["stats"]["peak_store_bytes"].as_u64().unwrap() <= 65536 + 1024);
+    assert!(budget["stats"]["recomputed_steps"].as_u64().unwrap() > 0);
+}
