@@ -10,6 +10,16 @@
 //!   "loss": {"kind": "final", "weights": [1, 1, 1, 1]},
 //!   "adjoint": {"method": "discrete", "checkpoints": "all"} }
 //! ```
+//!
+//! Adaptive solves use the continuous adjoint (docs/adjoint.md):
+//!
+//! ```json
+//! { "model": {"name": "hh"}, "tspan": [0.0, 600.0],
+//!   "solver": {"method": "dopri5", "rtol": 1e-8, "atol": 1e-8},
+//!   "loss": {"kind": "trace_mse", "component": 0, "times": [100, 600], "values": [-60, -65]},
+//!   "adjoint": {"method": "continuous", "error_control": "lambda",
+//!               "checkpoints": {"budget_bytes": 65536}} }
+//! ```
 
 use std::path::Path;
 
