@@ -17,6 +17,7 @@ mod continuous_fixed;
 mod discrete;
 mod error;
 mod fixed_driver;
+mod forward_loss;
 mod loss;
 
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
@@ -25,4 +26,5 @@ pub use continuous_fixed::gradient_continuous_fixed;
 pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};
 pub use fixed_driver::{gradient_fixed, validate_fixed, FixedProblem, Gradient, GradientStats};
+pub use forward_loss::{loss_adaptive, loss_fixed};
 pub use loss::{Loss, StepLoss};

@@ -16,13 +16,18 @@
 //! assert_eq!(g.gradient.len(), 3);
 //! ```
 
+pub mod check;
 mod error;
+pub mod golden;
 pub mod problem;
 mod run;
+#[doc(hidden)]
+pub mod testing;
+pub mod tune;
 
 pub use error::Error;
 pub use problem::{ModelSpec, ModelVisitor, Problem};
-pub use run::{gradient, solve, GradientReport, SolveReport};
+pub use run::{gradient, loss, solve, GradientReport, SolveReport};
 
 pub use revode_adjoint as adjoint;
 pub use revode_checkpoint as checkpoint;

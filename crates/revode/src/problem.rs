@@ -36,6 +36,11 @@ pub enum ModelSpec {
     /// The single Hodgkin–Huxley neuron of the seed problem.
     #[serde(rename = "hh")]
     Hh,
+    /// Test-only: HH with a deliberately wrong parameter VJP, so that tests
+    /// can see `revode check` fail (see [`crate::testing`]).
+    #[doc(hidden)]
+    #[serde(rename = "hh_broken_vjp")]
+    HhBrokenVjp,
 }
 
 /// Code generic over the model type, run by [`ModelSpec::visit`].
@@ -50,6 +55,7 @@ impl ModelSpec {
     pub fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
         match self {
             ModelSpec::Hh => visitor.visit(&HodgkinHuxley),
+            ModelSpec::HhBrokenVjp => visitor.visit(&crate::testing::HhBrokenVjp::default()),
         }
     }
 }

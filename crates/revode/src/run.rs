@@ -3,9 +3,9 @@
 use std::time::Instant;
 
 use revode_adjoint::{
-    gradient_continuous, gradient_continuous_fixed, gradient_fixed, validate_adaptive,
-    validate_fixed, AdaptiveProblem, ContinuousOptions, FixedProblem, Gradient, GradientStats,
-    Loss,
+    gradient_continuous, gradient_continuous_fixed, gradient_fixed, loss_adaptive, loss_fixed,
+    validate_adaptive, validate_fixed, AdaptiveProblem, ContinuousOptions, FixedProblem, Gradient,
+    GradientStats, Loss,
 };
 use revode_checkpoint::Schedule;
 use revode_forward::{solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid};
@@ -240,4 +240,49 @@ impl ModelVisitor for SolveRun<'_> {
 /// s-th state.
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
     problem.model.visit(SolveRun(problem, sample_every))
+}
+
+struct LossRun<'a>(&'a Problem);
+
+impl ModelVisitor for LossRun<'_> {
+    type Output = Result<f64, Error>;
+
+    fn visit<M: Model>(self, model: &M) -> Self::Output {
+        let problem = self.0;
+        let (u0, params) = (
+            problem.u0_or_default(model),
+            problem.params_or_default(model),
+        );
+        let loss = problem.loss_for(model);
+        match fixed_setup(problem)? {
+            Some((method, grid)) => {
+                let fixed = FixedProblem {
+                    u0: &u0,
+                    params: &params,
+                    grid,
+                    method,
+                };
+                Ok(loss_fixed(model, &fixed, &loss)?)
+            }
+            None => {
+                let options = problem.solver.adaptive_options().expect("dopri5");
+                let [t0, t1] = problem.tspan;
+                let adaptive = AdaptiveProblem {
+                    u0: &u0,
+                    params: &params,
+                    t0,
+                    t1,
+                    options: &options,
+                };
+                Ok(loss_adaptive(model, &adaptive, &loss)?)
+            }
+        }
+    }
+}
+
+/// The loss alone (one forward solve, nothing stored): bitwise equal to
+/// [`GradientReport::loss`] for the same problem. Finite differences call it
+/// with `params` or `u0` perturbed.
+pub fn loss(problem: &Problem) -> Result<f64, Error> {
+    problem.model.visit(LossRun(problem))
 }
