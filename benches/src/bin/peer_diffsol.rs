@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use diffsol::{
     AdjointOdeSolverMethod, DenseMatrix, NalgebraMat, OdeBuilder, OdeSolverMethod, OdeSolverState,
-    OdeSolverStopReason, SensitivitiesOdeSolverMethod, Vector,
+    OdeSolverStopReason, SensitivitiesOdeSolverMethod, StepVjp, Vector,
 };
 use revode::checkpoint::Schedule;
 use revode::model::{exprel_inv, exprel_inv_deriv};
@@ -564,9 +564,10 @@ fn calls_per(counts: &Counts, mode: Mode) -> Value {
 /// Continuous adjoint: forward solve with checkpointing, then diffsol's
 /// backwards pass with the final-time loss gradient `dL/du(t1) = w` applied as
 /// a discrete jump at `t1` (no output function; one cost functional).
-fn run_adjoint(spec: &Spec, mode: Mode, param_error_control: bool) -> Value {
+fn run_adjoint(spec: &Spec, mode: Mode, param_error_control: bool, discrete: bool) -> Value {
     let net = spec.net;
     let u0 = net.default_u0();
+    let u0_here = u0.clone();
     let w = net.loss_weights();
     let np = net.nparams();
     let counts = Rc::new(Counts::default());
@@ -612,6 +613,57 @@ fn run_adjoint(spec: &Spec, mode: Mode, param_error_control: bool) -> Value {
         .expect("adjoint problem builds");
     let ctx = *problem.context();
     let dgdu = M::from_vec(net.nstates(), 1, w.clone(), ctx);
+    counts.reset();
+    if discrete {
+        // Reverse mode through the Tsit45 steps actually taken (StepVjp): save
+        // the state after every step, then pull dL/du(t1) = w back through them.
+        let (timing, (loss, grad, steps, fails)) = measure(mode, || {
+            let mut s = problem.tsit45().expect("tsit45 solver");
+            s.set_stop_time(spec.t1).expect("stop time");
+            let mut ends = Vec::new();
+            loop {
+                let r = s.step().expect("forward step");
+                ends.push(s.state_clone());
+                match r {
+                    OdeSolverStopReason::TstopReached => break,
+                    OdeSolverStopReason::InternalTimestep => {}
+                    OdeSolverStopReason::RootFound(..) => unreachable!("no roots"),
+                }
+            }
+            let y: Vec<f64> = (0..net.nstates())
+                .map(|k| s.state().y.get_index(k))
+                .collect();
+            let st = s.get_statistics();
+            let (steps, fails) = (st.number_of_steps, st.number_of_error_test_failures);
+            let mut cot = s.state_clone().zeros_like();
+            for (k, wk) in w.iter().enumerate() {
+                cot.as_mut().y.set_index(k, *wk);
+            }
+            let mut p_bar = diffsol::NalgebraVec::<f64>::zeros(np, ctx);
+            for end in ends.iter().rev() {
+                s.step_vjp(end, &mut cot, &mut p_bar).expect("step vjp");
+            }
+            // The first step starts from dy0 = f(u0, p), computed when the
+            // solver was made (first-same-as-last), not by a step: pull the
+            // remaining dy cotangent back through it, p_bar += F_pᵀ dy_bar.
+            let dy_bar: Vec<f64> = (0..net.nstates())
+                .map(|k| cot.as_ref().dy.get_index(k))
+                .collect();
+            let mut neg = vec![0.0; np];
+            net.sens_adj_neg(&u0_here, &dy_bar, &mut neg);
+            let grad: Vec<f64> = (0..np).map(|k| p_bar.get_index(k) - neg[k]).collect();
+            (dot(&y, &w), grad, steps, fails)
+        });
+        return json!({
+            "timing": timing,
+            "loss": loss,
+            "gradient": grad,
+            "forward_steps": steps,
+            "forward_rejected_steps": fails,
+            "what": "diffsol StepVjp: reverse mode through the accepted Tsit45 steps (step sizes held fixed), every step's end state stored; plus F_p^T dy_bar for the initial FSAL stage dy0 = f(u0, p), which no step computes",
+            "calls_per_gradient": calls_per(&counts, mode),
+        });
+    }
     counts.reset();
     let (timing, (loss, grad, steps, fails)) = measure(mode, || {
         let mut s = problem.tsit45().expect("tsit45 solver");
@@ -739,13 +791,14 @@ fn spec_of(problem: &str) -> Spec {
     }
 }
 
-/// `run` names: forward | adjoint | adjoint_param_ec | fsens | fsens_ec.
+/// `run` names: forward | adjoint | adjoint_param_ec | step_vjp | fsens | fsens_ec.
 fn run_case(problem: &str, run: &str, mode: Mode) -> Value {
     let spec = spec_of(problem);
     match run {
         "forward" => run_forward(&spec, mode),
-        "adjoint" => run_adjoint(&spec, mode, false),
-        "adjoint_param_ec" => run_adjoint(&spec, mode, true),
+        "adjoint" => run_adjoint(&spec, mode, false, false),
+        "adjoint_param_ec" => run_adjoint(&spec, mode, true, false),
+        "step_vjp" => run_adjoint(&spec, mode, false, true),
         "fsens" => run_forward_sens(&spec, mode, false),
         "fsens_ec" => run_forward_sens(&spec, mode, true),
         _ => panic!("unknown run {run}"),
@@ -828,7 +881,7 @@ fn main() {
     let mut problems = serde_json::Map::new();
 
     // 1. hh_dopri5_final.
-    let runs = ["forward", "adjoint", "fsens", "fsens_ec"];
+    let runs = ["forward", "adjoint", "step_vjp", "fsens", "fsens_ec"];
     let (ref_loss, reference, ref_seconds) = reference_hh();
     let mut hh = serde_json::Map::new();
     for run in runs {
@@ -883,10 +936,10 @@ fn main() {
             }),
         );
         let net_runs: &[&str] = if n <= 10 {
-            &["forward", "adjoint", "fsens"]
+            &["forward", "adjoint", "step_vjp", "fsens"]
         } else {
             // Forward sensitivities carry n_p = 3N + N² vectors of length 4N.
-            &["forward", "adjoint"]
+            &["forward", "adjoint", "step_vjp"]
         };
         for run in net_runs {
             eprintln!("{name}: {run}");
