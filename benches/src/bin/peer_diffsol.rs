@@ -27,7 +27,8 @@ use std::time::Instant;
 
 use diffsol::{
     AdjointOdeSolverMethod, DenseMatrix, NalgebraMat, OdeBuilder, OdeSolverMethod, OdeSolverState,
-    OdeSolverStopReason, SensitivitiesOdeSolverMethod, StepVjp, Vector,
+    OdeSolverStopReason, SensitivitiesOdeSolverMethod, StepVjp, Tableau, TableauMat, TableauVec,
+    Vector,
 };
 use revode::checkpoint::Schedule;
 use revode::model::{exprel_inv, exprel_inv_deriv};
@@ -483,6 +484,25 @@ struct Spec {
     net: Net,
     t1: f64,
     tol: f64,
+    /// Fixed-step explicit Euler emulated with a custom one-stage tableau
+    /// (only for the `step_vjp` run).
+    euler_dt: Option<f64>,
+}
+
+/// Explicit Euler as a tableau with a zero error estimate; with the step
+/// growth pinned to 1 the solver keeps the initial step. diffsol's ExplicitRk
+/// requires first-same-as-last (last row of `a` = `b`), so Euler is written
+/// with a second stage `f(y_{n+1})`, which is the next step's first stage.
+/// (`TableauMat::from_slice` is column-major: a(1, 0) = 1.)
+fn euler_tableau() -> Tableau<f64> {
+    Tableau::new(
+        TableauMat::from_slice(2, 2, &[0.0, 1.0, 0.0, 0.0]),
+        TableauVec::from_slice(&[1.0, 0.0]),
+        TableauVec::from_slice(&[0.0, 1.0]),
+        TableauVec::from_slice(&[0.0, 0.0]),
+        1,
+        None,
+    )
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -618,7 +638,22 @@ fn run_adjoint(spec: &Spec, mode: Mode, param_error_control: bool, discrete: boo
         // Reverse mode through the Tsit45 steps actually taken (StepVjp): save
         // the state after every step, then pull dL/du(t1) = w back through them.
         let (timing, (loss, grad, steps, fails)) = measure(mode, || {
-            let mut s = problem.tsit45().expect("tsit45 solver");
+            let tableau = match spec.euler_dt {
+                Some(_) => euler_tableau(),
+                None => Tableau::tsit45(),
+            };
+            let mut state = problem.rk_state(&tableau).expect("rk state");
+            if let Some(dt) = spec.euler_dt {
+                *state.as_mut().h = dt;
+            }
+            let mut s = problem
+                .explicit_rk_solver::<M>(state, tableau)
+                .expect("explicit rk solver");
+            if spec.euler_dt.is_some() {
+                // The error estimate is zero, so the step would grow by the
+                // maximum factor: pin it to 1 to keep h = dt.
+                s.config_mut().maximum_timestep_growth = 1.0;
+            }
             s.set_stop_time(spec.t1).expect("stop time");
             let mut ends = Vec::new();
             loop {
@@ -778,6 +813,15 @@ fn spec_of(problem: &str) -> Spec {
             net: Net::hh(),
             t1: 600.0,
             tol: 1e-8,
+            euler_dt: None,
+        };
+    }
+    if problem == "hh_seed_final" {
+        return Spec {
+            net: Net::hh(),
+            t1: 600.0,
+            tol: 1e-8,
+            euler_dt: Some(0.01),
         };
     }
     let n: usize = problem
@@ -788,6 +832,7 @@ fn spec_of(problem: &str) -> Spec {
         net: Net::network(n),
         t1: 100.0,
         tol: 1e-8,
+        euler_dt: None,
     }
 }
 
@@ -820,6 +865,25 @@ fn probe_memory(problem: &str, run: &str) -> Value {
         .ok()
         .and_then(|v| v.get("timing").cloned())
         .unwrap_or(Value::Null)
+}
+
+/// revode's Euler dt = 0.01 discrete gradient of `hh_seed` (what the
+/// emulated Euler should reproduce).
+fn reference_euler() -> (f64, Vec<f64>) {
+    let model = HodgkinHuxley;
+    let (u0, p) = (model.default_u0(), model.default_params());
+    let grid = TimeGrid::new(0.0, 600.0, 0.01).expect("grid");
+    let problem = FixedProblem {
+        u0: &u0,
+        params: &p,
+        grid,
+        method: FixedMethod::Euler,
+    };
+    let loss = Loss::Final {
+        weights: vec![1.0; 4],
+    };
+    let g = gradient_fixed(&model, &problem, &loss, Schedule::All).expect("euler gradient");
+    (g.loss, g.gradient)
 }
 
 /// revode's exact discrete adjoint of RK4 at dt = 5e-4 on [0, 600].
@@ -913,12 +977,22 @@ fn main() {
     );
     problems.insert("hh_dopri5_final".into(), Value::Object(hh));
 
-    // 2. hh_seed_final: fixed-step explicit Euler.
+    // 2. hh_seed_final: fixed-step explicit Euler, not offered; emulated.
+    let euler_ref = reference_euler();
+    let mut emu = run_case("hh_seed_final", "step_vjp", mode);
+    emu["peak_memory"] = probe_memory("hh_seed_final", "step_vjp");
+    emu["rel_error_vs_revode_euler_discrete_gradient"] = rel_error(&emu, &euler_ref.1);
+    emu["rel_error_vs_reference_gradient"] = rel_error(&emu, &reference);
     problems.insert(
         "hh_seed_final".into(),
         json!({
             "status": "not offered",
-            "why": "diffsol 0.18 has no fixed-step method: its solvers are adaptive (Bdf, Sdirk with tr_bdf2/esdirk34, ExplicitRk with tsit45). A custom Tableau could emulate explicit Euler but its step-size control and continuous adjoint would not be a fixed-step Euler discrete gradient, so it is not reported.",
+            "why": "diffsol 0.18 has no fixed-step method: its solvers are adaptive (Bdf, Sdirk with tr_bdf2/esdirk34, ExplicitRk with tsit45).",
+            "emulation": {
+                "how": "ExplicitRk with a custom Tableau (explicit Euler written first-same-as-last: c = [0, 1], a = [[0, 0], [1, 0]], b = [1, 0], zero error estimate), initial step h = 0.01, maximum_timestep_growth = 1, stop time 600; gradient by StepVjp through all steps (plus F_p^T dy_bar at u0)",
+                "revode_euler_discrete_gradient": {"loss": euler_ref.0, "gradient": euler_ref.1},
+                "result": emu,
+            },
         }),
     );
 
