@@ -538,7 +538,20 @@ fn run_forward(spec: &Spec, mode: Mode) -> Value {
         .expect("forward problem builds");
     counts.reset();
     let (timing, (loss, steps, fails)) = measure(mode, || {
-        let mut s = problem.tsit45().expect("tsit45 solver");
+        let tableau = match spec.euler_dt {
+            Some(_) => euler_tableau(),
+            None => Tableau::tsit45(),
+        };
+        let mut state = problem.rk_state(&tableau).expect("rk state");
+        if let Some(dt) = spec.euler_dt {
+            *state.as_mut().h = dt;
+        }
+        let mut s = problem
+            .explicit_rk_solver::<M>(state, tableau)
+            .expect("explicit rk solver");
+        if spec.euler_dt.is_some() {
+            s.config_mut().maximum_timestep_growth = 1.0;
+        }
         s.set_stop_time(spec.t1).expect("stop time");
         loop {
             match s.step().expect("forward step") {
@@ -695,7 +708,7 @@ fn run_adjoint(spec: &Spec, mode: Mode, param_error_control: bool, discrete: boo
             "gradient": grad,
             "forward_steps": steps,
             "forward_rejected_steps": fails,
-            "what": "diffsol StepVjp: reverse mode through the accepted Tsit45 steps (step sizes held fixed), every step's end state stored; plus F_p^T dy_bar for the initial FSAL stage dy0 = f(u0, p), which no step computes",
+            "what": format!("diffsol StepVjp: reverse mode through the accepted {} steps (step sizes held fixed), every step's end state stored; plus F_p^T dy_bar for the initial FSAL stage dy0 = f(u0, p), which no step computes", if spec.euler_dt.is_some() { "emulated Euler dt = 0.01" } else { "Tsit45" }),
             "calls_per_gradient": calls_per(&counts, mode),
         });
     }
@@ -836,10 +849,20 @@ fn spec_of(problem: &str) -> Spec {
     }
 }
 
-/// `run` names: forward | adjoint | adjoint_param_ec | step_vjp | fsens | fsens_ec.
+/// `run` names: forward | adjoint | adjoint_param_ec | step_vjp | fsens | fsens_ec
+/// | euler_forward | euler_step_vjp.
 fn run_case(problem: &str, run: &str, mode: Mode) -> Value {
-    let spec = spec_of(problem);
+    let mut spec = spec_of(problem);
     match run {
+        // revode's Euler dt = 0.01 fixtures, emulated (see euler_tableau).
+        "euler_forward" => {
+            spec.euler_dt = Some(0.01);
+            run_forward(&spec, mode)
+        }
+        "euler_step_vjp" => {
+            spec.euler_dt = Some(0.01);
+            run_adjoint(&spec, mode, false, true)
+        }
         "forward" => run_forward(&spec, mode),
         "adjoint" => run_adjoint(&spec, mode, false, false),
         "adjoint_param_ec" => run_adjoint(&spec, mode, true, false),
@@ -1003,17 +1026,30 @@ fn main() {
         v.insert(
             "setup".into(),
             json!({
-                "method": "diffsol Tsit45 at rtol = atol = 1e-8 (NOT the Euler dt = 0.01 of revode's fixture: diffsol offers no fixed-step Euler)",
+                "method": "forward, adjoint, step_vjp, fsens: diffsol Tsit45 at rtol = atol = 1e-8 (NOT the Euler dt = 0.01 of revode's fixture); euler_forward, euler_step_vjp: Euler dt = 0.01 emulated with a custom tableau (diffsol offers no fixed-step Euler), gradient by StepVjp",
                 "tspan": [0.0, 100.0],
                 "n_states": 4 * n, "n_params": 3 * n + n * n,
                 "loss": "sum of E_i(100)",
             }),
         );
         let net_runs: &[&str] = if n <= 10 {
-            &["forward", "adjoint", "step_vjp", "fsens"]
+            &[
+                "forward",
+                "adjoint",
+                "step_vjp",
+                "fsens",
+                "euler_forward",
+                "euler_step_vjp",
+            ]
         } else {
             // Forward sensitivities carry n_p = 3N + N² vectors of length 4N.
-            &["forward", "adjoint", "step_vjp"]
+            &[
+                "forward",
+                "adjoint",
+                "step_vjp",
+                "euler_forward",
+                "euler_step_vjp",
+            ]
         };
         for run in net_runs {
             eprintln!("{name}: {run}");
