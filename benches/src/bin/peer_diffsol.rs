@@ -3,7 +3,9 @@
 //! Solves revode's benchmark problems with [diffsol](https://crates.io/crates/diffsol)
 //! and prints one JSON document: forward and gradient times (first call,
 //! minimum and median after warm-up), the gradients (diffsol's continuous
-//! adjoint and its forward sensitivities, both with the Tsit45 explicit RK),
+//! adjoint, its forward sensitivities and its `StepVjp` reverse mode through
+//! the steps, with the Tsit45 explicit RK; revode's fixed-step Euler fixtures
+//! with an emulated Euler tableau, as diffsol offers no fixed-step method),
 //! step counts, closure-call counts and peak-memory deltas, plus the relative
 //! error of the `hh` gradient against a high-accuracy revode reference.
 //!
