@@ -34,5 +34,5 @@ pub mod prelude {
     pub use revode_adjoint::{gradient_fixed, FixedProblem, Gradient, GradientError, Loss};
     pub use revode_checkpoint::Schedule;
     pub use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
-    pub use revode_model::{Dims, HodgkinHuxley, Model};
+    pub use revode_model::{Dims, HhNetwork, HodgkinHuxley, Model};
 }

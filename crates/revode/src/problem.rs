@@ -11,10 +11,11 @@
 //!   "adjoint": {"method": "discrete", "checkpoints": "all"} }
 //! ```
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use revode_checkpoint::Schedule;
-use revode_model::{HodgkinHuxley, Model};
+use revode_model::{HhNetwork, HodgkinHuxley, Model};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -26,6 +27,29 @@ pub enum ModelSpec {
     /// The single Hodgkin–Huxley neuron of the seed problem.
     #[serde(rename = "hh")]
     Hh,
+    /// `n` coupled Hodgkin–Huxley neurons, injected current `i_ext` each.
+    #[serde(rename = "hh_network")]
+    HhNetwork {
+        #[serde(deserialize_with = "neuron_count")]
+        n: NonZeroUsize,
+        #[serde(default = "default_i_ext")]
+        i_ext: f64,
+    },
+}
+
+fn default_i_ext() -> f64 {
+    1.0
+}
+
+/// `n ≥ 1`, with a message that names the key.
+fn neuron_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
+    let n = u64::deserialize(d)?;
+    usize::try_from(n)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("hh_network: n must be at least 1, got {n}"))
+        })
 }
 
 /// Code generic over the model type, run by [`ModelSpec::visit`].
@@ -40,6 +64,9 @@ impl ModelSpec {
     pub fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
         match self {
             ModelSpec::Hh => visitor.visit(&HodgkinHuxley),
+            ModelSpec::HhNetwork { n, i_ext } => {
+                visitor.visit(&HhNetwork::new(*n).with_i_ext(*i_ext))
+            }
         }
     }
 }
