@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 /// Fast, exact, bounded-memory gradients of ODE solutions.
 ///
 /// Exit codes: 0 success, 2 bad input (file, JSON, values, flags),
-/// 3 the solve failed (e.g. the state blew up).
+/// 3 the solve failed (e.g. the state blew up); `check-model`: 1 when a
+/// derivative is wrong; `grad --batch`: 4 when some members failed (each
+/// member's own code is in its JSON line).
 #[derive(Debug, Parser)]
 #[command(name = "revode", version, about, long_about)]
 struct Cli {
@@ -24,6 +26,8 @@ enum Command {
     Solve(commands::solve::SolveArgs),
     /// Compute the loss and its gradient w.r.t. parameters and initial state.
     Grad(commands::grad::GradArgs),
+    /// Compare a built-in model's hand-written VJPs with finite differences.
+    CheckModel(commands::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Solve(args) => commands::solve::run(&args),
         Command::Grad(args) => commands::grad::run(&args),
+        Command::CheckModel(args) => commands::check::run(&args),
     };
     match result {
         Ok(code) => code,

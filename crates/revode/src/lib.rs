@@ -16,6 +16,8 @@
 //! assert_eq!(g.gradient.len(), 3);
 //! ```
 
+pub mod batch;
+pub mod check;
 mod error;
 pub mod problem;
 mod run;

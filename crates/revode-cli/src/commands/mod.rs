@@ -1,2 +1,4 @@
+pub mod batch;
+pub mod check;
 pub mod grad;
 pub mod solve;
