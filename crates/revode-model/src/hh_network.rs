@@ -21,7 +21,7 @@ use crate::{Dims, Model};
 /// Steps of `α λ_E` and `E` collected before one blocked accumulation.
 const BLOCK_STEPS: usize = 32;
 /// Independent partial sums in the reductions (breaks the add latency chain).
-const LANES: usize = 4;
+const LANES: usize = 8;
 
 /// `N` coupled Hodgkin–Huxley neurons (`"hh_network"` in problem files).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -326,8 +326,8 @@ fn dot_and_sum(w: &[f64], x: &[f64]) -> (f64, f64) {
             sum[l] += wk[l];
         }
     }
-    let mut d = (dot[0] + dot[1]) + (dot[2] + dot[3]);
-    let mut s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+    let mut d: f64 = dot.iter().sum();
+    let mut s: f64 = sum.iter().sum();
     for (wk, xk) in wr.iter().zip(xr) {
         d += wk * xk;
         s += wk;
@@ -348,7 +348,7 @@ fn axpy_and_sum(c: f64, w: &[f64], y: &mut [f64]) -> f64 {
             sum[l] += wk[l];
         }
     }
-    let mut s = (sum[0] + sum[1]) + (sum[2] + sum[3]);
+    let mut s: f64 = sum.iter().sum();
     for (wk, yk) in wr.iter().zip(yc.into_remainder()) {
         *yk += c * wk;
         s += wk;
