@@ -10,8 +10,8 @@
 
 use revode::batch::{gradients, Parallelism};
 use revode::checkpoint::Schedule;
-use revode::Problem;
 use revode::prelude::*;
+use revode::Problem;
 use revode_benches::{fixture, median_cpu_seconds, median_seconds};
 
 fn network(n: usize, repeat: usize) -> serde_json::Value {
@@ -45,7 +45,9 @@ fn network(n: usize, repeat: usize) -> serde_json::Value {
     });
     let g = last.unwrap();
     let forward_cpu = median_cpu_seconds(repeat, || {
-        std::hint::black_box(solve_fixed(&model, FixedMethod::Euler, &grid, &u0, &p, None).unwrap());
+        std::hint::black_box(
+            solve_fixed(&model, FixedMethod::Euler, &grid, &u0, &p, None).unwrap(),
+        );
     });
     let gradient_cpu = median_cpu_seconds(repeat, || {
         std::hint::black_box(gradient_fixed(&model, &problem, &loss, Schedule::All).unwrap());
