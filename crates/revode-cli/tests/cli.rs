@@ -285,7 +285,7 @@ fn check_model_exit_codes() {
     );
     assert_error(&run(&["check-model", "nope"]), 2, "unknown variant");
     assert_error(
-        &run(&["check-model", "hh", "--tolerance", "-1"]),
+        &run(&["check-model", "hh", "--tolerance=0"]),
         2,
         "tolerance",
     );
