@@ -135,9 +135,9 @@ impl Model for HhNetwork {
     fn default_params(&self) -> Vec<f64> {
         let n = self.n;
         let mut p = Vec::with_capacity(3 * n + n * n);
-        p.extend(std::iter::repeat(70.0).take(n));
-        p.extend(std::iter::repeat(10.0).take(n));
-        p.extend(std::iter::repeat(0.05).take(n));
+        for g in [70.0, 10.0, 0.05] {
+            p.resize(p.len() + n, g);
+        }
         p.extend((0..n * n).map(|k| Self::default_w(k / n, k % n)));
         p
     }
