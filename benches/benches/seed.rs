@@ -33,6 +33,7 @@ fn seed(c: &mut Criterion) {
     for (label, schedule) in [
         ("gradient_all", Schedule::All),
         ("gradient_every_sqrt_n", Schedule::Every(sqrt_n)),
+        ("gradient_budget_64k", Schedule::BudgetBytes(64 << 10)),
     ] {
         group.bench_function(label, |b| {
             b.iter(|| {

@@ -21,7 +21,16 @@ fn main() {
         });
         let vjp = median_cpu_seconds(5, || {
             for _ in 0..calls {
-                m.vjp(0.0, std::hint::black_box(&u), &p, &lam, &mut du, 0.01, &mut acc, &mut w);
+                m.vjp(
+                    0.0,
+                    std::hint::black_box(&u),
+                    &p,
+                    &lam,
+                    &mut du,
+                    0.01,
+                    &mut acc,
+                    &mut w,
+                );
             }
             m.flush_vjp(&mut acc, &mut w);
         });

@@ -25,6 +25,8 @@ pub struct FixedProblem<'a> {
 pub struct GradientStats {
     /// Forward steps N.
     pub steps: usize,
+    /// Steps taken by the forward sweep (N; recomputations not included).
+    pub forward_steps: usize,
     /// Adjoint steps taken backward.
     pub backward_steps: usize,
     pub checkpoints_kept: usize,
@@ -154,6 +156,7 @@ pub fn gradient_fixed<M: Model>(
     let s = store.stats();
     let stats = GradientStats {
         steps: n,
+        forward_steps: s.forward_steps,
         backward_steps: s.backward_steps,
         checkpoints_kept: s.checkpoints_kept,
         recomputed_steps: s.recomputed_steps,

@@ -12,7 +12,7 @@ use common::Predator;
 use revode_adjoint::{gradient_fixed, FixedProblem, Loss};
 use revode_checkpoint::Schedule;
 use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
-use revode_model::Model;
+use revode_model::{HodgkinHuxley, Model};
 
 struct Counting;
 
@@ -44,8 +44,12 @@ fn allocations_during(f: impl FnOnce()) -> usize {
     ALLOCATIONS.with(Cell::get) - before
 }
 
-fn gradient_allocations(method: FixedMethod, schedule: Schedule, n: usize) -> usize {
-    let m = Predator;
+fn gradient_allocations<M: Model>(
+    m: &M,
+    method: FixedMethod,
+    schedule: Schedule,
+    n: usize,
+) -> usize {
     let (u0, p) = (m.default_u0(), m.default_params());
     let grid = TimeGrid::new(0.0, n as f64 * 1e-3, 1e-3).unwrap();
     assert_eq!(grid.n_steps(), n);
@@ -56,10 +60,10 @@ fn gradient_allocations(method: FixedMethod, schedule: Schedule, n: usize) -> us
         method,
     };
     let loss = Loss::AllSteps {
-        weights: vec![1.0, 1.0],
+        weights: vec![1.0; m.dims().n_states],
     };
     allocations_during(|| {
-        gradient_fixed(&m, &problem, &loss, schedule).unwrap();
+        gradient_fixed(m, &problem, &loss, schedule).unwrap();
     })
 }
 
@@ -71,13 +75,22 @@ fn gradient_allocations_do_not_grow_with_steps() {
             Schedule::Every(1),
             Schedule::Every(10),
             Schedule::Every(64),
+            // Predator states: 2 f64s, 24 bytes a budget slot.
+            Schedule::BudgetBytes(10 * 24),
+            Schedule::BudgetBytes(1000 * 24),
         ] {
-            let small = gradient_allocations(method, schedule, 1_000);
-            let large = gradient_allocations(method, schedule, 20_000);
+            let small = gradient_allocations(&Predator, method, schedule, 1_000);
+            let large = gradient_allocations(&Predator, method, schedule, 20_000);
             assert!(small > 0, "the counter must see the set-up allocations");
             assert_eq!(
                 small, large,
                 "{method:?} {schedule:?}: {small} vs {large} allocations"
+            );
+            let small = gradient_allocations(&HodgkinHuxley, method, schedule, 1_000);
+            let large = gradient_allocations(&HodgkinHuxley, method, schedule, 20_000);
+            assert_eq!(
+                small, large,
+                "HH {method:?} {schedule:?}: {small} vs {large}"
             );
         }
     }

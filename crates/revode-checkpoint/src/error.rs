@@ -17,4 +17,8 @@ pub enum CheckpointError {
         slots: usize,
         slot_bytes: usize,
     },
+    /// An [`crate::OpenChain`] did not reach its last state within the bound
+    /// given to [`crate::OnlineStore::new`].
+    #[error("the chain did not end within {max_steps} steps")]
+    TooManySteps { max_steps: usize },
 }

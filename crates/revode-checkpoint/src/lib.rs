@@ -8,13 +8,21 @@
 //! ([`StoreStats::peak_bytes`]) and known before the run
 //! ([`Schedule::bytes_needed`]).
 //!
+//! [`CheckpointStore`] serves chains of known length (fixed steps);
+//! [`OnlineStore`] serves chains whose length is found while running
+//! (adaptive steps, see [`OpenChain`]).
+//!
 //! The store is agnostic of what a state is: a fixed-step solver's `u`, or an
 //! adaptive solver's `(t, h, u, controller state)`.
 
+pub mod binomial;
 mod error;
+mod online;
+mod pool;
 mod schedule;
 mod store;
 
 pub use error::CheckpointError;
+pub use online::{OnlineStore, OpenChain};
 pub use schedule::Schedule;
 pub use store::{Chain, CheckpointStore, StoreStats};

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::binomial::{min_slots, slot_bytes};
 use crate::CheckpointError;
 
 /// A checkpointing schedule.
@@ -13,6 +14,9 @@ pub enum Schedule {
     /// Keep every K-th state; on the way back, recompute each segment of K
     /// steps from its checkpoint into one reused buffer of K − 1 slots.
     Every(usize),
+    /// Never hold more than this many bytes (slots and their bookkeeping);
+    /// place checkpoints by the optimal binomial (revolve) rule.
+    BudgetBytes(usize),
 }
 
 impl Schedule {
@@ -24,16 +28,46 @@ impl Schedule {
         }
     }
 
-    /// The checkpoint interval K (1 for [`Schedule::All`]).
+    /// Checks the schedule for a chain of `n_steps` steps of `state_len`
+    /// f64s: a budget must hold at least [`Schedule::min_budget_bytes`].
+    pub fn validate_for(&self, n_steps: usize, state_len: usize) -> Result<(), CheckpointError> {
+        self.validate()?;
+        if let Schedule::BudgetBytes(budget) = *self {
+            let minimum = Self::min_budget_bytes(n_steps, state_len);
+            if budget < minimum {
+                return Err(CheckpointError::BudgetTooSmall {
+                    budget,
+                    minimum,
+                    slots: min_slots(n_steps),
+                    slot_bytes: slot_bytes(state_len),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Smallest budget that can reverse `n_steps` steps (3 slots for N ≥ 3).
+    pub fn min_budget_bytes(n_steps: usize, state_len: usize) -> usize {
+        min_slots(n_steps) * slot_bytes(state_len)
+    }
+
+    /// The checkpoint interval K (1 for [`Schedule::All`]; budgets have none).
     pub(crate) fn interval(&self, n_steps: usize) -> usize {
         match *self {
-            Schedule::All => 1,
+            Schedule::All | Schedule::BudgetBytes(_) => 1,
             Schedule::Every(k) => k.clamp(1, n_steps.max(1)),
         }
     }
 
-    /// `(checkpoint slots, segment slots)` for a chain of `n_steps` steps.
-    pub fn slots(&self, n_steps: usize) -> (usize, usize) {
+    /// `(checkpoint slots, segment slots)` for a chain of `n_steps` steps of
+    /// `state_len` f64s. A budget's slots are one pool, reported as
+    /// checkpoint slots: as many as fit (at least the minimum), at most one
+    /// per state.
+    pub fn slots(&self, n_steps: usize, state_len: usize) -> (usize, usize) {
+        if let Schedule::BudgetBytes(budget) = *self {
+            let fit = budget / slot_bytes(state_len);
+            return (fit.clamp(min_slots(n_steps), n_steps.max(1)), 0);
+        }
         let k = self.interval(n_steps);
         let checkpoints = if n_steps == 0 {
             1
@@ -44,9 +78,53 @@ impl Schedule {
     }
 
     /// Exact bytes the store will hold for `n_steps` steps of states of
-    /// `state_len` f64s.
+    /// `state_len` f64s (for a budget: at most the budget, if it is valid).
     pub fn bytes_needed(&self, n_steps: usize, state_len: usize) -> usize {
-        let (c, s) = self.slots(n_steps);
-        (c + s) * state_len * std::mem::size_of::<f64>()
+        let (c, s) = self.slots(n_steps, state_len);
+        match self {
+            Schedule::BudgetBytes(_) => c * slot_bytes(state_len),
+            _ => (c + s) * state_len * std::mem::size_of::<f64>(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_forms() {
+        let s: Schedule = serde_json::from_str(r#"{"budget_bytes": 65536}"#).unwrap();
+        assert_eq!(s, Schedule::BudgetBytes(65536));
+        assert_eq!(
+            serde_json::to_string(&Schedule::BudgetBytes(7)).unwrap(),
+            r#"{"budget_bytes":7}"#
+        );
+        let s: Schedule = serde_json::from_str(r#""all""#).unwrap();
+        assert_eq!(s, Schedule::All);
+    }
+
+    #[test]
+    fn budget_slots_and_bytes() {
+        // 4 f64s + step number = 40 bytes a slot.
+        assert_eq!(Schedule::BudgetBytes(65536).slots(6_000_000, 4), (1638, 0));
+        assert_eq!(
+            Schedule::BudgetBytes(65536).bytes_needed(6_000_000, 4),
+            65520
+        );
+        // Never more slots than states.
+        assert_eq!(Schedule::BudgetBytes(1 << 30).slots(10, 4), (10, 0));
+        assert_eq!(Schedule::min_budget_bytes(1000, 4), 120);
+        assert_eq!(Schedule::min_budget_bytes(2, 4), 80);
+        assert!(Schedule::BudgetBytes(120).validate_for(1000, 4).is_ok());
+        assert_eq!(
+            Schedule::BudgetBytes(119).validate_for(1000, 4),
+            Err(CheckpointError::BudgetTooSmall {
+                budget: 119,
+                minimum: 120,
+                slots: 3,
+                slot_bytes: 40
+            })
+        );
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::pool::{slot_pair, SlotPool};
 use crate::{CheckpointError, Schedule};
 
 /// A deterministic chain of fixed-length states.
@@ -27,14 +28,23 @@ pub struct StoreStats {
     pub backward_steps: usize,
     /// Largest number of bytes of state the store held at once.
     pub peak_bytes: usize,
+    /// Steps taken by the forward sweep (N; not counted as recomputed).
+    pub forward_steps: usize,
+    /// State slots the store allocated.
+    pub slots: usize,
 }
 
 /// Holds the kept states of one chain.
 ///
-/// Layout: one `Vec<f64>` of `C + K − 1` slots: C checkpoints (states 0, K,
-/// 2K, …) followed by K − 1 segment slots (states s+1 … s+K−1 of the segment
-/// being replayed). The forward sweep writes intermediate states straight
-/// into the segment slots, so the last segment needs no recomputation.
+/// [`Schedule::All`] and [`Schedule::Every`]: one `Vec<f64>` of `C + K − 1`
+/// slots: C checkpoints (states 0, K, 2K, …) followed by K − 1 segment slots
+/// (states s+1 … s+K−1 of the segment being replayed). The forward sweep
+/// writes intermediate states straight into the segment slots, so the last
+/// segment needs no recomputation.
+///
+/// [`Schedule::BudgetBytes`]: a pool of slots filled by the binomial rule
+/// (see [`crate::binomial`]), the fewest recomputed steps for the slots the
+/// budget buys.
 #[derive(Debug, Clone)]
 pub struct CheckpointStore {
     schedule: Schedule,
@@ -43,6 +53,7 @@ pub struct CheckpointStore {
     interval: usize,
     n_checkpoints: usize,
     slots: Vec<f64>,
+    binomial: Option<SlotPool>,
     stats: StoreStats,
 }
 
@@ -53,13 +64,21 @@ impl CheckpointStore {
         n_steps: usize,
         state_len: usize,
     ) -> Result<Self, CheckpointError> {
-        schedule.validate()?;
-        let (n_checkpoints, segment) = schedule.slots(n_steps);
-        let slots = vec![0.0; (n_checkpoints + segment) * state_len];
+        schedule.validate_for(n_steps, state_len)?;
+        let (n_checkpoints, segment) = schedule.slots(n_steps, state_len);
+        let (slots, binomial) = match schedule {
+            Schedule::BudgetBytes(_) => (Vec::new(), Some(SlotPool::new(n_checkpoints, state_len))),
+            _ => (vec![0.0; (n_checkpoints + segment) * state_len], None),
+        };
+        let peak_bytes = match &binomial {
+            Some(pool) => pool.bytes(),
+            None => slots.capacity() * std::mem::size_of::<f64>(),
+        };
         let stats = StoreStats {
             steps: n_steps,
             checkpoints_kept: n_checkpoints,
-            peak_bytes: slots.capacity() * std::mem::size_of::<f64>(),
+            peak_bytes,
+            slots: n_checkpoints + segment,
             ..StoreStats::default()
         };
         Ok(CheckpointStore {
@@ -69,6 +88,7 @@ impl CheckpointStore {
             interval: schedule.interval(n_steps),
             n_checkpoints,
             slots,
+            binomial,
             stats,
         })
     }
@@ -81,13 +101,13 @@ impl CheckpointStore {
         self.stats
     }
 
-    /// Slot holding state `k` (k < N) during the forward sweep or the replay
-    /// of k's segment.
+    /// Slot holding the state at `offset` within segment `c` (offset 0 is
+    /// the checkpoint). Segment-relative, so the step loops need no integer
+    /// division.
     #[inline]
-    fn slot_of(&self, k: usize) -> usize {
-        let offset = k % self.interval;
+    fn slot(&self, c: usize, offset: usize) -> usize {
         if offset == 0 {
-            k / self.interval
+            c
         } else {
             self.n_checkpoints + offset - 1
         }
@@ -110,23 +130,38 @@ impl CheckpointStore {
         let len = self.state_len;
         debug_assert_eq!(x0.len(), len);
         debug_assert_eq!(chain.state_len(), len);
+        self.stats.forward_steps = self.n_steps;
+        if let Some(pool) = &mut self.binomial {
+            let kept = binomial_forward(pool, self.n_steps, chain, x0, last, observe)?;
+            self.stats.checkpoints_kept = kept;
+            return Ok(());
+        }
         self.slots[..len].copy_from_slice(x0);
         observe(0, x0)?;
         if self.n_steps == 0 {
             last.copy_from_slice(x0);
             return Ok(());
         }
-        for k in 0..self.n_steps {
-            let from = self.slot_of(k);
-            if k + 1 == self.n_steps {
-                let x = &self.slots[from * len..(from + 1) * len];
-                chain.advance(k, x, last)?;
-                observe(k + 1, last)?;
-            } else {
-                let to = self.slot_of(k + 1);
-                let (x, next) = slot_pair(&mut self.slots, len, from, to);
-                chain.advance(k, x, next)?;
-                observe(k + 1, next)?;
+        for c in 0..self.n_checkpoints {
+            let start = c * self.interval;
+            let end = (start + self.interval).min(self.n_steps);
+            for k in start..end {
+                let from = self.slot(c, k - start);
+                if k + 1 == self.n_steps {
+                    let x = &self.slots[from * len..(from + 1) * len];
+                    chain.advance(k, x, last)?;
+                    observe(k + 1, last)?;
+                } else {
+                    // The segment's last step writes the next checkpoint.
+                    let to = if k + 1 == end {
+                        c + 1
+                    } else {
+                        self.slot(c, k + 1 - start)
+                    };
+                    let (x, next) = slot_pair(&mut self.slots, len, from, to);
+                    chain.advance(k, x, next)?;
+                    observe(k + 1, next)?;
+                }
             }
         }
         Ok(())
@@ -139,40 +174,71 @@ impl CheckpointStore {
         C: Chain,
         V: FnMut(usize, &[f64]) -> Result<(), C::Error>,
     {
+        if let Some(pool) = &mut self.binomial {
+            if self.n_steps > 0 {
+                let recomputed = pool.reverse_from(chain, self.n_steps - 1, |k, x| {
+                    visit(k, x)?;
+                    self.stats.backward_steps += 1;
+                    Ok(())
+                })?;
+                self.stats.recomputed_steps += recomputed;
+            }
+            return Ok(());
+        }
         let len = self.state_len;
-        let k_int = self.interval;
         for c in (0..self.n_checkpoints).rev() {
-            let start = c * k_int;
-            let end = (start + k_int).min(self.n_steps);
+            let start = c * self.interval;
+            let end = (start + self.interval).min(self.n_steps);
             // The forward sweep left the last segment in place.
             if c + 1 < self.n_checkpoints {
                 for k in start..end - 1 {
-                    let (from, to) = (self.slot_of(k), self.slot_of(k + 1));
+                    let (from, to) = (self.slot(c, k - start), self.slot(c, k + 1 - start));
                     let (x, next) = slot_pair(&mut self.slots, len, from, to);
                     chain.advance(k, x, next)?;
                 }
                 self.stats.recomputed_steps += end - 1 - start;
             }
             for k in (start..end).rev() {
-                let s = self.slot_of(k);
+                let s = self.slot(c, k - start);
                 visit(k, &self.slots[s * len..(s + 1) * len])?;
-                self.stats.backward_steps += 1;
             }
+            self.stats.backward_steps += end - start;
         }
         Ok(())
     }
 }
 
-/// `(&slot[a], &mut slot[b])` for distinct slots of one buffer.
-#[inline]
-fn slot_pair(buf: &mut [f64], len: usize, a: usize, b: usize) -> (&[f64], &mut [f64]) {
-    debug_assert_ne!(a, b);
-    if a < b {
-        let (lo, hi) = buf.split_at_mut(b * len);
-        (&lo[a * len..(a + 1) * len], &mut hi[..len])
-    } else {
-        let (lo, hi) = buf.split_at_mut(a * len);
-        (&hi[..len], &mut lo[b * len..(b + 1) * len])
+/// The forward sweep of a budgeted store: checkpoints placed by the
+/// binomial rule; returns how many it kept.
+fn binomial_forward<C, F>(
+    pool: &mut SlotPool,
+    n_steps: usize,
+    chain: &mut C,
+    x0: &[f64],
+    last: &mut [f64],
+    mut observe: F,
+) -> Result<usize, C::Error>
+where
+    C: Chain,
+    F: FnMut(usize, &[f64]) -> Result<(), C::Error>,
+{
+    pool.clear();
+    pool.slot_mut(0).copy_from_slice(x0);
+    pool.push(0);
+    observe(0, x0)?;
+    if n_steps == 0 {
+        last.copy_from_slice(x0);
+        return Ok(1);
+    }
+    loop {
+        let (a, h) = (pool.top(), pool.held().len());
+        if a + 1 == n_steps {
+            chain.advance(a, pool.slot(h - 1), last)?;
+            observe(n_steps, last)?;
+            return Ok(h);
+        }
+        let d = crate::binomial::split(n_steps - a, pool.n_slots() - h);
+        pool.step_and_push(chain, d, &mut observe)?;
     }
 }
 

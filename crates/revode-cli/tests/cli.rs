@@ -379,3 +379,38 @@ fn grad_batch_input_errors() {
     let o = run(&["grad", "--batch", &bad, "--threads", "0"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn grad_with_a_memory_budget_matches_all_bitwise() {
+    let grad = |name: &str| -> Value {
+        let o = run(&["grad", fixture(name).to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (budget, all) = (grad("hh_seed_budget.json"), grad("hh_seed.json"));
+    assert_eq!(budget["checkpoints"]["budget_bytes"], 65536);
+    // serde_json prints f64s round-trip exactly: equal text is equal bits.
+    assert_eq!(budget["loss"], all["loss"]);
+    assert_eq!(budget["gradient"], all["gradient"]);
+    assert_eq!(budget["gradient_u0"], all["gradient_u0"]);
+    let stats = &budget["stats"];
+    assert!(
+        stats["peak_store_bytes"].as_u64().unwrap() <= 65536,
+        "{stats}"
+    );
+    assert!(stats["recomputed_steps"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["forward_steps"], 60_000);
+    assert_eq!(stats["backward_steps"], 60_000);
+}
+
+#[test]
+fn budget_too_small_states_the_minimum() {
+    // HH: 4 states, 40 bytes a slot (state + step number), 3 slots at least.
+    let text = short_problem_with(
+        "adjoint",
+        r#"{"method": "discrete", "checkpoints": {"budget_bytes": 100}}"#,
+    );
+    let o = run_text("grad", &text, &[]);
+    assert_error(&o, 2, "memory budget of 100 bytes is too small");
+    assert!(stderr(&o).contains("at least 120 bytes"), "{}", stderr(&o));
+}

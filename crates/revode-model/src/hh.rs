@@ -6,6 +6,7 @@
 //! The rates use the `g(z) = z/(e^z − 1)` helpers of [`crate::rates`] with
 //! exponentials shared between rates (four `exp` calls per evaluation).
 
+use crate::exp::exp4;
 use crate::rates::{exprel_inv_and_deriv_em1, exprel_inv_em1};
 use crate::{Dims, Model};
 
@@ -42,10 +43,11 @@ const EXP_M5: f64 = 0.006737946999085467;
 /// β_m uses `w`, β_h uses `v = 1/w` and α_n uses `e^{−5} v`. α_m, α_h and β_n
 /// get one `exp` each. `exp(z) − 1` replaces `exp_m1` in the direct branch
 /// of `g`, which is only taken for `|z| ≥ 0.2`, where it costs at most
-/// ≈ 5.5 ε relative (see `rates::exprel_inv_em1`). `w` and α_m's
-/// exponential are clamped to `[MIN_POSITIVE, MAX]` so that far outside the
-/// physiological range (|E| ≳ 2900 mV) no `∞ · 0` can appear; the rates
-/// there are the correct limits (0, 4, −z) to within `|z|/f64::MAX`.
+/// ≈ 5.5 ε relative (see `rates::exprel_inv_em1`). The exponentials come
+/// from [`crate::exp::exp4`], whose arguments are clamped to [−708, 709], so
+/// far outside the physiological range (|E| ≳ 2900 mV) no `∞ · 0` can
+/// appear; the rates there are the correct limits (0, 4, −z) to within
+/// `|z|·e^{−709}`.
 #[derive(Debug, Clone, Copy)]
 struct Exps {
     z_am: f64,
@@ -67,28 +69,33 @@ struct Exps {
 impl Exps {
     #[inline(always)]
     fn at(e: f64) -> Exps {
-        const LO: f64 = f64::MIN_POSITIVE;
-        const HI: f64 = f64::MAX;
         // α_m: z = −(E−V_T−13)/4
         let z_am = -0.25 * (e - E_AM);
         // β_m: z = (E−V_T−40)/5
         let z_bm = 0.2 * (e - E_BM);
         // α_n: z = −(E−V_T−15)/5
         let z_an = -0.2 * (e - E_AN);
-        let w = z_bm.exp().clamp(LO, HI);
+        // The four exponentials in one vectorisable call; `exp4` clamps its
+        // arguments, so every result is finite, normal and positive.
+        let [x_am, w, ah, bn] = exp4([
+            z_am,
+            z_bm,
+            // α_h = 0.128 e^{−(E−V_T−17)/18}
+            (e - E_AH) * (-1.0 / 18.0),
+            // β_n = 0.5 e^{−(E−V_T−10)/40}
+            (e - E_BN) * (-1.0 / 40.0),
+        ]);
         let v = 1.0 / w;
         Exps {
             z_am,
             z_bm,
             z_an,
-            x_am: z_am.exp().clamp(LO, HI),
+            x_am,
             w,
             v,
             x_an: EXP_M5 * v,
-            // α_h = 0.128 e^{−(E−V_T−17)/18}
-            ah: 0.128 * ((e - E_AH) * (-1.0 / 18.0)).exp(),
-            // β_n = 0.5 e^{−(E−V_T−10)/40}
-            bn: 0.5 * ((e - E_BN) * (-1.0 / 40.0)).exp(),
+            ah: 0.128 * ah,
+            bn: 0.5 * bn,
         }
     }
 }

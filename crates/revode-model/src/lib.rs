@@ -7,6 +7,7 @@
 //! per step.
 
 pub mod check;
+pub mod exp;
 mod hh;
 mod hh_network;
 mod rates;

@@ -168,14 +168,9 @@ fn seed_gradient_is_bitwise_identical_for_every_interval() {
                     bits(&all.gradient_u0),
                     "{method:?} K={k}"
                 );
-                let expected_recompute = if k == 1 || k == n {
-                    0
-                } else {
-                    (n / k - 1 + usize::from(n % k != 0)) * (k - 1)
-                };
-                if n % k == 0 {
-                    assert_eq!(g.stats.recomputed_steps, expected_recompute, "K={k}");
-                }
+                // Every segment but the last is replayed: (⌈N/K⌉ − 1)(K − 1) steps.
+                let expected_recompute = (n.div_ceil(k) - 1) * (k - 1);
+                assert_eq!(g.stats.recomputed_steps, expected_recompute, "K={k}");
             }
         }
     }
