@@ -239,14 +239,7 @@ impl Model for HhNetwork {
             be[i] = e;
             diag[i] += al * e;
         }
-        coupling.fill(0.0);
-        for i in 0..n {
-            let c = lam_e[i];
-            let row = &w[i * n..(i + 1) * n];
-            let rs = axpy_and_sum(c, &row[..i], &mut coupling[..i])
-                + axpy_and_sum(c, &row[i + 1..], &mut coupling[i + 1..]);
-            coupling[i] -= c * rs;
-        }
+        coupling_transpose(w, lam_e, n, coupling);
         for (o, c) in out_u.chunks_exact_mut(4).zip(coupling.iter()) {
             o[0] += c;
         }
@@ -332,6 +325,70 @@ fn dot_shifted(w: &[f64], x: &[f64], shift: f64) -> f64 {
         d += wk * (xk - shift);
     }
     d
+}
+
+/// `y ← W̃ᵀ λ − λ ∘ r` (W̃: W without its diagonal, `r_i = Σ_{j≠i} W_ij`).
+///
+/// Rows are taken four at a time, so `y` is loaded and stored once per four
+/// rows; the 4×4 diagonal block is done entry by entry (skipping `W_ii`),
+/// and leftover rows one at a time.
+fn coupling_transpose(w: &[f64], lam: &[f64], n: usize, y: &mut [f64]) {
+    y.fill(0.0);
+    let mut i = 0;
+    while i + 4 <= n {
+        let c = [lam[i], lam[i + 1], lam[i + 2], lam[i + 3]];
+        let rows = [
+            &w[i * n..(i + 1) * n],
+            &w[(i + 1) * n..(i + 2) * n],
+            &w[(i + 2) * n..(i + 3) * n],
+            &w[(i + 3) * n..(i + 4) * n],
+        ];
+        // ∂(dE_{i+r}/dt)/∂E_j = W_{i+r,j}: columns outside the diagonal block
+        for range in [0..i, i + 4..n] {
+            for j in range {
+                y[j] += (c[0] * rows[0][j] + c[1] * rows[1][j])
+                    + (c[2] * rows[2][j] + c[3] * rows[3][j]);
+            }
+        }
+        for r in 0..4 {
+            let diag = i + r;
+            // inside the block, j ≠ i + r
+            for j in i..i + 4 {
+                if j != diag {
+                    y[j] += c[r] * rows[r][j];
+                }
+            }
+            // ∂(dE_k/dt)/∂E_k gains −r_k
+            let rs = sum_lanes(&rows[r][..diag]) + sum_lanes(&rows[r][diag + 1..]);
+            y[diag] -= c[r] * rs;
+        }
+        i += 4;
+    }
+    for i in i..n {
+        let c = lam[i];
+        let row = &w[i * n..(i + 1) * n];
+        let rs = axpy_and_sum(c, &row[..i], &mut y[..i])
+            + axpy_and_sum(c, &row[i + 1..], &mut y[i + 1..]);
+        y[i] -= c * rs;
+    }
+}
+
+/// `Σ w_k` with `LANES` independent partial sums.
+#[inline(always)]
+fn sum_lanes(w: &[f64]) -> f64 {
+    let wc = w.chunks_exact(LANES);
+    let wr = wc.remainder();
+    let mut sum = [0.0; LANES];
+    for wk in wc {
+        for l in 0..LANES {
+            sum[l] += wk[l];
+        }
+    }
+    let mut s: f64 = sum.iter().sum();
+    for wk in wr {
+        s += wk;
+    }
+    s
 }
 
 /// `y += c w`; returns `Σ w_k` (with `LANES` partial sums).
