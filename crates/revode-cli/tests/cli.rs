@@ -238,6 +238,8 @@ fn grad_runs_a_network_problem() {
 fn network_size_errors_are_one_line() {
     let o = run_text("grad", &network_problem(r#", "n": 0"#), &[]);
     assert_error(&o, 2, "n must be at least 1, got 0");
+    let o = run_text("grad", &network_problem(r#", "n": 1000000"#), &[]);
+    assert_error(&o, 2, "n must be at most 4096, got 1000000");
     let o = run_text("grad", &network_problem(""), &[]);
     assert_error(&o, 2, "missing field `n`");
     let o = run_text("grad", &network_problem(r#", "n": 2, "neurons": 3"#), &[]);

@@ -9,6 +9,8 @@
 //! row scale is the largest finite-difference entry of that row; so tiny
 //! entries next to large ones are judged on the row's scale.
 //!
+//! Memory: two dense `S × (S + P)` matrices (16·S·(S + P) bytes).
+//!
 //! `out_u` is pre-filled with NaN (a `vjp` that adds instead of
 //! overwriting fails) and `alpha = 0.5` (a `vjp` that ignores `alpha` fails).
 

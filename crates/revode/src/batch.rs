@@ -4,6 +4,10 @@
 //! thread per member, the same code), so results are bitwise identical to
 //! one-by-one runs whatever the thread count; only the timings in `stats`
 //! differ. A failing member gets its own error; the others still run.
+//! Per-member buffers (stepper, checkpoint store, model `Work`) are made by
+//! the gradient driver once per solve, i.e. per member on its worker; that
+//! is a handful of allocations per solve of tens of thousands of steps, so
+//! no per-worker pool (`map_init`) is kept.
 //!
 //! The batch file is either a JSON array of problem objects or
 //! `{"base": {problem}, "overrides": [{...}, ...]}`: member `k` is `base`

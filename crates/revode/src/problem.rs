@@ -41,9 +41,18 @@ fn default_i_ext() -> f64 {
     1.0
 }
 
-/// `n ≥ 1`, with a message that names the key.
+/// Largest `hh_network` size a problem file may ask for: W alone is then
+/// 128 MiB, and a typo like `n: 1000000` must be an error, not an abort.
+pub const MAX_NETWORK_NEURONS: u64 = 4096;
+
+/// `1 ≤ n ≤ MAX_NETWORK_NEURONS`, with a message that names the key.
 fn neuron_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
     let n = u64::deserialize(d)?;
+    if n > MAX_NETWORK_NEURONS {
+        return Err(serde::de::Error::custom(format!(
+            "hh_network: n must be at most {MAX_NETWORK_NEURONS}, got {n}"
+        )));
+    }
     usize::try_from(n)
         .ok()
         .and_then(NonZeroUsize::new)

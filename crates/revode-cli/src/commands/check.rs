@@ -31,7 +31,18 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// The checker holds two dense Jacobians, 16·S·(S + P) bytes (68 MB at n = 100).
+const MAX_CHECK_NEURONS: u64 = 100;
+
 pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
+    if args.n.is_some_and(|n| n > MAX_CHECK_NEURONS) {
+        return Err(Error::Invalid {
+            origin: "check-model".into(),
+            message: format!(
+                "--n must be at most {MAX_CHECK_NEURONS} (the checker holds two dense Jacobians)"
+            ),
+        });
+    }
     let spec = model_spec(&args.name, args.n)?;
     if !(args.tolerance.is_finite() && args.tolerance > 0.0) {
         return Err(Error::Invalid {
