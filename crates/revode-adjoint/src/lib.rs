@@ -10,9 +10,11 @@
 mod discrete;
 mod error;
 mod fixed_driver;
+mod forward_loss;
 mod loss;
 
 pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};
 pub use fixed_driver::{gradient_fixed, validate_fixed, FixedProblem, Gradient, GradientStats};
+pub use forward_loss::loss_fixed;
 pub use loss::Loss;

@@ -2,6 +2,8 @@
 
 mod commands;
 mod output;
+mod plot;
+mod units;
 
 use std::process::ExitCode;
 
@@ -26,17 +28,54 @@ enum Command {
     Solve(commands::solve::SolveArgs),
     /// Compute the loss and its gradient w.r.t. parameters and initial state.
     Grad(commands::grad::GradArgs),
-    /// Compare a built-in model's hand-written VJPs with finite differences.
-    CheckModel(commands::check::CheckArgs),
+    /// Compare a built-in model's hand-written VJPs with finite differences
+    /// of its rhs (exit 1 when an entry is wrong).
+    CheckModel(commands::check_model::CheckArgs),
+    /// Compare the adjoint gradient with converged finite differences
+    /// (exit 1 when any entry fails).
+    Check(commands::check::CheckArgs),
+    /// Sweep checkpoint settings: time and memory of each, and the fastest
+    /// within a memory budget.
+    Tune(commands::tune::TuneArgs),
+}
+
+/// Clap's message for bad flags or values on one line: its first line
+/// (`error: …`), and if that ends in `:`, the items listed below it.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines();
+    let mut out = lines.next().unwrap_or("error: bad arguments").to_string();
+    if out.ends_with(':') {
+        for item in lines.take_while(|l| !l.trim().is_empty()) {
+            out.push(' ');
+            out.push_str(item.trim());
+        }
+    }
+    out
 }
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print as usual.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Solve(args) => commands::solve::run(&args),
         Command::Grad(args) => commands::grad::run(&args),
-        Command::CheckModel(args) => commands::check::run(&args),
+        Command::CheckModel(args) => commands::check_model::run(&args),
+        Command::Check(args) => commands::check::run(&args),
+        Command::Tune(args) => commands::tune::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -416,3 +416,15 @@ fn budget_too_small_states_the_minimum() {
     assert_error(&o, 2, "memory budget of 100 bytes is too small");
     assert!(stderr(&o).contains("at least 120 bytes"), "{}", stderr(&o));
 }
+
+#[test]
+fn check_model_flags_a_broken_vjp() {
+    // main's test-only model with a wrong parameter derivative
+    let o = run(&["check-model", "hh_broken_vjp", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["passed"], false);
+    assert_eq!(v["worst"][0]["wrt_kind"], "param");
+    assert_eq!(v["worst"][0]["entry"], "d(dE/dt)/dg_Kd");
+    assert!(v["worst"][0]["error"].as_f64().unwrap() > 1e-6, "{v}");
+}

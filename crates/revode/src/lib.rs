@@ -19,12 +19,17 @@
 pub mod batch;
 pub mod check;
 mod error;
+pub mod golden;
+pub mod model_check;
 pub mod problem;
 mod run;
+#[doc(hidden)]
+pub mod testing;
+pub mod tune;
 
 pub use error::Error;
 pub use problem::{ModelSpec, ModelVisitor, Problem};
-pub use run::{gradient, solve, GradientReport, SolveReport};
+pub use run::{gradient, loss, solve, GradientReport, SolveReport};
 
 pub use revode_adjoint as adjoint;
 pub use revode_checkpoint as checkpoint;

@@ -35,6 +35,11 @@ pub enum ModelSpec {
         #[serde(default = "default_i_ext")]
         i_ext: f64,
     },
+    /// Test-only: HH with a deliberately wrong parameter VJP, so that tests
+    /// can see `revode check` fail (see [`crate::testing`]).
+    #[doc(hidden)]
+    #[serde(rename = "hh_broken_vjp")]
+    HhBrokenVjp,
 }
 
 fn default_i_ext() -> f64 {
@@ -76,6 +81,7 @@ impl ModelSpec {
             ModelSpec::HhNetwork { n, i_ext } => {
                 visitor.visit(&HhNetwork::new(*n).with_i_ext(*i_ext))
             }
+            ModelSpec::HhBrokenVjp => visitor.visit(&crate::testing::HhBrokenVjp::default()),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use revode_adjoint::{gradient_fixed, validate_fixed, FixedProblem, GradientStats};
+use revode_adjoint::{gradient_fixed, loss_fixed, validate_fixed, FixedProblem, GradientStats};
 use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
 use revode_model::Model;
 use serde::Serialize;
@@ -140,4 +140,33 @@ impl ModelVisitor for SolveRun<'_> {
 /// s-th state.
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
     problem.model.visit(SolveRun(problem, sample_every))
+}
+
+struct LossRun<'a>(&'a Problem);
+
+impl ModelVisitor for LossRun<'_> {
+    type Output = Result<f64, Error>;
+
+    fn visit<M: Model>(self, model: &M) -> Self::Output {
+        let problem = self.0;
+        let (method, grid) = fixed_setup(problem)?;
+        let (u0, params) = (
+            problem.u0_or_default(model),
+            problem.params_or_default(model),
+        );
+        let fixed = FixedProblem {
+            u0: &u0,
+            params: &params,
+            grid,
+            method,
+        };
+        Ok(loss_fixed(model, &fixed, &problem.loss_for(model))?)
+    }
+}
+
+/// The loss alone (one forward solve, nothing stored): bitwise equal to
+/// [`GradientReport::loss`] for the same problem. Finite differences call it
+/// with `params` or `u0` perturbed.
+pub fn loss(problem: &Problem) -> Result<f64, Error> {
+    problem.model.visit(LossRun(problem))
 }

@@ -1,0 +1,398 @@
+//! Sweeping checkpoint schedules: time, memory and recomputation of each,
+//! against the forward solve alone, and the fastest one that fits a budget.
+
+use std::time::Instant;
+
+use revode_checkpoint::Schedule;
+use serde::Serialize;
+
+use crate::problem::{AdjointMethod, AdjointSpec};
+use crate::{gradient, loss, Error, GradientReport, Problem};
+
+/// The schedules a sweep tries for `n_steps` steps of `state_len` f64s:
+///
+/// * `all` (K = 1) and `every K` for K = 2, 4, 8, … below N, ⌈√N⌉ and N,
+///   sorted by K;
+/// * byte budgets, ascending: one the size of each `every K` store for
+///   K ≤ ⌈√N⌉ (the same memory, placed by the binomial rule instead), and
+///   the user's memory budget itself if it is valid. The smallest valid
+///   budget (3 slots) is left out: its recomputation grows like N²/4.
+///
+/// Extension point: new schedule kinds are added here.
+pub fn candidate_schedules(
+    n_steps: usize,
+    state_len: usize,
+    memory_budget: Option<usize>,
+) -> Vec<Schedule> {
+    let n = n_steps.max(1);
+    let sqrt_n = (n as f64).sqrt().ceil() as usize;
+    let mut ks: Vec<usize> = std::iter::successors(Some(2usize), |k| k.checked_mul(2))
+        .take_while(|&k| k < n)
+        .collect();
+    ks.push(sqrt_n);
+    ks.push(n);
+    ks.retain(|&k| k >= 2);
+    ks.sort_unstable();
+    ks.dedup();
+
+    let min_budget = Schedule::min_budget_bytes(n_steps, state_len);
+    let mut budgets: Vec<usize> = std::iter::once(Schedule::All)
+        .chain(ks.iter().map(|&k| Schedule::Every(k)))
+        .filter(|s| interval_of(*s).is_some_and(|k| k <= sqrt_n))
+        .map(|s| s.bytes_needed(n_steps, state_len))
+        .chain(memory_budget.filter(|&b| b >= min_budget))
+        .collect();
+    // An every-K store can be smaller than the smallest valid budget (a
+    // budget slot also holds the step number).
+    budgets.retain(|&b| b >= min_budget);
+    budgets.sort_unstable();
+    budgets.dedup();
+
+    std::iter::once(Schedule::All)
+        .chain(ks.into_iter().map(Schedule::Every))
+        .chain(budgets.into_iter().map(Schedule::BudgetBytes))
+        .collect()
+}
+
+/// The row label of a schedule.
+pub fn label(schedule: Schedule) -> String {
+    match schedule {
+        Schedule::All => "all".to_string(),
+        Schedule::Every(k) => format!("every {k}"),
+        Schedule::BudgetBytes(b) => format!("budget {b} B"),
+    }
+}
+
+/// Whether every schedule must give the bitwise same gradient.
+pub fn expects_bitwise(method: AdjointMethod) -> bool {
+    match method {
+        AdjointMethod::Discrete => true,
+    }
+}
+
+/// The checkpoint interval K a schedule stands for on a plot (None: no K).
+pub fn interval_of(schedule: Schedule) -> Option<usize> {
+    match schedule {
+        Schedule::All => Some(1),
+        Schedule::Every(k) => Some(k),
+        Schedule::BudgetBytes(_) => None,
+    }
+}
+
+/// Sweep settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TuneOptions {
+    /// Timed runs per setting; the median is reported.
+    pub repeat: usize,
+    /// Largest store allowed for the recommendation, in bytes.
+    pub memory_budget: Option<usize>,
+}
+
+/// One measured setting; the baseline row has no schedule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TuneRow {
+    /// `forward` for the baseline, `all`, `every K`, `budget B B`.
+    pub setting: String,
+    pub schedule: Option<Schedule>,
+    /// K on the plot's axis.
+    pub interval: Option<usize>,
+    /// Median wall time of `repeat` runs.
+    pub median_seconds: f64,
+    /// `median_seconds` over the baseline's.
+    pub ratio_to_forward: f64,
+    pub peak_store_bytes: usize,
+    pub checkpoints_kept: usize,
+    pub recomputed_steps: usize,
+    /// Peak store within the memory budget (true without a budget).
+    pub fits_budget: bool,
+    /// Loss and gradient equal those of the problem's own schedule
+    /// (bitwise when [`expects_bitwise`]).
+    pub same_gradient: bool,
+}
+
+/// A sweep's results and recommendation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TuneReport {
+    pub model: String,
+    pub solver: String,
+    pub adjoint_method: AdjointMethod,
+    pub steps: usize,
+    pub repeat: usize,
+    pub memory_budget: Option<usize>,
+    /// Row 0 is the forward-only baseline.
+    pub rows: Vec<TuneRow>,
+    /// Index into `rows` of the fastest setting that fits the budget.
+    pub recommended: usize,
+    /// The `"adjoint"` block for the problem file.
+    pub recommended_adjoint: AdjointSpec,
+    /// `bitwise` or `within 1e-… relative`.
+    pub gradient_agreement: String,
+    /// Every setting gave the same gradient.
+    pub gradients_agree: bool,
+    /// Largest relative difference to the reference gradient.
+    pub max_rel_difference: f64,
+}
+
+/// Observer of a sweep's progress: `(timed runs done, runs in all)`.
+pub trait TuneProgress {
+    fn update(&mut self, done: usize, total: usize);
+}
+
+impl<F: FnMut(usize, usize)> TuneProgress for F {
+    fn update(&mut self, done: usize, total: usize) {
+        self(done, total)
+    }
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let m = xs.len() / 2;
+    if xs.len() % 2 == 1 {
+        xs[m]
+    } else {
+        0.5 * (xs[m - 1] + xs[m])
+    }
+}
+
+fn values(r: &GradientReport) -> impl Iterator<Item = f64> + '_ {
+    std::iter::once(r.loss)
+        .chain(r.gradient.iter().copied())
+        .chain(r.gradient_u0.iter().copied())
+}
+
+/// Largest relative difference between two reports' loss and gradients,
+/// and whether they are bitwise equal.
+fn compare(a: &GradientReport, b: &GradientReport) -> (bool, f64) {
+    let mut bitwise = true;
+    let mut rel = 0.0_f64;
+    for (x, y) in values(a).zip(values(b)) {
+        bitwise &= x.to_bits() == y.to_bits();
+        let scale = x.abs().max(y.abs());
+        if scale > 0.0 {
+            rel = rel.max((x - y).abs() / scale);
+        }
+    }
+    (bitwise, rel)
+}
+
+fn invalid(origin: &str, message: String) -> Error {
+    Error::Invalid {
+        origin: origin.to_string(),
+        message,
+    }
+}
+
+/// Relative difference tolerated between schedules when not bitwise.
+const NON_BITWISE_RTOL: f64 = 1e-6;
+
+/// Sweeps [`candidate_schedules`] on `problem` (one run at a time, so timings
+/// do not compete for cores with each other).
+pub fn tune(
+    problem: &Problem,
+    options: &TuneOptions,
+    progress: &mut dyn TuneProgress,
+) -> Result<TuneReport, Error> {
+    if options.repeat == 0 {
+        return Err(invalid("--repeat", "must be at least 1".to_string()));
+    }
+    let reference = gradient(problem)?;
+    let steps = reference.stats.steps;
+    let n_states = reference.gradient_u0.len();
+    let candidates = candidate_schedules(steps, n_states, options.memory_budget);
+
+    if let Some(budget) = options.memory_budget {
+        let smallest = candidates
+            .iter()
+            .map(|s| s.bytes_needed(steps, n_states))
+            .min()
+            .unwrap_or(0);
+        if smallest > budget {
+            return Err(invalid(
+                "--memory-budget",
+                format!("{budget} B is too small for any setting: the smallest checkpoint store needs {smallest} B"),
+            ));
+        }
+    }
+
+    // Runs: the forward baseline (None), then each schedule. The repeats are
+    // interleaved (round r times every run once) so that load changes on a
+    // shared machine spread over all rows instead of skewing a few.
+    let runs: Vec<Option<Problem>> = std::iter::once(None)
+        .chain(candidates.iter().map(|&s| {
+            let mut run = problem.clone();
+            run.adjoint.checkpoints = Some(s);
+            Some(run)
+        }))
+        .collect();
+    let total = options.repeat * runs.len();
+    progress.update(0, total);
+    let bitwise_expected = expects_bitwise(problem.adjoint.method);
+    let mut all_bitwise = true;
+    let mut max_rel = 0.0_f64;
+    let mut times = vec![Vec::with_capacity(options.repeat); runs.len()];
+    let mut same = vec![true; runs.len()];
+    let mut stats = vec![reference.stats; runs.len()];
+    for round in 0..options.repeat {
+        for (i, run) in runs.iter().enumerate() {
+            let started = Instant::now();
+            match run {
+                None => {
+                    loss(problem)?;
+                    times[i].push(started.elapsed().as_secs_f64());
+                }
+                Some(run) => {
+                    let g = gradient(run)?;
+                    times[i].push(started.elapsed().as_secs_f64());
+                    let (bitwise, rel) = compare(&reference, &g);
+                    all_bitwise &= bitwise;
+                    max_rel = max_rel.max(rel);
+                    same[i] &= if bitwise_expected {
+                        bitwise
+                    } else {
+                        rel <= NON_BITWISE_RTOL
+                    };
+                    stats[i] = g.stats;
+                }
+            }
+            progress.update(round * runs.len() + i + 1, total);
+        }
+    }
+
+    let forward_seconds = median(std::mem::take(&mut times[0]));
+    let mut rows = vec![TuneRow {
+        setting: "forward".to_string(),
+        schedule: None,
+        interval: None,
+        median_seconds: forward_seconds,
+        ratio_to_forward: 1.0,
+        peak_store_bytes: 0,
+        checkpoints_kept: 0,
+        recomputed_steps: 0,
+        fits_budget: true,
+        same_gradient: true,
+    }];
+    for (i, &schedule) in candidates.iter().enumerate() {
+        let (seconds, stats) = (median(std::mem::take(&mut times[i + 1])), stats[i + 1]);
+        rows.push(TuneRow {
+            setting: label(schedule),
+            schedule: Some(schedule),
+            interval: interval_of(schedule),
+            median_seconds: seconds,
+            ratio_to_forward: seconds / forward_seconds,
+            peak_store_bytes: stats.peak_store_bytes,
+            checkpoints_kept: stats.checkpoints_kept,
+            recomputed_steps: stats.recomputed_steps,
+            fits_budget: !matches!(options.memory_budget, Some(b) if stats.peak_store_bytes > b),
+            same_gradient: same[i + 1],
+        });
+    }
+
+    // Fastest that fits; on a tie, the smaller store.
+    let recommended = (1..rows.len())
+        .filter(|&i| rows[i].fits_budget)
+        .min_by(|&a, &b| {
+            rows[a]
+                .median_seconds
+                .total_cmp(&rows[b].median_seconds)
+                .then(rows[a].peak_store_bytes.cmp(&rows[b].peak_store_bytes))
+        })
+        .ok_or_else(|| {
+            invalid(
+                "--memory-budget",
+                "no setting's measured store fits the budget".to_string(),
+            )
+        })?;
+    let gradients_agree = rows.iter().all(|r| r.same_gradient);
+    Ok(TuneReport {
+        model: reference.model.clone(),
+        solver: reference.solver.clone(),
+        adjoint_method: problem.adjoint.method,
+        steps,
+        repeat: options.repeat,
+        memory_budget: options.memory_budget,
+        recommended_adjoint: AdjointSpec {
+            method: problem.adjoint.method,
+            checkpoints: rows[recommended].schedule,
+        },
+        recommended,
+        rows,
+        gradient_agreement: if all_bitwise {
+            "bitwise".to_string()
+        } else {
+            format!("within {max_rel:.1e} relative")
+        },
+        gradients_agree,
+        max_rel_difference: max_rel,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_cover_all_powers_of_two_sqrt_and_n() {
+        let c = candidate_schedules(60_000, 4, None);
+        assert_eq!(c[0], Schedule::All);
+        for k in [2, 4, 1024, 32_768, 245, 60_000] {
+            assert!(c.contains(&Schedule::Every(k)), "every {k} missing");
+        }
+        assert!(!c.contains(&Schedule::Every(65_536)));
+        let ks: Vec<usize> = c.iter().filter_map(|&s| interval_of(s)).collect();
+        assert!(ks.windows(2).all(|w| w[0] < w[1]), "{ks:?}");
+        assert_eq!(
+            candidate_schedules(4, 4, None),
+            vec![
+                Schedule::All,
+                Schedule::Every(2),
+                Schedule::Every(4),
+                // `all` holds 4 × 32 B; every 2 holds 96 B, below the
+                // minimum budget (3 slots of 40 B), so it has no twin.
+                Schedule::BudgetBytes(128),
+            ]
+        );
+    }
+
+    #[test]
+    fn candidate_budgets_match_every_k_stores_and_the_users_budget() {
+        let (n, len) = (60_000, 4);
+        let c = candidate_schedules(n, len, Some(65_536));
+        let budgets: Vec<usize> = c
+            .iter()
+            .filter_map(|s| match *s {
+                Schedule::BudgetBytes(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        assert!(budgets.windows(2).all(|w| w[0] < w[1]), "{budgets:?}");
+        assert!(budgets[0] > Schedule::min_budget_bytes(n, len));
+        for s in [Schedule::All, Schedule::Every(2), Schedule::Every(245)] {
+            assert!(budgets.contains(&s.bytes_needed(n, len)), "{s:?}");
+        }
+        assert!(budgets.contains(&65_536));
+        // A user budget below the minimum adds nothing.
+        let small = candidate_schedules(n, len, Some(1));
+        assert_eq!(small.len(), c.len() - 1);
+    }
+
+    #[test]
+    fn compare_sees_a_one_ulp_change() {
+        let problem = Problem::from_json(
+            r#"{"model": {"name": "hh"}, "tspan": [0, 1], "solver": {"method": "euler", "dt": 0.1}}"#,
+            "test",
+        )
+        .unwrap();
+        let a = gradient(&problem).unwrap();
+        assert_eq!(compare(&a, &a.clone()), (true, 0.0));
+        let mut b = a.clone();
+        b.gradient_u0[3] = f64::from_bits(b.gradient_u0[3].to_bits() + 1);
+        let (bitwise, rel) = compare(&a, &b);
+        assert!(!bitwise && rel > 0.0 && rel < 1e-15, "{rel:e}");
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}
