@@ -175,7 +175,7 @@ impl Model for HhNetwork {
             );
             // coupling Σ_{j≠i} W_ij (E_j − E_i), summed in this form: measured
             // faster than (W E)_i − E_i rowsum_i with the row sum per call,
-            // and as fast as with a cached row sum (docs/performance.md).
+            // and as fast as with a cached row sum (docs/performance-network.md).
             let row = &w[i * n..(i + 1) * n];
             let ei = e[i];
             du[4 * i] +=
