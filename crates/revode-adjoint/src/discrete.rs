@@ -4,7 +4,7 @@
 //! adjoint produces λ_k = (∂Φ/∂u_k)ᵀ λ_{k+1} and adds (∂Φ/∂p)ᵀ λ_{k+1} to
 //! the parameter gradient. Stage states are recomputed from u_k with the
 //! forward stepper's own code, so they are bitwise the forward's.
-//! Derivation: docs/adjoint.md.
+//! Derivation: docs/discrete-adjoint.md.
 
 use revode_forward::{FixedMethod, FixedStepper};
 use revode_model::Model;

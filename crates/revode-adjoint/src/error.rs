@@ -24,6 +24,31 @@ pub enum GradientError {
     },
     #[error("gradient with respect to parameter {index} is not finite")]
     NonFiniteGradient { index: usize },
+    #[error("trace_mse component {component} is out of range: the model has {n_states} states")]
+    ObservedComponent { component: usize, n_states: usize },
+    #[error("trace_mse needs as many values as times and at least one: got {times} times, {values} values")]
+    ObservationLengths { times: usize, values: usize },
+    #[error("observation time {index} = {t} is outside the time span ({t0}, {t1}]")]
+    ObservationOutside {
+        index: usize,
+        t: f64,
+        t0: f64,
+        t1: f64,
+    },
+    #[error("observation times must be strictly increasing: time {index} = {t} follows {prev}")]
+    ObservationsUnsorted { index: usize, t: f64, prev: f64 },
+    #[error("observation time {index} = {t} is not on the fixed grid of dt = {dt}; choose dt so every observation time is a multiple of it, or use dopri5")]
+    ObservationOffGrid { index: usize, t: f64, dt: f64 },
+    #[error("the {loss} loss needs a fixed-step solver (euler or rk4)")]
+    LossNeedsFixedSteps { loss: &'static str },
+    #[error("adjoint step size {h:e} fell below the minimum {h_min:e} at t = {t}")]
+    AdjointStepTooSmall { t: f64, h: f64, h_min: f64 },
+    #[error("adjoint atol has {got} entries, expected 1, {n_states} (one per state) or {full} (states then parameters)")]
+    AdjointAtolLength {
+        got: usize,
+        n_states: usize,
+        full: usize,
+    },
     #[error("adjoint became non-finite at t = {t} (step {step})")]
     NonFiniteAdjoint { t: f64, step: usize },
 }

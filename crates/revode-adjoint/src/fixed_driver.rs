@@ -9,6 +9,7 @@ use revode_model::Model;
 use serde::Serialize;
 
 use crate::error::check_vector;
+use crate::loss::StepLoss;
 use crate::{FixedAdjointStepper, GradientError, Loss};
 
 /// A fixed-step problem: initial state, parameters, grid and method.
@@ -23,12 +24,16 @@ pub struct FixedProblem<'a> {
 /// Counters and timings of one gradient computation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct GradientStats {
-    /// Forward steps N.
+    /// Forward steps N (accepted steps of an adaptive solve).
     pub steps: usize,
+    /// Rejected forward attempts (adaptive solves).
+    pub rejected_steps: usize,
     /// Steps taken by the forward sweep (N; recomputations not included).
     pub forward_steps: usize,
-    /// Adjoint steps taken backward.
+    /// Adjoint steps taken backward (accepted, for adaptive adjoints).
     pub backward_steps: usize,
+    /// Rejected adjoint attempts (adaptive adjoints).
+    pub backward_rejected: usize,
     pub checkpoints_kept: usize,
     pub recomputed_steps: usize,
     /// Largest number of bytes the checkpoint store held.
@@ -49,12 +54,12 @@ pub struct Gradient {
 }
 
 /// The forward step as a checkpointable chain.
-struct FixedChain<'a, M: Model> {
-    model: &'a M,
-    stepper: FixedStepper,
-    grid: TimeGrid,
-    params: &'a [f64],
-    work: M::Work,
+pub(crate) struct FixedChain<'a, M: Model> {
+    pub model: &'a M,
+    pub stepper: FixedStepper,
+    pub grid: TimeGrid,
+    pub params: &'a [f64],
+    pub work: M::Work,
 }
 
 impl<M: Model> Chain for FixedChain<'_, M> {
@@ -85,7 +90,8 @@ pub fn validate_fixed<M: Model>(
     let dims = model.dims();
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
-    check_vector("loss weights", loss.weights(), dims.n_states)
+    loss.validate(dims.n_states, problem.grid.t0, problem.grid.t1)?;
+    StepLoss::new(loss, &problem.grid).map(|_| ())
 }
 
 /// The exact gradient of the discrete fixed-step solution: dL/dp and dL/du0.
@@ -102,6 +108,7 @@ pub fn gradient_fixed<M: Model>(
     validate_fixed(model, problem, loss)?;
     let dims = model.dims();
     let n = problem.grid.n_steps();
+    let step_loss = StepLoss::new(loss, &problem.grid)?;
     let mut store = CheckpointStore::new(schedule, n, dims.n_states)?;
     let mut chain = FixedChain {
         model,
@@ -115,7 +122,7 @@ pub fn gradient_fixed<M: Model>(
     let mut loss_value = 0.0;
     let mut last = vec![0.0; dims.n_states];
     store.forward(&mut chain, problem.u0, &mut last, |k, u| {
-        loss_value += loss.term(k, n, u);
+        loss_value += step_loss.term(k, u);
         Ok(())
     })?;
     let forward_seconds = started.elapsed().as_secs_f64();
@@ -124,7 +131,7 @@ pub fn gradient_fixed<M: Model>(
     let started = Instant::now();
     let mut lambda = vec![0.0; dims.n_states];
     let mut grad_p = vec![0.0; dims.n_params];
-    loss.add_seed(n, n, &mut lambda);
+    step_loss.add_seed(n, &last, &mut lambda);
     let mut back = FixedAdjointStepper::new(problem.method, dims.n_states);
     let mut adj_work = model.new_work();
     let grid = problem.grid;
@@ -144,7 +151,7 @@ pub fn gradient_fixed<M: Model>(
         if !all_finite(&lambda) {
             return Err(GradientError::NonFiniteAdjoint { t, step: k });
         }
-        loss.add_seed(k, n, &mut lambda);
+        step_loss.add_seed(k, u, &mut lambda);
         Ok(())
     })?;
     model.flush_vjp(&mut grad_p, &mut adj_work);
@@ -163,6 +170,7 @@ pub fn gradient_fixed<M: Model>(
         peak_store_bytes: s.peak_bytes,
         forward_seconds,
         backward_seconds,
+        ..GradientStats::default()
     };
     info!(
         "gradient: {} {} steps, loss {loss_value:e}, forward {:.3} ms, backward {:.3} ms, store {} B",

@@ -6,15 +6,25 @@
 //! then the discrete adjoint of each step in reverse, with the model's
 //! hand-written vector–Jacobian products. Nothing is taped and nothing is
 //! allocated per step.
+//!
+//! [`gradient_continuous`] solves the continuous adjoint ODE backwards
+//! (adaptively, forward state from Dormand–Prince dense output);
+//! [`gradient_continuous_fixed`] does so with the forward's fixed scheme.
 
+mod adjoint_ode;
+mod continuous_adaptive;
+mod continuous_fixed;
 mod discrete;
 mod error;
 mod fixed_driver;
 mod forward_loss;
 mod loss;
 
+pub use adjoint_ode::{ContinuousOptions, ErrorControl};
+pub use continuous_adaptive::{gradient_continuous, validate_adaptive, AdaptiveProblem};
+pub use continuous_fixed::gradient_continuous_fixed;
 pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};
 pub use fixed_driver::{gradient_fixed, validate_fixed, FixedProblem, Gradient, GradientStats};
-pub use forward_loss::loss_fixed;
-pub use loss::Loss;
+pub use forward_loss::{loss_adaptive, loss_fixed};
+pub use loss::{Loss, StepLoss};

@@ -1,12 +1,24 @@
 //! Scalar losses of a trajectory and their adjoint seeds.
 
-/// A loss on the discrete trajectory u_0 … u_N.
+use revode_forward::TimeGrid;
+
+use crate::GradientError;
+
+/// A loss on the trajectory.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Loss {
-    /// `L = w · u_N`.
+    /// `L = w · u(t1)`.
     Final { weights: Vec<f64> },
-    /// `L = Σ_{k=0..N} w · u_k` (the `sum(sol)` of a saved-every-step solve).
+    /// `L = Σ_{k=0..N} w · u_k` (the `sum(sol)` of a saved-every-step solve;
+    /// fixed-step solvers only).
     AllSteps { weights: Vec<f64> },
+    /// `L = (1/m) Σ_j (u_c(t_j) − y_j)²` over m observations `(t_j, y_j)`
+    /// of state component c, times strictly increasing in (t0, t1].
+    TraceMse {
+        component: usize,
+        times: Vec<f64>,
+        values: Vec<f64>,
+    },
 }
 
 impl Loss {
@@ -14,40 +26,186 @@ impl Loss {
         match self {
             Loss::Final { .. } => "final",
             Loss::AllSteps { .. } => "all_steps",
+            Loss::TraceMse { .. } => "trace_mse",
         }
     }
 
+    /// Weights of `final` and `all_steps` (empty for `trace_mse`).
     pub fn weights(&self) -> &[f64] {
         match self {
             Loss::Final { weights } | Loss::AllSteps { weights } => weights,
+            Loss::TraceMse { .. } => &[],
         }
     }
 
-    /// Contribution of state `k` of `n` to the loss.
-    #[inline]
-    pub(crate) fn term(&self, k: usize, n: usize, u: &[f64]) -> f64 {
+    /// Observation times of a `trace_mse` loss (empty otherwise).
+    pub fn observation_times(&self) -> &[f64] {
         match self {
-            Loss::Final { weights } if k == n => dot(weights, u),
+            Loss::TraceMse { times, .. } => times,
+            _ => &[],
+        }
+    }
+
+    /// Checks the loss against the state size and the time span.
+    pub fn validate(&self, n_states: usize, t0: f64, t1: f64) -> Result<(), GradientError> {
+        match self {
+            Loss::Final { weights } | Loss::AllSteps { weights } => {
+                crate::check_vector("loss weights", weights, n_states)
+            }
+            Loss::TraceMse {
+                component,
+                times,
+                values,
+            } => {
+                if *component >= n_states {
+                    return Err(GradientError::ObservedComponent {
+                        component: *component,
+                        n_states,
+                    });
+                }
+                if times.is_empty() || times.len() != values.len() {
+                    return Err(GradientError::ObservationLengths {
+                        times: times.len(),
+                        values: values.len(),
+                    });
+                }
+                crate::check_vector("observed values", values, values.len())?;
+                for (index, &t) in times.iter().enumerate() {
+                    if !(t.is_finite() && t > t0 && t <= t1) {
+                        return Err(GradientError::ObservationOutside { index, t, t0, t1 });
+                    }
+                    if index > 0 && t <= times[index - 1] {
+                        return Err(GradientError::ObservationsUnsorted {
+                            index,
+                            t,
+                            prev: times[index - 1],
+                        });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Loss weights of `final` at t1 (None for other losses).
+    pub(crate) fn final_weights(&self) -> Option<&[f64]> {
+        match self {
+            Loss::Final { weights } => Some(weights),
+            _ => None,
+        }
+    }
+
+    /// Contribution of observation `j` at state `u`.
+    #[inline]
+    pub(crate) fn observation_term(&self, j: usize, u: &[f64]) -> f64 {
+        match self {
+            Loss::TraceMse {
+                component, values, ..
+            } => {
+                let r = u[*component] - values[j];
+                r * r / values.len() as f64
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// `λ += ∂(observation term j)/∂u`.
+    #[inline]
+    pub(crate) fn add_observation_seed(&self, j: usize, u: &[f64], lambda: &mut [f64]) {
+        if let Loss::TraceMse {
+            component, values, ..
+        } = self
+        {
+            lambda[*component] += 2.0 * (u[*component] - values[j]) / values.len() as f64;
+        }
+    }
+}
+
+/// A loss laid on a fixed grid: which step each observation falls on.
+#[derive(Debug, Clone)]
+pub struct StepLoss<'a> {
+    loss: &'a Loss,
+    n_steps: usize,
+    /// Step index of each observation (strictly increasing).
+    observation_steps: Vec<usize>,
+}
+
+/// How far (relative to dt) an observation time may sit from a grid time.
+const ON_GRID_RTOL: f64 = 1e-9;
+
+impl<'a> StepLoss<'a> {
+    /// Maps observation times to grid steps; a time off the grid is an error
+    /// (fixed-step solvers observe only where they step).
+    pub fn new(loss: &'a Loss, grid: &TimeGrid) -> Result<Self, GradientError> {
+        let n = grid.n_steps();
+        let mut observation_steps = Vec::with_capacity(loss.observation_times().len());
+        for (index, &t) in loss.observation_times().iter().enumerate() {
+            let k = if t == grid.t1 {
+                n
+            } else {
+                (((t - grid.t0) / grid.dt).round() as usize).min(n)
+            };
+            if (grid.time(k) - t).abs() > ON_GRID_RTOL * grid.dt {
+                return Err(GradientError::ObservationOffGrid {
+                    index,
+                    t,
+                    dt: grid.dt,
+                });
+            }
+            observation_steps.push(k);
+        }
+        Ok(StepLoss {
+            loss,
+            n_steps: n,
+            observation_steps,
+        })
+    }
+
+    #[inline]
+    fn observation_at(&self, k: usize) -> Option<usize> {
+        if self.observation_steps.is_empty() {
+            return None;
+        }
+        self.observation_steps.binary_search(&k).ok()
+    }
+
+    /// Contribution of state `k` to the loss.
+    #[inline]
+    pub fn term(&self, k: usize, u: &[f64]) -> f64 {
+        match self.loss {
+            Loss::Final { weights } if k == self.n_steps => dot(weights, u),
             Loss::Final { .. } => 0.0,
             Loss::AllSteps { weights } => dot(weights, u),
+            Loss::TraceMse { .. } => self
+                .observation_at(k)
+                .map_or(0.0, |j| self.loss.observation_term(j, u)),
         }
     }
 
     /// `λ += ∂(term k)/∂u_k`.
     #[inline]
-    pub(crate) fn add_seed(&self, k: usize, n: usize, lambda: &mut [f64]) {
-        let weights = match self {
-            Loss::Final { weights } if k == n => weights,
-            Loss::Final { .. } => return,
-            Loss::AllSteps { weights } => weights,
-        };
-        for (l, w) in lambda.iter_mut().zip(weights) {
-            *l += w;
+    pub fn add_seed(&self, k: usize, u: &[f64], lambda: &mut [f64]) {
+        match self.loss {
+            Loss::Final { weights } if k == self.n_steps => add(lambda, weights),
+            Loss::Final { .. } => {}
+            Loss::AllSteps { weights } => add(lambda, weights),
+            Loss::TraceMse { .. } => {
+                if let Some(j) = self.observation_at(k) {
+                    self.loss.add_observation_seed(j, u, lambda);
+                }
+            }
         }
     }
 }
 
 #[inline]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+fn add(lambda: &mut [f64], weights: &[f64]) {
+    for (l, w) in lambda.iter_mut().zip(weights) {
+        *l += w;
+    }
+}
+
+#[inline]
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -9,9 +9,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use common::Predator;
-use revode_adjoint::{gradient_fixed, FixedProblem, Loss};
+use revode_adjoint::{
+    gradient_continuous, gradient_continuous_fixed, gradient_fixed, AdaptiveProblem,
+    ContinuousOptions, ErrorControl, FixedProblem, Loss,
+};
 use revode_checkpoint::Schedule;
-use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
+use revode_forward::{solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid};
 use revode_model::{HodgkinHuxley, Model};
 
 struct Counting;
@@ -109,6 +112,91 @@ fn forward_solve_allocations_do_not_grow_with_steps() {
         };
         assert_eq!(count(1_000), count(50_000), "{method:?}");
     }
+}
+
+/// Accepted forward steps and allocations of an adaptive continuous-adjoint
+/// gradient over [0, t1].
+fn continuous_allocations(t1: f64, schedule: Schedule, control: ErrorControl) -> (usize, usize) {
+    let m = Predator;
+    let (u0, p) = (m.default_u0(), m.default_params());
+    let options = AdaptiveOptions::new(1e-8, 1e-8);
+    let problem = AdaptiveProblem {
+        u0: &u0,
+        params: &p,
+        t0: 0.0,
+        t1,
+        options: &options,
+    };
+    let loss = Loss::TraceMse {
+        component: 0,
+        times: vec![0.5, 1.5, 2.5],
+        values: vec![1.0, 1.0, 1.0],
+    };
+    let adjoint = ContinuousOptions {
+        error_control: control,
+        ..ContinuousOptions::default()
+    };
+    let mut steps = 0;
+    let count = allocations_during(|| {
+        steps = gradient_continuous(&m, &problem, &loss, &adjoint, schedule)
+            .unwrap()
+            .stats
+            .steps;
+    });
+    (steps, count)
+}
+
+#[test]
+fn continuous_adjoint_allocations_do_not_grow_with_steps() {
+    for schedule in [
+        Schedule::All,
+        Schedule::Every(1),
+        Schedule::Every(8),
+        Schedule::BudgetBytes(4096),
+    ] {
+        for control in [ErrorControl::Lambda, ErrorControl::LambdaAndMu] {
+            let (short_steps, short) = continuous_allocations(3.0, schedule, control);
+            let (long_steps, long) = continuous_allocations(60.0, schedule, control);
+            assert!(
+                long_steps > 10 * short_steps,
+                "{short_steps} vs {long_steps} steps"
+            );
+            assert_eq!(
+                short, long,
+                "{schedule:?} {control:?}: {short} vs {long} allocations"
+            );
+        }
+    }
+}
+
+#[test]
+fn continuous_fixed_and_adaptive_solve_allocations_do_not_grow_with_steps() {
+    let m = Predator;
+    let (u0, p) = (m.default_u0(), m.default_params());
+    let loss = Loss::Final {
+        weights: vec![1.0, 1.0],
+    };
+    for method in [FixedMethod::Euler, FixedMethod::Rk4] {
+        let count = |n: usize| {
+            let problem = FixedProblem {
+                u0: &u0,
+                params: &p,
+                grid: TimeGrid::new(0.0, n as f64 * 1e-3, 1e-3).unwrap(),
+                method,
+            };
+            allocations_during(|| {
+                gradient_continuous_fixed(&m, &problem, &loss, Schedule::Every(10)).unwrap();
+            })
+        };
+        assert_eq!(count(1_000), count(20_000), "{method:?}");
+    }
+    let options = AdaptiveOptions::new(1e-8, 1e-8);
+    let count = |t1: f64| {
+        allocations_during(|| {
+            solve_adaptive(&m, &options, 0.0, t1, &u0, &p, None).unwrap();
+        })
+    };
+    assert_eq!(count(3.0), count(60.0));
 }
 
 #[test]

@@ -18,6 +18,27 @@ pub enum ForwardError {
         steps: f64,
         limit: usize,
     },
+    #[error("{what} = {value} is invalid: must be {expected}")]
+    InvalidOption {
+        what: &'static str,
+        value: f64,
+        expected: &'static str,
+    },
+    #[error("atol has {got} entries, expected 1 or {expected} (one per state)")]
+    AtolLength { got: usize, expected: usize },
+    #[error("observation time {index} = {t} is outside the time span ({t0}, {t1}]")]
+    StopTimeOutside {
+        index: usize,
+        t: f64,
+        t0: f64,
+        t1: f64,
+    },
+    #[error("observation times must be strictly increasing: time {index} = {t} follows {prev}")]
+    StopTimesUnsorted { index: usize, t: f64, prev: f64 },
+    #[error("max_steps = {max_steps} accepted steps exceeded at t = {t}")]
+    MaxStepsExceeded { t: f64, max_steps: usize },
+    #[error("step size {h:e} fell below the minimum {h_min:e} at t = {t}")]
+    StepSizeTooSmall { t: f64, h: f64, h_min: f64 },
     #[error("state became non-finite at t = {t} (step {step}); component {component} = {value}")]
     NonFiniteState {
         t: f64,

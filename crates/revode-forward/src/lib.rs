@@ -1,15 +1,22 @@
 //! Forward steppers of revode.
 //!
 //! Fixed-step explicit Euler and classical RK4 ([`FixedStepper`]) on a
-//! [`TimeGrid`] that lands exactly on `t1`. Steppers own their stage buffers
+//! [`TimeGrid`] that lands exactly on `t1`, and the adaptive Dormand–Prince
+//! 5(4) solver ([`Dopri5`]) with PI control and dense output. Steppers own their stage buffers
 //! (made once per solve) and take the model's scratch by `&mut`, so a step
 //! allocates nothing.
 
+mod adaptive;
 mod error;
 mod fixed;
 mod grid;
 mod solve;
 
+pub use adaptive::{
+    check_tolerances, expand_atol, initial_step, solve_adaptive, AdaptiveOptions, AdaptiveSolution,
+    DenseStep, Dopri5, Dp5, ModelRhs, OdeRhs, PiController, StepCounts, StepLayout, Tolerance,
+    DEFAULT_MAX_STEPS, ERR_OLD_INIT,
+};
 pub use error::ForwardError;
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;

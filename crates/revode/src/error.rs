@@ -33,11 +33,22 @@ impl Error {
                 GradientError::Forward(
                     ForwardError::InvalidStep { .. }
                     | ForwardError::InvalidSpan { .. }
-                    | ForwardError::TooManySteps { .. },
+                    | ForwardError::TooManySteps { .. }
+                    | ForwardError::InvalidOption { .. }
+                    | ForwardError::AtolLength { .. }
+                    | ForwardError::StopTimeOutside { .. }
+                    | ForwardError::StopTimesUnsorted { .. },
                 )
                 | GradientError::Checkpoint(_)
                 | GradientError::WrongLength { .. }
-                | GradientError::NonFiniteInput { .. } => 2,
+                | GradientError::NonFiniteInput { .. }
+                | GradientError::ObservedComponent { .. }
+                | GradientError::ObservationLengths { .. }
+                | GradientError::ObservationOutside { .. }
+                | GradientError::ObservationsUnsorted { .. }
+                | GradientError::ObservationOffGrid { .. }
+                | GradientError::LossNeedsFixedSteps { .. }
+                | GradientError::AdjointAtolLength { .. } => 2,
                 _ => 3,
             },
         }

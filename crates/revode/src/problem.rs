@@ -10,6 +10,16 @@
 //!   "loss": {"kind": "final", "weights": [1, 1, 1, 1]},
 //!   "adjoint": {"method": "discrete", "checkpoints": "all"} }
 //! ```
+//!
+//! Adaptive solves use the continuous adjoint (docs/adjoint.md):
+//!
+//! ```json
+//! { "model": {"name": "hh"}, "tspan": [0.0, 600.0],
+//!   "solver": {"method": "dopri5", "rtol": 1e-8, "atol": 1e-8},
+//!   "loss": {"kind": "trace_mse", "component": 0, "times": [100, 600], "values": [-60, -65]},
+//!   "adjoint": {"method": "continuous", "error_control": "lambda",
+//!               "checkpoints": {"budget_bytes": 65536}} }
+//! ```
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -87,11 +97,73 @@ impl ModelSpec {
 }
 
 /// The forward solver.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SolverSpec {
-    Euler { dt: f64 },
-    Rk4 { dt: f64 },
+    Euler {
+        dt: f64,
+    },
+    Rk4 {
+        dt: f64,
+    },
+    /// Adaptive Dormand–Prince 5(4) with PI control and dense output.
+    Dopri5 {
+        rtol: f64,
+        atol: Atol,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_steps: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        h0: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        h_min: Option<f64>,
+    },
+}
+
+/// An absolute tolerance: one number, or one per component.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Atol {
+    Scalar(f64),
+    PerComponent(Vec<f64>),
+}
+
+impl Atol {
+    pub fn to_vec(&self) -> Vec<f64> {
+        match self {
+            Atol::Scalar(a) => vec![*a],
+            Atol::PerComponent(v) => v.clone(),
+        }
+    }
+}
+
+impl SolverSpec {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SolverSpec::Euler { .. } => "euler",
+            SolverSpec::Rk4 { .. } => "rk4",
+            SolverSpec::Dopri5 { .. } => "dopri5",
+        }
+    }
+
+    /// The adaptive options of a `dopri5` solver (None for fixed steps).
+    pub fn adaptive_options(&self) -> Option<revode_forward::AdaptiveOptions> {
+        match self {
+            SolverSpec::Dopri5 {
+                rtol,
+                atol,
+                max_steps,
+                h0,
+                h_min,
+            } => Some(revode_forward::AdaptiveOptions {
+                rtol: *rtol,
+                atol: atol.to_vec(),
+                max_steps: max_steps.unwrap_or(revode_forward::DEFAULT_MAX_STEPS),
+                h0: *h0,
+                h_min: *h_min,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// The scalar loss.
@@ -108,6 +180,12 @@ pub enum LossSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         weights: Option<Vec<f64>>,
     },
+    /// `(1/m) Σ_j (u_c(t_j) − y_j)²` over observations of component c.
+    TraceMse {
+        component: usize,
+        times: Vec<f64>,
+        values: Vec<f64>,
+    },
 }
 
 /// How the gradient is computed.
@@ -117,14 +195,27 @@ pub enum AdjointMethod {
     /// The exact adjoint of the discrete solver steps.
     #[default]
     Discrete,
+    /// The adjoint ODE integrated backwards (adaptively for dopri5, with
+    /// the forward's scheme for euler/rk4).
+    Continuous,
 }
 
 /// The adjoint block; every key is optional.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct AdjointSpec {
     #[serde(default)]
     pub method: AdjointMethod,
+    /// Continuous adjoint of dopri5 only: tolerances of the backward
+    /// integration (default: the solver's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtol: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atol: Option<Atol>,
+    /// Continuous adjoint of dopri5 only: `"lambda"` (default) or
+    /// `"lambda_and_mu"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_control: Option<revode_adjoint::ErrorControl>,
     /// Omitted: keep all states if they take at most [`AUTO_ALL_BYTES`],
     /// otherwise every ⌈√N⌉-th.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,6 +282,15 @@ impl Problem {
             },
             Some(LossSpec::AllSteps { weights }) => revode_adjoint::Loss::AllSteps {
                 weights: weights.clone().unwrap_or_else(ones),
+            },
+            Some(LossSpec::TraceMse {
+                component,
+                times,
+                values,
+            }) => revode_adjoint::Loss::TraceMse {
+                component: *component,
+                times: times.clone(),
+                values: values.clone(),
             },
         }
     }

@@ -2,12 +2,17 @@
 
 use std::time::Instant;
 
-use revode_adjoint::{gradient_fixed, loss_fixed, validate_fixed, FixedProblem, GradientStats};
-use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
+use revode_adjoint::{
+    gradient_continuous, gradient_continuous_fixed, gradient_fixed, loss_adaptive, loss_fixed,
+    validate_adaptive, validate_fixed, AdaptiveProblem, ContinuousOptions, FixedProblem, Gradient,
+    GradientStats, Loss,
+};
+use revode_checkpoint::Schedule;
+use revode_forward::{solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid};
 use revode_model::Model;
 use serde::Serialize;
 
-use crate::problem::{Problem, SolverSpec};
+use crate::problem::{AdjointMethod, Problem, SolverSpec};
 use crate::{Error, ModelVisitor};
 
 /// What `revode grad` reports.
@@ -34,6 +39,8 @@ pub struct SolveReport {
     pub model: String,
     pub solver: String,
     pub steps: usize,
+    /// Rejected attempts (dopri5).
+    pub rejected_steps: usize,
     pub t_final: f64,
     pub final_state: Vec<f64>,
     pub state_names: Vec<String>,
@@ -43,13 +50,92 @@ pub struct SolveReport {
     pub seconds: f64,
 }
 
-fn fixed_setup(problem: &Problem) -> Result<(FixedMethod, TimeGrid), Error> {
+/// The fixed method and grid, or None for an adaptive solver.
+fn fixed_setup(problem: &Problem) -> Result<Option<(FixedMethod, TimeGrid)>, Error> {
     let (method, dt) = match problem.solver {
         SolverSpec::Euler { dt } => (FixedMethod::Euler, dt),
         SolverSpec::Rk4 { dt } => (FixedMethod::Rk4, dt),
+        SolverSpec::Dopri5 { .. } => return Ok(None),
     };
     let [t0, t1] = problem.tspan;
-    Ok((method, TimeGrid::new(t0, t1, dt)?))
+    Ok(Some((method, TimeGrid::new(t0, t1, dt)?)))
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::Invalid {
+        origin: "problem".to_string(),
+        message: message.into(),
+    }
+}
+
+/// The continuous adjoint's own options (dopri5 only).
+fn continuous_options(problem: &Problem) -> ContinuousOptions {
+    let a = &problem.adjoint;
+    ContinuousOptions {
+        rtol: a.rtol,
+        atol: a.atol.as_ref().map(|a| a.to_vec()),
+        error_control: a.error_control.unwrap_or_default(),
+    }
+}
+
+/// Runs the gradient the solver and adjoint blocks ask for.
+fn run_gradient<M: Model>(
+    model: &M,
+    problem: &Problem,
+    u0: &[f64],
+    params: &[f64],
+    loss: &Loss,
+) -> Result<(Gradient, Schedule), Error> {
+    let adjoint = &problem.adjoint;
+    match (fixed_setup(problem)?, adjoint.method) {
+        (Some((method, grid)), method_kind) => {
+            if adjoint.rtol.is_some() || adjoint.atol.is_some() || adjoint.error_control.is_some() {
+                return Err(invalid(
+                    "adjoint rtol, atol and error_control apply to the dopri5 solver only",
+                ));
+            }
+            let schedule = problem.schedule_for(grid.n_steps(), model.dims().n_states);
+            let fixed = FixedProblem {
+                u0,
+                params,
+                grid,
+                method,
+            };
+            let g = match method_kind {
+                AdjointMethod::Discrete => gradient_fixed(model, &fixed, loss, schedule)?,
+                AdjointMethod::Continuous => {
+                    gradient_continuous_fixed(model, &fixed, loss, schedule)?
+                }
+            };
+            Ok((g, schedule))
+        }
+        (None, AdjointMethod::Discrete) => Err(invalid(
+            "the discrete adjoint needs a fixed-step solver (euler or rk4); \
+             use \"adjoint\": {\"method\": \"continuous\"} with dopri5",
+        )),
+        (None, AdjointMethod::Continuous) => {
+            let options = problem.solver.adaptive_options().expect("dopri5");
+            let [t0, t1] = problem.tspan;
+            let adaptive = AdaptiveProblem {
+                u0,
+                params,
+                t0,
+                t1,
+                options: &options,
+            };
+            // The step count is unknown before the run: keep every state
+            // unless a schedule is given.
+            let schedule = adjoint.checkpoints.unwrap_or(Schedule::All);
+            let g = gradient_continuous(
+                model,
+                &adaptive,
+                loss,
+                &continuous_options(problem),
+                schedule,
+            )?;
+            Ok((g, schedule))
+        }
+    }
 }
 
 struct GradientRun<'a>(&'a Problem);
@@ -59,23 +145,15 @@ impl ModelVisitor for GradientRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
-        let (method, grid) = fixed_setup(problem)?;
         let (u0, params) = (
             problem.u0_or_default(model),
             problem.params_or_default(model),
         );
         let loss = problem.loss_for(model);
-        let schedule = problem.schedule_for(grid.n_steps(), model.dims().n_states);
-        let fixed = FixedProblem {
-            u0: &u0,
-            params: &params,
-            grid,
-            method,
-        };
-        let g = gradient_fixed(model, &fixed, &loss, schedule)?;
+        let (g, schedule) = run_gradient(model, problem, &u0, &params, &loss)?;
         Ok(GradientReport {
             model: model.name().to_string(),
-            solver: method.name().to_string(),
+            solver: problem.solver.name().to_string(),
             loss_kind: loss.name().to_string(),
             loss: g.loss,
             gradient: g.gradient,
@@ -100,34 +178,56 @@ impl ModelVisitor for SolveRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sample_every) = self;
-        let (method, grid) = fixed_setup(problem)?;
         let (u0, params) = (
             problem.u0_or_default(model),
             problem.params_or_default(model),
         );
         let loss = problem.loss_for(model);
-        validate_fixed(
-            model,
-            &FixedProblem {
-                u0: &u0,
-                params: &params,
-                grid,
-                method,
-            },
-            &loss,
-        )?;
         let started = Instant::now();
-        let sol = solve_fixed(model, method, &grid, &u0, &params, sample_every)?;
+        let (steps, rejected_steps, t_final, final_state, samples) = match fixed_setup(problem)? {
+            Some((method, grid)) => {
+                let fixed = FixedProblem {
+                    u0: &u0,
+                    params: &params,
+                    grid,
+                    method,
+                };
+                validate_fixed(model, &fixed, &loss)?;
+                let sol = solve_fixed(model, method, &grid, &u0, &params, sample_every)?;
+                (sol.n_steps, 0, sol.t_final, sol.final_state, sol.samples)
+            }
+            None => {
+                let options: AdaptiveOptions = problem.solver.adaptive_options().expect("dopri5");
+                let [t0, t1] = problem.tspan;
+                let adaptive = AdaptiveProblem {
+                    u0: &u0,
+                    params: &params,
+                    t0,
+                    t1,
+                    options: &options,
+                };
+                validate_adaptive(model, &adaptive, &loss)?;
+                let sol = solve_adaptive(model, &options, t0, t1, &u0, &params, sample_every)?;
+                let c = sol.counts;
+                (
+                    c.accepted,
+                    c.rejected,
+                    sol.t_final,
+                    sol.final_state,
+                    sol.samples,
+                )
+            }
+        };
         let seconds = started.elapsed().as_secs_f64();
         Ok(SolveReport {
             model: model.name().to_string(),
-            solver: method.name().to_string(),
-            steps: sol.n_steps,
-            t_final: sol.t_final,
-            final_state: sol.final_state,
+            solver: problem.solver.name().to_string(),
+            steps,
+            rejected_steps,
+            t_final,
+            final_state,
             state_names: model.state_names(),
-            samples: sol
-                .samples
+            samples: samples
                 .into_iter()
                 .map(|(t, u)| std::iter::once(t).chain(u).collect())
                 .collect(),
@@ -149,18 +249,34 @@ impl ModelVisitor for LossRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
-        let (method, grid) = fixed_setup(problem)?;
         let (u0, params) = (
             problem.u0_or_default(model),
             problem.params_or_default(model),
         );
-        let fixed = FixedProblem {
-            u0: &u0,
-            params: &params,
-            grid,
-            method,
-        };
-        Ok(loss_fixed(model, &fixed, &problem.loss_for(model))?)
+        let loss = problem.loss_for(model);
+        match fixed_setup(problem)? {
+            Some((method, grid)) => {
+                let fixed = FixedProblem {
+                    u0: &u0,
+                    params: &params,
+                    grid,
+                    method,
+                };
+                Ok(loss_fixed(model, &fixed, &loss)?)
+            }
+            None => {
+                let options = problem.solver.adaptive_options().expect("dopri5");
+                let [t0, t1] = problem.tspan;
+                let adaptive = AdaptiveProblem {
+                    u0: &u0,
+                    params: &params,
+                    t0,
+                    t1,
+                    options: &options,
+                };
+                Ok(loss_adaptive(model, &adaptive, &loss)?)
+            }
+        }
     }
 }
 

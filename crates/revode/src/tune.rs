@@ -67,6 +67,8 @@ pub fn label(schedule: Schedule) -> String {
 pub fn expects_bitwise(method: AdjointMethod) -> bool {
     match method {
         AdjointMethod::Discrete => true,
+        // Replayed restart states are the forward's to the last bit.
+        AdjointMethod::Continuous => true,
     }
 }
 
@@ -311,8 +313,8 @@ pub fn tune(
         repeat: options.repeat,
         memory_budget: options.memory_budget,
         recommended_adjoint: AdjointSpec {
-            method: problem.adjoint.method,
             checkpoints: rows[recommended].schedule,
+            ..problem.adjoint.clone()
         },
         recommended,
         rows,

@@ -64,5 +64,11 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
         s.recomputed_steps,
         fmt_bytes(s.peak_store_bytes)
     );
+    if r.solver == "dopri5" {
+        println!(
+            "steps: forward {} accepted, {} rejected; backward {} accepted, {} rejected",
+            s.steps, s.rejected_steps, s.backward_steps, s.backward_rejected
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

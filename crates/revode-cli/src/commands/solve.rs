@@ -25,10 +25,16 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         print_json(&report);
     } else {
         println!(
-            "{}: {} {} steps to t = {} in {:.3} ms",
+            "{}: {} {} {} steps{} to t = {} in {:.3} ms",
             args.problem.display(),
             report.model,
+            report.solver,
             report.steps,
+            if report.rejected_steps > 0 {
+                format!(" ({} rejected)", report.rejected_steps)
+            } else {
+                String::new()
+            },
             report.t_final,
             report.seconds * 1e3
         );

@@ -1,0 +1,216 @@
+//! The continuous adjoint of an adaptive Dormand–Prince solve.
+//!
+//! Forward: each accepted step is one deterministic [`Chain`] step between
+//! packed restart states (`revode_forward::StepLayout`), kept or dropped by
+//! the online checkpoint store. Backward: visiting x_k (with x_{k+1} kept
+//! from the previous visit), the dense output of forward step k is set up
+//! from the two restart states and the adjoint ODE is integrated across
+//! `[t_k, t_{k+1}]` with its own adaptive steps; observation jumps are taken
+//! at the step ends where the forward solve landed on them.
+
+use std::time::Instant;
+
+use log::{debug, info};
+use revode_checkpoint::{Chain, OnlineStore, OpenChain, Schedule};
+use revode_forward::{AdaptiveOptions, DenseStep, Dopri5, StepLayout};
+use revode_model::Model;
+
+use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions};
+use crate::error::check_vector;
+use crate::{Gradient, GradientError, GradientStats, Loss};
+
+/// An adaptive problem: initial state, parameters, span and solver options.
+#[derive(Debug, Clone, Copy)]
+pub struct AdaptiveProblem<'a> {
+    pub u0: &'a [f64],
+    pub params: &'a [f64],
+    pub t0: f64,
+    pub t1: f64,
+    pub options: &'a AdaptiveOptions,
+}
+
+/// One accepted Dormand–Prince step as a checkpointable chain.
+struct Dopri5Chain<'a, M: Model> {
+    model: &'a M,
+    params: &'a [f64],
+    solver: Dopri5,
+    work: M::Work,
+}
+
+impl<M: Model> Chain for Dopri5Chain<'_, M> {
+    type Error = GradientError;
+
+    fn state_len(&self) -> usize {
+        self.solver.layout().len()
+    }
+
+    #[inline]
+    fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), GradientError> {
+        self.solver
+            .advance(self.model, self.params, &mut self.work, k, x, next)?;
+        Ok(())
+    }
+}
+
+impl<M: Model> OpenChain for Dopri5Chain<'_, M> {
+    fn is_last(&self, _k: usize, x: &[f64]) -> bool {
+        self.solver.is_last(x)
+    }
+}
+
+/// Checks an adaptive problem and its loss.
+pub fn validate_adaptive<M: Model>(
+    model: &M,
+    problem: &AdaptiveProblem<'_>,
+    loss: &Loss,
+) -> Result<(), GradientError> {
+    let dims = model.dims();
+    check_vector("u0", problem.u0, dims.n_states)?;
+    check_vector("params", problem.params, dims.n_params)?;
+    if let Loss::AllSteps { .. } = loss {
+        return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
+    }
+    loss.validate(dims.n_states, problem.t0, problem.t1)?;
+    Dopri5::new(
+        problem.options,
+        dims.n_states,
+        problem.t0,
+        problem.t1,
+        loss.observation_times(),
+    )?;
+    Ok(())
+}
+
+/// dL/dp and dL/du0 of the ODE solution by the continuous adjoint, the
+/// forward solved by Dormand–Prince 5(4).
+///
+/// Identical (bit for bit) for every [`Schedule`]: replayed restart states
+/// are the forward's, and the backward sweep does the same arithmetic.
+pub fn gradient_continuous<M: Model>(
+    model: &M,
+    problem: &AdaptiveProblem<'_>,
+    loss: &Loss,
+    adjoint: &ContinuousOptions,
+    schedule: Schedule,
+) -> Result<Gradient, GradientError> {
+    validate_adaptive(model, problem, loss)?;
+    let dims = model.dims();
+    let n = dims.n_states;
+    let times = loss.observation_times();
+    let solver = Dopri5::new(problem.options, n, problem.t0, problem.t1, times)?;
+    let adjoint_tol = adjoint.tolerance(solver.tolerance(), n, dims.n_params)?;
+    let layout = solver.layout();
+    let max_steps = solver.max_steps();
+    let mut chain = Dopri5Chain {
+        model,
+        params: problem.params,
+        solver,
+        work: model.new_work(),
+    };
+    // One more than the solver's own limit, so the solver's error (which
+    // names t) is the one reported.
+    let mut store = OnlineStore::new(schedule, layout.len(), max_steps + 1)?;
+
+    let started = Instant::now();
+    let mut x0 = vec![0.0; layout.len()];
+    chain
+        .solver
+        .initial_state(model, problem.params, &mut chain.work, problem.u0, &mut x0)?;
+    let mut last = vec![0.0; layout.len()];
+    let mut loss_value = 0.0;
+    let mut next_obs = 0;
+    let final_weights = loss.final_weights();
+    let t1 = problem.t1;
+    let n_steps = store.forward(&mut chain, &x0, &mut last, |_, x| {
+        let t = x[StepLayout::T];
+        if next_obs < times.len() && t == times[next_obs] {
+            loss_value += loss.observation_term(next_obs, layout.u(x));
+            next_obs += 1;
+        }
+        if let (Some(w), true) = (final_weights, t == t1) {
+            loss_value += crate::loss::dot(w, layout.u(x));
+        }
+        Ok(())
+    })?;
+    let forward_counts = chain.solver.counts();
+    let forward_seconds = started.elapsed().as_secs_f64();
+    debug!("dopri5 forward: {forward_counts:?} in {forward_seconds:.6} s");
+
+    let started = Instant::now();
+    let h_min = problem
+        .options
+        .h_min
+        .unwrap_or(1e-12 * (problem.t1 - problem.t0));
+    let mut back = BackwardIntegrator::new(adjoint_tol, h_min);
+    let mut dense = DenseStep::new(n);
+    let mut upper = last;
+    let mut u_scratch = vec![0.0; n];
+    let mut adj_work = model.new_work();
+    let mut obs = times.len();
+    let params = problem.params;
+    store.reverse(&mut chain, |_, x| {
+        // Jumps at the upper end t_{k+1} of this forward step.
+        let t_hi = upper[StepLayout::T];
+        let lambda = &mut back.z[..n];
+        let mut jumped = false;
+        if let (Some(w), true) = (final_weights, t_hi == t1) {
+            for (l, wi) in lambda.iter_mut().zip(w) {
+                *l += wi;
+            }
+            jumped = true;
+        }
+        if obs > 0 && times[obs - 1] == t_hi {
+            obs -= 1;
+            loss.add_observation_seed(obs, layout.u(&upper), lambda);
+            jumped = true;
+        }
+        if jumped {
+            back.invalidate_fsal();
+        }
+        dense.set(layout, x, &upper);
+        let mut rhs = AdjointRhs {
+            model,
+            params,
+            work: &mut adj_work,
+            dense: &dense,
+            u: &mut u_scratch,
+        };
+        back.cross(&mut rhs, t_hi, x[StepLayout::T])?;
+        upper.copy_from_slice(x);
+        Ok(())
+    })?;
+    if !back.z.iter().all(|v| v.is_finite()) {
+        return Err(GradientError::NonFiniteAdjoint {
+            t: problem.t0,
+            step: 0,
+        });
+    }
+    let backward_seconds = started.elapsed().as_secs_f64();
+
+    let s = store.stats();
+    let state_bytes = layout.len() * std::mem::size_of::<f64>();
+    let stats = GradientStats {
+        steps: n_steps,
+        rejected_steps: forward_counts.rejected,
+        backward_steps: back.counts.accepted,
+        backward_rejected: back.counts.rejected,
+        checkpoints_kept: s.checkpoints_kept,
+        recomputed_steps: s.recomputed_steps,
+        // Kept states, the upper restart state and the dense-output buffers.
+        peak_store_bytes: s.peak_bytes + state_bytes + dense.buffer_bytes(),
+        forward_steps: s.forward_steps,
+        forward_seconds,
+        backward_seconds,
+    };
+    info!(
+        "continuous adjoint: {} steps forward ({} rejected), {} back ({} rejected), loss {loss_value:e}, store {} B",
+        n_steps, forward_counts.rejected, back.counts.accepted, back.counts.rejected, stats.peak_store_bytes
+    );
+    let (lambda, mu) = back.z.split_at(n);
+    Ok(Gradient {
+        loss: loss_value,
+        gradient: mu.to_vec(),
+        gradient_u0: lambda.to_vec(),
+        stats,
+    })
+}

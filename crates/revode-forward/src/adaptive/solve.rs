@@ -1,0 +1,57 @@
+//! A plain adaptive forward solve (the `revode solve` path).
+
+use revode_model::Model;
+
+use super::{AdaptiveOptions, Dopri5, StepCounts, StepLayout};
+use crate::ForwardError;
+
+/// Result of an adaptive forward solve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdaptiveSolution {
+    pub counts: StepCounts,
+    pub t_final: f64,
+    pub final_state: Vec<f64>,
+    /// `(t, u)` every `sample_every` accepted steps (and at the end), if asked.
+    pub samples: Vec<(f64, Vec<f64>)>,
+}
+
+/// Integrates `u0` over `[t0, t1]` with Dormand–Prince 5(4).
+pub fn solve_adaptive<M: Model>(
+    model: &M,
+    options: &AdaptiveOptions,
+    t0: f64,
+    t1: f64,
+    u0: &[f64],
+    p: &[f64],
+    sample_every: Option<usize>,
+) -> Result<AdaptiveSolution, ForwardError> {
+    let n = u0.len();
+    let mut solver = Dopri5::new(options, n, t0, t1, &[])?;
+    let layout = solver.layout();
+    let mut work = model.new_work();
+    let mut x = vec![0.0; layout.len()];
+    let mut next = vec![0.0; layout.len()];
+    solver.initial_state(model, p, &mut work, u0, &mut x)?;
+    let every = sample_every.map(|s| s.max(1));
+    let mut samples = Vec::new();
+    if every.is_some() {
+        samples.push((t0, u0.to_vec()));
+    }
+    let mut k = 0;
+    while !solver.is_last(&x) {
+        solver.advance(model, p, &mut work, k, &x, &mut next)?;
+        std::mem::swap(&mut x, &mut next);
+        k += 1;
+        if let Some(s) = every {
+            if k % s == 0 || solver.is_last(&x) {
+                samples.push((x[StepLayout::T], layout.u(&x).to_vec()));
+            }
+        }
+    }
+    Ok(AdaptiveSolution {
+        counts: solver.counts(),
+        t_final: x[StepLayout::T],
+        final_state: layout.u(&x).to_vec(),
+        samples,
+    })
+}
