@@ -39,3 +39,24 @@ pub fn peak_rss_bytes() -> Option<usize> {
     let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
+
+/// CPU time this thread has run, in seconds (Linux `schedstat`), if known.
+/// Unlike wall time it does not grow when other processes share the cores.
+pub fn thread_cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns * 1e-9)
+}
+
+/// Median CPU seconds (this thread) of `repeat` runs of `f` (after one warm-up).
+pub fn median_cpu_seconds(repeat: usize, mut f: impl FnMut()) -> Option<f64> {
+    f();
+    let mut times = Vec::with_capacity(repeat.max(1));
+    for _ in 0..repeat.max(1) {
+        let t = thread_cpu_seconds()?;
+        f();
+        times.push(thread_cpu_seconds()? - t);
+    }
+    times.sort_by(f64::total_cmp);
+    Some(times[times.len() / 2])
+}

@@ -211,3 +211,40 @@ fn the_counter_sees_a_per_step_allocation() {
     };
     assert!(per_step(100) < per_step(1000));
 }
+
+#[test]
+fn network_allocations_do_not_grow_with_steps() {
+    // The deferred W-gradient buffers are made once per solve by `new_work`.
+    let m = revode_model::HhNetwork::with_neurons(5).unwrap();
+    let (u0, p) = (m.default_u0(), m.default_params());
+    let loss = Loss::Final {
+        weights: vec![1.0; 20],
+    };
+    for method in [FixedMethod::Euler, FixedMethod::Rk4] {
+        for schedule in [Schedule::All, Schedule::Every(1), Schedule::Every(37)] {
+            let count = |n: usize| {
+                let grid = TimeGrid::new(0.0, n as f64 * 1e-3, 1e-3).unwrap();
+                let problem = FixedProblem {
+                    u0: &u0,
+                    params: &p,
+                    grid,
+                    method,
+                };
+                allocations_during(|| {
+                    gradient_fixed(&m, &problem, &loss, schedule).unwrap();
+                })
+            };
+            let (small, large) = (count(1_001), count(20_003));
+            assert!(small > 0);
+            assert_eq!(small, large, "{method:?} {schedule:?}");
+        }
+        let grid = TimeGrid::new(0.0, 5.0, 1e-3).unwrap();
+        let forward = |grid: &TimeGrid| {
+            allocations_during(|| {
+                solve_fixed(&m, method, grid, &u0, &p, None).unwrap();
+            })
+        };
+        let long = TimeGrid::new(0.0, 50.0, 1e-3).unwrap();
+        assert_eq!(forward(&grid), forward(&long), "{method:?} forward");
+    }
+}

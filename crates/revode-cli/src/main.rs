@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 /// Fast, exact, bounded-memory gradients of ODE solutions.
 ///
 /// Exit codes: 0 success, 2 bad input (file, JSON, values, flags),
-/// 3 the solve failed (e.g. the state blew up).
+/// 3 the solve failed (e.g. the state blew up); `check-model`: 1 when a
+/// derivative is wrong; `grad --batch`: 4 when some members failed (each
+/// member's own code is in its JSON line).
 #[derive(Debug, Parser)]
 #[command(name = "revode", version, about, long_about)]
 struct Cli {
@@ -26,6 +28,9 @@ enum Command {
     Solve(commands::solve::SolveArgs),
     /// Compute the loss and its gradient w.r.t. parameters and initial state.
     Grad(commands::grad::GradArgs),
+    /// Compare a built-in model's hand-written VJPs with finite differences
+    /// of its rhs (exit 1 when an entry is wrong).
+    CheckModel(commands::check_model::CheckArgs),
     /// Compare the adjoint gradient with converged finite differences
     /// (exit 1 when any entry fails).
     Check(commands::check::CheckArgs),
@@ -68,6 +73,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Solve(args) => commands::solve::run(&args),
         Command::Grad(args) => commands::grad::run(&args),
+        Command::CheckModel(args) => commands::check_model::run(&args),
         Command::Check(args) => commands::check::run(&args),
         Command::Tune(args) => commands::tune::run(&args),
     };

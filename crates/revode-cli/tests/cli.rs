@@ -214,6 +214,174 @@ fn bad_flags_exit_2() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+// ---- hh_network, check-model, grad --batch ----
+
+fn network_problem(extra_model: &str) -> String {
+    format!(
+        r#"{{"model": {{"name": "hh_network"{extra_model}}}, "tspan": [0.0, 5.0],
+            "solver": {{"method": "euler", "dt": 0.01}},
+            "loss": {{"kind": "final", "weights": [1,0,0,0, 1,0,0,0]}}}}"#
+    )
+}
+
+#[test]
+fn grad_runs_a_network_problem() {
+    let o = run_text("grad", &network_problem(r#", "n": 2"#), &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["model"], "hh_network");
+    assert_eq!(v["gradient"].as_array().unwrap().len(), 3 * 2 + 4);
+    assert_eq!(v["param_names"][6], "W_0_0");
+}
+
+#[test]
+fn network_size_errors_are_one_line() {
+    let o = run_text("grad", &network_problem(r#", "n": 0"#), &[]);
+    assert_error(&o, 2, "n must be at least 1, got 0");
+    let o = run_text("grad", &network_problem(r#", "n": 1000000"#), &[]);
+    assert_error(&o, 2, "n must be at most 4096, got 1000000");
+    let o = run_text("grad", &network_problem(""), &[]);
+    assert_error(&o, 2, "missing field `n`");
+    let o = run_text("grad", &network_problem(r#", "n": 2, "neurons": 3"#), &[]);
+    assert_error(&o, 2, "neurons");
+}
+
+#[test]
+fn check_model_passes_builtins() {
+    let o = run(&["check-model", "hh"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("PASS"));
+    let o = run(&[
+        "check-model",
+        "hh_network",
+        "--n",
+        "3",
+        "--samples",
+        "2",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["passed"], true);
+    assert_eq!(v["samples"], 2);
+    assert_eq!(v["entries_checked"], 2 * 12 * (12 + 18));
+    assert_eq!(v["worst"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn check_model_exit_codes() {
+    // an impossible tolerance fails (exit 1) and names the worst entry
+    let o = run(&["check-model", "hh", "--tolerance", "1e-300"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("d(dE/dt)/d"));
+    assert_error(
+        &run(&["check-model", "hh_network", "--n", "0"]),
+        2,
+        "at least 1",
+    );
+    assert_error(
+        &run(&["check-model", "hh", "--n", "3"]),
+        2,
+        "hh_network only",
+    );
+    assert_error(&run(&["check-model", "nope"]), 2, "unknown variant");
+    assert_error(
+        &run(&["check-model", "hh", "--tolerance=0"]),
+        2,
+        "tolerance",
+    );
+}
+
+fn write_temp(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn grad_batch_matches_single_runs_and_reports_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = r#"{"model": {"name": "hh"}, "tspan": [0.0, 20.0], "solver": {"method": "euler", "dt": 0.01}}"#;
+    let overrides = [
+        r#"{"params": [70, 10, 0.05]}"#,
+        r#"{"params": [70, 10]}"#,
+        r#"{"model": {"name": "hh_network", "n": 2, "i_ext": 2.5}}"#,
+        r#"{"u0": [-50, 0.3, 0.8, 0.2]}"#,
+    ];
+    let batch = format!(
+        r#"{{"base": {base}, "overrides": [{}]}}"#,
+        overrides.join(",")
+    );
+    let batch_path = write_temp(&dir, "batch.json", &batch);
+    for threads in ["1", "2"] {
+        let o = run(&["grad", "--batch", &batch_path, "--threads", threads]);
+        assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("1 of 4 batch members failed"),
+            "{}",
+            stderr(&o)
+        );
+        let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 4);
+        for (k, line) in lines.iter().enumerate() {
+            assert_eq!(line["index"], k);
+            if k == 1 {
+                assert_eq!(line["ok"], false);
+                assert_eq!(line["exit_code"], 2);
+                assert!(line["error"].as_str().unwrap().contains("params"));
+                continue;
+            }
+            // the same member alone through `grad --json`
+            let mut single: Value = serde_json::from_str(base).unwrap();
+            let o: Value = serde_json::from_str(overrides[k]).unwrap();
+            for (key, value) in o.as_object().unwrap() {
+                single[key] = value.clone();
+            }
+            let alone = run_text("grad", &single.to_string(), &["--json"]);
+            assert!(alone.status.success(), "{}", stderr(&alone));
+            let alone: Value = serde_json::from_slice(&alone.stdout).unwrap();
+            let r = &line["result"];
+            assert_eq!(line["ok"], true);
+            for key in ["loss", "gradient", "gradient_u0", "model"] {
+                assert_eq!(r[key], alone[key], "member {k} {key}");
+            }
+        }
+    }
+    // all members fine: exit 0; an array of problems works too
+    let array = format!("[{base}, {base}]");
+    let o = run(&["grad", "--batch", &write_temp(&dir, "array.json", &array)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 2);
+}
+
+#[test]
+fn grad_batch_input_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_temp(&dir, "bad.json", r#"{"overrides": []}"#);
+    assert_error(
+        &run(&["grad", "--batch", &bad]),
+        2,
+        "\"base\" and \"overrides\"",
+    );
+    assert_error(
+        &run(&["grad", "--batch", "/nonexistent/b.json"]),
+        2,
+        "cannot read",
+    );
+    let o = run_text(
+        "grad",
+        &short_problem_with("loss", r#"{"kind": "final"}"#),
+        &["--threads", "2"],
+    );
+    assert_error(&o, 2, "--threads applies to --batch only");
+    let o = run(&["grad", "--batch", &bad, "--threads", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
 #[test]
 fn grad_with_a_memory_budget_matches_all_bitwise() {
     let grad = |name: &str| -> Value {
@@ -247,4 +415,16 @@ fn budget_too_small_states_the_minimum() {
     let o = run_text("grad", &text, &[]);
     assert_error(&o, 2, "memory budget of 100 bytes is too small");
     assert!(stderr(&o).contains("at least 120 bytes"), "{}", stderr(&o));
+}
+
+#[test]
+fn check_model_flags_a_broken_vjp() {
+    // main's test-only model with a wrong parameter derivative
+    let o = run(&["check-model", "hh_broken_vjp", "--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["passed"], false);
+    assert_eq!(v["worst"][0]["wrt_kind"], "param");
+    assert_eq!(v["worst"][0]["entry"], "d(dE/dt)/dg_Kd");
+    assert!(v["worst"][0]["error"].as_f64().unwrap() > 1e-6, "{v}");
 }

@@ -193,18 +193,7 @@ impl Model for HodgkinHuxley {
 
     #[inline]
     fn rhs(&self, _t: f64, u: &[f64], p: &[f64], du: &mut [f64], _work: &mut ()) {
-        let (u, p, du) = (&u[..4], &p[..3], &mut du[..4]);
-        let (e, m, h, n) = (u[0], u[1], u[2], u[3]);
-        let r = Rates::at(e);
-        let m3 = m * m * m;
-        let n2 = n * n;
-        // dE/dt = −(E−E_Na) g_Na m³h − (E−E_K) g_Kd n⁴ − (E−E_leak) g_leak + I
-        du[0] = -(e - E_NA) * p[0] * m3 * h - (e - E_K) * p[1] * (n2 * n2) - (e - E_LEAK) * p[2]
-            + I_INJ;
-        // dx/dt = α_x (1 − x) − β_x x
-        du[1] = r.am * (1.0 - m) - r.bm * m;
-        du[2] = r.ah * (1.0 - h) - r.bh * h;
-        du[3] = r.an * (1.0 - n) - r.bn * n;
+        neuron_rhs(&u[..4], [p[0], p[1], p[2]], I_INJ, &mut du[..4]);
     }
 
     #[inline]
@@ -219,49 +208,79 @@ impl Model for HodgkinHuxley {
         acc_p: &mut [f64],
         _work: &mut (),
     ) {
-        let (u, p, l) = (&u[..4], &p[..3], &lambda[..4]);
-        let (out_u, acc_p) = (&mut out_u[..4], &mut acc_p[..3]);
-        let (e, m, h, n) = (u[0], u[1], u[2], u[3]);
-        let (g_na, g_k, g_l) = (p[0], p[1], p[2]);
-        let (r, d) = Rates::with_derivs(e);
-        let (m2, n2) = (m * m, n * n);
-        let (m3, n3) = (m2 * m, n2 * n);
-        let n4 = n2 * n2;
-        let (e_na, e_k, e_l) = (e - E_NA, e - E_K, e - E_LEAK);
-
-        // Row 0 of J, ∂(dE/dt)/∂u:
-        // ∂/∂E = −g_Na m³h − g_Kd n⁴ − g_leak
-        let j00 = -g_na * m3 * h - g_k * n4 - g_l;
-        // ∂/∂m = −3 (E−E_Na) g_Na m² h
-        let j01 = -3.0 * e_na * g_na * m2 * h;
-        // ∂/∂h = −(E−E_Na) g_Na m³
-        let j02 = -e_na * g_na * m3;
-        // ∂/∂n = −4 (E−E_K) g_Kd n³
-        let j03 = -4.0 * e_k * g_k * n3;
-        // Gate rows, ∂(dx/dt)/∂E = α_x'(1 − x) − β_x' x
-        let j10 = d.am * (1.0 - m) - d.bm * m;
-        let j20 = d.ah * (1.0 - h) - d.bh * h;
-        let j30 = d.an * (1.0 - n) - d.bn * n;
-        // and ∂(dx/dt)/∂x = −(α_x + β_x); other gate entries are 0.
-        let j11 = -(r.am + r.bm);
-        let j22 = -(r.ah + r.bh);
-        let j33 = -(r.an + r.bn);
-
-        // out_u ← Jᵀ λ
-        out_u[0] = j00 * l[0] + j10 * l[1] + j20 * l[2] + j30 * l[3];
-        out_u[1] = j01 * l[0] + j11 * l[1];
-        out_u[2] = j02 * l[0] + j22 * l[2];
-        out_u[3] = j03 * l[0] + j33 * l[3];
-
-        // acc_p += α (∂f/∂p)ᵀ λ; only dE/dt depends on p:
-        let al0 = alpha * l[0];
-        // ∂(dE/dt)/∂g_Na = −(E−E_Na) m³h
-        acc_p[0] += al0 * (-e_na * m3 * h);
-        // ∂(dE/dt)/∂g_Kd = −(E−E_K) n⁴
-        acc_p[1] += al0 * (-e_k * n4);
-        // ∂(dE/dt)/∂g_leak = −(E−E_leak)
-        acc_p[2] += al0 * (-e_l);
+        let d_g = neuron_vjp(&u[..4], [p[0], p[1], p[2]], &lambda[..4], &mut out_u[..4]);
+        let acc_p = &mut acc_p[..3];
+        let al0 = alpha * lambda[0];
+        for (acc, d) in acc_p.iter_mut().zip(d_g) {
+            *acc += al0 * d;
+        }
     }
+}
+
+/// One neuron's `f` into `du[..4]`: `u = [E, m, h, n]`, `g = [g_Na, g_Kd,
+/// g_leak]`, injected current `i_ext`. Shared by `hh` and `hh_network`.
+#[inline(always)]
+pub(crate) fn neuron_rhs(u: &[f64], g: [f64; 3], i_ext: f64, du: &mut [f64]) {
+    let (u, du) = (&u[..4], &mut du[..4]);
+    let (e, m, h, n) = (u[0], u[1], u[2], u[3]);
+    let r = Rates::at(e);
+    let m3 = m * m * m;
+    let n2 = n * n;
+    // dE/dt = −(E−E_Na) g_Na m³h − (E−E_K) g_Kd n⁴ − (E−E_leak) g_leak + I
+    du[0] =
+        -(e - E_NA) * g[0] * m3 * h - (e - E_K) * g[1] * (n2 * n2) - (e - E_LEAK) * g[2] + i_ext;
+    // dx/dt = α_x (1 − x) − β_x x
+    du[1] = r.am * (1.0 - m) - r.bm * m;
+    du[2] = r.ah * (1.0 - h) - r.bh * h;
+    du[3] = r.an * (1.0 - n) - r.bn * n;
+}
+
+/// One neuron's `out[..4] ← Jᵀ λ` (J = ∂f/∂u of [`neuron_rhs`]); returns
+/// `∂(dE/dt)/∂[g_Na, g_Kd, g_leak]`, which the caller scales by `α λ_E`
+/// (only dE/dt depends on the conductances).
+#[inline(always)]
+pub(crate) fn neuron_vjp(u: &[f64], g: [f64; 3], l: &[f64], out_u: &mut [f64]) -> [f64; 3] {
+    let (u, l, out_u) = (&u[..4], &l[..4], &mut out_u[..4]);
+    let (e, m, h, n) = (u[0], u[1], u[2], u[3]);
+    let [g_na, g_k, g_l] = g;
+    let (r, d) = Rates::with_derivs(e);
+    let (m2, n2) = (m * m, n * n);
+    let (m3, n3) = (m2 * m, n2 * n);
+    let n4 = n2 * n2;
+    let (e_na, e_k, e_l) = (e - E_NA, e - E_K, e - E_LEAK);
+
+    // Row 0 of J, ∂(dE/dt)/∂u:
+    // ∂/∂E = −g_Na m³h − g_Kd n⁴ − g_leak
+    let j00 = -g_na * m3 * h - g_k * n4 - g_l;
+    // ∂/∂m = −3 (E−E_Na) g_Na m² h
+    let j01 = -3.0 * e_na * g_na * m2 * h;
+    // ∂/∂h = −(E−E_Na) g_Na m³
+    let j02 = -e_na * g_na * m3;
+    // ∂/∂n = −4 (E−E_K) g_Kd n³
+    let j03 = -4.0 * e_k * g_k * n3;
+    // Gate rows, ∂(dx/dt)/∂E = α_x'(1 − x) − β_x' x
+    let j10 = d.am * (1.0 - m) - d.bm * m;
+    let j20 = d.ah * (1.0 - h) - d.bh * h;
+    let j30 = d.an * (1.0 - n) - d.bn * n;
+    // and ∂(dx/dt)/∂x = −(α_x + β_x); other gate entries are 0.
+    let j11 = -(r.am + r.bm);
+    let j22 = -(r.ah + r.bh);
+    let j33 = -(r.an + r.bn);
+
+    // out_u ← Jᵀ λ
+    out_u[0] = j00 * l[0] + j10 * l[1] + j20 * l[2] + j30 * l[3];
+    out_u[1] = j01 * l[0] + j11 * l[1];
+    out_u[2] = j02 * l[0] + j22 * l[2];
+    out_u[3] = j03 * l[0] + j33 * l[3];
+
+    [
+        // ∂(dE/dt)/∂g_Na = −(E−E_Na) m³h
+        -e_na * m3 * h,
+        // ∂(dE/dt)/∂g_Kd = −(E−E_K) n⁴
+        -e_k * n4,
+        // ∂(dE/dt)/∂g_leak = −(E−E_leak)
+        -e_l,
+    ]
 }
 
 #[cfg(test)]

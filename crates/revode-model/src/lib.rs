@@ -6,11 +6,14 @@
 //! [`Model::new_work`] and passed back in on every call, so nothing allocates
 //! per step.
 
+pub mod check;
 pub mod exp;
 mod hh;
+mod hh_network;
 mod rates;
 
 pub use hh::HodgkinHuxley;
+pub use hh_network::{HhNetwork, NetworkWork};
 pub use rates::{exprel_inv, exprel_inv_deriv};
 
 /// Sizes of a model's state and parameter vectors.

@@ -16,9 +16,11 @@
 //! assert_eq!(g.gradient.len(), 3);
 //! ```
 
+pub mod batch;
 pub mod check;
 mod error;
 pub mod golden;
+pub mod model_check;
 pub mod problem;
 mod run;
 #[doc(hidden)]
@@ -39,5 +41,5 @@ pub mod prelude {
     pub use revode_adjoint::{gradient_fixed, FixedProblem, Gradient, GradientError, Loss};
     pub use revode_checkpoint::Schedule;
     pub use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
-    pub use revode_model::{Dims, HodgkinHuxley, Model};
+    pub use revode_model::{Dims, HhNetwork, HodgkinHuxley, Model};
 }

@@ -21,10 +21,11 @@
 //!               "checkpoints": {"budget_bytes": 65536}} }
 //! ```
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use revode_checkpoint::Schedule;
-use revode_model::{HodgkinHuxley, Model};
+use revode_model::{HhNetwork, HodgkinHuxley, Model};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -36,11 +37,43 @@ pub enum ModelSpec {
     /// The single Hodgkin–Huxley neuron of the seed problem.
     #[serde(rename = "hh")]
     Hh,
+    /// `n` coupled Hodgkin–Huxley neurons, injected current `i_ext` each.
+    #[serde(rename = "hh_network")]
+    HhNetwork {
+        #[serde(deserialize_with = "neuron_count")]
+        n: NonZeroUsize,
+        #[serde(default = "default_i_ext")]
+        i_ext: f64,
+    },
     /// Test-only: HH with a deliberately wrong parameter VJP, so that tests
     /// can see `revode check` fail (see [`crate::testing`]).
     #[doc(hidden)]
     #[serde(rename = "hh_broken_vjp")]
     HhBrokenVjp,
+}
+
+fn default_i_ext() -> f64 {
+    1.0
+}
+
+/// Largest `hh_network` size a problem file may ask for: W alone is then
+/// 128 MiB, and a typo like `n: 1000000` must be an error, not an abort.
+pub const MAX_NETWORK_NEURONS: u64 = 4096;
+
+/// `1 ≤ n ≤ MAX_NETWORK_NEURONS`, with a message that names the key.
+fn neuron_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NonZeroUsize, D::Error> {
+    let n = u64::deserialize(d)?;
+    if n > MAX_NETWORK_NEURONS {
+        return Err(serde::de::Error::custom(format!(
+            "hh_network: n must be at most {MAX_NETWORK_NEURONS}, got {n}"
+        )));
+    }
+    usize::try_from(n)
+        .ok()
+        .and_then(NonZeroUsize::new)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!("hh_network: n must be at least 1, got {n}"))
+        })
 }
 
 /// Code generic over the model type, run by [`ModelSpec::visit`].
@@ -55,6 +88,9 @@ impl ModelSpec {
     pub fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
         match self {
             ModelSpec::Hh => visitor.visit(&HodgkinHuxley),
+            ModelSpec::HhNetwork { n, i_ext } => {
+                visitor.visit(&HhNetwork::new(*n).with_i_ext(*i_ext))
+            }
             ModelSpec::HhBrokenVjp => visitor.visit(&crate::testing::HhBrokenVjp::default()),
         }
     }

@@ -9,14 +9,34 @@ use crate::output::{fmt_bytes, fmt_vec_named, print_json};
 #[derive(Debug, Args)]
 pub struct GradArgs {
     /// Problem file (JSON).
-    pub problem: PathBuf,
+    #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+    pub problem: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Batch file: an array of problems, or {"base": {..}, "overrides": [..]}.
+    /// Prints one JSON line per member, in order (see docs/batch.md).
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
+    /// Threads for --batch (default: one per core).
+    #[arg(long, value_name = "T",
+          value_parser = clap::value_parser!(u64).range(1..1024))]
+    pub threads: Option<u64>,
 }
 
 pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
-    let problem = Problem::from_path(&args.problem)?;
+    let path = match (&args.problem, &args.batch) {
+        (_, Some(batch)) => return super::batch::run(batch, args.threads),
+        (Some(_), None) if args.threads.is_some() => {
+            return Err(Error::Invalid {
+                origin: "grad".into(),
+                message: "--threads applies to --batch only".into(),
+            })
+        }
+        (Some(path), None) => path,
+        (None, None) => unreachable!("clap requires a problem or --batch"),
+    };
+    let problem = Problem::from_path(path)?;
     let r = revode::gradient(&problem)?;
     if args.json {
         print_json(&r);
@@ -25,7 +45,7 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
     let s = &r.stats;
     println!(
         "{}: model {}, {} with {} steps, loss {}",
-        args.problem.display(),
+        path.display(),
         r.model,
         r.solver,
         s.steps,

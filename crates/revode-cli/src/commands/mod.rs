@@ -1,4 +1,6 @@
+pub mod batch;
 pub mod check;
+pub mod check_model;
 pub mod grad;
 pub mod solve;
 pub mod tune;

@@ -1,0 +1,33 @@
+//! `revode grad --batch FILE`: one JSON line per member, in input order.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use revode::batch::{gradients_of_members, read_batch, Parallelism};
+use revode::Error;
+use serde_json::json;
+
+/// Exit code when the batch ran but some members failed.
+pub const SOME_MEMBERS_FAILED: u8 = 4;
+
+pub fn run(path: &Path, threads: Option<u64>) -> Result<ExitCode, Error> {
+    let members = read_batch(path)?;
+    let parallelism = threads.map_or(Parallelism::AllCores, |t| Parallelism::Threads(t as usize));
+    let results = gradients_of_members(members, parallelism)?;
+    let mut failed = 0;
+    for (index, result) in results.iter().enumerate() {
+        let line = match result {
+            Ok(report) => json!({ "index": index, "ok": true, "result": report }),
+            Err(e) => {
+                failed += 1;
+                json!({ "index": index, "ok": false, "error": e.to_string(), "exit_code": e.exit_code() })
+            }
+        };
+        println!("{line}");
+    }
+    if failed > 0 {
+        eprintln!("error: {failed} of {} batch members failed", results.len());
+        return Ok(ExitCode::from(SOME_MEMBERS_FAILED));
+    }
+    Ok(ExitCode::SUCCESS)
+}

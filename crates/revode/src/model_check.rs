@@ -1,0 +1,40 @@
+//! The Jacobian checker for the built-in models (see [`revode_model::check`]).
+
+use revode_model::check::{check_model, CheckOptions, CheckReport};
+use revode_model::Model;
+
+use crate::{Error, ModelSpec, ModelVisitor};
+
+/// Builds a model spec from a name and an optional neuron count, with the
+/// problem-file rules (`n` only for `hh_network`, `n ≥ 1`).
+pub fn model_spec(name: &str, n: Option<u64>) -> Result<ModelSpec, Error> {
+    let mut value = serde_json::json!({ "name": name });
+    match (name, n) {
+        ("hh_network", n) => value["n"] = n.unwrap_or(10).into(),
+        (_, Some(_)) => {
+            return Err(Error::Invalid {
+                origin: "check-model".into(),
+                message: format!("--n applies to hh_network only, not {name:?}"),
+            })
+        }
+        _ => {}
+    }
+    serde_json::from_value(value).map_err(|e| Error::Invalid {
+        origin: "check-model".into(),
+        message: e.to_string(),
+    })
+}
+
+struct CheckRun<'a>(&'a CheckOptions);
+
+impl ModelVisitor for CheckRun<'_> {
+    type Output = CheckReport;
+    fn visit<M: Model>(self, model: &M) -> CheckReport {
+        check_model(model, self.0)
+    }
+}
+
+/// Checks a built-in model's VJPs against finite differences.
+pub fn check_builtin(spec: &ModelSpec, options: &CheckOptions) -> CheckReport {
+    spec.visit(CheckRun(options))
+}
