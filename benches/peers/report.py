@@ -36,9 +36,41 @@ def load(path):
         return json.load(f)
 
 
-def newest_measured():
-    files = sorted(glob.glob(os.path.join(HERE, "measured", "peers-*.json")))
+def newest_measured(prefix="peers"):
+    files = sorted(glob.glob(os.path.join(HERE, "measured", f"{prefix}-*.json")))
     return files[-1] if files else None
+
+
+def diffsol_records(doc):
+    """Flattens peer_diffsol's per-problem document into the peers' record schema."""
+    out = []
+    for problem, runs in doc.get("problems", {}).items():
+        if runs.get("status") == "not offered":
+            emu = runs.get("emulation", {})
+            res = emu.get("result") if isinstance(emu, dict) else None
+            note = "no fixed-step method in diffsol; " + ("emulated Euler tableau + StepVjp" if res else "not offered")
+            rec = {"engine": "diffsol", "problem": problem, "method": "euler_emulated_step_vjp", "note": note}
+            if res:
+                rec.update(gradient_ms=res["timing"]["median_ms"], first_call_ms=res["timing"]["first_call_ms"],
+                           grad=res["gradient"],
+                           peak_mem_gradient_mib=res.get("peak_memory", {}).get("vmhwm_delta_kib", 0) / 1024)
+            else:
+                rec["error"] = runs.get("why", "not offered")
+            out.append(rec)
+            continue
+        for method, run in runs.items():
+            if not isinstance(run, dict) or "timing" not in run or method in ("forward", "euler_forward"):
+                continue
+            fwd_key = "euler_forward" if method.startswith("euler") else "forward"
+            fwd = runs.get(fwd_key, {}).get("timing", {})
+            out.append({
+                "engine": "diffsol", "problem": problem, "method": method,
+                "forward_ms": fwd.get("median_ms"), "gradient_ms": run["timing"]["median_ms"],
+                "first_call_ms": run["timing"].get("first_call_ms"), "grad": run.get("gradient"),
+                "peak_mem_gradient_mib": run.get("peak_memory", {}).get("vmhwm_delta_kib", 0) / 1024,
+                "note": "Tsit45 rtol=atol=1e-8" if not method.startswith("euler") else "Euler dt=0.01 via custom tableau",
+            })
+    return out
 
 
 def reference_for(problem, revode_records):
@@ -197,6 +229,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--revode", default=os.path.join(HERE, "results", "revode.json"))
     ap.add_argument("--peers", default=None, help="peers JSON (default: results/peers.json, else newest measured/)")
+    ap.add_argument("--diffsol", default=None, help="peer_diffsol JSON (default: results/diffsol.json, else newest measured/)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
     ap.add_argument("--svg", default=os.path.join(ROOT, "docs", "performance-params.svg"))
     args = ap.parse_args()
@@ -209,6 +242,12 @@ def main():
     peers_doc = load(peers_path) if peers_path and peers_path != "none" else {"records": []}
     revode_records = revode_doc["records"]
     records = revode_records + [r for r in peers_doc.get("records", []) if r.get("problem")]
+    diffsol_path = args.diffsol
+    if diffsol_path is None:
+        default = os.path.join(HERE, "results", "diffsol.json")
+        diffsol_path = default if os.path.exists(default) else newest_measured("diffsol")
+    if diffsol_path and diffsol_path != "none":
+        records += diffsol_records(load(diffsol_path))
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -219,6 +258,7 @@ def main():
         f"Generated {now} on {machine_line(peers_doc)}. revode figures: "
         f"{'quick (shortened) run' if revode_doc.get('quick') else 'full problems'}; peer figures: "
         f"`{os.path.relpath(peers_path, ROOT) if peers_path and peers_path != 'none' else 'none'}`"
+        f"{' and `' + os.path.relpath(diffsol_path, ROOT) + '`' if diffsol_path and diffsol_path != 'none' else ''}"
         f" (measured {peers_doc.get('date_utc', '?')}, load average at start "
         f"{', '.join(peers_doc.get('machine', {}).get('loadavg_at_start', ['?']))}).",
         "",

@@ -66,7 +66,14 @@ fn revode_side_of_the_harness_runs_and_reports() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/report.py");
     let status = Command::new("python3")
         .arg(root)
-        .args(["--revode", json_path.to_str().unwrap(), "--peers", "none"])
+        .args([
+            "--revode",
+            json_path.to_str().unwrap(),
+            "--peers",
+            "none",
+            "--diffsol",
+            "none",
+        ])
         .args([
             "--out",
             md.to_str().unwrap(),
