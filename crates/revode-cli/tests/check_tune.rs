@@ -100,6 +100,27 @@ fn check_passes_on_every_model_solver_and_loss() {
 }
 
 #[test]
+fn check_passes_on_the_network_and_the_continuous_adjoint() {
+    // hh_network (130 parameters, a sample of them), dopri5 with the
+    // continuous adjoint (final and trace_mse losses), each with dL/du0 for
+    // the small models.
+    for (file, extra) in [
+        ("hh_network_10.json", &["--sample", "12", "--seed", "7"][..]),
+        ("hh_dopri5.json", &["--u0"][..]),
+        ("hh_dopri5_trace.json", &["--u0"][..]),
+    ] {
+        let path = fixture(file);
+        let mut args = vec!["check", path.as_str(), "--json"];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        let v = json(&o);
+        assert_eq!(o.status.code(), Some(0), "{file}: {v:#}");
+        assert_eq!(v["passed"], true, "{file}");
+        assert!(!v["entries"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
 fn check_passes_on_the_seed_problem() {
     let o = run(&["check", &fixture("hh_seed.json")]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
