@@ -1,7 +1,9 @@
 //! `revode`: gradients of ODE solutions from problem files.
 
-mod commands;
+// Declared first: its `out!`/`outln!` macros serve the command modules.
+#[macro_use]
 mod output;
+mod commands;
 mod plot;
 mod units;
 

@@ -2,10 +2,21 @@
 
 use serde::Serialize;
 
+/// `print!` through [`write_stdout`].
+macro_rules! out {
+    ($($arg:tt)*) => { crate::output::write_stdout(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`write_stdout`].
+macro_rules! outln {
+    () => { crate::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// Prints one JSON object on stdout.
 pub fn print_json<T: Serialize>(value: &T) {
     // Serialising plain structs of numbers and strings cannot fail.
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("report serialises")
     );
@@ -34,5 +45,18 @@ pub fn fmt_bytes(bytes: usize) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {} ({bytes} B)", UNITS[unit])
+    }
+}
+
+/// Writes to stdout; a closed pipe (`revode … | head`) ends the process
+/// quietly with success instead of panicking like `print!` would.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
     }
 }

@@ -428,3 +428,29 @@ fn check_model_flags_a_broken_vjp() {
     assert_eq!(v["worst"][0]["entry"], "d(dE/dt)/dg_Kd");
     assert!(v["worst"][0]["error"].as_f64().unwrap() > 1e-6, "{v}");
 }
+
+#[test]
+fn closed_stdout_pipe_ends_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // `revode solve … --every 1 | head -c 100`: 60 001 rows into a pipe
+    // whose reader stops early.
+    let mut child = Command::new(BIN)
+        .args([
+            "solve",
+            fixture("hh_seed.json").to_str().unwrap(),
+            "--every",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // The reading end is dropped here.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}

@@ -23,7 +23,7 @@ pub fn run(path: &Path, threads: Option<u64>) -> Result<ExitCode, Error> {
                 json!({ "index": index, "ok": false, "error": e.to_string(), "exit_code": e.exit_code() })
             }
         };
-        println!("{line}");
+        outln!("{line}");
     }
     if failed > 0 {
         eprintln!("error: {failed} of {} batch members failed", results.len());

@@ -71,9 +71,9 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
     } else {
         print_text(args, &report);
         if let Some(path) = &golden_written {
-            println!("golden gradient written to {}", path.display());
+            outln!("golden gradient written to {}", path.display());
         } else if args.write_golden {
-            println!("golden gradient NOT written: the check failed");
+            outln!("golden gradient NOT written: the check failed");
         }
     }
     Ok(if report.passed {
@@ -104,7 +104,7 @@ fn write_golden(args: &CheckArgs, report: &CheckReport) -> Result<PathBuf, Error
 }
 
 fn print_text(args: &CheckArgs, r: &CheckReport) {
-    println!(
+    outln!(
         "{}: model {}, {} with {} steps, loss {} = {:.12e}, {:?} adjoint",
         args.problem.display(),
         r.model,
@@ -114,7 +114,7 @@ fn print_text(args: &CheckArgs, r: &CheckReport) {
         r.loss,
         r.adjoint_method
     );
-    println!(
+    outln!(
         "FD: Richardson-extrapolated central differences at h0/2^j, j = 0..={FD_LEVELS}, \
          best-converged level kept; h0 = {:e}·max(|x|, floor)",
         r.rel_step
@@ -126,7 +126,7 @@ fn print_text(args: &CheckArgs, r: &CheckReport) {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
+    outln!(
         "  {:<width$}  {:>10}  {:>22}  {:>22}  {:>9}  {:>9}  {:>9}  {:>9}  result",
         "name",
         "value",
@@ -138,7 +138,7 @@ fn print_text(args: &CheckArgs, r: &CheckReport) {
         "rel error"
     );
     for e in &r.entries {
-        println!(
+        outln!(
             "  {:<width$}  {:>10.4e}  {:>22.15e}  {:>22.15e}  {:>9.2e}  {:>9.2e}  {:>9.2e}  {:>9.2e}  {}{}",
             e.name,
             e.value,
@@ -158,13 +158,13 @@ fn print_text(args: &CheckArgs, r: &CheckReport) {
     }
     let unconverged = r.entries.iter().filter(|e| !e.fd_converged).count();
     if unconverged > 0 {
-        println!(
+        outln!(
             "note: {unconverged} FD estimate(s) have an error estimate above the tolerance; \
              try another --fd-step or a looser --rtol/--atol before blaming the adjoint"
         );
     }
     if r.passed {
-        println!(
+        outln!(
             "all {} pass (rtol {:e}, atol {:e})",
             r.entries.len(),
             r.rtol,
@@ -172,7 +172,7 @@ fn print_text(args: &CheckArgs, r: &CheckReport) {
         );
     } else {
         let names: Vec<&str> = r.failed().map(|e| e.name.as_str()).collect();
-        println!(
+        outln!(
             "{} of {} FAIL (rtol {:e}, atol {:e}): {}",
             r.n_failed,
             r.entries.len(),

@@ -82,7 +82,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
             "max_error": r.max_error, "worst": worst,
         }));
     } else {
-        println!(
+        outln!(
             "{}: {} Jacobian entries at {} points, max scaled error {:.2e} (tolerance {:.1e}): {}",
             r.model,
             r.entries_checked,
@@ -91,11 +91,15 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
             r.tolerance,
             if r.passed { "PASS" } else { "FAIL" }
         );
-        println!("worst entries:");
+        outln!("worst entries:");
         for w in &r.worst {
-            println!(
+            outln!(
                 "  sample {:>3}  {:<28} vjp {:>22.15e}  fd {:>22.15e}  error {:.2e}",
-                w.sample, w.label, w.analytic, w.finite_difference, w.error
+                w.sample,
+                w.label,
+                w.analytic,
+                w.finite_difference,
+                w.error
             );
         }
     }

@@ -43,7 +43,7 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     let s = &r.stats;
-    println!(
+    outln!(
         "{}: model {}, {} with {} steps, loss {}",
         path.display(),
         r.model,
@@ -51,12 +51,12 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
         s.steps,
         r.loss_kind
     );
-    println!("loss = {:.12e}", r.loss);
-    println!("dL/dp:");
-    print!("{}", fmt_vec_named(&r.param_names, &r.gradient));
-    println!("dL/du0:");
-    print!("{}", fmt_vec_named(&r.state_names, &r.gradient_u0));
-    println!(
+    outln!("loss = {:.12e}", r.loss);
+    outln!("dL/dp:");
+    out!("{}", fmt_vec_named(&r.param_names, &r.gradient));
+    outln!("dL/du0:");
+    out!("{}", fmt_vec_named(&r.state_names, &r.gradient_u0));
+    outln!(
         "forward {:.3} ms, backward {:.3} ms; checkpoints {} kept, {} steps recomputed, store peak {}",
         s.forward_seconds * 1e3,
         s.backward_seconds * 1e3,
@@ -65,9 +65,12 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
         fmt_bytes(s.peak_store_bytes)
     );
     if r.solver == "dopri5" {
-        println!(
+        outln!(
             "steps: forward {} accepted, {} rejected; backward {} accepted, {} rejected",
-            s.steps, s.rejected_steps, s.backward_steps, s.backward_rejected
+            s.steps,
+            s.rejected_steps,
+            s.backward_steps,
+            s.backward_rejected
         );
     }
     Ok(ExitCode::SUCCESS)

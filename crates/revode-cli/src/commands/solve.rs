@@ -24,7 +24,7 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
     if args.json {
         print_json(&report);
     } else {
-        println!(
+        outln!(
             "{}: {} {} {} steps{} to t = {} in {:.3} ms",
             args.problem.display(),
             report.model,
@@ -40,10 +40,10 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         );
         for row in &report.samples {
             let cells: Vec<String> = row.iter().map(|x| format!("{x:.9e}")).collect();
-            println!("  {}", cells.join("  "));
+            outln!("  {}", cells.join("  "));
         }
-        println!("final state:");
-        print!(
+        outln!("final state:");
+        out!(
             "{}",
             fmt_vec_named(&report.state_names, &report.final_state)
         );

@@ -73,7 +73,7 @@ pub fn run(args: &TuneArgs) -> Result<ExitCode, Error> {
 }
 
 fn print_text(args: &TuneArgs, r: &TuneReport) {
-    println!(
+    outln!(
         "{}: model {}, {} with {} steps, {:?} adjoint; median of {} runs",
         args.problem.display(),
         r.model,
@@ -88,9 +88,14 @@ fn print_text(args: &TuneArgs, r: &TuneReport) {
         .map(|row| row.setting.len())
         .max()
         .unwrap_or(7);
-    println!(
+    outln!(
         "  {:<width$}  {:>11}  {:>8}  {:>26}  {:>11}  {:>11}",
-        "setting", "time", "×forward", "peak store", "checkpoints", "recomputed"
+        "setting",
+        "time",
+        "×forward",
+        "peak store",
+        "checkpoints",
+        "recomputed"
     );
     for (i, row) in r.rows.iter().enumerate() {
         let mut flags = Vec::new();
@@ -103,7 +108,7 @@ fn print_text(args: &TuneArgs, r: &TuneReport) {
         if !row.same_gradient {
             flags.push("GRADIENT DIFFERS");
         }
-        println!(
+        outln!(
             "  {:<width$}  {:>8.3} ms  {:>8.2}  {:>26}  {:>11}  {:>11}  {}",
             row.setting,
             row.median_seconds * 1e3,
@@ -115,29 +120,29 @@ fn print_text(args: &TuneArgs, r: &TuneReport) {
         );
     }
     if r.gradients_agree {
-        println!(
+        outln!(
             "gradient: every setting gives the same loss and gradient ({})",
             r.gradient_agreement
         );
     } else {
-        println!(
+        outln!(
             "gradient: settings DISAGREE (largest relative difference {:e}): this is a bug",
             r.max_rel_difference
         );
     }
     let best = &r.rows[r.recommended];
     match r.memory_budget {
-        Some(b) => println!(
+        Some(b) => outln!(
             "recommended: {} — fastest with a store within {}",
             best.setting,
             fmt_bytes(b)
         ),
-        None => println!(
+        None => outln!(
             "recommended: {} — fastest (no --memory-budget)",
             best.setting
         ),
     }
-    println!(
+    outln!(
         "paste into the problem file:\n  \"adjoint\": {}",
         serde_json::to_string(&r.recommended_adjoint).expect("adjoint block serialises")
     );
