@@ -3,7 +3,7 @@
 //! (`valgrind --tool=callgrind … forward 1`) and for quick A/B timings on a
 //! busy machine (the minimum is robust to load from other processes).
 //!
-//! `cargo run --release -p revode-benches --bin forward_only -- [forward|gradient] [REPEAT]`
+//! `cargo run --release -p revode-benches --bin forward_only -- [forward|gradient] [REPEAT] [K]`
 
 use std::time::Instant;
 
@@ -28,7 +28,12 @@ fn main() {
     let loss = Loss::Final {
         weights: vec![1.0; 4],
     };
+    // Optional third argument: a checkpoint interval K (default: all states).
+    let schedule = args.next().map_or(Schedule::All, |k| {
+        Schedule::Every(k.parse().expect("K is a whole number"))
+    });
     let mut best = f64::INFINITY;
+    let (mut best_fwd_sweep, mut best_back_sweep) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..repeat.max(1) {
         let started = Instant::now();
         let checksum = match what.as_str() {
@@ -38,13 +43,21 @@ fn main() {
                     .final_state[0]
             }
             _ => {
-                gradient_fixed(&model, &problem, &loss, Schedule::All)
-                    .unwrap()
-                    .gradient[0]
+                let g = gradient_fixed(&model, &problem, &loss, schedule).unwrap();
+                best_fwd_sweep = best_fwd_sweep.min(g.stats.forward_seconds);
+                best_back_sweep = best_back_sweep.min(g.stats.backward_seconds);
+                g.gradient[0]
             }
         };
         best = best.min(started.elapsed().as_secs_f64());
         std::hint::black_box(checksum);
+    }
+    if best_back_sweep.is_finite() {
+        println!(
+            "  sweeps (best of each): forward {:.3} ms, backward {:.3} ms",
+            best_fwd_sweep * 1e3,
+            best_back_sweep * 1e3
+        );
     }
     println!(
         "{what}: best of {repeat}: {:.3} ms ({:.1} ns/step)",
