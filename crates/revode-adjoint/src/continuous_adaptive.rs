@@ -3,10 +3,12 @@
 //! Forward: each accepted step is one deterministic [`Chain`] step between
 //! packed restart states (`revode_forward::StepLayout`), kept or dropped by
 //! the online checkpoint store. Backward: visiting x_k (with x_{k+1} kept
-//! from the previous visit), the dense output of forward step k is set up
-//! from the two restart states and the adjoint ODE is integrated across
-//! `[t_k, t_{k+1}]` with its own adaptive steps; observation jumps are taken
-//! at the step ends where the forward solve landed on them.
+//! from the previous visit), the dense output of forward step k is pushed
+//! into a ring of the last few steps' dense outputs, and the adjoint ODE is
+//! advanced with its own adaptive steps as far as the ring reaches, so an
+//! adjoint step may span several forward steps. It lands exactly on the
+//! observation times (where the forward solve landed too) for their jumps,
+//! and on t0.
 
 use std::time::Instant;
 
