@@ -3,12 +3,13 @@
 //! With z = (λ, μ): dλ/dt = −(∂f/∂u)ᵀλ, dμ/dt = −(∂f/∂p)ᵀλ, integrated from
 //! t1 to t0 with the same Dormand–Prince core as the forward solve. The
 //! forward state u(t) at every stage comes from the 4th-order dense output of
-//! the forward step covering t ([`DenseStep`]); adjoint steps never cross a
-//! forward step boundary, so one dense output is in use at a time.
+//! the forward step covering t ([`DenseStep`]). The dense outputs of the
+//! last few forward steps visited are kept in a [`DenseRing`], so one adjoint
+//! step may span several forward steps.
 
 use revode_forward::{
     check_tolerances, expand_atol, DenseStep, Dp5, ForwardError, OdeRhs, PiController, StepCounts,
-    Tolerance,
+    StepLayout, Tolerance,
 };
 use revode_model::Model;
 use serde::{Deserialize, Serialize};
@@ -76,12 +77,90 @@ impl ContinuousOptions {
     }
 }
 
+/// The dense outputs of the last (at most `capacity`) forward steps visited
+/// backwards: contiguous intervals, the newest lowest in time. Allocated once.
+#[derive(Debug, Clone)]
+pub(crate) struct DenseRing {
+    steps: Vec<DenseStep>,
+    /// Slot the next push writes.
+    next: usize,
+    len: usize,
+}
+
+impl DenseRing {
+    pub fn new(n: usize, capacity: usize) -> Self {
+        assert!(capacity > 0);
+        DenseRing {
+            steps: (0..capacity).map(|_| DenseStep::new(n)).collect(),
+            next: 0,
+            len: 0,
+        }
+    }
+
+    pub fn buffer_bytes(&self) -> usize {
+        self.steps.iter().map(DenseStep::buffer_bytes).sum()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == self.steps.len()
+    }
+
+    /// Slot of the i-th newest step.
+    #[inline]
+    fn slot(&self, i: usize) -> usize {
+        let m = self.steps.len();
+        let back = self.next + m - 1 - i;
+        if back >= m {
+            back - m
+        } else {
+            back
+        }
+    }
+
+    /// Start of the newest step: the lower end of the buffered span.
+    pub fn bottom(&self) -> f64 {
+        self.steps[self.slot(0)].t_start()
+    }
+
+    /// Drops the oldest steps that lie wholly at or above `t`.
+    pub fn retire(&mut self, t: f64) {
+        while self.len > 0 && self.steps[self.slot(self.len - 1)].t_start() >= t {
+            self.len -= 1;
+        }
+    }
+
+    /// Adds the step from restart state `lower` to `upper` (below the others);
+    /// the oldest is overwritten when full.
+    pub fn push(&mut self, layout: StepLayout, lower: &[f64], upper: &[f64]) {
+        self.steps[self.next].set(layout, lower, upper);
+        self.next = if self.next + 1 == self.steps.len() {
+            0
+        } else {
+            self.next + 1
+        };
+        self.len = (self.len + 1).min(self.steps.len());
+    }
+
+    /// `out ← u(t)` from the buffered step covering t (the newest one below
+    /// the span).
+    #[inline]
+    pub fn eval(&self, t: f64, out: &mut [f64]) {
+        for i in (1..self.len).rev() {
+            let s = &self.steps[self.slot(i)];
+            if t >= s.t_start() {
+                return s.eval(t, out);
+            }
+        }
+        self.steps[self.slot(0)].eval(t, out)
+    }
+}
+
 /// g(t, z) = −((∂f/∂u)ᵀλ, (∂f/∂p)ᵀλ) at u(t) from the dense output.
 pub(crate) struct AdjointRhs<'a, M: Model> {
     pub model: &'a M,
     pub params: &'a [f64],
     pub work: &'a mut M::Work,
-    pub dense: &'a DenseStep,
+    pub dense: &'a DenseRing,
     /// Scratch for u(t).
     pub u: &'a mut [f64],
 }
@@ -103,34 +182,37 @@ impl<M: Model> OdeRhs for AdjointRhs<'_, M> {
     }
 }
 
-/// The backward integrator's state: z, its FSAL derivative, step and
-/// controller memory, carried from one forward interval to the next.
+/// The backward integrator's state: t, z, its FSAL derivative, step and
+/// controller memory, carried across the forward steps.
 #[derive(Debug, Clone)]
 pub(crate) struct BackwardIntegrator {
     dp: Dp5,
     tol: Tolerance,
     controller: PiController,
+    /// Current time of z.
+    pub t: f64,
     pub z: Vec<f64>,
     /// Signed (negative) next step; 0 before the first step.
-    h: f64,
+    pub h: f64,
     /// `dp.k[0]` holds g(t, z) for the current (t, z).
     fsal_valid: bool,
     h_min: f64,
     pub counts: StepCounts,
 }
 
-/// Stretch a step to the interval end when it would stop within 1 % short.
+/// Stretch a step to a landing point when it would stop within 1 % short.
 /// (Longer stretches were measured on HH: fewer accepted steps, but more
 /// rejections than they save.)
 const STRETCH: f64 = 1.01;
 
 impl BackwardIntegrator {
-    pub fn new(tol: Tolerance, h_min: f64) -> Self {
+    pub fn new(tol: Tolerance, h_min: f64, t: f64) -> Self {
         let len = tol.atol.len();
         BackwardIntegrator {
             dp: Dp5::new(len),
             tol,
             controller: PiController::new(),
+            t,
             z: vec![0.0; len],
             h: 0.0,
             fsal_valid: false,
@@ -144,24 +226,27 @@ impl BackwardIntegrator {
         self.fsal_valid = false;
     }
 
-    /// Integrates z from `t_hi` down to `t_lo` inside one forward step.
-    pub fn cross<R: OdeRhs>(
+    /// Integrates z down from `self.t` towards `t_floor`, evaluating `rhs`
+    /// only in `[t_floor, self.t]`. With `land`, ends exactly at `t_floor`;
+    /// otherwise stops (before attempting it) at the first proposed step
+    /// that would pass `t_floor`, to go on once more is known below.
+    pub fn advance<R: OdeRhs>(
         &mut self,
         rhs: &mut R,
-        t_hi: f64,
-        t_lo: f64,
+        t_floor: f64,
+        land: bool,
     ) -> Result<(), GradientError> {
-        let mut t = t_hi;
-        if !self.fsal_valid {
-            rhs.eval(t, &self.z, &mut self.dp.k[0]);
-            self.fsal_valid = true;
-        }
-        if self.h == 0.0 {
-            self.h = t_lo - t_hi;
-        }
         let mut after_reject = false;
         loop {
+            let t = self.t;
+            if t == t_floor {
+                return Ok(());
+            }
             let h = self.h;
+            let remaining = t_floor - t;
+            if !land && t + h < t_floor {
+                return Ok(());
+            }
             if h.abs() < self.h_min || h.is_nan() {
                 return Err(GradientError::AdjointStepTooSmall {
                     t,
@@ -169,12 +254,15 @@ impl BackwardIntegrator {
                     h_min: self.h_min,
                 });
             }
-            let remaining = t_lo - t;
             // After a rejection only ever shorten (a stretched retry could
             // repeat the same rejected attempt forever).
             let stretch = if after_reject { 1.0 } else { STRETCH };
-            let lands = remaining.abs() <= stretch * h.abs();
+            let lands = land && remaining.abs() <= stretch * h.abs();
             let h_try = if lands { remaining } else { h };
+            if !self.fsal_valid {
+                rhs.eval(t, &self.z, &mut self.dp.k[0]);
+                self.fsal_valid = true;
+            }
             let err_old = self.controller.err_old;
             let (accepted, h_new) = {
                 let err = self.dp.attempt(rhs, t, h_try, &self.z, &self.tol);
@@ -182,8 +270,8 @@ impl BackwardIntegrator {
             };
             self.h = h_new;
             if accepted && lands && h_try.abs() < h.abs() {
-                // A step cut short to end the interval says little about the
-                // step size the solution needs: keep the proposal and memory.
+                // A step cut short to land says little about the step size
+                // the solution needs: keep the proposal and memory.
                 self.h = if h_new.abs() > h.abs() { h_new } else { h };
                 self.controller.err_old = err_old;
             }
@@ -192,10 +280,7 @@ impl BackwardIntegrator {
                 self.z.copy_from_slice(&self.dp.y_new);
                 let [k1, .., k7] = &mut self.dp.k;
                 std::mem::swap(k1, k7);
-                if lands {
-                    return Ok(());
-                }
-                t += h_try;
+                self.t = if lands { t_floor } else { t + h_try };
                 after_reject = false;
             } else {
                 self.counts.rejected += 1;

@@ -3,21 +3,44 @@
 //! Forward: each accepted step is one deterministic [`Chain`] step between
 //! packed restart states (`revode_forward::StepLayout`), kept or dropped by
 //! the online checkpoint store. Backward: visiting x_k (with x_{k+1} kept
-//! from the previous visit), the dense output of forward step k is set up
-//! from the two restart states and the adjoint ODE is integrated across
-//! `[t_k, t_{k+1}]` with its own adaptive steps; observation jumps are taken
-//! at the step ends where the forward solve landed on them.
+//! from the previous visit), the dense output of forward step k is pushed
+//! into a ring of the last few steps' dense outputs, and the adjoint ODE is
+//! advanced with its own adaptive steps as far as the ring reaches, so an
+//! adjoint step may span several forward steps. It lands exactly on the
+//! observation times (where the forward solve landed too) for their jumps,
+//! and on t0.
 
 use std::time::Instant;
 
 use log::{debug, info};
-use revode_checkpoint::{Chain, OnlineStore, OpenChain, Schedule};
-use revode_forward::{AdaptiveOptions, DenseStep, Dopri5, StepLayout};
+use revode_checkpoint::{Chain, CheckpointError, OnlineStore, OpenChain, Schedule};
+use revode_forward::{AdaptiveOptions, Dopri5, StepLayout};
 use revode_model::Model;
 
-use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions};
+use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions, DenseRing};
 use crate::error::check_vector;
 use crate::{Gradient, GradientError, GradientStats, Loss};
+
+/// Forward steps whose dense output the backward sweep keeps at once: an
+/// adjoint step may span up to this many forward steps.
+const DENSE_RING_STEPS: usize = 8;
+
+/// The adjoint right-hand side over the buffered dense outputs.
+fn adjoint_rhs<'a, M: Model>(
+    model: &'a M,
+    params: &'a [f64],
+    work: &'a mut M::Work,
+    dense: &'a DenseRing,
+    u: &'a mut [f64],
+) -> AdjointRhs<'a, M> {
+    AdjointRhs {
+        model,
+        params,
+        work,
+        dense,
+        u,
+    }
+}
 
 /// An adaptive problem: initial state, parameters, span and solver options.
 #[derive(Debug, Clone, Copy)]
@@ -109,7 +132,35 @@ pub fn gradient_continuous<M: Model>(
     };
     // One more than the solver's own limit, so the solver's error (which
     // names t) is the one reported.
-    let mut store = OnlineStore::new(schedule, layout.len(), max_steps + 1)?;
+    // The dense-output ring counts against a byte budget: the store gets what
+    // the ring takes beyond one dense step (the old allowance).
+    let ring = DenseRing::new(n, DENSE_RING_STEPS);
+    let extra = ring.buffer_bytes() - ring.buffer_bytes() / DENSE_RING_STEPS;
+    let store_schedule = match schedule {
+        Schedule::BudgetBytes(b) => Schedule::BudgetBytes(b.saturating_sub(extra)),
+        other => other,
+    };
+    let mut store =
+        OnlineStore::new(store_schedule, layout.len(), max_steps + 1).map_err(|e| match e {
+            CheckpointError::BudgetTooSmall {
+                minimum,
+                slots,
+                slot_bytes,
+                ..
+            } if matches!(schedule, Schedule::BudgetBytes(_)) => {
+                let Schedule::BudgetBytes(budget) = schedule else {
+                    unreachable!()
+                };
+                CheckpointError::BudgetTooSmall {
+                    budget,
+                    minimum: minimum + extra,
+                    slots,
+                    slot_bytes,
+                }
+            }
+            other => other,
+        })?;
+    let mut ring = ring;
 
     let started = Instant::now();
     let mut x0 = vec![0.0; layout.len()];
@@ -141,44 +192,56 @@ pub fn gradient_continuous<M: Model>(
         .options
         .h_min
         .unwrap_or(1e-12 * (problem.t1 - problem.t0));
-    let mut back = BackwardIntegrator::new(adjoint_tol, h_min);
-    let mut dense = DenseStep::new(n);
+    let mut back = BackwardIntegrator::new(adjoint_tol, h_min, t1);
     let mut upper = last;
     let mut u_scratch = vec![0.0; n];
     let mut adj_work = model.new_work();
     let mut obs = times.len();
     let params = problem.params;
     store.reverse(&mut chain, |_, x| {
-        // Jumps at the upper end t_{k+1} of this forward step.
+        // Jumps at the upper end t_{k+1} of this forward step: z is first
+        // brought there exactly (from the steps buffered above it).
         let t_hi = upper[StepLayout::T];
-        let lambda = &mut back.z[..n];
-        let mut jumped = false;
-        if let (Some(w), true) = (final_weights, t_hi == t1) {
-            for (l, wi) in lambda.iter_mut().zip(w) {
-                *l += wi;
+        let final_jump = final_weights.is_some() && t_hi == t1;
+        let obs_jump = obs > 0 && times[obs - 1] == t_hi;
+        if final_jump || obs_jump {
+            let mut rhs = adjoint_rhs(model, params, &mut adj_work, &ring, &mut u_scratch);
+            back.advance(&mut rhs, t_hi, true)?;
+            let lambda = &mut back.z[..n];
+            if let (Some(w), true) = (final_weights, final_jump) {
+                for (l, wi) in lambda.iter_mut().zip(w) {
+                    *l += wi;
+                }
             }
-            jumped = true;
-        }
-        if obs > 0 && times[obs - 1] == t_hi {
-            obs -= 1;
-            loss.add_observation_seed(obs, layout.u(&upper), lambda);
-            jumped = true;
-        }
-        if jumped {
+            if obs_jump {
+                obs -= 1;
+                loss.add_observation_seed(obs, layout.u(&upper), lambda);
+            }
             back.invalidate_fsal();
         }
-        dense.set(layout, x, &upper);
-        let mut rhs = AdjointRhs {
-            model,
-            params,
-            work: &mut adj_work,
-            dense: &dense,
-            u: &mut u_scratch,
-        };
-        back.cross(&mut rhs, t_hi, x[StepLayout::T])?;
+        ring.retire(back.t);
+        if ring.is_full() {
+            // The pending step spans more than the ring holds: end it at the
+            // bottom of the buffered span to make room.
+            let bottom = ring.bottom();
+            let mut rhs = adjoint_rhs(model, params, &mut adj_work, &ring, &mut u_scratch);
+            back.advance(&mut rhs, bottom, true)?;
+            ring.retire(back.t);
+        }
+        ring.push(layout, x, &upper);
+        let t_lo = x[StepLayout::T];
+        if back.h == 0.0 {
+            back.h = t_lo - t_hi;
+        }
+        let mut rhs = adjoint_rhs(model, params, &mut adj_work, &ring, &mut u_scratch);
+        back.advance(&mut rhs, t_lo, false)?;
         upper.copy_from_slice(x);
         Ok(())
     })?;
+    {
+        let mut rhs = adjoint_rhs(model, params, &mut adj_work, &ring, &mut u_scratch);
+        back.advance(&mut rhs, problem.t0, true)?;
+    }
     if !back.z.iter().all(|v| v.is_finite()) {
         return Err(GradientError::NonFiniteAdjoint {
             t: problem.t0,
@@ -196,8 +259,8 @@ pub fn gradient_continuous<M: Model>(
         backward_rejected: back.counts.rejected,
         checkpoints_kept: s.checkpoints_kept,
         recomputed_steps: s.recomputed_steps,
-        // Kept states, the upper restart state and the dense-output buffers.
-        peak_store_bytes: s.peak_bytes + state_bytes + dense.buffer_bytes(),
+        // Kept states, the upper restart state and the dense-output ring.
+        peak_store_bytes: s.peak_bytes + state_bytes + ring.buffer_bytes(),
         forward_steps: s.forward_steps,
         forward_seconds,
         backward_seconds,

@@ -327,3 +327,56 @@ fn adaptive_loss_and_input_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn adjoint_steps_span_forward_steps() {
+    // A tight forward and a loose adjoint tolerance: each adjoint step covers
+    // many forward steps, more than the backward sweep buffers at once, with
+    // observation jumps on the way.
+    let (m, t1) = (Spiral, 5.0);
+    let (u0, p) = (m.default_u0(), m.default_params());
+    let w = [1.0, -0.5];
+    let (_, exact_p, exact_u0) = spiral_exact(&p, &u0, &w, t1);
+    let options = AdaptiveOptions::new(1e-12, 1e-12);
+    let problem = AdaptiveProblem {
+        u0: &u0,
+        params: &p,
+        t0: 0.0,
+        t1,
+        options: &options,
+    };
+    let loss = Loss::Final {
+        weights: w.to_vec(),
+    };
+    let adjoint = ContinuousOptions {
+        rtol: Some(1e-6),
+        atol: Some(vec![1e-6]),
+        error_control: ErrorControl::Lambda,
+    };
+    let g = gradient_continuous(&m, &problem, &loss, &adjoint, Schedule::All).unwrap();
+    assert!(g.stats.backward_steps * 4 < g.stats.steps, "{:?}", g.stats);
+    let err = max_rel(&g.gradient, &exact_p).max(max_rel(&g.gradient_u0, &exact_u0));
+    assert!(err < 1e-4, "error {err:e}");
+    for schedule in [Schedule::Every(5), Schedule::BudgetBytes(4096)] {
+        let h = gradient_continuous(&m, &problem, &loss, &adjoint, schedule).unwrap();
+        assert_eq!(h.gradient, g.gradient, "{schedule:?}");
+        assert_eq!(h.gradient_u0, g.gradient_u0, "{schedule:?}");
+        assert_eq!(h.stats.backward_steps, g.stats.backward_steps);
+    }
+
+    // The same with trace observations: z lands on each one exactly.
+    let times = [0.7, 1.9, 3.3];
+    let values = [0.1, -0.2, 0.3];
+    let trace = Loss::TraceMse {
+        component: 0,
+        times: times.to_vec(),
+        values: values.to_vec(),
+    };
+    let tight = ContinuousOptions::default();
+    let g_tight = gradient_continuous(&m, &problem, &trace, &tight, Schedule::All).unwrap();
+    let g_loose = gradient_continuous(&m, &problem, &trace, &adjoint, Schedule::All).unwrap();
+    assert!(g_loose.stats.backward_steps * 4 < g_loose.stats.steps);
+    let err = max_rel(&g_loose.gradient, &g_tight.gradient)
+        .max(max_rel(&g_loose.gradient_u0, &g_tight.gradient_u0));
+    assert!(err < 1e-4, "error {err:e}");
+}
