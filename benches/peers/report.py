@@ -161,9 +161,9 @@ def svg_plot(records, path):
     """Gradient time against the number of parameters, log-log."""
     series = [
         ("revode adjoint", "revode", "discrete_adjoint", "#1b7837"),
-        ("JAX reverse (best of remat / plain)", "jax", "euler_scan_reverse", "#2166ac"),
-        ("JAX forward mode", "jax", "euler_jacfwd", "#b2182b"),
-        ("diffrax RecursiveCheckpoint", "diffrax", "euler_recursive", "#762a83"),
+        ("JAX reverse (best of plain, remat)", "jax", "euler_scan_reverse", "#2166ac"),
+        ("JAX forward mode (N ≥ 50 estimated)", "jax", "euler_scan_forward_jacfwd", "#b2182b"),
+        ("diffrax RecursiveCheckpoint", "diffrax", "euler_RecursiveCheckpointAdjoint", "#762a83"),
     ]
     pts = {}
     for label, engine, prefix, color in series:
@@ -174,7 +174,7 @@ def svg_plot(records, path):
                 xs.append((p, t))
         pts[label] = (xs, color)
     all_pts = [pt for xs, _ in pts.values() for pt in xs]
-    w, h, left, bottom, top, right = 640, 420, 70, 50, 20, 200
+    w, h, left, bottom, top, right = 800, 420, 70, 50, 20, 340
     if not all_pts:
         body = '<text x="20" y="40">no network results</text>'
     else:
