@@ -175,7 +175,7 @@ impl SlotPool {
 }
 
 /// `(&slot[a], &mut slot[b])` for distinct slots of one buffer.
-#[inline]
+#[inline(always)]
 pub(crate) fn slot_pair(buf: &mut [f64], len: usize, a: usize, b: usize) -> (&[f64], &mut [f64]) {
     debug_assert_ne!(a, b);
     if a < b {

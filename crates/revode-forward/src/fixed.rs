@@ -54,7 +54,7 @@ impl FixedStepper {
     }
 
     /// `next ← u + step(t, h)`.
-    #[inline]
+    #[inline(always)]
     pub fn step<M: Model>(
         &mut self,
         model: &M,

@@ -191,7 +191,7 @@ impl Model for HodgkinHuxley {
     }
     fn new_work(&self) -> Self::Work {}
 
-    #[inline]
+    #[inline(always)]
     fn rhs(&self, _t: f64, u: &[f64], p: &[f64], du: &mut [f64], _work: &mut ()) {
         neuron_rhs(&u[..4], [p[0], p[1], p[2]], I_INJ, &mut du[..4]);
     }
