@@ -33,6 +33,7 @@ fn main() {
         Schedule::Every(k.parse().expect("K is a whole number"))
     });
     let mut best = f64::INFINITY;
+    let mut all_times = Vec::with_capacity(repeat.max(1));
     let (mut best_fwd_sweep, mut best_back_sweep) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..repeat.max(1) {
         let started = Instant::now();
@@ -49,7 +50,9 @@ fn main() {
                 g.gradient[0]
             }
         };
-        best = best.min(started.elapsed().as_secs_f64());
+        let took = started.elapsed().as_secs_f64();
+        all_times.push(took);
+        best = best.min(took);
         std::hint::black_box(checksum);
     }
     if best_back_sweep.is_finite() {
@@ -59,6 +62,12 @@ fn main() {
             best_back_sweep * 1e3
         );
     }
+    all_times.sort_by(f64::total_cmp);
+    println!(
+        "  median {:.3} ms, 90th percentile {:.3} ms",
+        all_times[all_times.len() / 2] * 1e3,
+        all_times[all_times.len() * 9 / 10] * 1e3
+    );
     println!(
         "{what}: best of {repeat}: {:.3} ms ({:.1} ns/step)",
         best * 1e3,
