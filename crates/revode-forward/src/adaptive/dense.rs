@@ -51,14 +51,18 @@ impl DenseStep {
         let h = self.h;
         let (y0, f0) = (layout.u(lower), layout.f(lower));
         let (y1, f1, r5) = (layout.u(upper), layout.f(upper), layout.r5(upper));
-        for i in 0..y0.len() {
+        let n = y0.len();
+        let (y1, f0, f1, r5) = (&y1[..n], &f0[..n], &f1[..n], &r5[..n]);
+        let (sy0, sdelta, sc3) = (&mut self.y0[..n], &mut self.delta[..n], &mut self.c3[..n]);
+        let (sc4, sc5) = (&mut self.c4[..n], &mut self.c5[..n]);
+        for i in 0..n {
             let delta = y1[i] - y0[i];
             let c3 = h * f0[i] - delta;
-            self.y0[i] = y0[i];
-            self.delta[i] = delta;
-            self.c3[i] = c3;
-            self.c4[i] = delta - h * f1[i] - c3;
-            self.c5[i] = r5[i];
+            sy0[i] = y0[i];
+            sdelta[i] = delta;
+            sc3[i] = c3;
+            sc4[i] = delta - h * f1[i] - c3;
+            sc5[i] = r5[i];
         }
     }
 
@@ -67,11 +71,14 @@ impl DenseStep {
     pub fn eval(&self, t: f64, out: &mut [f64]) {
         let theta = (t - self.t0) / self.h;
         let theta1 = 1.0 - theta;
-        for i in 0..out.len() {
-            out[i] = self.y0[i]
-                + theta
-                    * (self.delta[i]
-                        + theta1 * (self.c3[i] + theta * (self.c4[i] + theta1 * self.c5[i])));
+        // Re-sliced once so the loop carries no bounds checks (hot: called at
+        // every stage of every adjoint step).
+        let n = out.len();
+        let (y0, delta, c3) = (&self.y0[..n], &self.delta[..n], &self.c3[..n]);
+        let (c4, c5) = (&self.c4[..n], &self.c5[..n]);
+        for i in 0..n {
+            out[i] =
+                y0[i] + theta * (delta[i] + theta1 * (c3[i] + theta * (c4[i] + theta1 * c5[i])));
         }
     }
 }
