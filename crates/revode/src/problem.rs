@@ -272,6 +272,19 @@ impl Problem {
         self.u0.clone().unwrap_or_else(|| model.default_u0())
     }
 
+    /// `(u0, params, loss)` with the model's defaults filled in: what every
+    /// run of the problem starts from.
+    pub fn resolved_inputs<M: Model>(
+        &self,
+        model: &M,
+    ) -> (Vec<f64>, Vec<f64>, revode_adjoint::Loss) {
+        (
+            self.u0_or_default(model),
+            self.params_or_default(model),
+            self.loss_for(model),
+        )
+    }
+
     /// The loss (default: `final` with unit weights), weights filled in.
     pub fn loss_for<M: Model>(&self, model: &M) -> revode_adjoint::Loss {
         let ones = || vec![1.0; model.dims().n_states];

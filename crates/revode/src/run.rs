@@ -145,11 +145,7 @@ impl ModelVisitor for GradientRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
-        let (u0, params) = (
-            problem.u0_or_default(model),
-            problem.params_or_default(model),
-        );
-        let loss = problem.loss_for(model);
+        let (u0, params, loss) = problem.resolved_inputs(model);
         let (g, schedule) = run_gradient(model, problem, &u0, &params, &loss)?;
         Ok(GradientReport {
             model: model.name().to_string(),
@@ -178,11 +174,7 @@ impl ModelVisitor for SolveRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sample_every) = self;
-        let (u0, params) = (
-            problem.u0_or_default(model),
-            problem.params_or_default(model),
-        );
-        let loss = problem.loss_for(model);
+        let (u0, params, loss) = problem.resolved_inputs(model);
         let started = Instant::now();
         let (steps, rejected_steps, t_final, final_state, samples) = match fixed_setup(problem)? {
             Some((method, grid)) => {
@@ -249,11 +241,7 @@ impl ModelVisitor for LossRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
-        let (u0, params) = (
-            problem.u0_or_default(model),
-            problem.params_or_default(model),
-        );
-        let loss = problem.loss_for(model);
+        let (u0, params, loss) = problem.resolved_inputs(model);
         match fixed_setup(problem)? {
             Some((method, grid)) => {
                 let fixed = FixedProblem {
