@@ -19,6 +19,7 @@
 pub mod batch;
 pub mod check;
 mod error;
+pub mod fit;
 pub mod golden;
 pub mod model_check;
 pub mod problem;
