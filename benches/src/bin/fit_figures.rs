@@ -78,6 +78,7 @@ fn main() {
             single(600.0, 0.9);
         }
         Some("progress") => trace_progress(600.0, 1.1),
+        Some("example") => write_example(args.get(1).map_or("examples/fit_hh", String::as_str)),
         Some(other) => eprintln!("unknown mode {other}"),
     }
 }
@@ -96,4 +97,15 @@ fn trace_progress(t1: f64, factor: f64) {
     })
     .unwrap();
     println!("{:?} {}", r.stop_reason, r.evaluations);
+}
+
+/// Writes the walk-through's recording: E of the seed model every 0.5 ms.
+fn write_example(dir: &str) {
+    let sweep = seed_trace(600.0);
+    let mut csv = String::from("t,E\n");
+    for (t, e) in sweep.times.iter().zip(&sweep.values) {
+        csv.push_str(&format!("{t},{e}\n"));
+    }
+    std::fs::create_dir_all(dir).expect("example directory");
+    std::fs::write(format!("{dir}/trace.csv"), csv).expect("trace written");
 }

@@ -90,7 +90,8 @@ pub fn parse_fit_file(
     // `free` is a JSON object: list it in the model's parameter order so
     // reports read like the model, with unknown names left for the fit's
     // own check (which says which names exist).
-    let names = model_info(&file.model).param_names;
+    let info = model_info(&file.model);
+    let names = &info.param_names;
     let mut free: Vec<FreeParameter> = file
         .free
         .into_iter()
@@ -109,7 +110,20 @@ pub fn parse_fit_file(
     let sweeps = file
         .sweeps
         .into_iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
+            // Checked before the CSV, so the message is about the model.
+            if !info.state_names.contains(&s.component) {
+                return Err(Error::Invalid {
+                    origin: format!("{origin}: sweep {}", i + 1),
+                    message: format!(
+                        "model {} has no state `{}` (it has {})",
+                        info.name,
+                        s.component,
+                        info.state_names.join(", ")
+                    ),
+                });
+            }
             let path = base.join(&s.data);
             let trace = read_trace_csv(&path, &s.component)?;
             Ok(Sweep {

@@ -723,7 +723,12 @@ fn run_start(
     for (&i, &v) in prep.free_index.iter().zip(start) {
         base[i] = v;
     }
-    let objective = Objective::new(&prep.sweeps, &base, &prep.free_index, coordinates.clone());
+    let objective = Objective::new(
+        &prep.sweeps[..],
+        &base,
+        &prep.free_index,
+        coordinates.clone(),
+    );
     let run = optimize::run(objective, x0, options, k, observer)?;
     Ok(StartReport {
         start: start.to_vec(),

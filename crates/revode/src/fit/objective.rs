@@ -23,7 +23,17 @@ pub(crate) struct PreparedSweep {
 }
 
 /// Loss and gradient with respect to the full parameter vector.
-pub(crate) fn loss_and_gradient(
+pub(crate) trait Evaluate: Sync {
+    fn loss_and_gradient(&self, params: &[f64]) -> Result<(f64, Vec<f64>), Error>;
+}
+
+impl Evaluate for [PreparedSweep] {
+    fn loss_and_gradient(&self, params: &[f64]) -> Result<(f64, Vec<f64>), Error> {
+        sweeps_loss_and_gradient(self, params)
+    }
+}
+
+fn sweeps_loss_and_gradient(
     sweeps: &[PreparedSweep],
     params: &[f64],
 ) -> Result<(f64, Vec<f64>), Error> {
@@ -71,8 +81,8 @@ struct Record {
 }
 
 /// What the optimiser minimises: `scale · L(p(x))`.
-pub(crate) struct Objective<'a> {
-    sweeps: &'a [PreparedSweep],
+pub(crate) struct Objective<'a, E: Evaluate + ?Sized = [PreparedSweep]> {
+    sweeps: &'a E,
     base_params: &'a [f64],
     free_index: &'a [usize],
     coordinates: Vec<Coordinate>,
@@ -90,9 +100,9 @@ pub const FIRST_STEP: f64 = 0.1;
 /// loss seen so far (see [`Objective::penalised`]).
 pub const BLOW_UP_FACTOR: f64 = 10.0;
 
-impl<'a> Objective<'a> {
+impl<'a, E: Evaluate + ?Sized> Objective<'a, E> {
     pub(crate) fn new(
-        sweeps: &'a [PreparedSweep],
+        sweeps: &'a E,
         base_params: &'a [f64],
         free_index: &'a [usize],
         coordinates: Vec<Coordinate>,
@@ -128,7 +138,7 @@ impl<'a> Objective<'a> {
     /// Loss and dL/dx at `x`, or the solve's error.
     fn evaluate(&self, x: &[f64]) -> Result<Point, Error> {
         let params = self.params_at(x);
-        let (loss, grad_p) = loss_and_gradient(self.sweeps, &params)?;
+        let (loss, grad_p) = self.sweeps.loss_and_gradient(&params)?;
         let gradient = self
             .free_index
             .iter()
@@ -247,7 +257,7 @@ pub(crate) fn l2(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
-impl CostFunction for Objective<'_> {
+impl<E: Evaluate + ?Sized> CostFunction for Objective<'_, E> {
     type Param = Vec<f64>;
     type Output = f64;
 
@@ -256,7 +266,7 @@ impl CostFunction for Objective<'_> {
     }
 }
 
-impl Gradient for Objective<'_> {
+impl<E: Evaluate + ?Sized> Gradient for Objective<'_, E> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
 
