@@ -9,6 +9,10 @@ use revode::fit::{FitReport, SweepTrace};
 use revode::tune::{TuneReport, TuneRow};
 
 type DrawResult<T = ()> = Result<T, Box<dyn std::error::Error>>;
+type LogLog = Cartesian2d<
+    plotters::coord::combinators::LogCoord<f64>,
+    plotters::coord::combinators::LogCoord<f64>,
+>;
 
 const WIDTH: u32 = 760;
 const PANEL_HEIGHT: u32 = 320;
@@ -92,16 +96,7 @@ fn log_log_chart<'a, DB: DrawingBackend + 'a>(
     area: &'a DrawingArea<DB, plotters::coord::Shift>,
     x: std::ops::Range<f64>,
     y: std::ops::Range<f64>,
-) -> DrawResult<
-    ChartContext<
-        'a,
-        DB,
-        Cartesian2d<
-            plotters::coord::combinators::LogCoord<f64>,
-            plotters::coord::combinators::LogCoord<f64>,
-        >,
-    >,
->
+) -> DrawResult<ChartContext<'a, DB, LogLog>>
 where
     DB::ErrorType: 'static,
 {
@@ -110,6 +105,14 @@ where
         .x_label_area_size(44)
         .y_label_area_size(80)
         .build_cartesian_2d(x.log_scale(), y.log_scale())?)
+}
+
+/// Few labels and light lines on log axes: plotters' log key points
+/// crowd near decades otherwise.
+fn log_mesh<'m, 'a, 'b, DB: DrawingBackend, X: Ranged, Y: Ranged>(
+    mesh: &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut plotters::chart::MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.x_labels(6).y_labels(6).max_light_lines(1)
 }
 
 /// A dashed-looking horizontal reference line with a label at its right.
@@ -204,8 +207,9 @@ fn draw_tune(svg: &mut String, r: &TuneReport) -> DrawResult {
     let panels = root.split_evenly((3, 1));
 
     let mut time = log_log_chart(&panels[0], k_range.clone(), time_range.clone())?;
-    time.configure_mesh()
+    log_mesh(&mut time.configure_mesh())
         .x_desc("checkpoint interval K")
+        .x_label_formatter(&|v| format_tick(*v))
         .y_desc("gradient time (median)")
         .y_label_formatter(&|v| fmt_ms(*v))
         .draw()?;
@@ -222,9 +226,9 @@ fn draw_tune(svg: &mut String, r: &TuneReport) -> DrawResult {
     )?;
 
     let mut memory = log_log_chart(&panels[1], k_range.clone(), bytes_range.clone())?;
-    memory
-        .configure_mesh()
+    log_mesh(&mut memory.configure_mesh())
         .x_desc("checkpoint interval K")
+        .x_label_formatter(&|v| format_tick(*v))
         .y_desc("peak checkpoint store")
         .y_label_formatter(&|v| fmt_bytes_tick(*v))
         .draw()?;
@@ -239,8 +243,7 @@ fn draw_tune(svg: &mut String, r: &TuneReport) -> DrawResult {
     )?;
 
     let mut tradeoff = log_log_chart(&panels[2], bytes_range.clone(), time_range)?;
-    tradeoff
-        .configure_mesh()
+    log_mesh(&mut tradeoff.configure_mesh())
         .x_desc("peak checkpoint store (blue: all / every K, purple: byte budgets)")
         .y_desc("gradient time (median)")
         .x_label_formatter(&|v| fmt_bytes_tick(*v))
@@ -367,6 +370,8 @@ fn draw_fit(svg: &mut String, traces: &[SweepTrace], report: &FitReport) -> Draw
         )?;
     chart
         .configure_mesh()
+        .y_labels(8)
+        .max_light_lines(1)
         .x_desc("iteration")
         .y_desc("loss")
         .x_label_formatter(&|v| format_tick(*v))
