@@ -85,6 +85,7 @@ fn main() {
         }
         Some("progress") => trace_progress(600.0, 1.1),
         Some("multistart") => multistart(args.get(1).map_or(16, |t| t.parse().expect("TRIALS"))),
+        Some("windows") => windows(args.get(1).map_or(16, |t| t.parse().expect("TRIALS"))),
         Some("example") => write_example(args.get(1).map_or("examples/fit_hh", String::as_str)),
         Some(other) => eprintln!("unknown mode {other}"),
     }
@@ -187,4 +188,42 @@ fn multistart(trials: usize) {
             seconds[seconds.len() / 2]
         }
     );
+}
+
+/// The multistart trials' guesses, fitted from the guess alone with and
+/// without time-window continuation (50, 150, 300 ms, then 600 ms).
+fn windows(trials: usize) {
+    let sweep = seed_trace(600.0);
+    let mut rng = 12345u64;
+    let (mut plain, mut continued) = (0, 0);
+    for trial in 0..trials {
+        let guess =
+            TRUTH.map(|t| t * (0.7f64.ln() + splitmix(&mut rng) * (1.3f64 / 0.7).ln()).exp());
+        let mut problem = seed_fit(600.0, guess);
+        problem.sweeps = vec![sweep.clone()];
+        let mut line = format!("trial {trial:2}:");
+        for (label, w) in [("plain", vec![]), ("windows", vec![1.0 / 12.0, 0.25, 0.5])] {
+            let options = FitOptions {
+                windows: w,
+                ..FitOptions::default()
+            };
+            let r = fit(&problem, &options).expect("fit runs");
+            let ok = max_rel_error(&r.params) <= 1e-6;
+            if ok {
+                if label == "plain" {
+                    plain += 1
+                } else {
+                    continued += 1
+                }
+            }
+            line += &format!(
+                "  {label}: {} in {:.2} s, {} iterations",
+                if ok { "recovered" } else { "missed" },
+                r.seconds,
+                r.iterations
+            );
+        }
+        println!("{line}");
+    }
+    println!("recovered from the guess alone: {plain}/{trials}; with windows 50, 150, 300, 600 ms: {continued}/{trials}");
 }

@@ -254,3 +254,31 @@ fn library_input_errors_name_the_problem() {
     };
     assert!(fit(&base, &bad_options).is_err());
 }
+
+#[test]
+fn window_continuation_fits_the_leading_part_first_then_everything() {
+    let problem = seed_fit(seed_trace(50.0), TRUTH.map(|p| p * 1.3));
+    let options = FitOptions {
+        windows: vec![0.5],
+        ..FitOptions::default()
+    };
+    let seen = Mutex::new(Vec::new());
+    let r = fit_observed(&problem, &options, &|p| {
+        seen.lock().unwrap().push(p.iteration)
+    })
+    .unwrap();
+    assert!(r.converged, "{}", r.stop_message);
+    assert_recovered(&r.params, "50 ms via 25 ms");
+    // Two stages: each reports its start, numbering runs on.
+    assert_eq!(r.history.len() as u64, r.iterations + 2);
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(*seen.last().unwrap(), r.iterations);
+    let bad = FitOptions {
+        windows: vec![0.5, 0.4],
+        ..FitOptions::default()
+    };
+    assert!(fit(&problem, &bad)
+        .unwrap_err()
+        .to_string()
+        .contains("windows"));
+}

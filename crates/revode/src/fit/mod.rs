@@ -145,6 +145,11 @@ pub struct FitOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub spread: Option<f64>,
     pub seed: u64,
+    /// Time-window continuation: fit the leading fraction `w` of every
+    /// sweep for each `w` here (ascending, in (0, 1)), each stage starting
+    /// from the last one's result, then the whole sweeps.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<f64>,
 }
 
 impl Default for FitOptions {
@@ -158,6 +163,7 @@ impl Default for FitOptions {
             starts: 1,
             spread: None,
             seed: 0,
+            windows: Vec::new(),
         }
     }
 }
@@ -619,7 +625,50 @@ fn check_options(o: &FitOptions) -> Result<(), Error> {
             )));
         }
     }
+    for (i, &w) in o.windows.iter().enumerate() {
+        if !(w > 0.0 && w < 1.0) || (i > 0 && w <= o.windows[i - 1]) {
+            return Err(invalid(format!(
+                "optimizer: windows must be increasing fractions in (0, 1), got {:?}",
+                o.windows
+            )));
+        }
+    }
     Ok(())
+}
+
+/// The fit restricted to the leading fraction `w` of every sweep: each
+/// span ends at its last sample at or before `t0 + w·(t1 − t0)`; a sweep
+/// with no sample after t0 there drops out, and so do stimulus switches
+/// after the new end. None when no sweep is left.
+fn leading_window(problem: &FitProblem, w: f64) -> Option<FitProblem> {
+    let sweeps: Vec<Sweep> = problem
+        .sweeps
+        .iter()
+        .filter_map(|s| {
+            let [t0, t1] = s.tspan;
+            let cut = t0 + w * (t1 - t0);
+            let n = s.times.iter().take_while(|&&t| t <= cut).count();
+            let end = *s.times[..n].last()?;
+            if end <= t0 {
+                return None;
+            }
+            let mut window = s.clone();
+            window.tspan = [t0, end];
+            window.times.truncate(n);
+            window.values.truncate(n);
+            if let Some(stimulus) = &mut window.stimulus {
+                for switches in stimulus.values_mut() {
+                    switches.retain(|sw| sw[0] <= end);
+                }
+                stimulus.retain(|_, switches| !switches.is_empty());
+            }
+            Some(window)
+        })
+        .collect();
+    (!sweeps.is_empty()).then(|| FitProblem {
+        sweeps,
+        ..problem.clone()
+    })
 }
 
 /// Fits the free parameters, calling `observer` after every iteration of
@@ -632,6 +681,12 @@ pub fn fit_observed(
     check_options(options)?;
     let started = Instant::now();
     let prep = prepare(problem)?;
+    let mut stages = Vec::new();
+    for &w in &options.windows {
+        if let Some(window) = leading_window(problem, w) {
+            stages.push(prepare(&window)?);
+        }
+    }
     let given: Vec<f64> = prep.free_index.iter().map(|&i| prep.params[i]).collect();
     let starts = starts::sample_starts(
         &given,
@@ -643,7 +698,10 @@ pub fn fit_observed(
     let runs: Vec<Result<StartReport, Error>> = starts
         .par_iter()
         .enumerate()
-        .map(|(k, start)| run_start(&prep, start, options, k, observer))
+        .map(|(k, start)| {
+            let stages = stages.iter().chain(std::iter::once(&prep));
+            run_start(stages, start, options, k, observer)
+        })
         .collect();
     let mut reports = Vec::with_capacity(runs.len());
     for (k, run) in runs.into_iter().enumerate() {
@@ -702,52 +760,72 @@ pub fn fit_observed(
     })
 }
 
-fn run_start(
-    prep: &Prepared,
+fn run_start<'p>(
+    stages: impl Iterator<Item = &'p Prepared>,
     start: &[f64],
     options: &FitOptions,
     k: usize,
     observer: &(dyn Fn(&FitProgress) + Sync),
 ) -> Result<StartReport, Error> {
-    let coordinates: Vec<Coordinate> = start
-        .iter()
-        .zip(&prep.bounds)
-        .map(|(&p0, &(lower, upper))| Coordinate::new(p0, lower, upper))
-        .collect();
-    let x0: Vec<f64> = coordinates
-        .iter()
-        .zip(start)
-        .map(|(c, &p)| c.to_coordinate(p))
-        .collect();
-    let mut base = prep.params.clone();
-    for (&i, &v) in prep.free_index.iter().zip(start) {
-        base[i] = v;
-    }
-    let objective = Objective::new(
-        &prep.sweeps[..],
-        &base,
-        &prep.free_index,
-        coordinates.clone(),
-    );
-    let run = optimize::run(objective, x0, options, k, observer)?;
-    Ok(StartReport {
-        start: start.to_vec(),
-        params: coordinates
+    let mut current = start.to_vec();
+    let mut total: Option<StartReport> = None;
+    for prep in stages {
+        let coordinates: Vec<Coordinate> = current
+            .iter()
+            .zip(&prep.bounds)
+            .map(|(&p0, &(lower, upper))| Coordinate::new(p0, lower, upper))
+            .collect();
+        let x0: Vec<f64> = coordinates
+            .iter()
+            .zip(&current)
+            .map(|(c, &p)| c.to_coordinate(p))
+            .collect();
+        let mut base = prep.params.clone();
+        for (&i, &v) in prep.free_index.iter().zip(&current) {
+            base[i] = v;
+        }
+        let objective = Objective::new(
+            &prep.sweeps[..],
+            &base,
+            &prep.free_index,
+            coordinates.clone(),
+        );
+        let offset = total.as_ref().map_or(0, |t| t.iterations);
+        let run = optimize::run(objective, x0, options, k, offset, observer)?;
+        current = coordinates
             .iter()
             .zip(&run.best.x)
             .map(|(c, &x)| c.to_param(x))
-            .collect(),
-        loss: run.best.loss,
-        gradient_norm: objective::l2(&run.best.gradient),
-        iterations: run.iterations,
-        converged: run.stop.converged(),
-        stop_reason: run.stop,
-        stop_message: run.message,
-        history: run.history,
-        evaluations: run.evaluations,
-        failed_evaluations: run.failures.len(),
-        seconds: run.seconds,
-    })
+            .collect();
+        let stage = StartReport {
+            start: start.to_vec(),
+            params: current.clone(),
+            loss: run.best.loss,
+            gradient_norm: objective::l2(&run.best.gradient),
+            iterations: run.iterations,
+            converged: run.stop.converged(),
+            stop_reason: run.stop,
+            stop_message: run.message,
+            history: run.history,
+            evaluations: run.evaluations,
+            failed_evaluations: run.failures.len(),
+            seconds: run.seconds,
+        };
+        total = Some(match total {
+            None => stage,
+            // Earlier windows count towards the work; the outcome is the
+            // last stage's.
+            Some(t) => StartReport {
+                iterations: t.iterations + stage.iterations,
+                history: t.history.into_iter().chain(stage.history).collect(),
+                evaluations: t.evaluations + stage.evaluations,
+                failed_evaluations: t.failed_evaluations + stage.failed_evaluations,
+                seconds: t.seconds + stage.seconds,
+                ..stage
+            },
+        });
+    }
+    Ok(total.expect("the whole sweeps are the last stage"))
 }
 
 /// The fitted model's trace of each sweep's observed state next to its

@@ -31,6 +31,8 @@ struct Stopping<'o> {
     stop: Option<StopReason>,
     history: Vec<f64>,
     start: usize,
+    /// Iterations of earlier continuation stages (for progress numbering).
+    offset: u64,
     started: Instant,
     observer: &'o (dyn Fn(&FitProgress) + Sync),
 }
@@ -51,7 +53,7 @@ impl Stopping<'_> {
         self.history.push(loss);
         (self.observer)(&FitProgress {
             start: self.start,
-            iteration,
+            iteration: self.offset + iteration,
             loss,
             gradient_norm,
             params,
@@ -137,6 +139,7 @@ pub(crate) fn run<E: Evaluate + ?Sized>(
     x0: Vec<f64>,
     options: &FitOptions,
     start: usize,
+    offset: u64,
     observer: &(dyn Fn(&FitProgress) + Sync),
 ) -> Result<RunOutcome, Error> {
     let started = Instant::now();
@@ -160,6 +163,7 @@ pub(crate) fn run<E: Evaluate + ?Sized>(
         stop: None,
         history: Vec::new(),
         start,
+        offset,
         started,
         observer,
     };
@@ -232,7 +236,7 @@ mod tests {
         let coordinates = vec![Coordinate::new(1.0, None, None)];
         let objective = Objective::new(&FailsAboveEight, &[1.0], &[0], coordinates.clone());
         let options = FitOptions::default();
-        let out = run(objective, vec![0.0], &options, 0, &|_| {}).unwrap();
+        let out = run(objective, vec![0.0], &options, 0, 0, &|_| {}).unwrap();
         let p = coordinates[0].to_param(out.best.x[0]);
         assert!(
             !out.failures.is_empty(),
