@@ -2,7 +2,7 @@
 //! parallel), summed with the sweep weights, then carried through the
 //! coordinate transform to the optimiser's coordinates.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use argmin::core::{CostFunction, Error as ArgminError, Gradient};
 use rayon::prelude::*;
@@ -90,7 +90,9 @@ pub(crate) struct Objective<'a, E: Evaluate + ?Sized = [PreparedSweep]> {
     /// is the steepest-descent direction with unit length factor) moves the
     /// coordinates by [`FIRST_STEP`]; later steps are scaled by L-BFGS itself.
     scale: f64,
-    record: Mutex<Record>,
+    /// Shared with the caller: argmin does not hand the problem back after
+    /// a failed line search.
+    record: Arc<Mutex<Record>>,
 }
 
 /// Length of the first step in the coordinates (10 % of a log unit).
@@ -113,7 +115,7 @@ impl<'a, E: Evaluate + ?Sized> Objective<'a, E> {
             free_index,
             coordinates,
             scale: 1.0,
-            record: Mutex::new(Record::default()),
+            record: Arc::new(Mutex::new(Record::default())),
         }
     }
 
@@ -208,15 +210,26 @@ impl<'a, E: Evaluate + ?Sized> Objective<'a, E> {
         self.scale
     }
 
+    /// A handle on what the objective has seen, valid after the
+    /// objective itself is gone.
+    pub(crate) fn history(&self) -> History {
+        History(Arc::clone(&self.record))
+    }
+}
+
+/// See [`Objective::history`].
+pub(crate) struct History(Arc<Mutex<Record>>);
+
+impl History {
     /// Whether the solve failed at `x`.
     pub(crate) fn failed_at(&self, x: &[f64]) -> bool {
-        let r = self.record.lock().expect("record lock");
+        let r = self.0.lock().expect("record lock");
         r.failed_points.iter().any(|p| p == x)
     }
 
     /// The lowest-loss point evaluated, evaluations made, failures seen.
     pub(crate) fn outcome(&self) -> (Point, usize, Vec<String>) {
-        let r = self.record.lock().expect("record lock");
+        let r = self.0.lock().expect("record lock");
         (
             r.best.clone().expect("the start was evaluated"),
             r.evaluations,

@@ -12,7 +12,7 @@ use argmin::core::{
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
-use super::objective::{l2, Evaluate, Objective, Point};
+use super::objective::{l2, Evaluate, History, Objective, Point};
 use super::{FitOptions, FitProgress, StopReason};
 use crate::Error;
 
@@ -35,6 +35,7 @@ struct Stopping<'o> {
     offset: u64,
     started: Instant,
     observer: &'o (dyn Fn(&FitProgress) + Sync),
+    seen: History,
 }
 
 impl Stopping<'_> {
@@ -90,10 +91,7 @@ impl<'a, E: Evaluate + ?Sized> Solver<Objective<'a, E>, LbfgsState> for Stopping
         }
         // A line search can end (with a warning) on its latest trial point;
         // if that solve failed, there is nowhere sensible to go on from.
-        let failed = match (problem.problem.as_ref(), state.get_param()) {
-            (Some(objective), Some(x)) => objective.failed_at(x),
-            _ => false,
-        };
+        let failed = state.get_param().is_some_and(|x| self.seen.failed_at(x));
         if failed {
             self.stop = Some(StopReason::LineSearch);
         }
@@ -144,6 +142,7 @@ pub(crate) fn run<E: Evaluate + ?Sized>(
 ) -> Result<RunOutcome, Error> {
     let started = Instant::now();
     let first = objective.start(&x0)?;
+    let seen = objective.history();
     let scale = objective.scale();
     let invalid = |e: ArgminError| Error::Invalid {
         origin: "optimizer".to_string(),
@@ -166,6 +165,7 @@ pub(crate) fn run<E: Evaluate + ?Sized>(
         offset,
         started,
         observer,
+        seen: objective.history(),
     };
     let grad0: Vec<f64> = first.gradient.iter().map(|g| scale * g).collect();
     let result = Executor::new(objective, solver)
@@ -193,8 +193,7 @@ pub(crate) fn run<E: Evaluate + ?Sized>(
             format!("optimiser stopped: {other:?}"),
         ),
     };
-    let objective = result.problem.problem.expect("argmin returns the problem");
-    let (best, evaluations, failures) = objective.outcome();
+    let (best, evaluations, failures) = seen.outcome();
     Ok(RunOutcome {
         best,
         iterations,
@@ -244,5 +243,29 @@ mod tests {
         );
         assert!(out.stop.converged(), "{:?}: {}", out.stop, out.message);
         assert!((p - 5.0).abs() < 1e-6, "p = {p}");
+    }
+
+    /// A flat gradient with a non-zero loss: the search direction is zero,
+    /// argmin's line search fails with an error and keeps the problem.
+    struct Flat;
+
+    impl Evaluate for Flat {
+        fn loss_and_gradient(&self, _: &[f64]) -> Result<(f64, Vec<f64>), Error> {
+            Ok((1.0, vec![0.0]))
+        }
+    }
+
+    #[test]
+    fn a_failed_line_search_is_a_stop_reason_not_a_panic() {
+        let coordinates = vec![Coordinate::new(1.0, None, None)];
+        let objective = Objective::new(&Flat, &[1.0], &[0], coordinates);
+        // gtol < 0 keeps the zero gradient from stopping the run first.
+        let options = FitOptions {
+            gtol: -1.0,
+            ..FitOptions::default()
+        };
+        let out = run(objective, vec![0.0], &options, 0, 0, &|_| {}).unwrap();
+        assert_eq!(out.stop, StopReason::LineSearch);
+        assert_eq!(out.best.loss, 1.0);
     }
 }
