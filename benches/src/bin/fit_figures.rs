@@ -2,7 +2,9 @@
 //! fitting the seed model's conductances, and multi-start recovery rates.
 //!
 //! `cargo run --release -p revode-benches --bin fit_figures -- single`
-//! `cargo run --release -p revode-benches --bin fit_figures -- multistart [TRIALS]`
+//! `cargo run --release -p revode-benches --bin fit_figures -- multistart [TRIALS [FIRST]]`
+//! `cargo run --release -p revode-benches --bin fit_figures -- windows [TRIALS]`
+//! `cargo run --release -p revode-benches --bin fit_figures -- file FIT.json`
 //!
 //! `multistart`: each trial draws a guess log-uniformly within ±30 % of the
 //! true conductances, then fits the 600 ms trace with 16 starts (the guess
@@ -84,8 +86,12 @@ fn main() {
             single(600.0, 0.9);
         }
         Some("progress") => trace_progress(600.0, 1.1),
-        Some("multistart") => multistart(args.get(1).map_or(16, |t| t.parse().expect("TRIALS"))),
+        Some("multistart") => multistart(
+            args.get(1).map_or(16, |t| t.parse().expect("TRIALS")),
+            args.get(2).map_or(0, |t| t.parse().expect("FIRST")),
+        ),
         Some("windows") => windows(args.get(1).map_or(16, |t| t.parse().expect("TRIALS"))),
+        Some("file") => fit_file(args.get(1).expect("fit_figures file FIT.json")),
         Some("example") => write_example(args.get(1).map_or("examples/fit_hh", String::as_str)),
         Some(other) => eprintln!("unknown mode {other}"),
     }
@@ -128,7 +134,9 @@ fn splitmix(state: &mut u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn multistart(trials: usize) {
+/// Trials `first..trials` (the guesses before `first` are drawn and
+/// skipped, so a long run can be resumed).
+fn multistart(trials: usize, first: usize) {
     const K: usize = 16;
     let sweep = seed_trace(600.0);
     let mut rng = 12345u64;
@@ -137,6 +145,9 @@ fn multistart(trials: usize) {
     for trial in 0..trials {
         let guess =
             TRUTH.map(|t| t * (0.7f64.ln() + splitmix(&mut rng) * (1.3f64 / 0.7).ln()).exp());
+        if trial < first {
+            continue;
+        }
         let mut problem = seed_fit(600.0, guess);
         problem.sweeps = vec![sweep.clone()];
         let options = FitOptions {
@@ -181,8 +192,8 @@ fn multistart(trials: usize) {
         .sum();
     println!(
         "single starts recovering, over all {} starts: {:.0} %; median wall time of a 16-start fit {:.2} s",
-        trials * K,
-        100.0 * all as f64 / (trials * K) as f64,
+        recovered.len() * K,
+        100.0 * all as f64 / (recovered.len() * K) as f64,
         {
             seconds.sort_by(f64::total_cmp);
             seconds[seconds.len() / 2]
@@ -226,4 +237,51 @@ fn windows(trials: usize) {
         println!("{line}");
     }
     println!("recovered from the guess alone: {plain}/{trials}; with windows 50, 150, 300, 600 ms: {continued}/{trials}");
+}
+
+/// Any fit file: wall time, iterations, time per iteration and per
+/// gradient evaluation, and what forward-mode gradients would cost: P + 1
+/// forward solves per gradient (P free parameters; a lower bound, since a
+/// tangent solve costs at least a solve), from the median time of one
+/// forward pass over all sweeps at the fitted parameters.
+fn fit_file(path: &str) {
+    let (problem, options) = revode::fit::read_fit_file(path.as_ref()).expect("fit file");
+    let r = fit(&problem, &options).expect("fit runs");
+    let problems: Vec<Problem> = (0..problem.sweeps.len())
+        .map(|i| revode::fit::fitted_problem(&problem, &r, i).expect("sweep problem"))
+        .collect();
+    let forward = revode_benches::median_seconds(5, || {
+        for p in &problems {
+            revode::solve(p, None).expect("solve");
+        }
+    });
+    let evaluations = r.starts.iter().map(|s| s.evaluations).sum::<usize>();
+    let p = r.params.len();
+    println!(
+        "{path}: {} free parameters, {} sweeps, {} start(s): {:.3} s wall, {} iterations, {} gradient evaluations ({} failed), loss {:.4e}, {:?}",
+        p,
+        problem.sweeps.len(),
+        r.starts.len(),
+        r.seconds,
+        r.iterations,
+        evaluations,
+        r.failed_evaluations,
+        r.loss,
+        r.stop_reason
+    );
+    let busy: f64 = r.starts.iter().map(|s| s.seconds).sum();
+    println!(
+        "per iteration {:.2} ms, per gradient evaluation {:.2} ms; one forward pass over all sweeps {:.2} ms",
+        1e3 * busy / r.starts.iter().map(|s| s.iterations).sum::<u64>().max(1) as f64,
+        1e3 * busy / evaluations.max(1) as f64,
+        1e3 * forward
+    );
+    println!(
+        "forward mode: ({p} + 1) x {:.2} ms = {:.2} ms per gradient, {:.2} s for the same {} evaluations (adjoint: {:.2} s)",
+        1e3 * forward,
+        1e3 * (p + 1) as f64 * forward,
+        (p + 1) as f64 * forward * evaluations as f64,
+        evaluations,
+        busy
+    );
 }
