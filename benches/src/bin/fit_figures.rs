@@ -61,7 +61,10 @@ fn max_rel_error(p: &[f64]) -> f64 {
 
 fn single(t1: f64, factor: f64) {
     let problem = seed_fit(t1, TRUTH.map(|p| p * factor));
-    let options = FitOptions::default();
+    let options = FitOptions {
+        starts: 1,
+        ..FitOptions::default()
+    };
     let r = fit(&problem, &options).expect("fit runs");
     println!(
         "{t1} ms from {factor}x: {:.3} s, {} iterations, {} evaluations ({} failed), loss {:.3e}, max rel error {:.2e}, stop {:?}",
@@ -100,15 +103,22 @@ fn main() {
 #[allow(dead_code)]
 fn trace_progress(t1: f64, factor: f64) {
     let problem = seed_fit(t1, TRUTH.map(|p| p * factor));
-    let r = revode::fit::fit_observed(&problem, &FitOptions::default(), &|p| {
-        println!(
-            "{:3} loss {:.3e} |g| {:.3e} err {:.2e}",
-            p.iteration,
-            p.loss,
-            p.gradient_norm,
-            max_rel_error(&p.params)
-        )
-    })
+    let r = revode::fit::fit_observed(
+        &problem,
+        &FitOptions {
+            starts: 1,
+            ..FitOptions::default()
+        },
+        &|p| {
+            println!(
+                "{:3} loss {:.3e} |g| {:.3e} err {:.2e}",
+                p.iteration,
+                p.loss,
+                p.gradient_norm,
+                max_rel_error(&p.params)
+            )
+        },
+    )
     .unwrap();
     println!("{:?} {}", r.stop_reason, r.evaluations);
 }
@@ -181,9 +191,10 @@ fn multistart(trials: usize, first: usize) {
             .iter()
             .filter(|ok| ok[..k].iter().any(|b| *b))
             .count();
+        let done = recovered.len();
         println!(
-            "| {k} | {n}/{trials} | {:.0} % |",
-            100.0 * n as f64 / trials as f64
+            "| {k} | {n}/{done} | {:.0} % |",
+            100.0 * n as f64 / done as f64
         );
     }
     let all: usize = recovered
@@ -216,6 +227,7 @@ fn windows(trials: usize) {
         for (label, w) in [("plain", vec![]), ("windows", vec![1.0 / 12.0, 0.25, 0.5])] {
             let options = FitOptions {
                 windows: w,
+                starts: 1,
                 ..FitOptions::default()
             };
             let r = fit(&problem, &options).expect("fit runs");

@@ -50,7 +50,7 @@ fn fit_json(start: [f64; 3]) -> Value {
         "free": {"g_Na": {"lower": 1.0, "upper": 200.0}, "g_Kd": {"lower": 0.0}, "g_leak": {}},
         "solver": {"method": "euler", "dt": 0.01},
         "sweeps": [{"tspan": [0.0, 50.0], "data": "trace.csv", "component": "E", "weight": 1.0}],
-        "optimizer": {"method": "lbfgs", "max_iters": 200, "gtol": 1e-8}
+        "optimizer": {"method": "lbfgs", "max_iters": 200, "gtol": 1e-8, "starts": 1}
     })
 }
 
@@ -135,12 +135,10 @@ fn fit_recovers_and_writes_json_plot_and_problem() {
 #[test]
 fn fit_text_output_has_the_table_and_stop_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run_fit(
-        dir.path(),
-        &fit_json(TRUTH.map(|p| p * 0.9)),
-        &trace_csv(),
-        &["--quiet"],
-    );
+    // The default optimizer: several starts, each listed.
+    let mut fit = fit_json(TRUTH.map(|p| p * 0.9));
+    fit["optimizer"] = serde_json::json!({});
+    let o = run_fit(dir.path(), &fit, &trace_csv(), &["--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(o.stderr.is_empty(), "--quiet prints no progress");
     let text = String::from_utf8_lossy(&o.stdout);

@@ -49,6 +49,14 @@ fn seed_fit(sweep: Sweep, start: [f64; 3]) -> FitProblem {
     }
 }
 
+/// The optimiser from the given start alone (the default adds 7 more).
+fn one_start() -> FitOptions {
+    FitOptions {
+        starts: 1,
+        ..FitOptions::default()
+    }
+}
+
 fn assert_recovered(p: &[f64], what: &str) {
     for ((v, t), n) in p.iter().zip(TRUTH).zip(NAMES) {
         let rel = ((v - t) / t).abs();
@@ -64,7 +72,7 @@ fn recovers_hh_conductances_on_50ms_from_1_3_and_0_9() {
     let sweep = seed_trace(50.0);
     for factor in [1.3, 0.9] {
         let problem = seed_fit(sweep.clone(), TRUTH.map(|p| p * factor));
-        let r = fit(&problem, &FitOptions::default()).unwrap();
+        let r = fit(&problem, &one_start()).unwrap();
         assert!(r.converged, "{factor}x: {}", r.stop_message);
         assert_recovered(&r.params, &format!("50 ms from {factor}x"));
         assert_eq!(r.history.len() as u64, r.iterations + 1);
@@ -75,7 +83,7 @@ fn recovers_hh_conductances_on_50ms_from_1_3_and_0_9() {
 #[test]
 fn recovers_hh_conductances_on_600ms_from_1_1() {
     let problem = seed_fit(seed_trace(600.0), TRUTH.map(|p| p * 1.1));
-    let r = fit(&problem, &FitOptions::default()).unwrap();
+    let r = fit(&problem, &one_start()).unwrap();
     assert!(r.converged, "{}", r.stop_message);
     assert_recovered(&r.params, "600 ms from 1.1x");
     assert_eq!(r.param_names, NAMES);
@@ -119,7 +127,7 @@ fn dopri5_lands_on_irregular_sample_times() {
     let mut problem = seed_fit(sweep, TRUTH.map(|p| p * 1.05));
     problem.solver = dopri5;
     problem.adjoint.method = revode::problem::AdjointMethod::Continuous;
-    let r = fit(&problem, &FitOptions::default()).unwrap();
+    let r = fit(&problem, &one_start()).unwrap();
     for (v, t) in r.params.iter().zip(TRUTH) {
         assert!(((v - t) / t).abs() < 1e-4, "{v} vs {t}: {}", r.stop_message);
     }
@@ -136,7 +144,7 @@ fn bounds_hold_at_every_iterate_when_the_optimum_lies_outside() {
         upper: Some(65.0),
     }];
     let seen = Mutex::new(Vec::new());
-    let r = fit_observed(&problem, &FitOptions::default(), &|p| {
+    let r = fit_observed(&problem, &one_start(), &|p| {
         seen.lock().unwrap().push(p.params.clone())
     })
     .unwrap();
@@ -160,7 +168,7 @@ fn multistart_reports_every_start_and_keeps_the_best() {
         spread: Some(0.3),
         seed: 3,
         max_iters: 60,
-        ..FitOptions::default()
+        ..one_start()
     };
     let r = fit(&problem, &options).unwrap();
     assert_eq!(r.starts.len(), 4);
@@ -184,7 +192,7 @@ fn max_iters_stops_and_says_so() {
     let problem = seed_fit(seed_trace(50.0), TRUTH.map(|p| p * 1.3));
     let options = FitOptions {
         max_iters: 3,
-        ..FitOptions::default()
+        ..one_start()
     };
     let r = fit(&problem, &options).unwrap();
     assert_eq!(r.stop_reason, StopReason::MaxIterations);
@@ -198,7 +206,7 @@ fn library_input_errors_name_the_problem() {
     let check = |edit: &dyn Fn(&mut FitProblem), expected: &str| {
         let mut p = base.clone();
         edit(&mut p);
-        let e = fit(&p, &FitOptions::default()).unwrap_err();
+        let e = fit(&p, &one_start()).unwrap_err();
         assert_eq!(e.exit_code(), 2, "{e}");
         assert!(e.to_string().contains(expected), "{e} lacks {expected:?}");
     };
@@ -260,7 +268,7 @@ fn window_continuation_fits_the_leading_part_first_then_everything() {
     let problem = seed_fit(seed_trace(50.0), TRUTH.map(|p| p * 1.3));
     let options = FitOptions {
         windows: vec![0.5],
-        ..FitOptions::default()
+        ..one_start()
     };
     let seen = Mutex::new(Vec::new());
     let r = fit_observed(&problem, &options, &|p| {
@@ -275,10 +283,24 @@ fn window_continuation_fits_the_leading_part_first_then_everything() {
     assert_eq!(*seen.last().unwrap(), r.iterations);
     let bad = FitOptions {
         windows: vec![0.5, 0.4],
-        ..FitOptions::default()
+        ..one_start()
     };
     assert!(fit(&problem, &bad)
         .unwrap_err()
         .to_string()
         .contains("windows"));
+}
+
+#[test]
+fn default_options_run_eight_starts_around_the_given_one() {
+    let problem = seed_fit(seed_trace(50.0), TRUTH.map(|p| p * 1.3));
+    let r = fit(&problem, &FitOptions::default()).unwrap();
+    assert_eq!(r.starts.len(), revode::fit::DEFAULT_STARTS);
+    assert_eq!(r.starts[0].start, TRUTH.map(|p| p * 1.3));
+    for s in &r.starts[1..] {
+        for (v, g) in s.start.iter().zip(TRUTH.map(|p| p * 1.3)) {
+            assert!(*v >= 0.7 * g && *v <= 1.3 * g, "{v} not within 30 % of {g}");
+        }
+    }
+    assert_recovered(&r.params, "default options from 1.3x");
 }

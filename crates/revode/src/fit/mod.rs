@@ -125,6 +125,14 @@ pub enum OptimizerMethod {
     Lbfgs,
 }
 
+/// Starts of a fit unless `starts` says otherwise: on the seed model's
+/// 600 ms trace from guesses within ±30 %, one start recovers the truth in
+/// about 1 trial in 8, eight starts in about 6 in 8 (docs/fitting.md).
+pub const DEFAULT_STARTS: usize = 8;
+
+/// Default spread of the extra starts around `params`: ±30 %.
+pub const DEFAULT_START_SPREAD: f64 = 0.3;
+
 /// The `optimizer` block; every key is optional.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -138,11 +146,13 @@ pub struct FitOptions {
     pub loss_rtol: f64,
     /// L-BFGS history length.
     pub memory: usize,
-    /// Number of starts: the given parameters, then seeded draws.
+    /// Number of starts: the given parameters, then seeded draws; run in
+    /// parallel, the lowest loss wins. Default [`DEFAULT_STARTS`] (see
+    /// docs/fitting.md for the measurement behind it).
     pub starts: usize,
-    /// Draw starts within `params · [1 − spread, 1 + spread]`; without it,
-    /// within the bounds (± [`DEFAULT_SPREAD`] for a parameter lacking one).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Draw starts within `params · [1 − spread, 1 + spread]` (default
+    /// [`DEFAULT_START_SPREAD`]); `null`: within the bounds (±
+    /// [`DEFAULT_SPREAD`] for a parameter lacking one).
     pub spread: Option<f64>,
     pub seed: u64,
     /// Time-window continuation: fit the leading fraction `w` of every
@@ -160,8 +170,8 @@ impl Default for FitOptions {
             gtol: 1e-8,
             loss_rtol: 1e-12,
             memory: 10,
-            starts: 1,
-            spread: None,
+            starts: DEFAULT_STARTS,
+            spread: Some(DEFAULT_START_SPREAD),
             seed: 0,
             windows: Vec::new(),
         }
