@@ -37,7 +37,8 @@ impl Error {
                     | ForwardError::InvalidOption { .. }
                     | ForwardError::AtolLength { .. }
                     | ForwardError::StopTimeOutside { .. }
-                    | ForwardError::StopTimesUnsorted { .. },
+                    | ForwardError::StopTimesUnsorted { .. }
+                    | ForwardError::Stimulus { .. },
                 )
                 | GradientError::Checkpoint(_)
                 | GradientError::WrongLength { .. }
