@@ -270,7 +270,7 @@ pub fn check(problem: &Problem, options: &CheckOptions) -> Result<CheckReport, E
         return Err(invalid("--fd-step", "must be positive".to_string()));
     }
     let report = gradient(problem)?;
-    let (params, u0) = problem.model.visit(Inputs(problem));
+    let (params, u0) = problem.model.visit(Inputs(problem))?;
     let indices = resolve_selection(&options.params, params.len(), &report.model)?;
 
     let mut todo: Vec<(InputKind, usize)> =
