@@ -8,8 +8,8 @@
 //!   negations and constant factors), and
 //! * `N` and `w` are products and quotients of factors (with constant
 //!   coefficients and negations anywhere), where every factor of `w` in its
-//!   numerator is also a factor of `N`, and at least one of the shared
-//!   factors depends on the state. Factors are compared as affine forms
+//!   numerator is also a factor of `N`, and there is at least one such
+//!   shared factor (it may depend on states, parameters or `t`). Factors are compared as affine forms
 //!   `Σ aᵢ·yᵢ + b` normalised by their first coefficient, so `(V+40)`,
 //!   `-(V+40)/10`, `(-V-40)` and `(40+V)` share the factor `V+40`.
 //!
@@ -146,7 +146,8 @@ fn factorize(dag: &Dag, id: Id, power: i32, kappa: &mut f64, out: &mut Vec<Facto
             let form = affine(dag, id)?;
             let (key, node, scale) = match form.terms.as_slice() {
                 [] => return None,
-                [(atom, c)] if form.constant == 0.0 => (Key::Node(*atom), *atom, *c),
+                // `id` is `c·atom` (e.g. `a + a`): canonical is the atom.
+                [(atom, c)] if form.constant == 0.0 => (Key::Node(*atom), id, *c),
                 [(_, s), ..] => {
                     let s = *s;
                     (Key::Affine(form.scale(1.0 / s)), id, s)
@@ -167,7 +168,7 @@ fn factorize(dag: &Dag, id: Id, power: i32, kappa: &mut f64, out: &mut Vec<Facto
 /// `num / den` as `K · R · g(w)` if it has the recognised form (see the
 /// module docs), else `None`.
 pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
-    if !dag.depends_on_state(den) {
+    if dag.constant(den).is_some() {
         return None;
     }
     // D = c·exp(w) + d with d = −c.
@@ -188,7 +189,7 @@ pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
     factorize(dag, w, 1, &mut kw, &mut fw)?;
     let mut k = kn / (kw * c);
     let mut rest: Vec<(Id, i32)> = Vec::new();
-    let mut shares_state = false;
+    let mut shares_factor = false;
     for g in fw {
         match fn_
             .iter()
@@ -196,7 +197,7 @@ pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
         {
             Some(at) => {
                 let f = fn_.remove(at);
-                shares_state |= g.power > 0 && dag.depends_on_state(f.node);
+                shares_factor |= g.power > 0;
             }
             // A factor of w's numerator missing from N: not the 0/0 form.
             None if g.power > 0 => return None,
@@ -207,7 +208,7 @@ pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
             }
         }
     }
-    if !shares_state {
+    if !shares_factor {
         return None;
     }
     for f in fn_ {
