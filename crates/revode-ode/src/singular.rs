@@ -196,7 +196,7 @@ pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
             .position(|f| f.power == g.power && f.key.same(&g.key))
         {
             Some(at) => {
-                let f = fn_.remove(at);
+                fn_.remove(at);
                 shares_factor |= g.power > 0;
             }
             // A factor of w's numerator missing from N: not the 0/0 form.
