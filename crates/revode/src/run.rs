@@ -53,6 +53,11 @@ pub struct SolveReport {
     pub t_final: f64,
     pub final_state: Vec<f64>,
     pub state_names: Vec<String>,
+    /// A model file's `aux` outputs at the final state (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aux_names: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub final_aux: Vec<f64>,
     /// `[t, u…]` rows, when sampling was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<Vec<f64>>,
@@ -184,7 +189,7 @@ impl ModelVisitor for GradientRun<'_> {
 
 /// Computes the loss and its gradient for a problem.
 pub fn gradient(problem: &Problem) -> Result<GradientReport, Error> {
-    problem.model.visit(GradientRun(problem))
+    problem.model.visit(GradientRun(problem))?
 }
 
 struct SolveRun<'a>(&'a Problem, Option<usize>);
@@ -249,6 +254,9 @@ impl ModelVisitor for SolveRun<'_> {
             }
         };
         let seconds = started.elapsed().as_secs_f64();
+        let aux_names = model.aux_names();
+        let mut final_aux = vec![0.0; aux_names.len()];
+        model.aux(t_final, &final_state, &params, &mut final_aux);
         Ok(SolveReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -257,6 +265,8 @@ impl ModelVisitor for SolveRun<'_> {
             t_final,
             final_state,
             state_names: model.state_names(),
+            aux_names,
+            final_aux,
             samples: samples
                 .into_iter()
                 .map(|(t, u)| std::iter::once(t).chain(u).collect())
@@ -269,7 +279,7 @@ impl ModelVisitor for SolveRun<'_> {
 /// Solves a problem forward; `sample_every = Some(s)` also returns every
 /// s-th state.
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
-    problem.model.visit(SolveRun(problem, sample_every))
+    problem.model.visit(SolveRun(problem, sample_every))?
 }
 
 struct LossRun<'a>(&'a Problem);
@@ -313,5 +323,5 @@ impl ModelVisitor for LossRun<'_> {
 /// [`GradientReport::loss`] for the same problem. Finite differences call it
 /// with `params` or `u0` perturbed.
 pub fn loss(problem: &Problem) -> Result<f64, Error> {
-    problem.model.visit(LossRun(problem))
+    problem.model.visit(LossRun(problem))?
 }
