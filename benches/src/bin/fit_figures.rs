@@ -28,6 +28,7 @@ fn seed_trace(t1: f64) -> Sweep {
         solver: SolverSpec::Euler { dt: 0.01 },
         loss: None::<LossSpec>,
         adjoint: Default::default(),
+        stimulus: None,
     };
     // E every 0.5 ms.
     Sweep::synthetic(&problem, "E", 50).expect("seed trace")

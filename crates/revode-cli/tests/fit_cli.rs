@@ -34,6 +34,7 @@ fn trace_csv() -> String {
         solver: SolverSpec::Euler { dt: 0.01 },
         loss: None,
         adjoint: Default::default(),
+        stimulus: None,
     };
     let sweep = Sweep::synthetic(&problem, "E", 50).unwrap();
     let mut csv = String::from("t,E\n");
@@ -270,7 +271,7 @@ fn every_bad_input_is_one_line_exit_2() {
         (
             sweep_with("stimulus", serde_json::json!({"I_x": [[0, 0.1]]})),
             csv.clone(),
-            "no parameter `I_x`",
+            "unknown parameter \"I_x\"",
         ),
         (
             sweep_with("stimulus", serde_json::json!({"g_leak": [[0, 0.1]]})),
@@ -287,7 +288,7 @@ fn every_bad_input_is_one_line_exit_2() {
                 v
             },
             csv.clone(),
-            "outside the span",
+            "outside the time span",
         ),
         (
             {
@@ -299,7 +300,7 @@ fn every_bad_input_is_one_line_exit_2() {
                 v
             },
             csv.clone(),
-            "must increase",
+            "strictly increasing",
         ),
     ];
     for (fit, csv, expected) in cases {

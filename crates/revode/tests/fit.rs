@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use revode::fit::{fit, fit_observed, FitOptions, FitProblem, FreeParameter, StopReason, Sweep};
-use revode::problem::{ModelSpec, SolverSpec};
+use revode::problem::{ModelSpec, SolverSpec, StimulusSpec};
 use revode::Problem;
 
 const TRUTH: [f64; 3] = [70.0, 10.0, 0.05];
@@ -22,6 +22,7 @@ fn seed_trace(t1: f64) -> Sweep {
         solver: SolverSpec::Euler { dt: 0.01 },
         loss: None,
         adjoint: Default::default(),
+        stimulus: None,
     };
     Sweep::synthetic(&problem, "E", 50).unwrap()
 }
@@ -109,6 +110,7 @@ fn dopri5_lands_on_irregular_sample_times() {
         solver: dopri5.clone(),
         loss: None,
         adjoint: Default::default(),
+        stimulus: None,
     };
     // Values at the irregular times from the dopri5 solution itself.
     let times: Vec<f64> = (1..=54).map(|k| k as f64 * 0.37).collect();
@@ -234,27 +236,27 @@ fn library_input_errors_name_the_problem() {
     check(&|p| p.sweeps[0].times[3] += 0.004, "not a step");
     check(&|p| p.sweeps[0].weight = -1.0, "weight");
     check(
-        &|p| p.sweeps[0].stimulus = Some([("g_Na".to_string(), vec![[0.0, 1.0]])].into()),
+        &|p| p.sweeps[0].stimulus = Some(StimulusSpec::new().with("g_Na", &[[0.0, 1.0]])),
         "cannot also be fitted",
     );
     check(
         &|p| {
             p.free.truncate(1);
             p.sweeps[0].stimulus =
-                Some([("g_leak".to_string(), vec![[1.0, 0.1], [0.5, 0.2]])].into())
+                Some(StimulusSpec::new().with("g_leak", &[[1.0, 0.1], [0.5, 0.2]]))
         },
-        "must increase",
+        "strictly increasing",
     );
     check(
         &|p| {
             p.free.truncate(1);
-            p.sweeps[0].stimulus = Some([("g_leak".to_string(), vec![[9.0, 0.1]])].into())
+            p.sweeps[0].stimulus = Some(StimulusSpec::new().with("g_leak", &[[9.0, 0.1]]))
         },
-        "outside the span",
+        "outside the time span",
     );
     check(
-        &|p| p.sweeps[0].stimulus = Some([("I_x".to_string(), vec![[1.0, 0.1]])].into()),
-        "no parameter `I_x`",
+        &|p| p.sweeps[0].stimulus = Some(StimulusSpec::new().with("I_x", &[[1.0, 0.1]])),
+        "unknown parameter \"I_x\"",
     );
     let bad_options = FitOptions {
         starts: 0,
@@ -303,4 +305,64 @@ fn default_options_run_eight_starts_around_the_given_one() {
         }
     }
     assert_recovered(&r.params, "default options from 1.3x");
+}
+
+/// Two sweeps of one model file at different stimulus amplitudes (I_inj
+/// steps of 6 and 15 µA/cm² from 5 to 40 ms), fitted together.
+#[test]
+fn recovers_conductances_from_two_sweeps_of_different_stimulus_amplitude() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/hh1952.ode");
+    let model = ModelSpec::File(revode::problem::ModelFile::load(path).unwrap());
+    let truth = [120.0, 36.0, 0.3];
+    let sweep = |amplitude: f64| {
+        let problem = Problem {
+            model: model.clone(),
+            params: None,
+            u0: None,
+            tspan: [0.0, 50.0],
+            solver: SolverSpec::Euler { dt: 0.01 },
+            loss: None,
+            adjoint: Default::default(),
+            stimulus: Some(
+                StimulusSpec::new().with("I_inj", &[[0.0, 0.0], [5.0, amplitude], [40.0, 0.0]]),
+            ),
+        };
+        Sweep::synthetic(&problem, "V", 50).unwrap()
+    };
+    let (weak, strong) = (sweep(6.0), sweep(15.0));
+    assert_ne!(weak.values, strong.values);
+    // C_m, g_Na, g_K, g_L, E_Na, E_K, E_L, I_inj; conductances 10 % off.
+    let mut params = vec![1.0, 132.0, 32.4, 0.33, 115.0, -12.0, 10.613, 10.0];
+    params[7] = 0.0; // follows the protocol in each sweep
+    let problem = FitProblem {
+        model,
+        params: Some(params),
+        u0: None,
+        free: ["g_Na", "g_K", "g_L"]
+            .iter()
+            .map(|n| FreeParameter {
+                name: n.to_string(),
+                lower: Some(0.0),
+                upper: None,
+            })
+            .collect(),
+        solver: SolverSpec::Euler { dt: 0.01 },
+        adjoint: Default::default(),
+        sweeps: vec![weak, strong],
+    };
+    let r = fit(&problem, &one_start()).unwrap();
+    assert!(r.converged, "{}", r.stop_message);
+    for ((v, t), n) in r.params.iter().zip(truth).zip(&r.param_names) {
+        let rel = ((v - t) / t).abs();
+        assert!(rel <= 1e-6, "{n} = {v}, truth {t} (relative error {rel:e})");
+    }
+    // A stimulated parameter cannot also be free.
+    let mut both = problem.clone();
+    both.free.push(FreeParameter {
+        name: "I_inj".into(),
+        lower: None,
+        upper: None,
+    });
+    let e = fit(&both, &one_start()).unwrap_err().to_string();
+    assert!(e.contains("cannot also be fitted"), "{e}");
 }

@@ -52,6 +52,7 @@ struct SweepFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FitFile {
+    #[serde(deserialize_with = "crate::problem::model_or_file")]
     model: ModelSpec,
     #[serde(default)]
     params: Option<Vec<f64>>,
@@ -76,21 +77,24 @@ pub fn read_fit_file(path: &Path) -> Result<(FitProblem, FitOptions), Error> {
     parse_fit_file(&text, base, &path.display().to_string())
 }
 
-/// Parses fit-file text; data paths are taken relative to `base`, and
+/// Parses fit-file text; data and model-file paths are taken relative to
+/// `base`, and
 /// `origin` names the text in errors.
 pub fn parse_fit_file(
     text: &str,
     base: &Path,
     origin: &str,
 ) -> Result<(FitProblem, FitOptions), Error> {
-    let file: FitFile = serde_json::from_str(text).map_err(|source| Error::Json {
+    let mut file: FitFile = serde_json::from_str(text).map_err(|source| Error::Json {
         origin: origin.to_string(),
         source,
     })?;
+    // A model file's relative path is taken from the fit file's folder.
+    file.model.load_file(Some(base))?;
     // `free` is a JSON object: list it in the model's parameter order so
     // reports read like the model, with unknown names left for the fit's
     // own check (which says which names exist).
-    let info = model_info(&file.model);
+    let info = model_info(&file.model)?;
     let names = &info.param_names;
     let mut free: Vec<FreeParameter> = file
         .free

@@ -20,7 +20,6 @@ mod optimize;
 mod starts;
 mod transform;
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -36,8 +35,7 @@ use crate::{Error, ModelVisitor, Problem};
 use objective::{Objective, PreparedSweep};
 use transform::Coordinate;
 
-/// A stimulus protocol: parameter name → `[t, value]` switch points.
-pub type StimulusSpec = BTreeMap<String, Vec<[f64; 2]>>;
+pub use crate::problem::StimulusSpec;
 
 /// A fitted parameter and its optional bounds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +91,7 @@ impl Sweep {
             times,
             values,
             weight: 1.0,
-            stimulus: None,
+            stimulus: problem.stimulus.clone(),
             source: "synthetic".to_string(),
         })
     }
@@ -104,6 +102,10 @@ impl Sweep {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FitProblem {
+    #[serde(
+        deserialize_with = "crate::problem::model_or_file",
+        serialize_with = "crate::problem::serialize_model"
+    )]
     pub model: ModelSpec,
     /// All parameters (default: the model's); the free ones start here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -296,7 +298,7 @@ impl ModelVisitor for Info {
     }
 }
 
-pub(crate) fn model_info(model: &ModelSpec) -> ModelInfo {
+pub(crate) fn model_info(model: &ModelSpec) -> Result<ModelInfo, Error> {
     model.visit(Info)
 }
 
@@ -330,7 +332,7 @@ fn check_length(what: &str, v: &[f64], expected: usize) -> Result<(), Error> {
 }
 
 fn prepare(problem: &FitProblem) -> Result<Prepared, Error> {
-    let info = model_info(&problem.model);
+    let info = model_info(&problem.model)?;
     let params = problem
         .params
         .clone()
@@ -477,7 +479,12 @@ fn prepare_sweep(
     check_sorted(&sweep.times).map_err(bad)?;
     let times = check_times(&sweep.times, sweep.tspan, &problem.solver, &origin)?;
     if let Some(stimulus) = &sweep.stimulus {
-        check_stimulus(info, free_index, stimulus, sweep.tspan).map_err(bad)?;
+        let free_names = free_index.iter().map(|&i| info.param_names[i].as_str());
+        let located = |e: Error| bad(e.to_string());
+        stimulus.check_not_fitted(free_names).map_err(located)?;
+        stimulus
+            .resolve(&info.param_names, sweep.tspan)
+            .map_err(located)?;
     }
 
     // A sample at t0 sees u0, which no parameter moves: it stays in the
@@ -499,7 +506,7 @@ fn prepare_sweep(
         )));
     }
     let loss_weight = sweep.weight * times.len() as f64 / m;
-    let mut sweep_problem = Problem {
+    let sweep_problem = Problem {
         model: problem.model.clone(),
         params: Some(params.to_vec()),
         u0: Some(u0.to_vec()),
@@ -511,8 +518,8 @@ fn prepare_sweep(
             values,
         }),
         adjoint: problem.adjoint.clone(),
+        stimulus: sweep.stimulus.clone(),
     };
-    apply_stimulus(&mut sweep_problem, sweep.stimulus.as_ref())?;
     Ok(PreparedSweep {
         problem: sweep_problem,
         loss_weight,
@@ -535,67 +542,6 @@ fn check_sorted(times: &[f64]) -> Result<(), String> {
         return Err(format!("sample time {t} is not finite"));
     }
     Ok(())
-}
-
-/// Parameter names known and not free; switch times in the span,
-/// increasing; values finite.
-fn check_stimulus(
-    info: &ModelInfo,
-    free_index: &[usize],
-    stimulus: &StimulusSpec,
-    [t0, t1]: [f64; 2],
-) -> Result<(), String> {
-    for (name, switches) in stimulus {
-        let index = info
-            .param_names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| {
-                format!(
-                    "stimulus: model {} has no parameter `{name}` (it has {})",
-                    info.name,
-                    info.param_names.join(", ")
-                )
-            })?;
-        if free_index.contains(&index) {
-            return Err(format!(
-                "stimulus: `{name}` is free; a stimulated parameter cannot also be fitted"
-            ));
-        }
-        if switches.is_empty() {
-            return Err(format!("stimulus `{name}`: no [t, value] switch points"));
-        }
-        for (j, &[t, v]) in switches.iter().enumerate() {
-            if !(t.is_finite() && t >= t0 && t <= t1) {
-                return Err(format!(
-                    "stimulus `{name}`: switch time {t} is outside the span [{t0}, {t1}]"
-                ));
-            }
-            if j > 0 && t <= switches[j - 1][0] {
-                return Err(format!(
-                    "stimulus `{name}`: switch times must increase, but {t} follows {}",
-                    switches[j - 1][0]
-                ));
-            }
-            if !v.is_finite() {
-                return Err(format!(
-                    "stimulus `{name}`: value {v} at t = {t} is not finite"
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Puts a sweep's stimulus protocol on its problem. The one place that
-/// knows how the engine takes stimuli.
-fn apply_stimulus(_problem: &mut Problem, stimulus: Option<&StimulusSpec>) -> Result<(), Error> {
-    match stimulus {
-        None => Ok(()),
-        Some(_) => Err(invalid(
-            "stimulus protocols are not supported by this build's engine yet",
-        )),
-    }
 }
 
 /// Fits the free parameters; see [`fit_observed`].
@@ -667,10 +613,10 @@ fn leading_window(problem: &FitProblem, w: f64) -> Option<FitProblem> {
             window.times.truncate(n);
             window.values.truncate(n);
             if let Some(stimulus) = &mut window.stimulus {
-                for switches in stimulus.values_mut() {
+                for switches in stimulus.0.values_mut() {
                     switches.retain(|sw| sw[0] <= end);
                 }
-                stimulus.retain(|_, switches| !switches.is_empty());
+                stimulus.0.retain(|_, switches| !switches.is_empty());
             }
             Some(window)
         })
