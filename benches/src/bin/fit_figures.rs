@@ -5,6 +5,7 @@
 //! `cargo run --release -p revode-benches --bin fit_figures -- multistart [TRIALS [FIRST]]`
 //! `cargo run --release -p revode-benches --bin fit_figures -- windows [TRIALS]`
 //! `cargo run --release -p revode-benches --bin fit_figures -- file FIT.json`
+//! `cargo run --release -p revode-benches --bin fit_figures -- cortical`
 //!
 //! `multistart`: each trial draws a guess log-uniformly within ±30 % of the
 //! true conductances, then fits the 600 ms trace with 16 starts (the guess
@@ -96,6 +97,7 @@ fn main() {
         ),
         Some("windows") => windows(args.get(1).map_or(16, |t| t.parse().expect("TRIALS"))),
         Some("file") => fit_file(args.get(1).expect("fit_figures file FIT.json")),
+        Some("cortical") => cortical(),
         Some("example") => write_example(args.get(1).map_or("examples/fit_hh", String::as_str)),
         Some(other) => eprintln!("unknown mode {other}"),
     }
@@ -259,9 +261,13 @@ fn windows(trials: usize) {
 /// forward pass over all sweeps at the fitted parameters.
 fn fit_file(path: &str) {
     let (problem, options) = revode::fit::read_fit_file(path.as_ref()).expect("fit file");
-    let r = fit(&problem, &options).expect("fit runs");
+    report_fit(path, &problem, &options);
+}
+
+fn report_fit(path: &str, problem: &FitProblem, options: &FitOptions) {
+    let r = fit(problem, options).expect("fit runs");
     let problems: Vec<Problem> = (0..problem.sweeps.len())
-        .map(|i| revode::fit::fitted_problem(&problem, &r, i).expect("sweep problem"))
+        .map(|i| revode::fit::fitted_problem(problem, &r, i).expect("sweep problem"))
         .collect();
     let forward = revode_benches::median_seconds(5, || {
         for p in &problems {
@@ -297,4 +303,75 @@ fn fit_file(path: &str) {
         evaluations,
         busy
     );
+}
+
+/// The cortical neuron (models/cortical_pospischil.ode, 62 parameters):
+/// 12 free parameters fitted to V of 3 sweeps of 300 ms with I_inj steps of
+/// 0.2, 0.4 and 0.6 nA from 20 to 270 ms (synthetic, V every 0.5 ms), from
+/// 5 % off the defaults, one start. Then the same figures as `file`.
+fn cortical() {
+    use revode::problem::{ModelFile, StimulusSpec};
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/cortical_pospischil.ode");
+    let model = ModelSpec::File(ModelFile::load(path).expect("cortical model"));
+    let sweeps: Vec<Sweep> = [0.2, 0.4, 0.6]
+        .iter()
+        .map(|&amp| {
+            let problem = Problem {
+                model: model.clone(),
+                params: None,
+                u0: None,
+                tspan: [0.0, 300.0],
+                solver: SolverSpec::Euler { dt: 0.01 },
+                loss: None,
+                adjoint: Default::default(),
+                stimulus: Some(
+                    StimulusSpec::new().with("I_inj", &[[0.0, 0.0], [20.0, amp], [270.0, 0.0]]),
+                ),
+            };
+            Sweep::synthetic(&problem, "V", 50).expect("cortical trace")
+        })
+        .collect();
+    let names = [
+        "g_leak", "E_leak", "g_Na", "V_T", "g_Kd", "g_M", "tau_max", "g_L", "a_ar", "a_br", "g_T",
+        "phi_u",
+    ];
+    let free: Vec<FreeParameter> = names
+        .iter()
+        .map(|n| FreeParameter {
+            name: n.to_string(),
+            // Reversal potentials and thresholds are negative: no bound.
+            lower: if n.starts_with("E_") || n.starts_with("V_") {
+                None
+            } else {
+                Some(0.0)
+            },
+            upper: None,
+        })
+        .collect();
+    // Defaults, then the free ones 5 % off.
+    let defaults = revode::fit::model_info(&model).expect("defaults");
+    let mut params = defaults.default_params.clone();
+    for n in names {
+        let i = defaults
+            .param_names
+            .iter()
+            .position(|p| p == n)
+            .expect("parameter");
+        params[i] *= 1.05;
+    }
+    let problem = FitProblem {
+        model,
+        params: Some(params),
+        u0: None,
+        free,
+        solver: SolverSpec::Euler { dt: 0.01 },
+        adjoint: Default::default(),
+        sweeps,
+    };
+    let options = FitOptions {
+        starts: 1,
+        ..FitOptions::default()
+    };
+    report_fit("cortical (3 sweeps, 12 free)", &problem, &options);
 }

@@ -275,7 +275,7 @@ pub struct FitReport {
 
 /// What a fit needs to know of its model.
 #[derive(Debug, Clone)]
-pub(crate) struct ModelInfo {
+pub struct ModelInfo {
     pub name: String,
     pub param_names: Vec<String>,
     pub state_names: Vec<String>,
@@ -298,7 +298,8 @@ impl ModelVisitor for Info {
     }
 }
 
-pub(crate) fn model_info(model: &ModelSpec) -> Result<ModelInfo, Error> {
+/// A model's name, parameter and state names and defaults.
+pub fn model_info(model: &ModelSpec) -> Result<ModelInfo, Error> {
     model.visit(Info)
 }
 
