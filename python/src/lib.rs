@@ -70,10 +70,7 @@ fn check<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let selection = match (params, sample) {
         (Some(_), Some(_)) => {
-            return Err(problem_error(
-                py,
-                "give params or sample, not both".into(),
-            ))
+            return Err(problem_error(py, "give params or sample, not both".into()))
         }
         (Some(list), None) => ParamSelection::Indices(list),
         (None, Some(0)) => return Err(problem_error(py, "sample must be at least 1".into())),
@@ -191,7 +188,10 @@ impl<'py> ModelVisitor for ModelInfo<'py> {
             "default_params",
             numpy::PyArray1::from_vec(py, model.default_params()),
         )?;
-        d.set_item("default_u0", numpy::PyArray1::from_vec(py, model.default_u0()))?;
+        d.set_item(
+            "default_u0",
+            numpy::PyArray1::from_vec(py, model.default_u0()),
+        )?;
         Ok(d)
     }
 }
