@@ -143,7 +143,7 @@ def _gradient(d: Dict[str, Any]) -> Gradient:
 
 def _solution(d: Dict[str, Any]) -> Solution:
     samples = d.pop("samples")
-    return Solution(t=samples[:, 0], u=samples[:, 1:], **d)
+    return Solution(t=samples[:, 0].copy(), u=np.ascontiguousarray(samples[:, 1:]), **d)
 
 
 def grad(problem: ProblemLike) -> Gradient:

@@ -8,7 +8,7 @@ use serde_json::{Map, Number, Value};
 
 /// Why a Python object is not a JSON-like problem value.
 pub enum ConvertError {
-    /// Bad input the user can fix; `where_` names the key path.
+    /// Bad input the user can fix; the message names the key path.
     Invalid(String),
     /// A Python exception raised while reading the object.
     Python(PyErr),
