@@ -100,6 +100,9 @@ fn tune<'py>(
     memory_budget: Option<usize>,
     repeat: usize,
 ) -> PyResult<Bound<'py, PyAny>> {
+    if repeat == 0 {
+        return Err(problem_error(py, "repeat must be at least 1".into()));
+    }
     let problem = read_problem(problem)?;
     let options = TuneOptions {
         repeat,

@@ -203,3 +203,7 @@ def test_model_argument_errors():
         revode.Model.builtin("hh_network", n=0)
     with pytest.raises(revode.ProblemError, match="every must be at least 1"):
         revode.solve(short_problem(), every=0)
+    with pytest.raises(revode.ProblemError, match="repeat must be at least 1"):
+        revode.tune(short_problem(), repeat=0)
+    with pytest.raises(revode.ProblemError, match="give params or sample, not both"):
+        revode.check(short_problem(), params=[0], sample=1)
