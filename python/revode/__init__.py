@@ -271,7 +271,7 @@ def _vector(name: str, x: Any) -> np.ndarray:
 class Model:
     """A model of the engine, for gradients without writing problem dicts.
 
-    Make one with :meth:`Model.builtin`; then :meth:`gradient` takes the
+    Make one with :meth:`Model.builtin` or :meth:`Model.from_file`; then :meth:`gradient` takes the
     parameters (numpy array or list) and the solver settings::
 
         hh = revode.Model.builtin("hh")
@@ -281,9 +281,11 @@ class Model:
     """
 
     def __init__(self, spec: Mapping[str, Any]):
-        """A model from its problem-file spec, e.g. ``{"name": "hh"}``."""
+        """A model from its problem-file spec: ``{"name": "hh"}``,
+        ``{"name": "hh_network", "n": 10}`` or ``{"file": "cell.ode"}``.
+        A model file is read and compiled once, here."""
         self._spec = dict(spec)
-        info = _revode.model_info(self._spec)
+        self._handle, info = _revode.load_model(self._spec)
         self._name: str = info["name"]
         self._param_names: List[str] = info["param_names"]
         self._state_names: List[str] = info["state_names"]
@@ -295,6 +297,17 @@ class Model:
         """A built-in model: ``"hh"`` (the Hodgkin-Huxley neuron) or
         ``"hh_network"`` with options ``n`` (neurons) and ``i_ext``."""
         return cls({"name": name, **options})
+
+    @classmethod
+    def from_file(cls, path: Union[str, "os.PathLike[str]"]) -> "Model":
+        """A model file (``.ode``, docs/model-files.md), read and compiled
+        once; a relative path is taken from the current directory. Errors
+        (``FILE:LINE:COL: ...``) raise :class:`ProblemError`."""
+        return cls({"file": os.path.abspath(os.fspath(path))})
+
+    def __reduce__(self) -> Any:
+        # Pickled as its spec (a model file is read again where unpickled).
+        return (Model, (self._spec,))
 
     @property
     def spec(self) -> Dict[str, Any]:
@@ -375,9 +388,9 @@ class Model:
             adjoint: e.g. ``{"method": "continuous"}`` (default: discrete,
                 automatic checkpoints).
         """
-        return grad(
-            self.problem(params, u0, tspan=tspan, solver=solver, loss=loss, adjoint=adjoint)
-        )
+        p = self.problem(params, u0, tspan=tspan, solver=solver, loss=loss, adjoint=adjoint)
+        del p["model"]  # the loaded model is used
+        return _gradient(_revode.grad_model(self._handle, p))
 
     def solve(
         self,
@@ -389,7 +402,9 @@ class Model:
         every: Optional[int] = None,
     ) -> Solution:
         """A forward solve at ``params``; ``every`` as in :func:`solve`."""
-        return solve(self.problem(params, u0, tspan=tspan, solver=solver), every)
+        p = self.problem(params, u0, tspan=tspan, solver=solver)
+        del p["model"]
+        return _solution(_revode.solve_model(self._handle, p, every))
 
     def __repr__(self) -> str:
         return f"Model({self._spec!r})"

@@ -3,7 +3,7 @@
 Users call the documented wrappers in ``revode``; these return plain dicts.
 """
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import os
 
 _Problem = Union[Mapping[str, Any], str, "os.PathLike[str]"]
@@ -39,9 +39,18 @@ def grad_batch(
 ) -> List[Union[Dict[str, Any], BaseException]]:
     """One gradient dict, or the member's exception instance, per member."""
 
-def model_info(spec: Mapping[str, Any]) -> Dict[str, Any]:
-    """``name``, ``param_names``, ``state_names``, ``default_params`` and
-    ``default_u0`` (float64 arrays) of a model spec."""
+class ModelHandle:
+    """A loaded model (a model file compiled once)."""
+
+def load_model(spec: Mapping[str, Any]) -> Tuple[ModelHandle, Dict[str, Any]]:
+    """The handle and ``name``, ``param_names``, ``state_names``,
+    ``default_params`` and ``default_u0`` (float64 arrays) of a model spec."""
+
+def grad_model(model: ModelHandle, problem: Mapping[str, Any]) -> Dict[str, Any]:
+    """``grad`` of a problem dict without ``"model"`` on a loaded model."""
+
+def solve_model(model: ModelHandle, problem: Mapping[str, Any], every: Optional[int] = None) -> Dict[str, Any]:
+    """``solve`` of a problem dict without ``"model"`` on a loaded model."""
 
 def _time_gradient(problem: _Problem, repeat: int) -> List[float]:
     """Benchmark helper: seconds of each of ``repeat`` engine calls, timed in Rust."""

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use revode::problem::model_or_file;
 use revode::{Error, ModelSpec, Problem};
 use serde_json::Value;
 
@@ -46,12 +47,18 @@ pub fn parse_problem(obj: &Bound<'_, PyAny>, origin: &str) -> PyResult<Result<Pr
             ),
         }));
     }
-    Ok(json_value(obj, origin)?.and_then(|value| {
-        serde_json::from_value(value).map_err(|source| Error::Json {
-            origin: origin.to_string(),
-            source,
-        })
-    }))
+    Ok(json_value(obj, origin)?.and_then(|value| problem_from_value(value, origin)))
+}
+
+/// A problem from a JSON value; a model file's relative path is taken from
+/// the working directory (and the file is read and compiled now).
+pub fn problem_from_value(value: Value, origin: &str) -> Result<Problem, Error> {
+    let mut problem: Problem = serde_json::from_value(value).map_err(|source| Error::Json {
+        origin: origin.to_string(),
+        source,
+    })?;
+    problem.model.load_file(None)?;
+    Ok(problem)
 }
 
 /// [`parse_problem`], raising `ProblemError` on bad input.
@@ -59,15 +66,19 @@ pub fn read_problem(obj: &Bound<'_, PyAny>) -> PyResult<Problem> {
     parse_problem(obj, "problem")?.map_err(|e| to_pyerr(obj.py(), &e))
 }
 
-/// A model spec: a dict like `{"name": "hh_network", "n": 10}`.
+/// A model spec: `{"name": "hh_network", "n": 10}` or `{"file": "cell.ode"}`
+/// (read and compiled now; a relative path from the working directory).
 pub fn read_model_spec(obj: &Bound<'_, PyAny>) -> PyResult<ModelSpec> {
     let py = obj.py();
     json_value(obj, "model")?
         .and_then(|value| {
-            serde_json::from_value(value).map_err(|source| Error::Json {
-                origin: "model".to_string(),
-                source,
-            })
+            let mut spec =
+                model_or_file(value).map_err(|source: serde_json::Error| Error::Json {
+                    origin: "model".to_string(),
+                    source,
+                })?;
+            spec.load_file(None)?;
+            Ok(spec)
         })
         .map_err(|e| to_pyerr(py, &e))
 }

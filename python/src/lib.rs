@@ -18,11 +18,13 @@ use revode::batch::{gradients_of_members, parse_batch, read_batch, Parallelism};
 use revode::check::{CheckOptions, ParamSelection};
 use revode::model::Model;
 use revode::tune::TuneOptions;
-use revode::{Error, ModelVisitor};
+use revode::{Error, ModelSpec, ModelVisitor, Problem};
 
 use crate::convert::to_py;
 use crate::errors::{exception, problem_error, to_pyerr};
-use crate::input::{as_path, json_value, parse_problem, read_model_spec, read_problem};
+use crate::input::{
+    as_path, json_value, parse_problem, problem_from_value, read_model_spec, read_problem,
+};
 use crate::reports::{gradient_dict, solve_dict};
 
 /// Loss and gradient of one problem (dict or path).
@@ -199,10 +201,70 @@ impl<'py> ModelVisitor for ModelInfo<'py> {
     }
 }
 
-/// Names and defaults of a model given by its spec dict.
+/// A model read once (a model file compiled once) and reused by every
+/// `Model.gradient` / `Model.solve` call.
+#[pyclass(frozen, module = "revode._revode")]
+struct ModelHandle {
+    spec: ModelSpec,
+}
+
+/// Reads a model spec: the handle and the model's names and defaults.
 #[pyfunction]
-fn model_info<'py>(py: Python<'py>, spec: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
-    read_model_spec(spec)?.visit(ModelInfo(py))
+fn load_model<'py>(
+    py: Python<'py>,
+    spec: &Bound<'py, PyAny>,
+) -> PyResult<(ModelHandle, Bound<'py, PyDict>)> {
+    let spec = read_model_spec(spec)?;
+    let info = spec.visit(ModelInfo(py)).map_err(|e| to_pyerr(py, &e))??;
+    Ok((ModelHandle { spec }, info))
+}
+
+/// A problem dict without `"model"`, run on the handle's model.
+fn problem_for_model(handle: &ModelHandle, problem: &Bound<'_, PyAny>) -> PyResult<Problem> {
+    let py = problem.py();
+    let parsed = json_value(problem, "problem")?.and_then(|mut value| {
+        // A placeholder that parses; the handle's model replaces it.
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("model".into(), serde_json::json!({"name": "hh"}));
+        }
+        let mut p = problem_from_value(value, "problem")?;
+        p.model = handle.spec.clone();
+        Ok(p)
+    });
+    parsed.map_err(|e| to_pyerr(py, &e))
+}
+
+/// `grad` of a problem dict (without `"model"`) on a loaded model.
+#[pyfunction]
+fn grad_model<'py>(
+    py: Python<'py>,
+    model: &Bound<'py, ModelHandle>,
+    problem: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let problem = problem_for_model(model.get(), problem)?;
+    let report = py
+        .detach(|| revode::gradient(&problem))
+        .map_err(|e| to_pyerr(py, &e))?;
+    gradient_dict(py, &report)
+}
+
+/// `solve` of a problem dict (without `"model"`) on a loaded model.
+#[pyfunction]
+#[pyo3(signature = (model, problem, every=None))]
+fn solve_model<'py>(
+    py: Python<'py>,
+    model: &Bound<'py, ModelHandle>,
+    problem: &Bound<'py, PyAny>,
+    every: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    if every == Some(0) {
+        return Err(problem_error(py, "every must be at least 1".into()));
+    }
+    let problem = problem_for_model(model.get(), problem)?;
+    let report = py
+        .detach(|| revode::solve(&problem, every))
+        .map_err(|e| to_pyerr(py, &e))?;
+    solve_dict(py, &report)
 }
 
 /// Benchmark helper: wall time in seconds of each of `repeat` calls of the
@@ -229,7 +291,10 @@ fn _revode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;
     m.add_function(wrap_pyfunction!(grad_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(model_info, m)?)?;
+    m.add_function(wrap_pyfunction!(load_model, m)?)?;
+    m.add_function(wrap_pyfunction!(grad_model, m)?)?;
+    m.add_function(wrap_pyfunction!(solve_model, m)?)?;
+    m.add_class::<ModelHandle>()?;
     m.add_function(wrap_pyfunction!(_time_gradient, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

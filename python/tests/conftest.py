@@ -17,17 +17,18 @@ FIXTURES = REPO / "fixtures"
 
 
 def _cli_path() -> Path:
-    """$REVODE_CLI, else the release binary of the Cargo target directory
-    (built on demand with `cargo build --release -p revode-cli`)."""
+    """$REVODE_CLI, else the release binary of the Cargo target directory,
+    brought up to date with `cargo build --release -p revode-cli` (a no-op
+    when it is current) so that it is never older than the sources."""
     if os.environ.get("REVODE_CLI"):
         return Path(os.environ["REVODE_CLI"])
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
     binary = target / "release" / "revode"
-    if not binary.exists():
-        cargo = shutil.which("cargo")
-        if cargo is None:
-            pytest.fail(f"{binary} is missing and cargo is not on PATH; set REVODE_CLI")
-        subprocess.run([cargo, "build", "--release", "-p", "revode-cli"], cwd=REPO, check=True)
+    cargo = shutil.which("cargo")
+    if cargo is not None:
+        subprocess.run([cargo, "build", "--release", "-q", "-p", "revode-cli"], cwd=REPO, check=True)
+    elif not binary.exists():
+        pytest.fail(f"{binary} is missing and cargo is not on PATH; set REVODE_CLI")
     return binary
 
 
