@@ -32,10 +32,12 @@
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use revode_checkpoint::Schedule;
 use revode_model::{HhNetwork, HodgkinHuxley, Model};
+use revode_ode::OdeModel;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -60,6 +62,59 @@ pub enum ModelSpec {
     #[doc(hidden)]
     #[serde(rename = "hh_broken_vjp")]
     HhBrokenVjp,
+    /// A model file: `{"file": "models/seed_hh.ode"}` (docs/model-files.md);
+    /// read by [`Problem`]'s `model` key (see [`model_or_file`]).
+    #[serde(skip)]
+    File(ModelFile),
+}
+
+/// `{"file": PATH}`: an `.ode` model file. A relative path is taken from
+/// the problem file's folder ([`Problem::from_path`]) or, for problems
+/// given as text, from the working directory. The model is read and
+/// compiled once and shared by clones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    pub file: PathBuf,
+    #[serde(skip)]
+    loaded: Option<Arc<OdeModel>>,
+}
+
+impl PartialEq for ModelFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
+    }
+}
+
+impl ModelFile {
+    /// Reads and compiles the file now.
+    pub fn load(file: impl Into<PathBuf>) -> Result<Self, Error> {
+        let file = file.into();
+        let model = OdeModel::from_file(&file)?;
+        Ok(ModelFile {
+            file,
+            loaded: Some(Arc::new(model)),
+        })
+    }
+
+    /// The compiled model (read now if it was not yet).
+    pub fn model(&self) -> Result<Arc<OdeModel>, Error> {
+        match &self.loaded {
+            Some(m) => Ok(Arc::clone(m)),
+            None => Ok(Arc::new(OdeModel::from_file(&self.file)?)),
+        }
+    }
+
+    /// Takes a relative path from `base` and loads the file.
+    fn resolve_and_load(&mut self, base: Option<&Path>) -> Result<(), Error> {
+        if let Some(base) = base.filter(|_| self.file.is_relative()) {
+            self.file = base.join(&self.file);
+        }
+        if self.loaded.is_none() {
+            *self = ModelFile::load(self.file.clone())?;
+        }
+        Ok(())
+    }
 }
 
 fn default_i_ext() -> f64 {
@@ -86,6 +141,24 @@ fn neuron_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NonZeroUsize, 
         })
 }
 
+/// The problem file's `model` value: `{"file": …}` or a built-in `{"name": …}`.
+pub fn model_or_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ModelSpec, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let parsed = if value.get("file").is_some() {
+        serde_json::from_value(value).map(ModelSpec::File)
+    } else {
+        serde_json::from_value(value)
+    };
+    parsed.map_err(serde::de::Error::custom)
+}
+
+fn serialize_model<S: serde::Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
+    match spec {
+        ModelSpec::File(file) => file.serialize(s),
+        builtin => builtin.serialize(s),
+    }
+}
+
 /// Code generic over the model type, run by [`ModelSpec::visit`].
 pub trait ModelVisitor {
     type Output;
@@ -94,14 +167,25 @@ pub trait ModelVisitor {
 
 impl ModelSpec {
     /// Builds the model and hands it to `visitor` (static dispatch: each
-    /// model gets its own monomorphised hot loop).
-    pub fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
-        match self {
+    /// model gets its own monomorphised hot loop). Fails only for a model
+    /// file that was not loaded yet and cannot be read.
+    pub fn visit<V: ModelVisitor>(&self, visitor: V) -> Result<V::Output, Error> {
+        Ok(match self {
             ModelSpec::Hh => visitor.visit(&HodgkinHuxley),
             ModelSpec::HhNetwork { n, i_ext } => {
                 visitor.visit(&HhNetwork::new(*n).with_i_ext(*i_ext))
             }
             ModelSpec::HhBrokenVjp => visitor.visit(&crate::testing::HhBrokenVjp::default()),
+            ModelSpec::File(file) => visitor.visit(&*file.model()?),
+        })
+    }
+
+    /// For a model file: takes a relative path from `base` (None: the
+    /// working directory) and reads and compiles the file.
+    pub fn load_file(&mut self, base: Option<&Path>) -> Result<(), Error> {
+        match self {
+            ModelSpec::File(file) => file.resolve_and_load(base),
+            _ => Ok(()),
         }
     }
 }
@@ -239,6 +323,7 @@ pub const AUTO_ALL_BYTES: usize = 256 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Problem {
+    #[serde(deserialize_with = "model_or_file", serialize_with = "serialize_model")]
     pub model: ModelSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<f64>>,
@@ -359,12 +444,21 @@ impl StimulusSpec {
 }
 
 impl Problem {
-    /// Parses a problem from JSON text; `origin` names it in errors.
+    /// Parses a problem from JSON text; `origin` names it in errors. A
+    /// model file's relative path is taken from the working directory.
     pub fn from_json(text: &str, origin: &str) -> Result<Self, Error> {
-        serde_json::from_str(text).map_err(|source| Error::Json {
+        Self::from_json_in(text, origin, None)
+    }
+
+    /// Like [`Problem::from_json`], with relative model-file paths taken
+    /// from `base`.
+    pub fn from_json_in(text: &str, origin: &str, base: Option<&Path>) -> Result<Self, Error> {
+        let mut problem: Problem = serde_json::from_str(text).map_err(|source| Error::Json {
             origin: origin.to_string(),
             source,
-        })
+        })?;
+        problem.model.load_file(base)?;
+        Ok(problem)
     }
 
     /// Reads and parses a problem file.
@@ -373,7 +467,7 @@ impl Problem {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_json(&text, &path.display().to_string())
+        Self::from_json_in(&text, &path.display().to_string(), path.parent())
     }
 
     /// Parameters, or the model's defaults.

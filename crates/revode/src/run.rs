@@ -10,7 +10,8 @@ use revode_adjoint::{
 };
 use revode_checkpoint::Schedule;
 use revode_forward::{
-    solve_adaptive_observed, solve_fixed_observed, AdaptiveOptions, FixedMethod, Stimulus, TimeGrid,
+    solve_adaptive_observed, solve_fixed_observed, AdaptiveOptions, FixedMethod, ParamSegments,
+    Stimulus, TimeGrid,
 };
 use revode_model::Model;
 use serde::Serialize;
@@ -52,6 +53,11 @@ pub struct SolveReport {
     pub t_final: f64,
     pub final_state: Vec<f64>,
     pub state_names: Vec<String>,
+    /// A model file's `aux` outputs at the final state (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aux_names: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub final_aux: Vec<f64>,
     /// `[t, u…]` rows, when sampling was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<Vec<f64>>,
@@ -183,7 +189,7 @@ impl ModelVisitor for GradientRun<'_> {
 
 /// Computes the loss and its gradient for a problem.
 pub fn gradient(problem: &Problem) -> Result<GradientReport, Error> {
-    problem.model.visit(GradientRun(problem))
+    problem.model.visit(GradientRun(problem))?
 }
 
 /// Receives `(t, u)` of sampled states.
@@ -242,6 +248,13 @@ impl ModelVisitor for SolveRun<'_, '_> {
             }
         };
         let seconds = started.elapsed().as_secs_f64();
+        let aux_names = model.aux_names();
+        let mut final_aux = vec![0.0; aux_names.len()];
+        // At t1 a stimulated parameter has its protocol's last value.
+        let [t0, t1] = problem.tspan;
+        let segments = ParamSegments::new(&params, &stimulus, t0, t1)?;
+        let final_params = segments.params(segments.len() - 1);
+        model.aux(t_final, &final_state, final_params, &mut final_aux);
         Ok(SolveReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -250,6 +263,8 @@ impl ModelVisitor for SolveRun<'_, '_> {
             t_final,
             final_state,
             state_names: model.state_names(),
+            aux_names,
+            final_aux,
             samples: Vec::new(),
             seconds,
         })
@@ -260,7 +275,7 @@ impl ModelVisitor for SolveRun<'_, '_> {
 /// s-th state (the first and the last always).
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
     let Some(every) = sample_every else {
-        return problem.model.visit(SolveRun(problem, None));
+        return problem.model.visit(SolveRun(problem, None))?;
     };
     let mut samples = Vec::new();
     let mut report = solve_observed(problem, every, &mut |t, u| {
@@ -282,7 +297,7 @@ pub fn solve_observed(
         every: every.max(1),
         observe,
     };
-    problem.model.visit(SolveRun(problem, Some(sampling)))
+    problem.model.visit(SolveRun(problem, Some(sampling)))?
 }
 
 struct LossRun<'a>(&'a Problem);
@@ -326,5 +341,5 @@ impl ModelVisitor for LossRun<'_> {
 /// [`GradientReport::loss`] for the same problem. Finite differences call it
 /// with `params` or `u0` perturbed.
 pub fn loss(problem: &Problem) -> Result<f64, Error> {
-    problem.model.visit(LossRun(problem))
+    problem.model.visit(LossRun(problem))?
 }

@@ -65,6 +65,10 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
             "{}",
             fmt_vec_named(&report.state_names, &report.final_state)
         );
+        if !report.aux_names.is_empty() {
+            outln!("aux at the final state:");
+            out!("{}", fmt_vec_named(&report.aux_names, &report.final_aux));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -89,9 +93,9 @@ fn csv_error(path: &Path, what: &str, e: std::io::Error) -> Error {
 /// CSV file at `path`; returns the report and the number of data rows. A
 /// failed solve leaves no file behind.
 fn write_csv(problem: &Problem, path: &Path, every: usize) -> Result<(SolveReport, usize), Error> {
+    let names = problem.model.visit(StateNames)?;
     let file = File::create(path).map_err(|e| csv_error(path, "create", e))?;
     let mut out = BufWriter::new(file);
-    let names = problem.model.visit(StateNames);
     let mut rows = 0;
     let mut failed = writeln!(out, "t,{}", names.join(",")).err();
     let solved = revode::solve_observed(problem, every, &mut |t, u| {
