@@ -22,7 +22,7 @@ raises :class:`SolveError` (with the time ``t`` it stopped at).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -69,6 +69,8 @@ class Gradient:
         solver: ``"euler"``, ``"rk4"`` or ``"dopri5"``.
         loss_kind: ``"final"``, ``"all_steps"`` or ``"trace_mse"``.
         checkpoints: the checkpoint schedule used, in problem-file form.
+        stimulated: parameters following a stimulus protocol (their entry is
+            the derivative w.r.t. their value before the first switch).
     """
 
     loss: float
@@ -81,6 +83,7 @@ class Gradient:
     solver: str
     loss_kind: str
     checkpoints: Any
+    stimulated: List[str] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, Any]:
         """Plain JSON-compatible data, keyed like ``revode grad --json``."""
@@ -95,6 +98,7 @@ class Gradient:
             "state_names": list(self.state_names),
             "checkpoints": self.checkpoints,
             "stats": dict(self.stats),
+            **({"stimulated": list(self.stimulated)} if self.stimulated else {}),
         }
 
     def __repr__(self) -> str:

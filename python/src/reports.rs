@@ -20,6 +20,7 @@ pub fn gradient_dict<'py>(py: Python<'py>, r: &GradientReport) -> PyResult<Bound
     d.set_item("solver", &r.solver)?;
     d.set_item("loss_kind", &r.loss_kind)?;
     d.set_item("checkpoints", to_py(py, &r.checkpoints)?)?;
+    d.set_item("stimulated", &r.stimulated)?;
     Ok(d)
 }
 

@@ -19,6 +19,8 @@ FIXTURE_NAMES = [
     "hh_dopri5.json",
     "hh_dopri5_trace.json",
     "hh_network_10.json",
+    "hh_stimulus.json",
+    "hh_stimulus_dopri5.json",
 ]
 
 TIMING_KEYS = {"forward_seconds", "backward_seconds"}
@@ -39,6 +41,7 @@ def assert_matches_cli(g: revode.Gradient, cli: dict) -> None:
     assert g.state_names == cli["state_names"]
     for key in ["model", "solver", "loss_kind", "checkpoints"]:
         assert getattr(g, key) == cli[key], key
+    assert g.stimulated == cli.get("stimulated", [])
     assert set(g.stats) == set(cli["stats"])
     for key, value in cli["stats"].items():
         if key not in TIMING_KEYS:
