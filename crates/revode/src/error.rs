@@ -20,6 +20,9 @@ pub enum Error {
     },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
+    /// A model file that cannot be read or has an error: `FILE:LINE:COL: …`.
+    #[error("{0}")]
+    ModelFile(#[from] revode_ode::OdeError),
     #[error("{0}")]
     Gradient(#[from] GradientError),
 }
@@ -28,7 +31,10 @@ impl Error {
     /// Process exit code: 2 for bad input, 3 for a solve that failed.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Read { .. } | Error::Json { .. } | Error::Invalid { .. } => 2,
+            Error::Read { .. }
+            | Error::Json { .. }
+            | Error::Invalid { .. }
+            | Error::ModelFile(_) => 2,
             Error::Gradient(e) => match e {
                 GradientError::Forward(
                     ForwardError::InvalidStep { .. }
@@ -37,7 +43,8 @@ impl Error {
                     | ForwardError::InvalidOption { .. }
                     | ForwardError::AtolLength { .. }
                     | ForwardError::StopTimeOutside { .. }
-                    | ForwardError::StopTimesUnsorted { .. },
+                    | ForwardError::StopTimesUnsorted { .. }
+                    | ForwardError::Stimulus { .. },
                 )
                 | GradientError::Checkpoint(_)
                 | GradientError::WrongLength { .. }

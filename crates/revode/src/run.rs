@@ -3,12 +3,16 @@
 use std::time::Instant;
 
 use revode_adjoint::{
-    gradient_continuous, gradient_continuous_fixed, gradient_fixed, loss_adaptive, loss_fixed,
-    validate_adaptive, validate_fixed, AdaptiveProblem, ContinuousOptions, FixedProblem, Gradient,
-    GradientStats, Loss,
+    gradient_continuous_fixed_with_stimulus, gradient_continuous_with_stimulus,
+    gradient_fixed_with_stimulus, loss_adaptive_with_stimulus, loss_fixed_with_stimulus,
+    validate_adaptive, validate_fixed_with_stimulus, AdaptiveProblem, ContinuousOptions,
+    FixedProblem, Gradient, GradientStats, Loss,
 };
 use revode_checkpoint::Schedule;
-use revode_forward::{solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid};
+use revode_forward::{
+    solve_adaptive_with_stimulus, solve_fixed_with_stimulus, AdaptiveOptions, FixedMethod,
+    Stimulus, TimeGrid,
+};
 use revode_model::Model;
 use serde::Serialize;
 
@@ -28,6 +32,11 @@ pub struct GradientReport {
     pub gradient_u0: Vec<f64>,
     pub param_names: Vec<String>,
     pub state_names: Vec<String>,
+    /// Parameters following a stimulus protocol: their gradient entry is the
+    /// derivative with respect to their value in `params`, which acts only
+    /// before the protocol's first switch time (docs/stimulus.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stimulated: Vec<String>,
     /// The checkpoint schedule used, in problem-file form.
     pub checkpoints: revode_checkpoint::Schedule,
     pub stats: GradientStats,
@@ -44,6 +53,11 @@ pub struct SolveReport {
     pub t_final: f64,
     pub final_state: Vec<f64>,
     pub state_names: Vec<String>,
+    /// A model file's `aux` outputs at the final state (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aux_names: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub final_aux: Vec<f64>,
     /// `[t, u…]` rows, when sampling was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<Vec<f64>>,
@@ -84,6 +98,7 @@ fn run_gradient<M: Model>(
     problem: &Problem,
     u0: &[f64],
     params: &[f64],
+    stimulus: &Stimulus,
     loss: &Loss,
 ) -> Result<(Gradient, Schedule), Error> {
     let adjoint = &problem.adjoint;
@@ -102,10 +117,12 @@ fn run_gradient<M: Model>(
                 method,
             };
             let g = match method_kind {
-                AdjointMethod::Discrete => gradient_fixed(model, &fixed, loss, schedule)?,
-                AdjointMethod::Continuous => {
-                    gradient_continuous_fixed(model, &fixed, loss, schedule)?
+                AdjointMethod::Discrete => {
+                    gradient_fixed_with_stimulus(model, &fixed, stimulus, loss, schedule)?
                 }
+                AdjointMethod::Continuous => gradient_continuous_fixed_with_stimulus(
+                    model, &fixed, stimulus, loss, schedule,
+                )?,
             };
             Ok((g, schedule))
         }
@@ -126,9 +143,10 @@ fn run_gradient<M: Model>(
             // The step count is unknown before the run: keep every state
             // unless a schedule is given.
             let schedule = adjoint.checkpoints.unwrap_or(Schedule::All);
-            let g = gradient_continuous(
+            let g = gradient_continuous_with_stimulus(
                 model,
                 &adaptive,
+                stimulus,
                 loss,
                 &continuous_options(problem),
                 schedule,
@@ -146,7 +164,13 @@ impl ModelVisitor for GradientRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
         let (u0, params, loss) = problem.resolved_inputs(model);
-        let (g, schedule) = run_gradient(model, problem, &u0, &params, &loss)?;
+        let stimulus = problem.stimulus_for(model)?;
+        let (g, schedule) = run_gradient(model, problem, &u0, &params, &stimulus, &loss)?;
+        let param_names = model.param_names();
+        let stimulated = stimulus
+            .stimulated()
+            .map(|i| param_names[i].clone())
+            .collect();
         Ok(GradientReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -154,8 +178,9 @@ impl ModelVisitor for GradientRun<'_> {
             loss: g.loss,
             gradient: g.gradient,
             gradient_u0: g.gradient_u0,
-            param_names: model.param_names(),
+            param_names,
             state_names: model.state_names(),
+            stimulated,
             checkpoints: schedule,
             stats: g.stats,
         })
@@ -164,7 +189,7 @@ impl ModelVisitor for GradientRun<'_> {
 
 /// Computes the loss and its gradient for a problem.
 pub fn gradient(problem: &Problem) -> Result<GradientReport, Error> {
-    problem.model.visit(GradientRun(problem))
+    problem.model.visit(GradientRun(problem))?
 }
 
 struct SolveRun<'a>(&'a Problem, Option<usize>);
@@ -175,6 +200,7 @@ impl ModelVisitor for SolveRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sample_every) = self;
         let (u0, params, loss) = problem.resolved_inputs(model);
+        let stimulus = problem.stimulus_for(model)?;
         let started = Instant::now();
         let (steps, rejected_steps, t_final, final_state, samples) = match fixed_setup(problem)? {
             Some((method, grid)) => {
@@ -184,8 +210,16 @@ impl ModelVisitor for SolveRun<'_> {
                     grid,
                     method,
                 };
-                validate_fixed(model, &fixed, &loss)?;
-                let sol = solve_fixed(model, method, &grid, &u0, &params, sample_every)?;
+                validate_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?;
+                let sol = solve_fixed_with_stimulus(
+                    model,
+                    method,
+                    &grid,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    sample_every,
+                )?;
                 (sol.n_steps, 0, sol.t_final, sol.final_state, sol.samples)
             }
             None => {
@@ -199,7 +233,16 @@ impl ModelVisitor for SolveRun<'_> {
                     options: &options,
                 };
                 validate_adaptive(model, &adaptive, &loss)?;
-                let sol = solve_adaptive(model, &options, t0, t1, &u0, &params, sample_every)?;
+                let sol = solve_adaptive_with_stimulus(
+                    model,
+                    &options,
+                    t0,
+                    t1,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    sample_every,
+                )?;
                 let c = sol.counts;
                 (
                     c.accepted,
@@ -211,6 +254,9 @@ impl ModelVisitor for SolveRun<'_> {
             }
         };
         let seconds = started.elapsed().as_secs_f64();
+        let aux_names = model.aux_names();
+        let mut final_aux = vec![0.0; aux_names.len()];
+        model.aux(t_final, &final_state, &params, &mut final_aux);
         Ok(SolveReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -219,6 +265,8 @@ impl ModelVisitor for SolveRun<'_> {
             t_final,
             final_state,
             state_names: model.state_names(),
+            aux_names,
+            final_aux,
             samples: samples
                 .into_iter()
                 .map(|(t, u)| std::iter::once(t).chain(u).collect())
@@ -231,7 +279,7 @@ impl ModelVisitor for SolveRun<'_> {
 /// Solves a problem forward; `sample_every = Some(s)` also returns every
 /// s-th state.
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
-    problem.model.visit(SolveRun(problem, sample_every))
+    problem.model.visit(SolveRun(problem, sample_every))?
 }
 
 struct LossRun<'a>(&'a Problem);
@@ -242,6 +290,7 @@ impl ModelVisitor for LossRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
         let (u0, params, loss) = problem.resolved_inputs(model);
+        let stimulus = problem.stimulus_for(model)?;
         match fixed_setup(problem)? {
             Some((method, grid)) => {
                 let fixed = FixedProblem {
@@ -250,7 +299,7 @@ impl ModelVisitor for LossRun<'_> {
                     grid,
                     method,
                 };
-                Ok(loss_fixed(model, &fixed, &loss)?)
+                Ok(loss_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?)
             }
             None => {
                 let options = problem.solver.adaptive_options().expect("dopri5");
@@ -262,7 +311,9 @@ impl ModelVisitor for LossRun<'_> {
                     t1,
                     options: &options,
                 };
-                Ok(loss_adaptive(model, &adaptive, &loss)?)
+                Ok(loss_adaptive_with_stimulus(
+                    model, &adaptive, &stimulus, &loss,
+                )?)
             }
         }
     }
@@ -272,5 +323,5 @@ impl ModelVisitor for LossRun<'_> {
 /// [`GradientReport::loss`] for the same problem. Finite differences call it
 /// with `params` or `u0` perturbed.
 pub fn loss(problem: &Problem) -> Result<f64, Error> {
-    problem.model.visit(LossRun(problem))
+    problem.model.visit(LossRun(problem))?
 }
