@@ -65,6 +65,7 @@ impl OnlineStore {
                         minimum: minimum * slot,
                         slots: minimum,
                         slot_bytes: slot,
+                        beside_bytes: 0,
                     });
                 }
                 // More than a checkpoint per state and a stepping pair is useless.

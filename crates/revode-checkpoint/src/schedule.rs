@@ -40,6 +40,7 @@ impl Schedule {
                     minimum,
                     slots: min_slots(n_steps),
                     slot_bytes: slot_bytes(state_len),
+                    beside_bytes: 0,
                 });
             }
         }
@@ -123,7 +124,8 @@ mod tests {
                 budget: 119,
                 minimum: 120,
                 slots: 3,
-                slot_bytes: 40
+                slot_bytes: 40,
+                beside_bytes: 0
             })
         );
     }
