@@ -11,6 +11,7 @@ mod error;
 mod fixed;
 mod grid;
 mod solve;
+mod trajectory;
 
 pub use adaptive::{
     check_tolerances, expand_atol, initial_step, solve_adaptive, AdaptiveOptions, AdaptiveSolution,
@@ -21,6 +22,7 @@ pub use error::ForwardError;
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;
 pub use solve::{solve_fixed, FixedSolution};
+pub use trajectory::Trajectory;
 
 /// `true` when every component of `u` is finite (one pass, no branches per element).
 #[inline]

@@ -2,7 +2,7 @@
 
 use revode_model::Model;
 
-use crate::{all_finite, FixedMethod, FixedStepper, ForwardError, TimeGrid};
+use crate::{all_finite, FixedMethod, FixedStepper, ForwardError, TimeGrid, Trajectory};
 
 /// Result of a forward solve: the final state and, if asked, samples.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,8 +10,9 @@ pub struct FixedSolution {
     pub n_steps: usize,
     pub t_final: f64,
     pub final_state: Vec<f64>,
-    /// `(t, u)` every `sample_every` steps (and at the end), if asked.
-    pub samples: Vec<(f64, Vec<f64>)>,
+    /// The state every `sample_every` steps (and at the end), if asked;
+    /// empty otherwise.
+    pub samples: Trajectory,
 }
 
 /// Integrates `u0` over `grid`. `sample_every = Some(s)` records every s-th
@@ -29,10 +30,11 @@ pub fn solve_fixed<M: Model>(
     let mut work = model.new_work();
     let mut u = u0.to_vec();
     let mut next = vec![0.0; u0.len()];
-    let mut samples = Vec::new();
     let every = sample_every.map(|s| s.max(1));
+    let rows = every.map_or(0, |s| Trajectory::rows_for(n, s));
+    let mut samples = Trajectory::with_capacity(rows, u0.len());
     if every.is_some() {
-        samples.push((grid.time(0), u.clone()));
+        samples.push(grid.time(0), &u);
     }
     for k in 0..n {
         stepper.step(
@@ -50,7 +52,7 @@ pub fn solve_fixed<M: Model>(
         std::mem::swap(&mut u, &mut next);
         if let Some(s) = every {
             if (k + 1) % s == 0 || k + 1 == n {
-                samples.push((grid.time(k + 1), u.clone()));
+                samples.push(grid.time(k + 1), &u);
             }
         }
     }

@@ -22,13 +22,24 @@ pub enum Error {
     Invalid { origin: String, message: String },
     #[error("{0}")]
     Gradient(#[from] GradientError),
+    /// An allocation that grows with the input would not fit in memory
+    /// ([`crate::memory`]); it was not made.
+    #[error("{what}: {too_large}; {advice}")]
+    OutOfMemory {
+        what: String,
+        too_large: revode_checkpoint::memory::TooLarge,
+        advice: String,
+    },
 }
 
 impl Error {
     /// Process exit code: 2 for bad input, 3 for a solve that failed.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Read { .. } | Error::Json { .. } | Error::Invalid { .. } => 2,
+            Error::Read { .. }
+            | Error::Json { .. }
+            | Error::Invalid { .. }
+            | Error::OutOfMemory { .. } => 2,
             Error::Gradient(e) => match e {
                 GradientError::Forward(
                     ForwardError::InvalidStep { .. }

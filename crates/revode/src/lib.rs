@@ -20,6 +20,7 @@ pub mod batch;
 pub mod check;
 mod error;
 pub mod golden;
+pub mod memory;
 pub mod model_check;
 pub mod problem;
 mod run;

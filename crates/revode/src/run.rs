@@ -7,8 +7,11 @@ use revode_adjoint::{
     validate_adaptive, validate_fixed, AdaptiveProblem, ContinuousOptions, FixedProblem, Gradient,
     GradientStats, Loss,
 };
+use revode_checkpoint::MemoryLimit;
 use revode_checkpoint::Schedule;
-use revode_forward::{solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid};
+use revode_forward::{
+    solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid, Trajectory,
+};
 use revode_model::Model;
 use serde::Serialize;
 
@@ -44,10 +47,39 @@ pub struct SolveReport {
     pub t_final: f64,
     pub final_state: Vec<f64>,
     pub state_names: Vec<String>,
-    /// `[t, u…]` rows, when sampling was asked for.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub samples: Vec<Vec<f64>>,
+    /// The sampled states (time × state), when sampling was asked for;
+    /// serialised as `[t, u…]` rows.
+    #[serde(
+        skip_serializing_if = "Trajectory::is_empty",
+        serialize_with = "serialize_rows"
+    )]
+    pub samples: Trajectory,
     pub seconds: f64,
+}
+
+/// A trajectory as `[t, u…]` rows (the problem-file world's form).
+fn serialize_rows<S: serde::Serializer>(tr: &Trajectory, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut rows = s.serialize_seq(Some(tr.len()))?;
+    for (t, u) in tr.iter() {
+        rows.serialize_element(&RowRef(t, u.as_slice().expect("rows are contiguous")))?;
+    }
+    rows.end()
+}
+
+/// `[t, u…]` without copying.
+struct RowRef<'a>(f64, &'a [f64]);
+
+impl Serialize for RowRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut row = s.serialize_seq(Some(1 + self.1.len()))?;
+        row.serialize_element(&self.0)?;
+        for x in self.1 {
+            row.serialize_element(x)?;
+        }
+        row.end()
+    }
 }
 
 /// The fixed method and grid, or None for an adaptive solver.
@@ -145,6 +177,7 @@ impl ModelVisitor for GradientRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
+        crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let (g, schedule) = run_gradient(model, problem, &u0, &params, &loss)?;
         Ok(GradientReport {
@@ -174,7 +207,9 @@ impl ModelVisitor for SolveRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sample_every) = self;
+        crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
         let (u0, params, loss) = problem.resolved_inputs(model);
+        let n_states = model.dims().n_states;
         let started = Instant::now();
         let (steps, rejected_steps, t_final, final_state, samples) = match fixed_setup(problem)? {
             Some((method, grid)) => {
@@ -185,6 +220,10 @@ impl ModelVisitor for SolveRun<'_> {
                     method,
                 };
                 validate_fixed(model, &fixed, &loss)?;
+                if let Some(s) = sample_every {
+                    let limit = MemoryLimit::FromSystem;
+                    crate::memory::check_trajectory(limit, grid.n_steps(), s, n_states, false)?;
+                }
                 let sol = solve_fixed(model, method, &grid, &u0, &params, sample_every)?;
                 (sol.n_steps, 0, sol.t_final, sol.final_state, sol.samples)
             }
@@ -199,6 +238,11 @@ impl ModelVisitor for SolveRun<'_> {
                     options: &options,
                 };
                 validate_adaptive(model, &adaptive, &loss)?;
+                if let Some(s) = sample_every {
+                    let limit = MemoryLimit::FromSystem;
+                    let most = options.max_steps;
+                    crate::memory::check_trajectory(limit, most, s, n_states, true)?;
+                }
                 let sol = solve_adaptive(model, &options, t0, t1, &u0, &params, sample_every)?;
                 let c = sol.counts;
                 (
@@ -219,10 +263,7 @@ impl ModelVisitor for SolveRun<'_> {
             t_final,
             final_state,
             state_names: model.state_names(),
-            samples: samples
-                .into_iter()
-                .map(|(t, u)| std::iter::once(t).chain(u).collect())
-                .collect(),
+            samples,
             seconds,
         })
     }

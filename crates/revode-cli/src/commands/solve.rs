@@ -38,8 +38,11 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
             report.t_final,
             report.seconds * 1e3
         );
-        for row in &report.samples {
-            let cells: Vec<String> = row.iter().map(|x| format!("{x:.9e}")).collect();
+        for (t, u) in report.samples.iter() {
+            let cells: Vec<String> = std::iter::once(t)
+                .chain(u.iter().copied())
+                .map(|x| format!("{x:.9e}"))
+                .collect();
             outln!("  {}", cells.join("  "));
         }
         outln!("final state:");

@@ -3,7 +3,7 @@
 use revode_model::Model;
 
 use super::{AdaptiveOptions, Dopri5, StepCounts, StepLayout};
-use crate::ForwardError;
+use crate::{ForwardError, Trajectory};
 
 /// Result of an adaptive forward solve.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,8 +11,9 @@ pub struct AdaptiveSolution {
     pub counts: StepCounts,
     pub t_final: f64,
     pub final_state: Vec<f64>,
-    /// `(t, u)` every `sample_every` accepted steps (and at the end), if asked.
-    pub samples: Vec<(f64, Vec<f64>)>,
+    /// The state every `sample_every` accepted steps (and at the end), if
+    /// asked; empty otherwise.
+    pub samples: Trajectory,
 }
 
 /// Integrates `u0` over `[t0, t1]` with Dormand–Prince 5(4).
@@ -33,9 +34,9 @@ pub fn solve_adaptive<M: Model>(
     let mut next = vec![0.0; layout.len()];
     solver.initial_state(model, p, &mut work, u0, &mut x)?;
     let every = sample_every.map(|s| s.max(1));
-    let mut samples = Vec::new();
+    let mut samples = Trajectory::with_capacity(usize::from(every.is_some()), n);
     if every.is_some() {
-        samples.push((t0, u0.to_vec()));
+        samples.push(t0, u0);
     }
     let mut k = 0;
     while !solver.is_last(&x) {
@@ -44,7 +45,7 @@ pub fn solve_adaptive<M: Model>(
         k += 1;
         if let Some(s) = every {
             if k % s == 0 || solver.is_last(&x) {
-                samples.push((x[StepLayout::T], layout.u(&x).to_vec()));
+                samples.push(x[StepLayout::T], layout.u(&x));
             }
         }
     }
