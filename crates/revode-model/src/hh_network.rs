@@ -11,13 +11,10 @@
 //!
 //! The W-gradient `Σ_k α_k λ_i (E_j − E_i)` is deferred: each `vjp` stores
 //! `α λ_E` and `E` as one row of a block, a full block is folded into the
-//! N×N sum `Σ_k α_k λ_k E_kᵀ` by one matrix product, and
+//! N×N sum `Σ_k α_k λ_k E_kᵀ` by one blocked outer-product pass, and
 //! [`Model::flush_vjp`] subtracts `Σ_k α_k λ_i E_i` and adds the result.
 
 use std::num::NonZeroUsize;
-
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
 
 use crate::hh::{neuron_rhs, neuron_vjp};
 use crate::{Dims, Model};
@@ -278,16 +275,42 @@ impl Model for HhNetwork {
     }
 }
 
-/// Adds the collected block into `outer`: `outer += blamᵀ · be`, one
-/// matrix product (`rows × N`ᵀ times `rows × N`).
+/// Adds the collected block into `outer`: `outer_ij += Σ_b blam_bi · be_bj`,
+/// four block rows per pass over `outer`'s row (a rank-4 update).
+///
+/// This is the matrix product `outer += blamᵀ · be`, written out by hand:
+/// `ndarray::linalg::general_mat_mul` (matrixmultiply) does it in 3 % fewer
+/// instructions at N = 100 but allocates its packing buffer on every call,
+/// i.e. once per block, and the solve must not allocate per step
+/// (docs/performance-network.md).
 fn fold_block(work: &mut NetworkWork, n: usize) {
     let rows = work.block_len;
-    if rows > 0 {
-        let shape = (rows, n);
-        let blam = ArrayView2::from_shape(shape, &work.block_lam[..rows * n]).expect("block shape");
-        let be = ArrayView2::from_shape(shape, &work.block_e[..rows * n]).expect("block shape");
-        let mut outer = ArrayViewMut2::from_shape((n, n), &mut work.outer[..]).expect("N × N");
-        general_mat_mul(1.0, &blam.t(), &be, 1.0, &mut outer);
+    let (blam, be, outer) = (&work.block_lam, &work.block_e, &mut work.outer);
+    for i in 0..n {
+        let acc = &mut outer[i * n..(i + 1) * n];
+        let mut b = 0;
+        while b + 4 <= rows {
+            let c = [
+                blam[b * n + i],
+                blam[(b + 1) * n + i],
+                blam[(b + 2) * n + i],
+                blam[(b + 3) * n + i],
+            ];
+            let e0 = &be[b * n..(b + 1) * n];
+            let e1 = &be[(b + 1) * n..(b + 2) * n];
+            let e2 = &be[(b + 2) * n..(b + 3) * n];
+            let e3 = &be[(b + 3) * n..(b + 4) * n];
+            for j in 0..n {
+                acc[j] += (c[0] * e0[j] + c[1] * e1[j]) + (c[2] * e2[j] + c[3] * e3[j]);
+            }
+            b += 4;
+        }
+        for b in b..rows {
+            let c = blam[b * n + i];
+            for (a, e) in acc.iter_mut().zip(&be[b * n..(b + 1) * n]) {
+                *a += c * e;
+            }
+        }
     }
     work.block_len = 0;
 }
