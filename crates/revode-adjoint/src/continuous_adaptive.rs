@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use log::{debug, info};
 use revode_checkpoint::{Chain, CheckpointError, OnlineStore, OpenChain, Schedule};
-use revode_forward::{AdaptiveOptions, Dopri5, StepLayout};
+use revode_forward::{AdaptiveOptions, DenseStep, Dopri5, StepLayout};
 use revode_model::Model;
 
 use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions, DenseRing};
@@ -81,6 +81,33 @@ impl<M: Model> OpenChain for Dopri5Chain<'_, M> {
     }
 }
 
+/// How a byte budget of [`gradient_continuous`] is spent for a model of
+/// `n_states` states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveBudget {
+    /// f64s of one kept restart state (a slot of the store holds one and
+    /// its step number).
+    pub state_len: usize,
+    /// Bytes held besides the store's slots: the dense-output ring and the
+    /// upper restart state of the backward sweep.
+    pub beside_bytes: usize,
+    /// The smallest valid budget (three slots and the rest), for runs of at
+    /// least three steps.
+    pub min_bytes: usize,
+}
+
+/// The [`AdaptiveBudget`] of a model with `n_states` states.
+pub fn adaptive_budget(n_states: usize) -> AdaptiveBudget {
+    let state_len = StepLayout { n: n_states }.len();
+    let f64_bytes = std::mem::size_of::<f64>();
+    let beside_bytes = DENSE_RING_STEPS * DenseStep::bytes_for(n_states) + state_len * f64_bytes;
+    AdaptiveBudget {
+        state_len,
+        beside_bytes,
+        min_bytes: 3 * revode_checkpoint::binomial::slot_bytes(state_len) + beside_bytes,
+    }
+}
+
 /// Checks an adaptive problem and its loss.
 pub fn validate_adaptive<M: Model>(
     model: &M,
@@ -134,7 +161,11 @@ pub fn gradient_continuous<M: Model>(
     // and the step count: the store's slots, the dense-output ring and the
     // upper restart state the backward sweep carries. The store gets the rest.
     let mut ring = DenseRing::new(n, DENSE_RING_STEPS);
-    let beside_store = ring.buffer_bytes() + layout.len() * std::mem::size_of::<f64>();
+    let beside_store = adaptive_budget(n).beside_bytes;
+    debug_assert_eq!(
+        beside_store,
+        ring.buffer_bytes() + layout.len() * std::mem::size_of::<f64>()
+    );
     let store_schedule = match schedule {
         Schedule::BudgetBytes(b) => Schedule::BudgetBytes(b.saturating_sub(beside_store)),
         other => other,

@@ -21,7 +21,9 @@ mod forward_loss;
 mod loss;
 
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
-pub use continuous_adaptive::{gradient_continuous, validate_adaptive, AdaptiveProblem};
+pub use continuous_adaptive::{
+    adaptive_budget, gradient_continuous, validate_adaptive, AdaptiveBudget, AdaptiveProblem,
+};
 pub use continuous_fixed::gradient_continuous_fixed;
 pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};

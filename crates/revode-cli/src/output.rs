@@ -54,6 +54,23 @@ pub fn fmt_bytes(bytes: usize) -> String {
     }
 }
 
+/// An error as the command line speaks of it: a library argument is named
+/// by its flag.
+pub fn cli_message(e: &revode::Error) -> String {
+    match e {
+        revode::Error::Argument { name, message } => format!("{}: {message}", flag(name)),
+        other => other.to_string(),
+    }
+}
+
+/// The flag of a library argument.
+fn flag(argument: &str) -> String {
+    match argument {
+        "rel_step" => "--fd-step".to_string(),
+        other => format!("--{}", other.replace('_', "-")),
+    }
+}
+
 /// Writes to stdout; a closed pipe (`revode … | head`) ends the process
 /// quietly with success instead of panicking like `print!` would.
 pub fn write_stdout(args: std::fmt::Arguments<'_>) {
@@ -71,4 +88,20 @@ fn stdout_failed(e: std::io::Error) -> ! {
     }
     eprintln!("error: cannot write to stdout: {e}");
     std::process::exit(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_arguments_become_flags() {
+        let e = |name| revode::Error::Argument {
+            name,
+            message: "bad".into(),
+        };
+        assert_eq!(cli_message(&e("rel_step")), "--fd-step: bad");
+        assert_eq!(cli_message(&e("memory_budget")), "--memory-budget: bad");
+        assert_eq!(cli_message(&e("params")), "--params: bad");
+    }
 }

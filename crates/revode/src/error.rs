@@ -20,6 +20,11 @@ pub enum Error {
     },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
+    /// A bad argument of a library call, named as the call names it
+    /// (`rel_step`, `memory_budget`, …); a front end maps the name to its
+    /// own spelling, as the CLI does to its flags.
+    #[error("{name}: {message}")]
+    Argument { name: &'static str, message: String },
     #[error("{0}")]
     Gradient(#[from] GradientError),
     /// An allocation that grows with the input would not fit in memory
@@ -39,6 +44,7 @@ impl Error {
             Error::Read { .. }
             | Error::Json { .. }
             | Error::Invalid { .. }
+            | Error::Argument { .. }
             | Error::OutOfMemory { .. } => 2,
             Error::Gradient(e) => match e {
                 GradientError::Forward(

@@ -138,7 +138,7 @@ fn golden_gradients_have_not_drifted() {
 fn golden_drift_is_detected() {
     let p = Problem::from_path(&fixtures().join("hh_rk4_short.json")).unwrap();
     let now = revode::gradient(&p).unwrap();
-    let mut golden = Golden::from_report("hh_rk4_short.json", &now, 1e-8, 0.0);
+    let mut golden = Golden::from_report("hh_rk4_short.json", "test".into(), &now, 1e-8, 0.0);
     assert!(golden.drifts(&now).is_empty());
     golden.gradient[2] *= 1.0 + 1e-7;
     let drifts = golden.drifts(&now);
