@@ -107,3 +107,22 @@ fn a_malformed_limit_falls_back_to_the_system() {
     let (o, _) = run(&["grad"], text, Some("plenty"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn tiny_and_huge_numbers_in_errors_print_short() {
+    for (text, needle) in [
+        (
+            r#"{"model": {"name": "hh"}, "tspan": [0.0, 1.0], "solver": {"method": "euler", "dt": 1e-300}}"#,
+            "with dt = 1e-300 needs 9.999999999999999e299 steps",
+        ),
+        (
+            r#"{"model": {"name": "hh"}, "tspan": [0.0, 1.0], "solver": {"method": "euler", "dt": -1e-300}}"#,
+            "got -1e-300",
+        ),
+    ] {
+        let (o, _) = run(&["grad"], text, None);
+        assert_one_line_exit_2(&o, &[needle]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.len() < 200, "{err}");
+    }
+}

@@ -10,6 +10,7 @@ pub mod check;
 pub mod exp;
 mod hh;
 mod hh_network;
+pub mod num;
 mod rates;
 
 pub use hh::HodgkinHuxley;

@@ -8,6 +8,7 @@
 //! far above that estimate is the adjoint's fault, not the FD's.
 
 use rayon::prelude::*;
+use revode_model::num::Num;
 use revode_model::Model;
 use serde::Serialize;
 
@@ -260,7 +261,10 @@ pub fn check(problem: &Problem, options: &CheckOptions) -> Result<CheckReport, E
         ("rel_step", options.rel_step),
     ] {
         if !(v.is_finite() && v >= 0.0) {
-            return Err(invalid(flag, format!("{v} is not a finite number ≥ 0")));
+            return Err(invalid(
+                flag,
+                format!("{} is not a finite number ≥ 0", Num(v)),
+            ));
         }
     }
     if options.rel_step == 0.0 {
