@@ -17,6 +17,13 @@ pub use hh::HodgkinHuxley;
 pub use hh_network::{HhNetwork, NetworkWork};
 pub use rates::{exprel_inv, exprel_inv_deriv};
 
+/// The two forms of `z/(eᶻ − 1)` and the switch between them, for the
+/// accuracy scan in `benches` (`rate_switch_scan`); not a stable API.
+#[doc(hidden)]
+pub mod rate_forms {
+    pub use crate::rates::{direct_pair, series, series_deriv, SERIES_BELOW};
+}
+
 /// Sizes of a model's state and parameter vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dims {
