@@ -16,3 +16,4 @@ ci:
 bench:
     cargo bench -p revode-benches
     cargo run --release -p revode-benches --bin seed_figures
+    cargo run --release -p revode-benches --bin model_file_figures

@@ -30,8 +30,8 @@ enum Command {
     Solve(commands::solve::SolveArgs),
     /// Compute the loss and its gradient w.r.t. parameters and initial state.
     Grad(commands::grad::GradArgs),
-    /// Compare a built-in model's hand-written VJPs with finite differences
-    /// of its rhs (exit 1 when an entry is wrong).
+    /// Compare a model's VJPs (built-in, or derived from a FILE.ode) with
+    /// finite differences of its rhs (exit 1 when an entry is wrong).
     CheckModel(commands::check_model::CheckArgs),
     /// Compare the adjoint gradient with converged finite differences
     /// (exit 1 when any entry fails).

@@ -27,7 +27,7 @@ impl Trajectory {
     /// Samples `0, s, 2s, …` and the last of `n_steps` steps (`sample_every = s`).
     pub fn rows_for(n_steps: usize, sample_every: usize) -> usize {
         let s = sample_every.max(1);
-        1 + n_steps / s + usize::from(n_steps % s != 0)
+        1 + n_steps.div_ceil(s)
     }
 
     /// Bytes of `rows` samples of `n_states` components (times included).

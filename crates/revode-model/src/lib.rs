@@ -15,7 +15,7 @@ mod rates;
 
 pub use hh::HodgkinHuxley;
 pub use hh_network::{HhNetwork, NetworkWork};
-pub use rates::{exprel_inv, exprel_inv_deriv};
+pub use rates::{exprel_inv, exprel_inv_and_deriv_em1, exprel_inv_deriv, exprel_inv_em1};
 
 /// The two forms of `z/(eᶻ − 1)` and the switch between them, for the
 /// accuracy scan in `benches` (`rate_switch_scan`); not a stable API.
@@ -76,4 +76,14 @@ pub trait Model: Send + Sync {
     /// Adds any parameter contributions deferred by [`Model::vjp`] into `acc_p`
     /// and resets the deferral. The default defers nothing.
     fn flush_vjp(&self, _acc_p: &mut [f64], _work: &mut Self::Work) {}
+
+    /// Names of extra outputs (a model file's `aux` lines) that `solve`
+    /// reports; none by default.
+    fn aux_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The extra outputs at `(t, u, p)` into `out` (`aux_names().len()`
+    /// long). Not on a hot path: it may allocate.
+    fn aux(&self, _t: f64, _u: &[f64], _p: &[f64], _out: &mut [f64]) {}
 }

@@ -125,7 +125,7 @@ pub(crate) fn exprel_inv_and_deriv(z: f64) -> (f64, f64) {
 /// relative error for |z| ≥ `SERIES_BELOW`. `em1 = ±∞` / `−1` give the
 /// limits 0 and `−z`.
 #[inline]
-pub(crate) fn exprel_inv_em1(z: f64, em1: f64) -> f64 {
+pub fn exprel_inv_em1(z: f64, em1: f64) -> f64 {
     if z.abs() < SERIES_BELOW {
         series(z)
     } else {
@@ -137,7 +137,7 @@ pub(crate) fn exprel_inv_em1(z: f64, em1: f64) -> f64 {
 /// [`exprel_inv_em1`]. Finite for every finite `em1 ≥ −1`; `em1 = ∞` would
 /// give `0·∞`, so callers clamp `e^z` to `f64::MAX` (as `hh` does).
 #[inline]
-pub(crate) fn exprel_inv_and_deriv_em1(z: f64, em1: f64) -> (f64, f64) {
+pub fn exprel_inv_and_deriv_em1(z: f64, em1: f64) -> (f64, f64) {
     if z.abs() < SERIES_BELOW {
         (series(z), series_deriv(z))
     } else {

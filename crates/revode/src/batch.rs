@@ -96,6 +96,16 @@ fn run<T: Send>(parallelism: Parallelism, work: impl FnOnce() -> T + Send) -> Re
 /// or a `{base, overrides}` object; each member parses (or fails) on its
 /// own, named `origin[k]` in its error.
 pub fn parse_batch(text: &str, origin: &str) -> Result<Vec<Result<Problem, Error>>, Error> {
+    parse_batch_in(text, origin, None)
+}
+
+/// [`parse_batch`] with relative model-file paths taken from `base` (None:
+/// the working directory); each member's file is loaded as it is parsed.
+pub fn parse_batch_in(
+    text: &str,
+    origin: &str,
+    base: Option<&Path>,
+) -> Result<Vec<Result<Problem, Error>>, Error> {
     let json_error = |source| Error::Json {
         origin: origin.to_string(),
         source,
@@ -148,10 +158,12 @@ pub fn parse_batch(text: &str, origin: &str) -> Result<Vec<Result<Problem, Error
         .into_iter()
         .enumerate()
         .map(|(k, v)| {
-            serde_json::from_value(v).map_err(|source| Error::Json {
+            let mut problem: Problem = serde_json::from_value(v).map_err(|source| Error::Json {
                 origin: format!("{origin}[{k}]"),
                 source,
-            })
+            })?;
+            problem.model.load_file(base)?;
+            Ok(problem)
         })
         .collect())
 }
@@ -162,5 +174,5 @@ pub fn read_batch(path: &Path) -> Result<Vec<Result<Problem, Error>>, Error> {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_batch(&text, &path.display().to_string())
+    parse_batch_in(&text, &path.display().to_string(), path.parent())
 }

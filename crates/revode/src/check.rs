@@ -175,13 +175,16 @@ pub fn central_richardson<E: Send>(
     })
 }
 
-/// FD step for entry `i` of `xs`: `rel_step · max(|x_i|, floor)`, where the
-/// floor (for x_i = 0 or tiny) is 1e-3 of the vector's largest magnitude, or
-/// 1 when the vector is all zeros.
+/// FD step for entry `i` of `xs`: `rel_step · |x_i|`, relative to each
+/// entry's own scale (parameters of one model can differ by 10⁸, like an
+/// area of 3·10⁴ µm² and a rate of 5·10⁻⁴/ms). For `x_i = 0` the scale is
+/// 1e-3 of the vector's largest magnitude, or 1 when it is all zeros.
 pub fn fd_step(xs: &[f64], i: usize, rel_step: f64) -> f64 {
+    if xs[i] != 0.0 {
+        return rel_step * xs[i].abs();
+    }
     let largest = xs.iter().fold(0.0_f64, |m, x| m.max(x.abs()));
-    let floor = if largest > 0.0 { 1e-3 * largest } else { 1.0 };
-    rel_step * xs[i].abs().max(floor)
+    rel_step * if largest > 0.0 { 1e-3 * largest } else { 1.0 }
 }
 
 /// Indices `count` of `0..n`, distinct, drawn by a seeded partial
@@ -271,7 +274,7 @@ pub fn check(problem: &Problem, options: &CheckOptions) -> Result<CheckReport, E
         return Err(invalid("rel_step", "must be positive".to_string()));
     }
     let report = gradient(problem)?;
-    let (params, u0) = problem.model.visit(Inputs(problem));
+    let (params, u0) = problem.model.visit(Inputs(problem))?;
     let indices = resolve_selection(&options.params, params.len(), &report.model)?;
 
     let mut todo: Vec<(InputKind, usize)> =
@@ -414,9 +417,11 @@ mod tests {
 
     #[test]
     fn fd_step_is_relative_with_a_floor_for_zero() {
-        let xs = [70.0, 0.0, 0.05];
+        let xs = [70.0, 0.0, 0.05, 4.57e-4];
         assert_eq!(fd_step(&xs, 0, 1e-3), 70.0 * 1e-3);
         assert_eq!(fd_step(&xs, 1, 1e-3), 70.0 * 1e-3 * 1e-3);
+        assert_eq!(fd_step(&xs, 2, 1e-3), 0.05 * 1e-3);
+        assert_eq!(fd_step(&xs, 3, 1e-3), 4.57e-4 * 1e-3);
         assert_eq!(fd_step(&[0.0, 0.0], 0, 1e-3), 1e-3);
     }
 

@@ -25,6 +25,9 @@ pub enum Error {
     /// own spelling, as the CLI does to its flags.
     #[error("{name}: {message}")]
     Argument { name: &'static str, message: String },
+    /// A model file that cannot be read or has an error: `FILE:LINE:COL: …`.
+    #[error("{0}")]
+    ModelFile(#[from] revode_ode::OdeError),
     #[error("{0}")]
     Gradient(#[from] GradientError),
     /// An allocation that grows with the input would not fit in memory
@@ -45,7 +48,8 @@ impl Error {
             | Error::Json { .. }
             | Error::Invalid { .. }
             | Error::Argument { .. }
-            | Error::OutOfMemory { .. } => 2,
+            | Error::OutOfMemory { .. }
+            | Error::ModelFile(_) => 2,
             Error::Gradient(e) => match e {
                 GradientError::Forward(
                     ForwardError::InvalidStep { .. }
@@ -54,7 +58,8 @@ impl Error {
                     | ForwardError::InvalidOption { .. }
                     | ForwardError::AtolLength { .. }
                     | ForwardError::StopTimeOutside { .. }
-                    | ForwardError::StopTimesUnsorted { .. },
+                    | ForwardError::StopTimesUnsorted { .. }
+                    | ForwardError::Stimulus { .. },
                 )
                 | GradientError::Checkpoint(_)
                 | GradientError::WrongLength { .. }

@@ -29,13 +29,17 @@ pub mod testing;
 pub mod tune;
 
 pub use error::Error;
-pub use problem::{ModelSpec, ModelVisitor, Problem};
+pub use problem::{ModelSpec, ModelVisitor, Problem, StimulusSpec};
 pub use run::{gradient, loss, solve, GradientReport, SolveReport};
 
 pub use revode_adjoint as adjoint;
 pub use revode_checkpoint as checkpoint;
 pub use revode_forward as forward;
-pub use revode_model as model;
+/// The model trait, the built-in models, and [`model::OdeModel`] for model files.
+pub mod model {
+    pub use revode_model::*;
+    pub use revode_ode::{OdeError, OdeModel, OdeWork};
+}
 
 /// The names most programs need.
 pub mod prelude {
@@ -43,4 +47,5 @@ pub mod prelude {
     pub use revode_checkpoint::Schedule;
     pub use revode_forward::{solve_fixed, FixedMethod, TimeGrid};
     pub use revode_model::{Dims, HhNetwork, HodgkinHuxley, Model};
+    pub use revode_ode::OdeModel;
 }

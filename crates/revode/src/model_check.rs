@@ -6,8 +6,18 @@ use revode_model::Model;
 use crate::{Error, ModelSpec, ModelVisitor};
 
 /// Builds a model spec from a name and an optional neuron count, with the
-/// problem-file rules (`n` only for `hh_network`, `n ≥ 1`).
+/// problem-file rules (`n` only for `hh_network`, `n ≥ 1`). A name ending
+/// in `.ode` is a model file, read and compiled now.
 pub fn model_spec(name: &str, n: Option<u64>) -> Result<ModelSpec, Error> {
+    if name.ends_with(".ode") {
+        if n.is_some() {
+            return Err(Error::Invalid {
+                origin: "check-model".into(),
+                message: "--n applies to hh_network only, not to a model file".into(),
+            });
+        }
+        return Ok(ModelSpec::File(crate::problem::ModelFile::load(name)?));
+    }
     let mut value = serde_json::json!({ "name": name });
     match (name, n) {
         ("hh_network", n) => value["n"] = n.unwrap_or(10).into(),
@@ -34,7 +44,7 @@ impl ModelVisitor for CheckRun<'_> {
     }
 }
 
-/// Checks a built-in model's VJPs against finite differences.
-pub fn check_builtin(spec: &ModelSpec, options: &CheckOptions) -> CheckReport {
+/// Checks a model's VJPs against finite differences.
+pub fn check_builtin(spec: &ModelSpec, options: &CheckOptions) -> Result<CheckReport, Error> {
     spec.visit(CheckRun(options))
 }

@@ -20,12 +20,24 @@
 //!   "adjoint": {"method": "continuous", "error_control": "lambda",
 //!               "checkpoints": {"budget_bytes": 65536}} }
 //! ```
+//!
+//! A `"stimulus"` makes parameters piecewise constant in time
+//! ([`StimulusSpec`], docs/stimulus.md):
+//!
+//! ```json
+//! { "model": {"name": "hh"}, "tspan": [0.0, 600.0],
+//!   "solver": {"method": "euler", "dt": 0.01},
+//!   "stimulus": {"g_leak": [[0, 0.05], [100, 0.2], [400, 0.05]]} }
+//! ```
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use revode_checkpoint::Schedule;
 use revode_model::{HhNetwork, HodgkinHuxley, Model};
+use revode_ode::OdeModel;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -52,6 +64,59 @@ pub enum ModelSpec {
     #[serde(rename = "hh_broken_vjp")]
     #[cfg_attr(not(feature = "test-models"), serde(skip))]
     HhBrokenVjp,
+    /// A model file: `{"file": "models/seed_hh.ode"}` (docs/model-files.md);
+    /// read by [`Problem`]'s `model` key (see [`model_or_file`]).
+    #[serde(skip)]
+    File(ModelFile),
+}
+
+/// `{"file": PATH}`: an `.ode` model file. A relative path is taken from
+/// the problem file's folder ([`Problem::from_path`]) or, for problems
+/// given as text, from the working directory. The model is read and
+/// compiled once and shared by clones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    pub file: PathBuf,
+    #[serde(skip)]
+    loaded: Option<Arc<OdeModel>>,
+}
+
+impl PartialEq for ModelFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
+    }
+}
+
+impl ModelFile {
+    /// Reads and compiles the file now.
+    pub fn load(file: impl Into<PathBuf>) -> Result<Self, Error> {
+        let file = file.into();
+        let model = OdeModel::from_file(&file)?;
+        Ok(ModelFile {
+            file,
+            loaded: Some(Arc::new(model)),
+        })
+    }
+
+    /// The compiled model (read now if it was not yet).
+    pub fn model(&self) -> Result<Arc<OdeModel>, Error> {
+        match &self.loaded {
+            Some(m) => Ok(Arc::clone(m)),
+            None => Ok(Arc::new(OdeModel::from_file(&self.file)?)),
+        }
+    }
+
+    /// Takes a relative path from `base` and loads the file.
+    fn resolve_and_load(&mut self, base: Option<&Path>) -> Result<(), Error> {
+        if let Some(base) = base.filter(|_| self.file.is_relative()) {
+            self.file = base.join(&self.file);
+        }
+        if self.loaded.is_none() {
+            *self = ModelFile::load(self.file.clone())?;
+        }
+        Ok(())
+    }
 }
 
 fn default_i_ext() -> f64 {
@@ -78,6 +143,24 @@ fn neuron_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NonZeroUsize, 
         })
 }
 
+/// The problem file's `model` value: `{"file": …}` or a built-in `{"name": …}`.
+pub fn model_or_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ModelSpec, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    let parsed = if value.get("file").is_some() {
+        serde_json::from_value(value).map(ModelSpec::File)
+    } else {
+        serde_json::from_value(value)
+    };
+    parsed.map_err(serde::de::Error::custom)
+}
+
+fn serialize_model<S: serde::Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
+    match spec {
+        ModelSpec::File(file) => file.serialize(s),
+        builtin => builtin.serialize(s),
+    }
+}
+
 /// Code generic over the model type, run by [`ModelSpec::visit`].
 pub trait ModelVisitor {
     type Output;
@@ -86,14 +169,25 @@ pub trait ModelVisitor {
 
 impl ModelSpec {
     /// Builds the model and hands it to `visitor` (static dispatch: each
-    /// model gets its own monomorphised hot loop).
-    pub fn visit<V: ModelVisitor>(&self, visitor: V) -> V::Output {
-        match self {
+    /// model gets its own monomorphised hot loop). Fails only for a model
+    /// file that was not loaded yet and cannot be read.
+    pub fn visit<V: ModelVisitor>(&self, visitor: V) -> Result<V::Output, Error> {
+        Ok(match self {
             ModelSpec::Hh => visitor.visit(&HodgkinHuxley),
             ModelSpec::HhNetwork { n, i_ext } => {
                 visitor.visit(&HhNetwork::new(*n).with_i_ext(*i_ext))
             }
             ModelSpec::HhBrokenVjp => visitor.visit(&crate::testing::HhBrokenVjp::default()),
+            ModelSpec::File(file) => visitor.visit(&*file.model()?),
+        })
+    }
+
+    /// For a model file: takes a relative path from `base` (None: the
+    /// working directory) and reads and compiles the file.
+    pub fn load_file(&mut self, base: Option<&Path>) -> Result<(), Error> {
+        match self {
+            ModelSpec::File(file) => file.resolve_and_load(base),
+            _ => Ok(()),
         }
     }
 }
@@ -231,6 +325,7 @@ pub const AUTO_ALL_BYTES: usize = 256 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Problem {
+    #[serde(deserialize_with = "model_or_file", serialize_with = "serialize_model")]
     pub model: ModelSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<Vec<f64>>,
@@ -242,15 +337,130 @@ pub struct Problem {
     pub loss: Option<LossSpec>,
     #[serde(default)]
     pub adjoint: AdjointSpec,
+    /// Parameters that follow a protocol instead of their `params` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stimulus: Option<StimulusSpec>,
+}
+
+/// Piecewise-constant parameters, by name: `{"I_inj": [[0, 0.0], [100,
+/// 0.6], [400, 0.0]]}` makes `I_inj` 0 from t = 0, 0.6 from t = 100 and 0
+/// from t = 400 to the end of the span. Before a protocol's first time the
+/// parameter keeps its value in `params`. Times strictly increasing within
+/// the span; a time on t1 changes nothing.
+///
+/// A stimulated parameter's entry in the gradient is the derivative with
+/// respect to its value in `params`, which only acts before the protocol's
+/// first time: 0 when the protocol starts at t0. It cannot be fitted
+/// ([`StimulusSpec::check_not_fitted`]).
+///
+/// ```
+/// use revode::problem::StimulusSpec;
+///
+/// let stim = StimulusSpec::new().with("g_leak", &[[0.0, 0.05], [100.0, 0.2]]);
+/// let names = ["g_Na", "g_Kd", "g_leak"].map(String::from);
+/// let resolved = stim.resolve(&names, [0.0, 600.0]).unwrap();
+/// assert_eq!(resolved.tracks[0].param, 2);
+/// assert!(stim.check_not_fitted(["g_Na"]).is_ok());
+/// assert!(stim.check_not_fitted(["g_leak"]).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StimulusSpec(pub BTreeMap<String, Vec<[f64; 2]>>);
+
+fn stimulus_error(message: String) -> Error {
+    Error::Invalid {
+        origin: "stimulus".to_string(),
+        message,
+    }
+}
+
+impl StimulusSpec {
+    /// No protocol.
+    pub fn new() -> Self {
+        StimulusSpec::default()
+    }
+
+    /// Adds (or replaces) the protocol of parameter `name`.
+    pub fn with(mut self, name: &str, switches: &[[f64; 2]]) -> Self {
+        self.0.insert(name.to_string(), switches.to_vec());
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The stimulated parameters' names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// Resolves names against the model's `param_names` and checks every
+    /// protocol against `tspan`: one-line errors naming the parameter.
+    pub fn resolve(
+        &self,
+        param_names: &[String],
+        tspan: [f64; 2],
+    ) -> Result<revode_forward::Stimulus, Error> {
+        let mut tracks = Vec::with_capacity(self.0.len());
+        for (name, switches) in &self.0 {
+            let param = param_names.iter().position(|p| p == name).ok_or_else(|| {
+                stimulus_error(format!(
+                    "unknown parameter {name:?}; the model's parameters are {}",
+                    param_names.join(", ")
+                ))
+            })?;
+            tracks.push(revode_forward::StimulusTrack {
+                param,
+                switches: switches.clone(),
+            });
+        }
+        let stimulus = revode_forward::Stimulus { tracks };
+        let [t0, t1] = tspan;
+        stimulus
+            .validate(param_names.len(), t0, t1)
+            .map_err(|e| match e {
+                revode_forward::ForwardError::Stimulus { param, fault } => {
+                    stimulus_error(format!("{}: {fault}", param_names[param]))
+                }
+                other => other.into(),
+            })?;
+        Ok(stimulus)
+    }
+
+    /// An error when a parameter is both stimulated and fitted (`fitted`:
+    /// the names of the free parameters).
+    pub fn check_not_fitted<'a>(
+        &self,
+        fitted: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Error> {
+        for name in fitted {
+            if self.0.contains_key(name) {
+                return Err(stimulus_error(format!(
+                    "{name} is stimulated and cannot also be fitted: its value follows the protocol"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Problem {
-    /// Parses a problem from JSON text; `origin` names it in errors.
+    /// Parses a problem from JSON text; `origin` names it in errors. A
+    /// model file's relative path is taken from the working directory.
     pub fn from_json(text: &str, origin: &str) -> Result<Self, Error> {
-        serde_json::from_str(text).map_err(|source| Error::Json {
+        Self::from_json_in(text, origin, None)
+    }
+
+    /// Like [`Problem::from_json`], with relative model-file paths taken
+    /// from `base`.
+    pub fn from_json_in(text: &str, origin: &str, base: Option<&Path>) -> Result<Self, Error> {
+        let mut problem: Problem = serde_json::from_str(text).map_err(|source| Error::Json {
             origin: origin.to_string(),
             source,
-        })
+        })?;
+        problem.model.load_file(base)?;
+        Ok(problem)
     }
 
     /// Reads and parses a problem file.
@@ -259,7 +469,7 @@ impl Problem {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_json(&text, &path.display().to_string())
+        Self::from_json_in(&text, &path.display().to_string(), path.parent())
     }
 
     /// Parameters, or the model's defaults.
@@ -285,6 +495,15 @@ impl Problem {
             self.params_or_default(model),
             self.loss_for(model),
         )
+    }
+
+    /// The stimulus, resolved against the model's parameter names and
+    /// checked against the span (empty without a `stimulus` key).
+    pub fn stimulus_for<M: Model>(&self, model: &M) -> Result<revode_forward::Stimulus, Error> {
+        match &self.stimulus {
+            Some(spec) => spec.resolve(&model.param_names(), self.tspan),
+            None => Ok(revode_forward::Stimulus::none()),
+        }
     }
 
     /// The loss (default: `final` with unit weights), weights filled in.

@@ -3,14 +3,16 @@
 use std::time::Instant;
 
 use revode_adjoint::{
-    gradient_continuous, gradient_continuous_fixed, gradient_fixed, loss_adaptive, loss_fixed,
-    validate_adaptive, validate_fixed, AdaptiveProblem, ContinuousOptions, FixedProblem, Gradient,
-    GradientStats, Loss,
+    gradient_continuous_fixed_with_stimulus, gradient_continuous_with_stimulus,
+    gradient_fixed_with_stimulus, loss_adaptive_with_stimulus, loss_fixed_with_stimulus,
+    validate_adaptive, validate_fixed_with_stimulus, AdaptiveProblem, ContinuousOptions,
+    FixedProblem, Gradient, GradientStats, Loss,
 };
 use revode_checkpoint::MemoryLimit;
 use revode_checkpoint::Schedule;
 use revode_forward::{
-    solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid, Trajectory,
+    solve_adaptive_with_stimulus, solve_fixed_with_stimulus, AdaptiveOptions, FixedMethod,
+    Stimulus, TimeGrid, Trajectory,
 };
 use revode_model::Model;
 use serde::Serialize;
@@ -31,6 +33,11 @@ pub struct GradientReport {
     pub gradient_u0: Vec<f64>,
     pub param_names: Vec<String>,
     pub state_names: Vec<String>,
+    /// Parameters following a stimulus protocol: their gradient entry is the
+    /// derivative with respect to their value in `params`, which acts only
+    /// before the protocol's first switch time (docs/stimulus.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stimulated: Vec<String>,
     /// The checkpoint schedule used, in problem-file form.
     pub checkpoints: revode_checkpoint::Schedule,
     pub stats: GradientStats,
@@ -47,6 +54,11 @@ pub struct SolveReport {
     pub t_final: f64,
     pub final_state: Vec<f64>,
     pub state_names: Vec<String>,
+    /// A model file's `aux` outputs at the final state (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aux_names: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub final_aux: Vec<f64>,
     /// The sampled states (time × state), when sampling was asked for;
     /// serialised as `[t, u…]` rows.
     #[serde(
@@ -116,6 +128,7 @@ fn run_gradient<M: Model>(
     problem: &Problem,
     u0: &[f64],
     params: &[f64],
+    stimulus: &Stimulus,
     loss: &Loss,
 ) -> Result<(Gradient, Schedule), Error> {
     let adjoint = &problem.adjoint;
@@ -134,10 +147,12 @@ fn run_gradient<M: Model>(
                 method,
             };
             let g = match method_kind {
-                AdjointMethod::Discrete => gradient_fixed(model, &fixed, loss, schedule)?,
-                AdjointMethod::Continuous => {
-                    gradient_continuous_fixed(model, &fixed, loss, schedule)?
+                AdjointMethod::Discrete => {
+                    gradient_fixed_with_stimulus(model, &fixed, stimulus, loss, schedule)?
                 }
+                AdjointMethod::Continuous => gradient_continuous_fixed_with_stimulus(
+                    model, &fixed, stimulus, loss, schedule,
+                )?,
             };
             Ok((g, schedule))
         }
@@ -158,9 +173,10 @@ fn run_gradient<M: Model>(
             // The step count is unknown before the run: keep every state
             // unless a schedule is given.
             let schedule = adjoint.checkpoints.unwrap_or(Schedule::All);
-            let g = gradient_continuous(
+            let g = gradient_continuous_with_stimulus(
                 model,
                 &adaptive,
+                stimulus,
                 loss,
                 &continuous_options(problem),
                 schedule,
@@ -179,7 +195,13 @@ impl ModelVisitor for GradientRun<'_> {
         let problem = self.0;
         crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
         let (u0, params, loss) = problem.resolved_inputs(model);
-        let (g, schedule) = run_gradient(model, problem, &u0, &params, &loss)?;
+        let stimulus = problem.stimulus_for(model)?;
+        let (g, schedule) = run_gradient(model, problem, &u0, &params, &stimulus, &loss)?;
+        let param_names = model.param_names();
+        let stimulated = stimulus
+            .stimulated()
+            .map(|i| param_names[i].clone())
+            .collect();
         Ok(GradientReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -187,8 +209,9 @@ impl ModelVisitor for GradientRun<'_> {
             loss: g.loss,
             gradient: g.gradient,
             gradient_u0: g.gradient_u0,
-            param_names: model.param_names(),
+            param_names,
             state_names: model.state_names(),
+            stimulated,
             checkpoints: schedule,
             stats: g.stats,
         })
@@ -197,7 +220,7 @@ impl ModelVisitor for GradientRun<'_> {
 
 /// Computes the loss and its gradient for a problem.
 pub fn gradient(problem: &Problem) -> Result<GradientReport, Error> {
-    problem.model.visit(GradientRun(problem))
+    problem.model.visit(GradientRun(problem))?
 }
 
 struct SolveRun<'a>(&'a Problem, Option<usize>);
@@ -210,6 +233,7 @@ impl ModelVisitor for SolveRun<'_> {
         crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let n_states = model.dims().n_states;
+        let stimulus = problem.stimulus_for(model)?;
         let started = Instant::now();
         let (steps, rejected_steps, t_final, final_state, samples) = match fixed_setup(problem)? {
             Some((method, grid)) => {
@@ -219,12 +243,20 @@ impl ModelVisitor for SolveRun<'_> {
                     grid,
                     method,
                 };
-                validate_fixed(model, &fixed, &loss)?;
+                validate_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?;
                 if let Some(s) = sample_every {
                     let limit = MemoryLimit::FromSystem;
                     crate::memory::check_trajectory(limit, grid.n_steps(), s, n_states, false)?;
                 }
-                let sol = solve_fixed(model, method, &grid, &u0, &params, sample_every)?;
+                let sol = solve_fixed_with_stimulus(
+                    model,
+                    method,
+                    &grid,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    sample_every,
+                )?;
                 (sol.n_steps, 0, sol.t_final, sol.final_state, sol.samples)
             }
             None => {
@@ -243,7 +275,16 @@ impl ModelVisitor for SolveRun<'_> {
                     let most = options.max_steps;
                     crate::memory::check_trajectory(limit, most, s, n_states, true)?;
                 }
-                let sol = solve_adaptive(model, &options, t0, t1, &u0, &params, sample_every)?;
+                let sol = solve_adaptive_with_stimulus(
+                    model,
+                    &options,
+                    t0,
+                    t1,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    sample_every,
+                )?;
                 let c = sol.counts;
                 (
                     c.accepted,
@@ -255,6 +296,9 @@ impl ModelVisitor for SolveRun<'_> {
             }
         };
         let seconds = started.elapsed().as_secs_f64();
+        let aux_names = model.aux_names();
+        let mut final_aux = vec![0.0; aux_names.len()];
+        model.aux(t_final, &final_state, &params, &mut final_aux);
         Ok(SolveReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -263,6 +307,8 @@ impl ModelVisitor for SolveRun<'_> {
             t_final,
             final_state,
             state_names: model.state_names(),
+            aux_names,
+            final_aux,
             samples,
             seconds,
         })
@@ -272,7 +318,7 @@ impl ModelVisitor for SolveRun<'_> {
 /// Solves a problem forward; `sample_every = Some(s)` also returns every
 /// s-th state.
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
-    problem.model.visit(SolveRun(problem, sample_every))
+    problem.model.visit(SolveRun(problem, sample_every))?
 }
 
 struct LossRun<'a>(&'a Problem);
@@ -283,6 +329,7 @@ impl ModelVisitor for LossRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
         let (u0, params, loss) = problem.resolved_inputs(model);
+        let stimulus = problem.stimulus_for(model)?;
         match fixed_setup(problem)? {
             Some((method, grid)) => {
                 let fixed = FixedProblem {
@@ -291,7 +338,7 @@ impl ModelVisitor for LossRun<'_> {
                     grid,
                     method,
                 };
-                Ok(loss_fixed(model, &fixed, &loss)?)
+                Ok(loss_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?)
             }
             None => {
                 let options = problem.solver.adaptive_options().expect("dopri5");
@@ -303,7 +350,9 @@ impl ModelVisitor for LossRun<'_> {
                     t1,
                     options: &options,
                 };
-                Ok(loss_adaptive(model, &adaptive, &loss)?)
+                Ok(loss_adaptive_with_stimulus(
+                    model, &adaptive, &stimulus, &loss,
+                )?)
             }
         }
     }
@@ -313,5 +362,5 @@ impl ModelVisitor for LossRun<'_> {
 /// [`GradientReport::loss`] for the same problem. Finite differences call it
 /// with `params` or `u0` perturbed.
 pub fn loss(problem: &Problem) -> Result<f64, Error> {
-    problem.model.visit(LossRun(problem))
+    problem.model.visit(LossRun(problem))?
 }

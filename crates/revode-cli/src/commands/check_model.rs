@@ -1,4 +1,4 @@
-//! `revode check-model NAME`: the Jacobian checker on a built-in model.
+//! `revode check-model NAME|FILE.ode`: the Jacobian checker on a built-in model or a model file.
 
 use std::process::ExitCode;
 
@@ -12,7 +12,7 @@ use crate::output::print_json;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Built-in model: hh or hh_network.
+    /// Built-in model (hh or hh_network) or a model file (FILE.ode).
     pub name: String,
     /// Neurons, for hh_network (default 10).
     #[arg(long)]
@@ -59,7 +59,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
         tolerance: args.tolerance,
         worst: 5,
     };
-    let r = check_builtin(&spec, &options);
+    let r = check_builtin(&spec, &options)?;
     if args.json {
         let worst: Vec<_> = r
             .worst

@@ -50,6 +50,10 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
             "{}",
             fmt_vec_named(&report.state_names, &report.final_state)
         );
+        if !report.aux_names.is_empty() {
+            outln!("aux at the final state:");
+            out!("{}", fmt_vec_named(&report.aux_names, &report.final_aux));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,175 @@
+//! The `revode` binary on model files: every command, and errors as one
+//! `error: FILE:LINE:COL: …` line with exit 2 and nothing on stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_revode");
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A short seed problem through the file, written next to a copy of it.
+fn short_problem(dir: &Path, extra: &str) -> PathBuf {
+    std::fs::copy(repo("models/seed_hh.ode"), dir.join("seed_hh.ode")).unwrap();
+    let path = dir.join("p.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"model": {{"file": "seed_hh.ode"}}, "tspan": [0, 20],
+                "solver": {{"method": "euler", "dt": 0.01}}{extra}}}"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn every_command_runs_on_a_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = short_problem(dir.path(), "");
+    let p = p.to_str().unwrap();
+    let o = run(&["grad", p, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["model"], "seed_hh.ode");
+    assert_eq!(v["param_names"][2], "g_leak");
+
+    let o = run(&["solve", p]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("aux at the final state:\n  I_Na"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&["solve", p, "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["aux_names"][0], "I_Na");
+    assert_eq!(v["final_aux"].as_array().unwrap().len(), 1);
+
+    let o = run(&["check", p, "--u0"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("all 7 pass"), "{}", stdout(&o));
+
+    let o = run(&["tune", p, "--repeat", "1", "--quiet", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let batch = dir.path().join("batch.json");
+    std::fs::write(
+        &batch,
+        r#"{"base": {"model": {"file": "seed_hh.ode"}, "tspan": [0, 5], "solver": {"method": "euler", "dt": 0.01}},
+            "overrides": [{"params": [70, 10, 0.05]}, {"params": [60, 10, 0.05]}]}"#,
+    )
+    .unwrap();
+    let o = run(&["grad", "--batch", batch.to_str().unwrap(), "--threads", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2);
+
+    let o = run(&[
+        "check-model",
+        repo("models/seed_hh.ode").to_str().unwrap(),
+        "--samples",
+        "6",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("seed_hh.ode: 168 Jacobian entries at 6 points"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+fn assert_located_error(o: &Output, file: &Path, line: usize, col: usize, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(stdout(o).is_empty(), "stdout: {}", stdout(o));
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    let prefix = format!("error: {}:{line}:{col}: ", file.display());
+    assert!(err.starts_with(&prefix), "{err} (expected {prefix})");
+    assert!(err.contains(needle), "{err}");
+}
+
+#[test]
+fn model_file_errors_are_one_located_line_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("bad.ode");
+    let problem = dir.path().join("p.json");
+    std::fs::write(
+        &problem,
+        r#"{"model": {"file": "bad.ode"}, "tspan": [0, 1], "solver": {"method": "euler", "dt": 0.1}}"#,
+    )
+    .unwrap();
+    for (text, line, col, needle) in [
+        ("init x=1\nx' = (x + 1", 2, 12, "expected ')'"),
+        ("init x=1\nx' = y", 2, 6, "unknown name 'y'"),
+        ("init x=1, z=0\nx' = 1", 1, 11, "no derivative"),
+        ("init x=1\nx' = a\na = b\nb = a", 3, 1, "cycle"),
+        (
+            "f(a)=a\ninit x=1\nx' = f(x, x)",
+            3,
+            6,
+            "takes 1 argument, got 2",
+        ),
+        (
+            "init x=1\nx' = 1\ntable T tab.dat",
+            3,
+            1,
+            "'table' is an XPPAUT feature",
+        ),
+    ] {
+        std::fs::write(&model, text).unwrap();
+        for cmd in ["grad", "solve", "check", "tune"] {
+            let o = run(&[cmd, problem.to_str().unwrap()]);
+            assert_located_error(&o, &model, line, col, needle);
+        }
+        let o = run(&["check-model", model.to_str().unwrap()]);
+        assert_located_error(&o, &model, line, col, needle);
+    }
+    // an unreadable model file
+    let missing = dir.path().join("missing.ode");
+    let o = run(&["check-model", missing.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stdout(&o).is_empty());
+    assert!(stderr(&o).starts_with(&format!("error: {}: cannot read", missing.display())));
+}
+
+#[test]
+fn run_time_nan_is_the_non_finite_state_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nan.ode"), "init x=1\nx' = ln(x - 2)\n").unwrap();
+    let problem = dir.path().join("p.json");
+    std::fs::write(
+        &problem,
+        r#"{"model": {"file": "nan.ode"}, "tspan": [0, 1], "solver": {"method": "euler", "dt": 0.1}}"#,
+    )
+    .unwrap();
+    let o = run(&["grad", problem.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).is_empty());
+    assert!(
+        stderr(&o).starts_with("error: state became non-finite at t"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,226 @@
+//! Symbolic reverse-mode differentiation on the DAG.
+//!
+//! The adjoint seed is `Σᵢ λᵢ fᵢ` with symbolic `λᵢ` ([`Node::Lambda`]).
+//! Nodes are visited once each in reverse topological order (descending
+//! id); a node's adjoint `ā` is the sum of the contributions its parents
+//! pushed, and it pushes `ā · ∂node/∂child` to each child that depends on a
+//! state or a parameter. The adjoints of the state and parameter leaves are
+//! then `(∂f/∂u)ᵀλ` and `(∂f/∂p)ᵀλ`. All new nodes go into the same
+//! hash-consed DAG, so forward values reused by the derivatives (`e^x`,
+//! `g(z)`, quotients) and equal adjoint terms are shared. Every partial is
+//! written out in docs/model-files.md.
+
+use crate::dag::{Bin, Dag, Id, Node, Un};
+
+/// The adjoint expressions: `None` where the derivative is identically 0.
+#[derive(Debug, Clone)]
+pub struct Adjoints {
+    /// `((∂f/∂u)ᵀλ)_j` per state.
+    pub states: Vec<Option<Id>>,
+    /// `((∂f/∂p)ᵀλ)_k` per parameter.
+    pub params: Vec<Option<Id>>,
+}
+
+/// Differentiates `Σ λᵢ rhs[i]`.
+pub fn adjoints(dag: &mut Dag, rhs: &[Id], n_params: usize) -> Adjoints {
+    let n = dag.len();
+    let mut contributions: Vec<Vec<Id>> = vec![Vec::new(); n];
+    let mut out = Adjoints {
+        states: vec![None; rhs.len()],
+        params: vec![None; n_params],
+    };
+    for (i, &f) in rhs.iter().enumerate() {
+        if dag.is_active(f) {
+            let lambda = dag.lambda(i);
+            contributions[f as usize].push(lambda);
+        }
+    }
+    for id in (0..n as Id).rev() {
+        let parts = std::mem::take(&mut contributions[id as usize]);
+        let Some((&first, rest)) = parts.split_first() else {
+            continue;
+        };
+        let adj = rest.iter().fold(first, |acc, &c| dag.add(acc, c));
+        let mut push = |dag: &Dag, child: Id, c: Id| {
+            if dag.is_active(child) && dag.constant(c) != Some(0.0) {
+                contributions[child as usize].push(c);
+            }
+        };
+        match dag.node(id) {
+            Node::State(i) => out.states[i as usize] = Some(adj),
+            Node::Param(k) => out.params[k as usize] = Some(adj),
+            Node::Const(_) | Node::Time | Node::Lambda(_) => {}
+            Node::Un(op, a) => {
+                if let Some(c) = unary_contribution(dag, op, id, a, adj) {
+                    push(dag, a, c);
+                }
+            }
+            Node::PowI(a, k) => {
+                // d(a^k) = k a^(k−1)
+                let kc = dag.constant_node(k as f64);
+                let p = dag.powi(a, k - 1);
+                let d = dag.mul(kc, p);
+                let c = dag.mul(adj, d);
+                push(dag, a, c);
+            }
+            Node::Bin(op, a, b) => binary_contributions(dag, op, id, a, b, adj, &mut push),
+            Node::Select(c, a, b) => {
+                let zero = dag.constant_node(0.0);
+                let ca = dag.select(c, adj, zero);
+                let cb = dag.select(c, zero, adj);
+                push(dag, a, ca);
+                push(dag, b, cb);
+            }
+        }
+    }
+    out
+}
+
+/// `adj · dy/da` for `y = op(a)` (node `y`), or None when it is 0.
+fn unary_contribution(dag: &mut Dag, op: Un, y: Id, a: Id, adj: Id) -> Option<Id> {
+    let c = |dag: &mut Dag, x: f64| dag.constant_node(x);
+    Some(match op {
+        Un::Neg => dag.neg(adj),
+        // (e^a)' = e^a
+        Un::Exp => dag.mul(adj, y),
+        // (ln a)' = 1/a
+        Un::Ln => dag.div(adj, a),
+        // (log10 a)' = 1/(a ln 10)
+        Un::Log10 => {
+            let ln10 = c(dag, std::f64::consts::LN_10);
+            let den = dag.mul(a, ln10);
+            dag.div(adj, den)
+        }
+        // (√a)' = 1/(2√a)
+        Un::Sqrt => {
+            let half = c(dag, 0.5);
+            let h = dag.mul(adj, half);
+            dag.div(h, y)
+        }
+        // |a|' = sign(a)
+        Un::Abs => {
+            let s = dag.un(Un::Sign, a);
+            dag.mul(adj, s)
+        }
+        // sin' = cos, cos' = −sin
+        Un::Sin => {
+            let d = dag.un(Un::Cos, a);
+            dag.mul(adj, d)
+        }
+        Un::Cos => {
+            let d = dag.un(Un::Sin, a);
+            let m = dag.mul(adj, d);
+            dag.neg(m)
+        }
+        // tan' = 1 + tan², tanh' = 1 − tanh²
+        Un::Tan => {
+            let one = c(dag, 1.0);
+            let y2 = dag.mul(y, y);
+            let d = dag.add(one, y2);
+            dag.mul(adj, d)
+        }
+        Un::Tanh => {
+            let one = c(dag, 1.0);
+            let y2 = dag.mul(y, y);
+            let d = dag.sub(one, y2);
+            dag.mul(adj, d)
+        }
+        // sinh' = cosh, cosh' = sinh
+        Un::Sinh => {
+            let d = dag.un(Un::Cosh, a);
+            dag.mul(adj, d)
+        }
+        Un::Cosh => {
+            let d = dag.un(Un::Sinh, a);
+            dag.mul(adj, d)
+        }
+        // atan' = 1/(1 + a²)
+        Un::Atan => {
+            let one = c(dag, 1.0);
+            let a2 = dag.mul(a, a);
+            let den = dag.add(one, a2);
+            dag.div(adj, den)
+        }
+        // Piecewise constant: derivative 0 (almost everywhere).
+        Un::Heav | Un::Sign => return None,
+        // g(z)' = g'(z), through its own series near 0.
+        Un::ExprelInv => {
+            let d = dag.un(Un::ExprelInvDeriv, a);
+            dag.mul(adj, d)
+        }
+        // Only first derivatives are ever taken.
+        Un::ExprelInvDeriv => unreachable!("g' is only created by differentiation"),
+    })
+}
+
+fn binary_contributions(
+    dag: &mut Dag,
+    op: Bin,
+    y: Id,
+    a: Id,
+    b: Id,
+    adj: Id,
+    push: &mut impl FnMut(&Dag, Id, Id),
+) {
+    match op {
+        Bin::Add => {
+            push(dag, a, adj);
+            push(dag, b, adj);
+        }
+        Bin::Sub => {
+            push(dag, a, adj);
+            if dag.is_active(b) {
+                let n = dag.neg(adj);
+                push(dag, b, n);
+            }
+        }
+        Bin::Mul => {
+            if dag.is_active(a) {
+                let c = dag.mul(adj, b);
+                push(dag, a, c);
+            }
+            if dag.is_active(b) {
+                let c = dag.mul(adj, a);
+                push(dag, b, c);
+            }
+        }
+        // y = a/b: ∂y/∂a = 1/b, ∂y/∂b = −y/b; adj/b is shared.
+        Bin::Div => {
+            let q = dag.div(adj, b);
+            push(dag, a, q);
+            if dag.is_active(b) {
+                let qy = dag.mul(q, y);
+                let n = dag.neg(qy);
+                push(dag, b, n);
+            }
+        }
+        // y = a^b: ∂y/∂a = b a^(b−1), ∂y/∂b = y ln a.
+        Bin::Pow => {
+            if dag.is_active(a) {
+                let one = dag.constant_node(1.0);
+                let bm1 = dag.sub(b, one);
+                let p = dag.bin(Bin::Pow, a, bm1);
+                let d = dag.mul(b, p);
+                let c = dag.mul(adj, d);
+                push(dag, a, c);
+            }
+            if dag.is_active(b) {
+                let ln = dag.un(Un::Ln, a);
+                let d = dag.mul(y, ln);
+                let c = dag.mul(adj, d);
+                push(dag, b, c);
+            }
+        }
+        // The derivative follows the operand that is returned (a on ties).
+        Bin::Min | Bin::Max => {
+            let cmp = if op == Bin::Min { Bin::Le } else { Bin::Ge };
+            let picks_a = dag.bin(cmp, a, b);
+            let zero = dag.constant_node(0.0);
+            let ca = dag.select(picks_a, adj, zero);
+            let cb = dag.select(picks_a, zero, adj);
+            push(dag, a, ca);
+            push(dag, b, cb);
+        }
+        Bin::Lt | Bin::Gt | Bin::Le | Bin::Ge | Bin::Eq | Bin::Ne | Bin::And | Bin::Or => {}
+    }
+}
