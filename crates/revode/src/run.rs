@@ -11,8 +11,8 @@ use revode_adjoint::{
 use revode_checkpoint::MemoryLimit;
 use revode_checkpoint::Schedule;
 use revode_forward::{
-    solve_adaptive_with_stimulus, solve_fixed_with_stimulus, AdaptiveOptions, FixedMethod,
-    Stimulus, TimeGrid, Trajectory,
+    solve_adaptive_observed, solve_fixed_observed, AdaptiveOptions, FixedMethod, ParamSegments,
+    Stimulus, TimeGrid,
 };
 use revode_model::Model;
 use serde::Serialize;
@@ -59,39 +59,10 @@ pub struct SolveReport {
     pub aux_names: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub final_aux: Vec<f64>,
-    /// The sampled states (time × state), when sampling was asked for;
-    /// serialised as `[t, u…]` rows.
-    #[serde(
-        skip_serializing_if = "Trajectory::is_empty",
-        serialize_with = "serialize_rows"
-    )]
-    pub samples: Trajectory,
+    /// `[t, u…]` rows, when sampling was asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<Vec<f64>>,
     pub seconds: f64,
-}
-
-/// A trajectory as `[t, u…]` rows (the problem-file world's form).
-fn serialize_rows<S: serde::Serializer>(tr: &Trajectory, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut rows = s.serialize_seq(Some(tr.len()))?;
-    for (t, u) in tr.iter() {
-        rows.serialize_element(&RowRef(t, u.as_slice().expect("rows are contiguous")))?;
-    }
-    rows.end()
-}
-
-/// `[t, u…]` without copying.
-struct RowRef<'a>(f64, &'a [f64]);
-
-impl Serialize for RowRef<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut row = s.serialize_seq(Some(1 + self.1.len()))?;
-        row.serialize_element(&self.0)?;
-        for x in self.1 {
-            row.serialize_element(x)?;
-        }
-        row.end()
-    }
 }
 
 /// The fixed method and grid, or None for an adaptive solver.
@@ -223,19 +194,31 @@ pub fn gradient(problem: &Problem) -> Result<GradientReport, Error> {
     problem.model.visit(GradientRun(problem))?
 }
 
-struct SolveRun<'a>(&'a Problem, Option<usize>);
+/// Receives `(t, u)` of sampled states.
+type Observer<'o> = &'o mut dyn FnMut(f64, &[f64]);
 
-impl ModelVisitor for SolveRun<'_> {
+/// Where sampled states go: every `every`-th state to `observe`.
+struct Sampling<'o> {
+    every: usize,
+    observe: Observer<'o>,
+}
+
+struct SolveRun<'a, 'o>(&'a Problem, Option<Sampling<'o>>);
+
+impl ModelVisitor for SolveRun<'_, '_> {
     type Output = Result<SolveReport, Error>;
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
-        let SolveRun(problem, sample_every) = self;
+        let SolveRun(problem, sampling) = self;
         crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
         let (u0, params, loss) = problem.resolved_inputs(model);
-        let n_states = model.dims().n_states;
         let stimulus = problem.stimulus_for(model)?;
+        let (every, observe): (_, Observer<'_>) = match sampling {
+            Some(s) => (Some(s.every), s.observe),
+            None => (None, &mut |_, _| {}),
+        };
         let started = Instant::now();
-        let (steps, rejected_steps, t_final, final_state, samples) = match fixed_setup(problem)? {
+        let (steps, rejected_steps, t_final, final_state) = match fixed_setup(problem)? {
             Some((method, grid)) => {
                 let fixed = FixedProblem {
                     u0: &u0,
@@ -244,20 +227,10 @@ impl ModelVisitor for SolveRun<'_> {
                     method,
                 };
                 validate_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?;
-                if let Some(s) = sample_every {
-                    let limit = MemoryLimit::FromSystem;
-                    crate::memory::check_trajectory(limit, grid.n_steps(), s, n_states, false)?;
-                }
-                let sol = solve_fixed_with_stimulus(
-                    model,
-                    method,
-                    &grid,
-                    &u0,
-                    &params,
-                    &stimulus,
-                    sample_every,
+                let sol = solve_fixed_observed(
+                    model, method, &grid, &u0, &params, &stimulus, every, observe,
                 )?;
-                (sol.n_steps, 0, sol.t_final, sol.final_state, sol.samples)
+                (sol.n_steps, 0, sol.t_final, sol.final_state)
             }
             None => {
                 let options: AdaptiveOptions = problem.solver.adaptive_options().expect("dopri5");
@@ -270,35 +243,21 @@ impl ModelVisitor for SolveRun<'_> {
                     options: &options,
                 };
                 validate_adaptive(model, &adaptive, &loss)?;
-                if let Some(s) = sample_every {
-                    let limit = MemoryLimit::FromSystem;
-                    let most = options.max_steps;
-                    crate::memory::check_trajectory(limit, most, s, n_states, true)?;
-                }
-                let sol = solve_adaptive_with_stimulus(
-                    model,
-                    &options,
-                    t0,
-                    t1,
-                    &u0,
-                    &params,
-                    &stimulus,
-                    sample_every,
+                let sol = solve_adaptive_observed(
+                    model, &options, t0, t1, &u0, &params, &stimulus, every, observe,
                 )?;
                 let c = sol.counts;
-                (
-                    c.accepted,
-                    c.rejected,
-                    sol.t_final,
-                    sol.final_state,
-                    sol.samples,
-                )
+                (c.accepted, c.rejected, sol.t_final, sol.final_state)
             }
         };
         let seconds = started.elapsed().as_secs_f64();
         let aux_names = model.aux_names();
         let mut final_aux = vec![0.0; aux_names.len()];
-        model.aux(t_final, &final_state, &params, &mut final_aux);
+        // At t1 a stimulated parameter has its protocol's last value.
+        let [t0, t1] = problem.tspan;
+        let segments = ParamSegments::new(&params, &stimulus, t0, t1)?;
+        let final_params = segments.params(segments.len() - 1);
+        model.aux(t_final, &final_state, final_params, &mut final_aux);
         Ok(SolveReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -309,16 +268,39 @@ impl ModelVisitor for SolveRun<'_> {
             state_names: model.state_names(),
             aux_names,
             final_aux,
-            samples,
+            samples: Vec::new(),
             seconds,
         })
     }
 }
 
 /// Solves a problem forward; `sample_every = Some(s)` also returns every
-/// s-th state.
+/// s-th state (the first and the last always).
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
-    problem.model.visit(SolveRun(problem, sample_every))?
+    let Some(every) = sample_every else {
+        return problem.model.visit(SolveRun(problem, None))?;
+    };
+    let mut samples = Vec::new();
+    let mut report = solve_observed(problem, every, &mut |t, u| {
+        samples.push(std::iter::once(t).chain(u.iter().copied()).collect())
+    })?;
+    report.samples = samples;
+    Ok(report)
+}
+
+/// Solves a problem forward, handing `observe(t, u)` every `every`-th state
+/// (the first and the last always) while it runs, so a long trajectory can
+/// be written out without being held in memory. The report has no samples.
+pub fn solve_observed(
+    problem: &Problem,
+    every: usize,
+    observe: &mut dyn FnMut(f64, &[f64]),
+) -> Result<SolveReport, Error> {
+    let sampling = Sampling {
+        every: every.max(1),
+        observe,
+    };
+    problem.model.visit(SolveRun(problem, Some(sampling)))?
 }
 
 struct LossRun<'a>(&'a Problem);

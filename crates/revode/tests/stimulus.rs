@@ -156,8 +156,8 @@ fn the_solve_follows_the_protocol() {
     assert!(r
         .samples
         .iter()
-        .filter(|(t, _)| *t > 12.0)
-        .all(|(_, u)| u[0] < -40.0));
+        .filter(|s| s[0] > 12.0)
+        .all(|s| s[1] < -40.0));
 }
 
 #[test]
