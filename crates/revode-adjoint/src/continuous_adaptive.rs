@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use log::{debug, info};
 use revode_checkpoint::{Chain, CheckpointError, OnlineStore, OpenChain, Schedule};
-use revode_forward::{AdaptiveOptions, Dopri5, ParamSegments, StepLayout, Stimulus};
+use revode_forward::{AdaptiveOptions, DenseStep, Dopri5, ParamSegments, StepLayout, Stimulus};
 use revode_model::Model;
 
 use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions, DenseRing};
@@ -78,6 +78,33 @@ impl<M: Model> Chain for Dopri5Chain<'_, M> {
 impl<M: Model> OpenChain for Dopri5Chain<'_, M> {
     fn is_last(&self, _k: usize, x: &[f64]) -> bool {
         self.solver.is_last(x)
+    }
+}
+
+/// How a byte budget of [`gradient_continuous`] is spent for a model of
+/// `n_states` states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdaptiveBudget {
+    /// f64s of one kept restart state (a slot of the store holds one and
+    /// its step number).
+    pub state_len: usize,
+    /// Bytes held besides the store's slots: the dense-output ring and the
+    /// upper restart state of the backward sweep.
+    pub beside_bytes: usize,
+    /// The smallest valid budget (three slots and the rest), for runs of at
+    /// least three steps.
+    pub min_bytes: usize,
+}
+
+/// The [`AdaptiveBudget`] of a model with `n_states` states.
+pub fn adaptive_budget(n_states: usize) -> AdaptiveBudget {
+    let state_len = StepLayout { n: n_states }.len();
+    let f64_bytes = std::mem::size_of::<f64>();
+    let beside_bytes = DENSE_RING_STEPS * DenseStep::bytes_for(n_states) + state_len * f64_bytes;
+    AdaptiveBudget {
+        state_len,
+        beside_bytes,
+        min_bytes: 3 * revode_checkpoint::binomial::slot_bytes(state_len) + beside_bytes,
     }
 }
 
@@ -168,37 +195,40 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         solver,
         work: model.new_work(),
     };
-    // One more than the solver's own limit, so the solver's error (which
-    // names t) is the one reported.
-    // The dense-output ring counts against a byte budget: the store gets what
-    // the ring takes beyond one dense step (the old allowance).
-    let ring = DenseRing::new(n, DENSE_RING_STEPS);
-    let extra = ring.buffer_bytes() - ring.buffer_bytes() / DENSE_RING_STEPS;
+    // A byte budget covers all the sweep holds that depends on the schedule
+    // and the step count: the store's slots, the dense-output ring and the
+    // upper restart state the backward sweep carries. The store gets the rest.
+    let mut ring = DenseRing::new(n, DENSE_RING_STEPS);
+    let beside_store = adaptive_budget(n).beside_bytes;
+    debug_assert_eq!(
+        beside_store,
+        ring.buffer_bytes() + layout.len() * std::mem::size_of::<f64>()
+    );
     let store_schedule = match schedule {
-        Schedule::BudgetBytes(b) => Schedule::BudgetBytes(b.saturating_sub(extra)),
+        Schedule::BudgetBytes(b) => Schedule::BudgetBytes(b.saturating_sub(beside_store)),
         other => other,
     };
-    let mut store =
-        OnlineStore::new(store_schedule, layout.len(), max_steps + 1).map_err(|e| match e {
+    // One more than the solver's own limit, so the solver's error (which
+    // names t) is the one reported.
+    let store = OnlineStore::new(store_schedule, layout.len(), max_steps + 1);
+    let mut store = store.map_err(|e| match (e, schedule) {
+        (
             CheckpointError::BudgetTooSmall {
                 minimum,
                 slots,
                 slot_bytes,
                 ..
-            } if matches!(schedule, Schedule::BudgetBytes(_)) => {
-                let Schedule::BudgetBytes(budget) = schedule else {
-                    unreachable!()
-                };
-                CheckpointError::BudgetTooSmall {
-                    budget,
-                    minimum: minimum + extra,
-                    slots,
-                    slot_bytes,
-                }
-            }
-            other => other,
-        })?;
-    let mut ring = ring;
+            },
+            Schedule::BudgetBytes(budget),
+        ) => CheckpointError::BudgetTooSmall {
+            budget,
+            minimum: minimum + beside_store,
+            slots,
+            slot_bytes,
+            beside_bytes: beside_store,
+        },
+        (other, _) => other,
+    })?;
 
     let started = Instant::now();
     let mut x0 = vec![0.0; layout.len()];
@@ -317,7 +347,6 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
     let backward_seconds = started.elapsed().as_secs_f64();
 
     let s = store.stats();
-    let state_bytes = layout.len() * std::mem::size_of::<f64>();
     let stats = GradientStats {
         steps: n_steps,
         rejected_steps: forward_counts.rejected,
@@ -325,8 +354,9 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         backward_rejected: back.counts.rejected,
         checkpoints_kept: s.checkpoints_kept,
         recomputed_steps: s.recomputed_steps,
-        // Kept states, the upper restart state and the dense-output ring.
-        peak_store_bytes: s.peak_bytes + state_bytes + ring.buffer_bytes(),
+        // Kept states, the upper restart state and the dense-output ring:
+        // at most the budget (see `beside_store`).
+        peak_store_bytes: s.peak_bytes + beside_store,
         forward_steps: s.forward_steps,
         forward_seconds,
         backward_seconds,

@@ -1,5 +1,6 @@
 use revode_checkpoint::CheckpointError;
 use revode_forward::ForwardError;
+use revode_model::num::Num;
 use thiserror::Error;
 
 /// What can go wrong while computing a gradient.
@@ -16,7 +17,7 @@ pub enum GradientError {
         got: usize,
         expected: usize,
     },
-    #[error("{what}[{index}] is not finite ({value})")]
+    #[error("{what}[{index}] is not finite ({value})", value = Num(*.value))]
     NonFiniteInput {
         what: &'static str,
         index: usize,
@@ -28,20 +29,20 @@ pub enum GradientError {
     ObservedComponent { component: usize, n_states: usize },
     #[error("trace_mse needs as many values as times and at least one: got {times} times, {values} values")]
     ObservationLengths { times: usize, values: usize },
-    #[error("observation time {index} = {t} is outside the time span ({t0}, {t1}]")]
+    #[error("observation time {index} = {t} is outside the time span ({t0}, {t1}]", t = Num(*.t), t0 = Num(*.t0), t1 = Num(*.t1))]
     ObservationOutside {
         index: usize,
         t: f64,
         t0: f64,
         t1: f64,
     },
-    #[error("observation times must be strictly increasing: time {index} = {t} follows {prev}")]
+    #[error("observation times must be strictly increasing: time {index} = {t} follows {prev}", t = Num(*.t), prev = Num(*.prev))]
     ObservationsUnsorted { index: usize, t: f64, prev: f64 },
-    #[error("observation time {index} = {t} is not on the fixed grid of dt = {dt}; choose dt so every observation time is a multiple of it, or use dopri5")]
+    #[error("observation time {index} = {t} is not on the fixed grid of dt = {dt}; choose dt so every observation time is a multiple of it, or use dopri5", t = Num(*.t), dt = Num(*.dt))]
     ObservationOffGrid { index: usize, t: f64, dt: f64 },
     #[error("the {loss} loss needs a fixed-step solver (euler or rk4)")]
     LossNeedsFixedSteps { loss: &'static str },
-    #[error("adjoint step size {h:e} fell below the minimum {h_min:e} at t = {t}")]
+    #[error("adjoint step size {h:e} fell below the minimum {h_min:e} at t = {t}", t = Num(*.t))]
     AdjointStepTooSmall { t: f64, h: f64, h_min: f64 },
     #[error("adjoint atol has {got} entries, expected 1, {n_states} (one per state) or {full} (states then parameters)")]
     AdjointAtolLength {
@@ -49,7 +50,7 @@ pub enum GradientError {
         n_states: usize,
         full: usize,
     },
-    #[error("adjoint became non-finite at t = {t} (step {step})")]
+    #[error("adjoint became non-finite at t = {t} (step {step})", t = Num(*.t))]
     NonFiniteAdjoint { t: f64, step: usize },
 }
 

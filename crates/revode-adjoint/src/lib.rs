@@ -23,7 +23,8 @@ mod loss;
 
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
 pub use continuous_adaptive::{
-    gradient_continuous, gradient_continuous_with_stimulus, validate_adaptive, AdaptiveProblem,
+    adaptive_budget, gradient_continuous, gradient_continuous_with_stimulus, validate_adaptive,
+    AdaptiveBudget, AdaptiveProblem,
 };
 pub use continuous_fixed::{gradient_continuous_fixed, gradient_continuous_fixed_with_stimulus};
 pub use discrete::FixedAdjointStepper;

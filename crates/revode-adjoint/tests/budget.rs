@@ -99,7 +99,8 @@ fn budget_below_the_minimum_is_reported() {
             budget: 71,
             minimum: 72,
             slots: 3,
-            slot_bytes: 24
+            slot_bytes: 24,
+            beside_bytes: 0
         })
     );
 }

@@ -27,7 +27,7 @@ fn loss_of<M: Model>(
         Loss::AllSteps { weights } => sol
             .samples
             .iter()
-            .map(|(_, u)| weights.iter().zip(u).map(|(w, x)| w * x).sum::<f64>())
+            .map(|(_, u)| weights.iter().zip(&u).map(|(w, x)| w * x).sum::<f64>())
             .sum(),
         Loss::TraceMse { .. } => unreachable!("not used here"),
     }

@@ -17,12 +17,14 @@
 
 pub mod binomial;
 mod error;
+pub mod memory;
 mod online;
 mod pool;
 mod schedule;
 mod store;
 
 pub use error::CheckpointError;
+pub use memory::MemoryLimit;
 pub use online::{OnlineStore, OpenChain};
 pub use schedule::Schedule;
 pub use store::{Chain, CheckpointStore, StoreStats};

@@ -10,8 +10,9 @@
 //! whatever slots are free (see [`crate::binomial`]).
 
 use crate::binomial::{min_slots, slot_bytes};
+use crate::memory::{check_within, Available};
 use crate::pool::SlotPool;
-use crate::{Chain, CheckpointError, Schedule, StoreStats};
+use crate::{Chain, CheckpointError, MemoryLimit, Schedule, StoreStats};
 
 /// A chain whose length is discovered while running (adaptive steps).
 pub trait OpenChain: Chain {
@@ -38,6 +39,8 @@ pub struct OnlineStore {
     first_interval: usize,
     /// Free slots the reverse sweep wants above the checkpoints.
     spare: usize,
+    /// Memory available for the slots (`None`: no limit).
+    available: Option<Available>,
     n_steps: usize,
     stats: StoreStats,
 }
@@ -53,6 +56,18 @@ impl OnlineStore {
         state_len: usize,
         max_steps: usize,
     ) -> Result<Self, CheckpointError> {
+        Self::with_memory_limit(schedule, state_len, max_steps, MemoryLimit::FromSystem)
+    }
+
+    /// [`OnlineStore::new`] with the memory available given: the first
+    /// allocation, and every growth of an unbounded schedule, is checked
+    /// first and refused with [`CheckpointError::OutOfMemory`].
+    pub fn with_memory_limit(
+        schedule: Schedule,
+        state_len: usize,
+        max_steps: usize,
+        limit: MemoryLimit,
+    ) -> Result<Self, CheckpointError> {
         schedule.validate()?;
         let most_states = max_steps.saturating_add(1);
         let (n_slots, checkpoint_cap, first_interval, spare) = match schedule {
@@ -65,6 +80,7 @@ impl OnlineStore {
                         minimum: minimum * slot,
                         slots: minimum,
                         slot_bytes: slot,
+                        beside_bytes: 0,
                     });
                 }
                 // More than a checkpoint per state and a stepping pair is useless.
@@ -79,6 +95,10 @@ impl OnlineStore {
                 (checkpoints + spare, None, k, spare)
             }
         };
+        // Read once: growths are checked against the memory available when
+        // the store was made (and allocate nothing to find out).
+        let available = limit.available();
+        check_slots(schedule, available, n_slots, state_len)?;
         let pool = SlotPool::new(n_slots, state_len);
         let stats = StoreStats {
             peak_bytes: pool.bytes(),
@@ -93,6 +113,7 @@ impl OnlineStore {
             checkpoint_cap,
             first_interval,
             spare,
+            available,
             n_steps: 0,
             stats,
         })
@@ -151,8 +172,15 @@ impl OnlineStore {
                 }
             }
             let h = pool.held().len();
-            if self.checkpoint_cap.is_none() {
-                pool.grow_to(h + 1 + self.spare);
+            if self.checkpoint_cap.is_none() && h + 1 + self.spare > pool.n_slots() {
+                // Doubling, or as many slots as fit if that is fewer.
+                let needed = h + 1 + self.spare;
+                let mut target = needed.max(2 * pool.n_slots());
+                if let Some(a) = self.available {
+                    target = target.min(a.bytes / slot_bytes(self.state_len)).max(needed);
+                }
+                check_slots(self.schedule, self.available, target, self.state_len)?;
+                pool.grow_to(target);
                 self.stats.peak_bytes = self.stats.peak_bytes.max(pool.bytes());
             }
             if keep {
@@ -207,6 +235,25 @@ impl OnlineStore {
         self.stats.recomputed_steps += recomputed;
         Ok(())
     }
+}
+
+/// `Ok` if a pool of `n_slots` slots fits in the memory available.
+fn check_slots(
+    schedule: Schedule,
+    available: Option<Available>,
+    n_slots: usize,
+    state_len: usize,
+) -> Result<(), CheckpointError> {
+    let needed = n_slots.saturating_mul(slot_bytes(state_len));
+    check_within(available, needed).map_err(|too_large| CheckpointError::OutOfMemory {
+        schedule,
+        steps: None,
+        fits: Schedule::fitting_budget(
+            MIN_ONLINE_SLOTS * slot_bytes(state_len),
+            too_large.available,
+        ),
+        too_large,
+    })
 }
 
 /// Drops every other checkpoint (the pool is full); returns the new slot of

@@ -39,11 +39,10 @@ impl SlotPool {
         self.n_slots
     }
 
-    /// Grows to at least `n_slots` slots (geometrically; for unbounded
-    /// schedules only).
+    /// Grows to `n_slots` slots (for unbounded schedules only; the caller
+    /// grows geometrically).
     pub fn grow_to(&mut self, n_slots: usize) {
         if n_slots > self.n_slots {
-            let n_slots = n_slots.max(2 * self.n_slots);
             self.buf.resize(n_slots * self.state_len, 0.0);
             self.held.reserve(n_slots - self.held.len());
             self.n_slots = n_slots;

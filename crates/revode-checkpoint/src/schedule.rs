@@ -40,6 +40,7 @@ impl Schedule {
                     minimum,
                     slots: min_slots(n_steps),
                     slot_bytes: slot_bytes(state_len),
+                    beside_bytes: 0,
                 });
             }
         }
@@ -77,13 +78,53 @@ impl Schedule {
         (checkpoints, k - 1)
     }
 
+    /// A schedule whose store for `n_steps` steps fits in `available`
+    /// bytes: every ⌈√N⌉-th state (each step recomputed at most once) if it
+    /// fits, else the largest power-of-two byte budget that does.
+    pub fn fitting(n_steps: usize, state_len: usize, available: usize) -> Option<Schedule> {
+        let k = ((n_steps as f64).sqrt().ceil() as usize).max(1);
+        let every = Schedule::Every(k);
+        if every.bytes_needed(n_steps, state_len) <= available {
+            return Some(every);
+        }
+        Self::fitting_budget(Self::min_budget_bytes(n_steps, state_len), available)
+    }
+
+    /// The largest power-of-two budget within `available` and at least
+    /// `minimum` bytes.
+    pub fn fitting_budget(minimum: usize, available: usize) -> Option<Schedule> {
+        if available < minimum.max(1) {
+            return None;
+        }
+        let pow2 = 1usize << (usize::BITS - 1 - available.leading_zeros());
+        Some(Schedule::BudgetBytes(if pow2 >= minimum {
+            pow2
+        } else {
+            available
+        }))
+    }
+
     /// Exact bytes the store will hold for `n_steps` steps of states of
     /// `state_len` f64s (for a budget: at most the budget, if it is valid).
     pub fn bytes_needed(&self, n_steps: usize, state_len: usize) -> usize {
         let (c, s) = self.slots(n_steps, state_len);
+        // Saturating: an absurd request must reach the memory check, not overflow.
         match self {
-            Schedule::BudgetBytes(_) => c * slot_bytes(state_len),
-            _ => (c + s) * state_len * std::mem::size_of::<f64>(),
+            Schedule::BudgetBytes(_) => c.saturating_mul(slot_bytes(state_len)),
+            _ => (c.saturating_add(s))
+                .saturating_mul(state_len)
+                .saturating_mul(std::mem::size_of::<f64>()),
+        }
+    }
+}
+
+/// The problem-file form: `"all"`, `{"every": K}`, `{"budget_bytes": B}`.
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Schedule::All => write!(f, "\"all\""),
+            Schedule::Every(k) => write!(f, "{{\"every\": {k}}}"),
+            Schedule::BudgetBytes(b) => write!(f, "{{\"budget_bytes\": {b}}}"),
         }
     }
 }
@@ -105,6 +146,37 @@ mod tests {
     }
 
     #[test]
+    fn display_is_the_problem_file_form() {
+        for s in [
+            Schedule::All,
+            Schedule::Every(7),
+            Schedule::BudgetBytes(65536),
+        ] {
+            let back: Schedule = serde_json::from_str(&s.to_string()).unwrap();
+            assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn fitting_schedules_fit() {
+        let n = 1_000_000_000;
+        // every 31623: 31623 checkpoints + 31622 segment slots of 4 f64.
+        let s = Schedule::fitting(n, 4, 1 << 30).unwrap();
+        assert_eq!(s, Schedule::Every(31_623));
+        assert!(s.bytes_needed(n, 4) <= 1 << 30);
+        let s = Schedule::fitting(n, 4, 100_000).unwrap();
+        assert_eq!(s, Schedule::BudgetBytes(65_536));
+        assert_eq!(
+            Schedule::fitting(n, 4, 130),
+            Some(Schedule::BudgetBytes(128))
+        );
+        let s = Schedule::fitting(n, 4, 125).unwrap();
+        assert_eq!(s, Schedule::BudgetBytes(125));
+        assert!(s.validate_for(n, 4).is_ok());
+        assert_eq!(Schedule::fitting(n, 4, 119), None);
+    }
+
+    #[test]
     fn budget_slots_and_bytes() {
         // 4 f64s + step number = 40 bytes a slot.
         assert_eq!(Schedule::BudgetBytes(65536).slots(6_000_000, 4), (1638, 0));
@@ -123,7 +195,8 @@ mod tests {
                 budget: 119,
                 minimum: 120,
                 slots: 3,
-                slot_bytes: 40
+                slot_bytes: 40,
+                beside_bytes: 0
             })
         );
     }

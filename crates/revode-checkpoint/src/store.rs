@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::pool::{slot_pair, SlotPool};
-use crate::{CheckpointError, Schedule};
+use crate::{CheckpointError, MemoryLimit, Schedule};
 
 /// A deterministic chain of fixed-length states.
 pub trait Chain {
@@ -58,13 +58,34 @@ pub struct CheckpointStore {
 }
 
 impl CheckpointStore {
-    /// Allocates every slot the schedule needs for `n_steps` steps.
+    /// Allocates every slot the schedule needs for `n_steps` steps, after
+    /// checking them against the memory available ([`MemoryLimit::FromSystem`]).
     pub fn new(
         schedule: Schedule,
         n_steps: usize,
         state_len: usize,
     ) -> Result<Self, CheckpointError> {
+        Self::with_memory_limit(schedule, n_steps, state_len, MemoryLimit::FromSystem)
+    }
+
+    /// [`CheckpointStore::new`] with the memory available given: a store
+    /// that needs more is [`CheckpointError::OutOfMemory`], before anything
+    /// is allocated.
+    pub fn with_memory_limit(
+        schedule: Schedule,
+        n_steps: usize,
+        state_len: usize,
+        limit: MemoryLimit,
+    ) -> Result<Self, CheckpointError> {
         schedule.validate_for(n_steps, state_len)?;
+        limit
+            .check(schedule.bytes_needed(n_steps, state_len))
+            .map_err(|too_large| CheckpointError::OutOfMemory {
+                schedule,
+                steps: Some(n_steps),
+                fits: Schedule::fitting(n_steps, state_len, too_large.available),
+                too_large,
+            })?;
         let (n_checkpoints, segment) = schedule.slots(n_steps, state_len);
         let (slots, binomial) = match schedule {
             Schedule::BudgetBytes(_) => (Vec::new(), Some(SlotPool::new(n_checkpoints, state_len))),

@@ -150,7 +150,8 @@ fn budget_below_the_minimum_is_an_error() {
                 budget: minimum - 1,
                 minimum,
                 slots,
-                slot_bytes: slot
+                slot_bytes: slot,
+                beside_bytes: 0
             }
         );
     }

@@ -115,7 +115,8 @@ fn budget_below_three_slots_is_an_error() {
             budget: 3 * slot - 1,
             minimum: 3 * slot,
             slots: 3,
-            slot_bytes: slot
+            slot_bytes: slot,
+            beside_bytes: 0
         }
     );
     assert_eq!(

@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", output::cli_message(&e));
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -272,6 +272,6 @@ fn budget_checkpoints_give_the_same_gradient() {
     let budget = grad(r#"{"budget_bytes": 65536}"#);
     assert_eq!(all["gradient"], budget["gradient"]);
     assert_eq!(all["gradient_u0"], budget["gradient_u0"]);
-    assert!(budget["stats"]["peak_store_bytes"].as_u64().unwrap() <= 65536 + 1024);
+    assert!(budget["stats"]["peak_store_bytes"].as_u64().unwrap() <= 65536);
     assert!(budget["stats"]["recomputed_steps"].as_u64().unwrap() > 0);
 }

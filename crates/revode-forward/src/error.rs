@@ -1,16 +1,15 @@
+use revode_model::num::Num;
 use thiserror::Error;
 
 /// What can go wrong while integrating forward.
 #[derive(Debug, Error, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum ForwardError {
-    #[error("time step dt must be positive and finite, got {dt}")]
+    #[error("time step dt must be positive and finite, got {dt}", dt = Num(*.dt))]
     InvalidStep { dt: f64 },
-    #[error("time span must satisfy t0 < t1 with both finite, got [{t0}, {t1}]")]
+    #[error("time span must satisfy t0 < t1 with both finite, got [{t0}, {t1}]", t0 = Num(*.t0), t1 = Num(*.t1))]
     InvalidSpan { t0: f64, t1: f64 },
-    #[error(
-        "time span [{t0}, {t1}] with dt = {dt} needs {steps} steps, more than the limit {limit}"
-    )]
+    #[error("time span [{t0}, {t1}] with dt = {dt} needs {steps} steps, more than the limit {limit}", t0 = Num(*.t0), t1 = Num(*.t1), dt = Num(*.dt), steps = Num(*.steps))]
     TooManySteps {
         t0: f64,
         t1: f64,
@@ -18,7 +17,7 @@ pub enum ForwardError {
         steps: f64,
         limit: usize,
     },
-    #[error("{what} = {value} is invalid: must be {expected}")]
+    #[error("{what} = {value} is invalid: must be {expected}", value = Num(*.value))]
     InvalidOption {
         what: &'static str,
         value: f64,
@@ -26,25 +25,25 @@ pub enum ForwardError {
     },
     #[error("atol has {got} entries, expected 1 or {expected} (one per state)")]
     AtolLength { got: usize, expected: usize },
-    #[error("observation time {index} = {t} is outside the time span ({t0}, {t1}]")]
+    #[error("observation time {index} = {t} is outside the time span ({t0}, {t1}]", t = Num(*.t), t0 = Num(*.t0), t1 = Num(*.t1))]
     StopTimeOutside {
         index: usize,
         t: f64,
         t0: f64,
         t1: f64,
     },
-    #[error("observation times must be strictly increasing: time {index} = {t} follows {prev}")]
+    #[error("observation times must be strictly increasing: time {index} = {t} follows {prev}", t = Num(*.t), prev = Num(*.prev))]
     StopTimesUnsorted { index: usize, t: f64, prev: f64 },
-    #[error("max_steps = {max_steps} accepted steps exceeded at t = {t}")]
+    #[error("max_steps = {max_steps} accepted steps exceeded at t = {t}", t = Num(*.t))]
     MaxStepsExceeded { t: f64, max_steps: usize },
-    #[error("step size {h:e} fell below the minimum {h_min:e} at t = {t}")]
+    #[error("step size {h:e} fell below the minimum {h_min:e} at t = {t}", t = Num(*.t))]
     StepSizeTooSmall { t: f64, h: f64, h_min: f64 },
     #[error("stimulus of parameter {param}: {fault}")]
     Stimulus {
         param: usize,
         fault: crate::StimulusFault,
     },
-    #[error("state became non-finite at t = {t} (step {step}); component {component} = {value}")]
+    #[error("state became non-finite at t = {t} (step {step}); component {component} = {value}", t = Num(*.t), value = Num(*.value))]
     NonFiniteState {
         t: f64,
         step: usize,
@@ -68,5 +67,33 @@ impl ForwardError {
             component,
             value,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ForwardError;
+
+    #[test]
+    fn tiny_and_huge_numbers_print_short() {
+        let e = ForwardError::InvalidStep { dt: -1e-300 }.to_string();
+        assert_eq!(e, "time step dt must be positive and finite, got -1e-300");
+        let e = ForwardError::TooManySteps {
+            t0: 0.0,
+            t1: 1e300,
+            dt: 1e-300,
+            steps: f64::MAX,
+            limit: 10,
+        }
+        .to_string();
+        assert!(
+            e.starts_with(
+                "time span [0, 1e300] with dt = 1e-300 needs 1.7976931348623157e308 steps"
+            ),
+            "{e}"
+        );
+        assert!(e.len() < 120, "{e}");
+        let e = ForwardError::non_finite(0.5, 3, &[1.0, f64::NAN]).to_string();
+        assert!(e.ends_with("component 1 = NaN"), "{e}");
     }
 }

@@ -15,6 +15,7 @@ mod grid;
 mod plan;
 mod solve;
 mod stimulus;
+mod trajectory;
 
 pub use adaptive::{
     check_tolerances, expand_atol, initial_step, solve_adaptive, solve_adaptive_observed,
@@ -30,6 +31,7 @@ pub use solve::{
     solve_fixed, solve_fixed_observed, solve_fixed_plan, solve_fixed_with_stimulus, FixedSolution,
 };
 pub use stimulus::{ParamSegments, Stimulus, StimulusFault, StimulusTrack};
+pub use trajectory::Trajectory;
 
 /// `true` when every component of `u` is finite (one pass, no branches per element).
 #[inline]

@@ -4,7 +4,7 @@ use revode_model::Model;
 
 use crate::{
     all_finite, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan, Stimulus,
-    SwitchedPlan, TimeGrid, UniformPlan,
+    SwitchedPlan, TimeGrid, Trajectory, UniformPlan,
 };
 
 /// Result of a forward solve: the final state and, if asked, samples.
@@ -14,7 +14,7 @@ pub struct FixedSolution {
     pub t_final: f64,
     pub final_state: Vec<f64>,
     /// `(t, u)` every `sample_every` steps (and at the end), if asked.
-    pub samples: Vec<(f64, Vec<f64>)>,
+    pub samples: Trajectory,
 }
 
 /// Integrates `u0` over `grid`. `sample_every = Some(s)` records every s-th
@@ -41,7 +41,7 @@ pub fn solve_fixed_with_stimulus<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<FixedSolution, ForwardError> {
-    let mut samples = Vec::new();
+    let mut samples = Trajectory::with_capacity(0, u0.len());
     let mut solution = solve_fixed_observed(
         model,
         method,
@@ -50,7 +50,7 @@ pub fn solve_fixed_with_stimulus<M: Model>(
         p,
         stimulus,
         sample_every,
-        |t, u| samples.push((t, u.to_vec())),
+        |t, u| samples.push(t, u),
     )?;
     solution.samples = samples;
     Ok(solution)
@@ -93,9 +93,9 @@ pub fn solve_fixed_plan<M: Model, P: StepPlan>(
     u0: &[f64],
     sample_every: Option<usize>,
 ) -> Result<FixedSolution, ForwardError> {
-    let mut samples = Vec::new();
+    let mut samples = Trajectory::with_capacity(0, u0.len());
     let mut solution = solve_on_plan(model, method, plan, u0, sample_every, |t, u| {
-        samples.push((t, u.to_vec()))
+        samples.push(t, u)
     })?;
     solution.samples = samples;
     Ok(solution)
@@ -141,6 +141,6 @@ fn solve_on_plan<M: Model, P: StepPlan>(
         n_steps: n,
         t_final: plan.time(n),
         final_state: u,
-        samples: Vec::new(),
+        samples: Trajectory::with_capacity(0, 0),
     })
 }

@@ -9,6 +9,7 @@
 //! the adaptive solver stops there, so no step ever straddles a jump.
 //! docs/stimulus.md has the maths of the adjoints across the jumps.
 
+use revode_model::num::Num;
 use thiserror::Error;
 
 use crate::ForwardError;
@@ -46,14 +47,14 @@ pub enum StimulusFault {
         what: &'static str,
         value: f64,
     },
-    #[error("switch time {index} = {t} is outside the time span [{t0}, {t1}]")]
+    #[error("switch time {index} = {t} is outside the time span [{t0}, {t1}]", t = Num(*.t), t0 = Num(*.t0), t1 = Num(*.t1))]
     TimeOutside {
         index: usize,
         t: f64,
         t0: f64,
         t1: f64,
     },
-    #[error("switch times must be strictly increasing: time {index} = {t} follows {prev}")]
+    #[error("switch times must be strictly increasing: time {index} = {t} follows {prev}", t = Num(*.t), prev = Num(*.prev))]
     Unsorted { index: usize, t: f64, prev: f64 },
 }
 

@@ -10,11 +10,19 @@ pub mod check;
 pub mod exp;
 mod hh;
 mod hh_network;
+pub mod num;
 mod rates;
 
 pub use hh::HodgkinHuxley;
 pub use hh_network::{HhNetwork, NetworkWork};
 pub use rates::{exprel_inv, exprel_inv_and_deriv_em1, exprel_inv_deriv, exprel_inv_em1};
+
+/// The two forms of `z/(eᶻ − 1)` and the switch between them, for the
+/// accuracy scan in `benches` (`rate_switch_scan`); not a stable API.
+#[doc(hidden)]
+pub mod rate_forms {
+    pub use crate::rates::{direct_pair, series, series_deriv, SERIES_BELOW};
+}
 
 /// Sizes of a model's state and parameter vectors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

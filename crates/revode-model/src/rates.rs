@@ -26,7 +26,7 @@
 /// curves cross at ≈ 0.2; there series and direct form differ by at most
 /// 3.9e−15 (`g'`) and 4.0e−16 (`g`). Worst error of the chosen combination:
 /// ~4.4e−15 for `g'`, ~6.5e−16 for `g`. (The old value 1e−4 left ~5e−12.)
-pub(crate) const SERIES_BELOW: f64 = 0.2;
+pub const SERIES_BELOW: f64 = 0.2;
 
 /// Above this `z` the asymptotic forms are used (`exp(709.78…)` overflows).
 const ASYMPTOTIC_ABOVE: f64 = 700.0;
@@ -48,7 +48,7 @@ const D9: f64 = 1.0 / 4790016.0;
 
 /// Series of `g` (valid for small `|z|`; error ≈ 5.3e−10·z¹²).
 #[inline]
-pub(crate) fn series(z: f64) -> f64 {
+pub fn series(z: f64) -> f64 {
     let z2 = z * z;
     let even = 1.0 + z2 * (G2 + z2 * (G4 + z2 * (G6 + z2 * (G8 + z2 * G10))));
     even - 0.5 * z
@@ -56,7 +56,7 @@ pub(crate) fn series(z: f64) -> f64 {
 
 /// Series of `g'` (valid for small `|z|`; error ≈ 6.3e−9·|z|¹¹).
 #[inline]
-pub(crate) fn series_deriv(z: f64) -> f64 {
+pub fn series_deriv(z: f64) -> f64 {
     let z2 = z * z;
     -0.5 + z * (D1 + z2 * (D3 + z2 * (D5 + z2 * (D7 + z2 * D9))))
 }
@@ -81,7 +81,7 @@ pub(crate) fn direct_pair_em1(z: f64, em1: f64) -> (f64, f64) {
 
 /// [`direct_pair_em1`] with `exp_m1`.
 #[inline]
-pub(crate) fn direct_pair(z: f64) -> (f64, f64) {
+pub fn direct_pair(z: f64) -> (f64, f64) {
     direct_pair_em1(z, z.exp_m1())
 }
 
@@ -217,31 +217,6 @@ mod tests {
             }
         }
         w
-    }
-
-    /// Prints the error of both forms per decade of |z|; used to pick
-    /// `SERIES_BELOW` (run with `--ignored --nocapture`).
-    #[test]
-    #[ignore]
-    fn switch_point_scan() {
-        println!("|z| band           series g   direct g   series g'  direct g'");
-        let edges = [1e-6, 1e-4, 1e-2, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5];
-        for w in edges.windows(2) {
-            let e = worst(w[0], w[1]);
-            println!(
-                "[{:<5},{:>5}]      {:9.1e}  {:9.1e}  {:9.1e}  {:9.1e}",
-                w[0], w[1], e[0], e[1], e[2], e[3]
-            );
-        }
-        let (mut dg, mut dd) = (0.0f64, 0.0f64);
-        for a in logspace(0.95 * SERIES_BELOW, 1.05 * SERIES_BELOW, 2000) {
-            for z in [a, -a] {
-                let (g, d) = direct_pair(z);
-                dg = dg.max(rel(series(z), g));
-                dd = dd.max(rel(series_deriv(z), d));
-            }
-        }
-        println!("series vs direct within 5% of SERIES_BELOW: g {dg:.1e}, g' {dd:.1e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 use std::path::Path;
 
+use ndarray::{Array2, ArrayView1};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -55,6 +56,24 @@ pub fn gradients_of_members(
         Parallelism::Sequential => members.into_iter().map(one).collect(),
         _ => members.into_par_iter().map(one).collect(),
     })
+}
+
+/// The batch's gradients as one matrix, members × parameters: row k is
+/// member k's dL/dp, NaN for a member that failed. `None` when the members
+/// that ran have different parameter counts (different models), or none ran.
+pub fn gradient_matrix(results: &[Result<GradientReport, Error>]) -> Option<Array2<f64>> {
+    let mut counts = results.iter().flatten().map(|r| r.gradient.len());
+    let n_params = counts.next()?;
+    if counts.any(|c| c != n_params) {
+        return None;
+    }
+    let mut matrix = Array2::from_elem((results.len(), n_params), f64::NAN);
+    for (mut row, result) in matrix.rows_mut().into_iter().zip(results) {
+        if let Ok(r) = result {
+            row.assign(&ArrayView1::from(&r.gradient[..]));
+        }
+    }
+    Some(matrix)
 }
 
 fn run<T: Send>(parallelism: Parallelism, work: impl FnOnce() -> T + Send) -> Result<T, Error> {

@@ -8,6 +8,7 @@
 //! far above that estimate is the adjoint's fault, not the FD's.
 
 use rayon::prelude::*;
+use revode_model::num::Num;
 use revode_model::Model;
 use serde::Serialize;
 
@@ -208,11 +209,8 @@ pub fn sample_indices(n: usize, count: usize, seed: u64) -> Vec<usize> {
     all
 }
 
-fn invalid(origin: &str, message: String) -> Error {
-    Error::Invalid {
-        origin: origin.to_string(),
-        message,
-    }
+fn invalid(name: &'static str, message: String) -> Error {
+    Error::Argument { name, message }
 }
 
 /// Resolves a selection to sorted, distinct parameter indices.
@@ -226,7 +224,7 @@ pub fn resolve_selection(
         ParamSelection::Indices(list) => {
             if let Some(&bad) = list.iter().find(|&&i| i >= n_params) {
                 return Err(invalid(
-                    "--params",
+                    "params",
                     format!("index {bad} out of range: model {model} has {n_params} parameters (0..{n_params})"),
                 ));
             }
@@ -238,7 +236,7 @@ pub fn resolve_selection(
         &ParamSelection::Sample { count, seed } => {
             if count == 0 || count > n_params {
                 return Err(invalid(
-                    "--sample",
+                    "sample",
                     format!("{count} is not between 1 and the number of parameters of model {model} ({n_params})"),
                 ));
             }
@@ -261,16 +259,19 @@ impl ModelVisitor for Inputs<'_> {
 pub fn check(problem: &Problem, options: &CheckOptions) -> Result<CheckReport, Error> {
     let rtol = options.rtol.unwrap_or(default_rtol(problem.adjoint.method));
     for (flag, v) in [
-        ("--rtol", rtol),
-        ("--atol", options.atol),
-        ("--fd-step", options.rel_step),
+        ("rtol", rtol),
+        ("atol", options.atol),
+        ("rel_step", options.rel_step),
     ] {
         if !(v.is_finite() && v >= 0.0) {
-            return Err(invalid(flag, format!("{v} is not a finite number ≥ 0")));
+            return Err(invalid(
+                flag,
+                format!("{} is not a finite number ≥ 0", Num(v)),
+            ));
         }
     }
     if options.rel_step == 0.0 {
-        return Err(invalid("--fd-step", "must be positive".to_string()));
+        return Err(invalid("rel_step", "must be positive".to_string()));
     }
     let report = gradient(problem)?;
     let (params, u0) = problem.model.visit(Inputs(problem))?;
@@ -441,7 +442,7 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let e =
             resolve_selection(&ParamSelection::Sample { count: 4, seed: 0 }, 3, "hh").unwrap_err();
-        assert!(e.to_string().starts_with("--sample: 4"), "{e}");
+        assert!(e.to_string().starts_with("sample: 4"), "{e}");
         let ok = resolve_selection(&ParamSelection::Indices(vec![2, 0, 2]), 3, "hh").unwrap();
         assert_eq!(ok, vec![0, 2]);
     }

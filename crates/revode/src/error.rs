@@ -20,11 +20,24 @@ pub enum Error {
     },
     #[error("{origin}: {message}")]
     Invalid { origin: String, message: String },
+    /// A bad argument of a library call, named as the call names it
+    /// (`rel_step`, `memory_budget`, …); a front end maps the name to its
+    /// own spelling, as the CLI does to its flags.
+    #[error("{name}: {message}")]
+    Argument { name: &'static str, message: String },
     /// A model file that cannot be read or has an error: `FILE:LINE:COL: …`.
     #[error("{0}")]
     ModelFile(#[from] revode_ode::OdeError),
     #[error("{0}")]
     Gradient(#[from] GradientError),
+    /// An allocation that grows with the input would not fit in memory
+    /// ([`crate::memory`]); it was not made.
+    #[error("{what}: {too_large}; {advice}")]
+    OutOfMemory {
+        what: String,
+        too_large: revode_checkpoint::memory::TooLarge,
+        advice: String,
+    },
 }
 
 impl Error {
@@ -34,6 +47,8 @@ impl Error {
             Error::Read { .. }
             | Error::Json { .. }
             | Error::Invalid { .. }
+            | Error::Argument { .. }
+            | Error::OutOfMemory { .. }
             | Error::ModelFile(_) => 2,
             Error::Gradient(e) => match e {
                 GradientError::Forward(

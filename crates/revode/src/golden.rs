@@ -17,9 +17,6 @@ use crate::{Error, GradientReport};
 /// while catching a wrong term (docs/check-and-tune.md).
 pub const DEFAULT_GOLDEN_RTOL: f64 = 1e-10;
 
-/// The command that regenerates a golden file.
-pub const REGENERATE: &str = "revode check fixtures/NAME.json --u0 --write-golden";
-
 /// An expected gradient.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,10 +44,18 @@ pub fn golden_path(problem_path: &Path) -> PathBuf {
 }
 
 impl Golden {
-    pub fn from_report(problem_file: &str, report: &GradientReport, rtol: f64, atol: f64) -> Self {
+    /// The golden file of `report`; `regenerate` says how to write it again
+    /// (the front end's command).
+    pub fn from_report(
+        problem_file: &str,
+        regenerate: String,
+        report: &GradientReport,
+        rtol: f64,
+        atol: f64,
+    ) -> Self {
         Golden {
             problem: problem_file.to_string(),
-            regenerate: REGENERATE.replace("NAME.json", problem_file),
+            regenerate,
             rtol,
             atol,
             loss: report.loss,

@@ -21,6 +21,7 @@ pub mod check;
 mod error;
 pub mod fit;
 pub mod golden;
+pub mod memory;
 pub mod model_check;
 pub mod problem;
 mod run;

@@ -22,9 +22,9 @@ pub fn model_spec(name: &str, n: Option<u64>) -> Result<ModelSpec, Error> {
     match (name, n) {
         ("hh_network", n) => value["n"] = n.unwrap_or(10).into(),
         (_, Some(_)) => {
-            return Err(Error::Invalid {
-                origin: "check-model".into(),
-                message: format!("--n applies to hh_network only, not {name:?}"),
+            return Err(Error::Argument {
+                name: "n",
+                message: format!("applies to hh_network only, not {name:?}"),
             })
         }
         _ => {}

@@ -58,9 +58,11 @@ pub enum ModelSpec {
         i_ext: f64,
     },
     /// Test-only: HH with a deliberately wrong parameter VJP, so that tests
-    /// can see `revode check` fail (see [`crate::testing`]).
+    /// can see `revode check` fail (see [`crate::testing`]). Not in the
+    /// problem format unless the `test-models` feature is on (tests only).
     #[doc(hidden)]
     #[serde(rename = "hh_broken_vjp")]
+    #[cfg_attr(not(feature = "test-models"), serde(skip))]
     HhBrokenVjp,
     /// A model file: `{"file": "models/seed_hh.ode"}` (docs/model-files.md);
     /// read by [`Problem`]'s `model` key (see [`model_or_file`]).
@@ -536,5 +538,19 @@ impl Problem {
                 Schedule::Every(((n_steps as f64).sqrt().ceil() as usize).max(1))
             }
         })
+    }
+}
+
+#[cfg(all(test, not(feature = "test-models")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_models_are_not_in_the_problem_format() {
+        let text = r#"{"model": {"name": "hh_broken_vjp"}, "tspan": [0, 1],
+                       "solver": {"method": "euler", "dt": 0.1}}"#;
+        let e = Problem::from_json(text, "p").unwrap_err().to_string();
+        assert!(e.contains("unknown variant `hh_broken_vjp`"), "{e}");
+        assert!(e.contains("expected `hh` or `hh_network`"), "{e}");
     }
 }

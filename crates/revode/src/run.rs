@@ -8,6 +8,7 @@ use revode_adjoint::{
     validate_adaptive, validate_fixed_with_stimulus, AdaptiveProblem, ContinuousOptions,
     FixedProblem, Gradient, GradientStats, Loss,
 };
+use revode_checkpoint::MemoryLimit;
 use revode_checkpoint::Schedule;
 use revode_forward::{
     solve_adaptive_observed, solve_fixed_observed, AdaptiveOptions, FixedMethod, ParamSegments,
@@ -163,6 +164,7 @@ impl ModelVisitor for GradientRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
+        crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
         let (g, schedule) = run_gradient(model, problem, &u0, &params, &stimulus, &loss)?;
@@ -208,6 +210,7 @@ impl ModelVisitor for SolveRun<'_, '_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sampling) = self;
+        crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
         let (every, observe): (_, Observer<'_>) = match sampling {

@@ -1,9 +1,10 @@
 //! Models that exist only to test the gradient checker.
 //!
 //! `revode check` must be seen to fail when an adjoint is wrong; these
-//! models are wrong on purpose. They are reachable from problem files
-//! (`{"name": "hh_broken_vjp"}`) so the command-line tests can use them, but
-//! are not part of the documented model list.
+//! models are wrong on purpose. Library tests put them in a problem
+//! directly (`ModelSpec::HhBrokenVjp`); problem files name them
+//! (`{"name": "hh_broken_vjp"}`) only when the `test-models` feature is on,
+//! as it is for the command-line tests, never in a normal build.
 
 use revode_model::{Dims, HodgkinHuxley, Model};
 

@@ -6,10 +6,55 @@ use std::time::Instant;
 use revode_checkpoint::Schedule;
 use serde::Serialize;
 
-use crate::problem::{AdjointMethod, AdjointSpec};
+use crate::problem::{AdjointMethod, AdjointSpec, SolverSpec};
 use crate::{gradient, loss, Error, GradientReport, Problem};
 
-/// The schedules a sweep tries for `n_steps` steps of `state_len` f64s:
+/// How a problem's checkpoint store is sized: slot contents and what a
+/// byte budget must cover besides the slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreSizing {
+    /// f64s of one kept state: the model's states for fixed steps, a packed
+    /// restart state for dopri5.
+    pub state_len: usize,
+    /// Bytes a budget covers besides the slots (dopri5: the dense output
+    /// and a restart state; fixed steps: none).
+    pub beside_bytes: usize,
+    /// The smallest valid budget.
+    pub min_budget: usize,
+}
+
+impl StoreSizing {
+    /// A fixed-step store of `n_steps` steps of `n_states` states.
+    pub fn fixed(n_steps: usize, n_states: usize) -> Self {
+        StoreSizing {
+            state_len: n_states,
+            beside_bytes: 0,
+            min_budget: Schedule::min_budget_bytes(n_steps, n_states),
+        }
+    }
+
+    /// The continuous adjoint of a dopri5 solve of `n_states` states.
+    pub fn adaptive(n_states: usize) -> Self {
+        let b = revode_adjoint::adaptive_budget(n_states);
+        StoreSizing {
+            state_len: b.state_len,
+            beside_bytes: b.beside_bytes,
+            min_budget: b.min_bytes,
+        }
+    }
+
+    /// Bytes a schedule holds over `n_steps` steps, as a budget counts them
+    /// (for dopri5's growing `all`/`every` stores: what they would hold
+    /// without growth slack).
+    pub fn bytes(&self, schedule: Schedule, n_steps: usize) -> usize {
+        match schedule {
+            Schedule::BudgetBytes(b) => b,
+            other => other.bytes_needed(n_steps, self.state_len) + self.beside_bytes,
+        }
+    }
+}
+
+/// The schedules a sweep tries for `n_steps` steps:
 ///
 /// * `all` (K = 1) and `every K` for K = 2, 4, 8, … below N, ⌈√N⌉ and N,
 ///   sorted by K;
@@ -21,7 +66,7 @@ use crate::{gradient, loss, Error, GradientReport, Problem};
 /// Extension point: new schedule kinds are added here.
 pub fn candidate_schedules(
     n_steps: usize,
-    state_len: usize,
+    sizing: StoreSizing,
     memory_budget: Option<usize>,
 ) -> Vec<Schedule> {
     let n = n_steps.max(1);
@@ -35,11 +80,11 @@ pub fn candidate_schedules(
     ks.sort_unstable();
     ks.dedup();
 
-    let min_budget = Schedule::min_budget_bytes(n_steps, state_len);
+    let min_budget = sizing.min_budget;
     let mut budgets: Vec<usize> = std::iter::once(Schedule::All)
         .chain(ks.iter().map(|&k| Schedule::Every(k)))
         .filter(|s| interval_of(*s).is_some_and(|k| k <= sqrt_n))
-        .map(|s| s.bytes_needed(n_steps, state_len))
+        .map(|s| sizing.bytes(s, n_steps))
         .chain(memory_budget.filter(|&b| b >= min_budget))
         .collect();
     // An every-K store can be smaller than the smallest valid budget (a
@@ -60,15 +105,6 @@ pub fn label(schedule: Schedule) -> String {
         Schedule::All => "all".to_string(),
         Schedule::Every(k) => format!("every {k}"),
         Schedule::BudgetBytes(b) => format!("budget {b} B"),
-    }
-}
-
-/// Whether every schedule must give the bitwise same gradient.
-pub fn expects_bitwise(method: AdjointMethod) -> bool {
-    match method {
-        AdjointMethod::Discrete => true,
-        // Replayed restart states are the forward's to the last bit.
-        AdjointMethod::Continuous => true,
     }
 }
 
@@ -107,8 +143,9 @@ pub struct TuneRow {
     pub recomputed_steps: usize,
     /// Peak store within the memory budget (true without a budget).
     pub fits_budget: bool,
-    /// Loss and gradient equal those of the problem's own schedule
-    /// (bitwise when [`expects_bitwise`]).
+    /// Loss and gradient bitwise equal to those of the problem's own
+    /// schedule: every adjoint replays the forward's states to the last bit,
+    /// so any difference is a bug.
     pub same_gradient: bool,
 }
 
@@ -127,7 +164,7 @@ pub struct TuneReport {
     pub recommended: usize,
     /// The `"adjoint"` block for the problem file.
     pub recommended_adjoint: AdjointSpec,
-    /// `bitwise` or `within 1e-… relative`.
+    /// `bitwise`, or `differ by up to 1e-… relative`.
     pub gradient_agreement: String,
     /// Every setting gave the same gradient.
     pub gradients_agree: bool,
@@ -177,15 +214,9 @@ fn compare(a: &GradientReport, b: &GradientReport) -> (bool, f64) {
     (bitwise, rel)
 }
 
-fn invalid(origin: &str, message: String) -> Error {
-    Error::Invalid {
-        origin: origin.to_string(),
-        message,
-    }
+fn invalid(name: &'static str, message: String) -> Error {
+    Error::Argument { name, message }
 }
-
-/// Relative difference tolerated between schedules when not bitwise.
-const NON_BITWISE_RTOL: f64 = 1e-6;
 
 /// Sweeps [`candidate_schedules`] on `problem` (one run at a time, so timings
 /// do not compete for cores with each other).
@@ -195,22 +226,26 @@ pub fn tune(
     progress: &mut dyn TuneProgress,
 ) -> Result<TuneReport, Error> {
     if options.repeat == 0 {
-        return Err(invalid("--repeat", "must be at least 1".to_string()));
+        return Err(invalid("repeat", "must be at least 1".to_string()));
     }
     let reference = gradient(problem)?;
     let steps = reference.stats.steps;
     let n_states = reference.gradient_u0.len();
-    let candidates = candidate_schedules(steps, n_states, options.memory_budget);
+    let sizing = match problem.solver {
+        SolverSpec::Dopri5 { .. } => StoreSizing::adaptive(n_states),
+        _ => StoreSizing::fixed(steps, n_states),
+    };
+    let candidates = candidate_schedules(steps, sizing, options.memory_budget);
 
     if let Some(budget) = options.memory_budget {
         let smallest = candidates
             .iter()
-            .map(|s| s.bytes_needed(steps, n_states))
+            .map(|&s| sizing.bytes(s, steps))
             .min()
             .unwrap_or(0);
         if smallest > budget {
             return Err(invalid(
-                "--memory-budget",
+                "memory_budget",
                 format!("{budget} B is too small for any setting: the smallest checkpoint store needs {smallest} B"),
             ));
         }
@@ -228,7 +263,6 @@ pub fn tune(
         .collect();
     let total = options.repeat * runs.len();
     progress.update(0, total);
-    let bitwise_expected = expects_bitwise(problem.adjoint.method);
     let mut all_bitwise = true;
     let mut max_rel = 0.0_f64;
     let mut times = vec![Vec::with_capacity(options.repeat); runs.len()];
@@ -248,11 +282,7 @@ pub fn tune(
                     let (bitwise, rel) = compare(&reference, &g);
                     all_bitwise &= bitwise;
                     max_rel = max_rel.max(rel);
-                    same[i] &= if bitwise_expected {
-                        bitwise
-                    } else {
-                        rel <= NON_BITWISE_RTOL
-                    };
+                    same[i] &= bitwise;
                     stats[i] = g.stats;
                 }
             }
@@ -300,7 +330,7 @@ pub fn tune(
         })
         .ok_or_else(|| {
             invalid(
-                "--memory-budget",
+                "memory_budget",
                 "no setting's measured store fits the budget".to_string(),
             )
         })?;
@@ -321,7 +351,7 @@ pub fn tune(
         gradient_agreement: if all_bitwise {
             "bitwise".to_string()
         } else {
-            format!("within {max_rel:.1e} relative")
+            format!("differ by up to {max_rel:.1e} relative")
         },
         gradients_agree,
         max_rel_difference: max_rel,
@@ -334,7 +364,7 @@ mod tests {
 
     #[test]
     fn candidates_cover_all_powers_of_two_sqrt_and_n() {
-        let c = candidate_schedules(60_000, 4, None);
+        let c = candidate_schedules(60_000, StoreSizing::fixed(60_000, 4), None);
         assert_eq!(c[0], Schedule::All);
         for k in [2, 4, 1024, 32_768, 245, 60_000] {
             assert!(c.contains(&Schedule::Every(k)), "every {k} missing");
@@ -343,7 +373,7 @@ mod tests {
         let ks: Vec<usize> = c.iter().filter_map(|&s| interval_of(s)).collect();
         assert!(ks.windows(2).all(|w| w[0] < w[1]), "{ks:?}");
         assert_eq!(
-            candidate_schedules(4, 4, None),
+            candidate_schedules(4, StoreSizing::fixed(4, 4), None),
             vec![
                 Schedule::All,
                 Schedule::Every(2),
@@ -358,7 +388,7 @@ mod tests {
     #[test]
     fn candidate_budgets_match_every_k_stores_and_the_users_budget() {
         let (n, len) = (60_000, 4);
-        let c = candidate_schedules(n, len, Some(65_536));
+        let c = candidate_schedules(n, StoreSizing::fixed(n, len), Some(65_536));
         let budgets: Vec<usize> = c
             .iter()
             .filter_map(|s| match *s {
@@ -373,8 +403,63 @@ mod tests {
         }
         assert!(budgets.contains(&65_536));
         // A user budget below the minimum adds nothing.
-        let small = candidate_schedules(n, len, Some(1));
+        let small = candidate_schedules(n, StoreSizing::fixed(n, len), Some(1));
         assert_eq!(small.len(), c.len() - 1);
+    }
+
+    #[test]
+    fn dopri5_budgets_are_sized_with_restart_states_and_the_dense_output() {
+        let (n, states) = (10_000, 4);
+        let sizing = StoreSizing::adaptive(states);
+        // [t, h, err, stop, u, f, r5]; 8 dense steps of 5 vectors and a
+        // restart state beside the slots.
+        assert_eq!(sizing.state_len, 16);
+        assert_eq!(sizing.beside_bytes, 8 * 5 * 4 * 8 + 16 * 8);
+        assert_eq!(sizing.min_budget, 3 * 17 * 8 + sizing.beside_bytes);
+        let c = candidate_schedules(n, sizing, Some(1000));
+        let budgets: Vec<usize> = c
+            .iter()
+            .filter_map(|s| match *s {
+                Schedule::BudgetBytes(b) => Some(b),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            budgets.iter().all(|&b| b >= sizing.min_budget),
+            "{budgets:?}"
+        );
+        // The twin of `every 100` (√N): its slots of restart states and the rest.
+        let every = Schedule::Every(100).bytes_needed(n, 16) + sizing.beside_bytes;
+        assert!(budgets.contains(&every), "{budgets:?}");
+        // Not the fixed-step figure (4 f64 a state, nothing beside).
+        let fixed = Schedule::Every(100).bytes_needed(n, states);
+        assert!(!budgets.contains(&fixed), "{budgets:?}");
+    }
+
+    #[test]
+    fn tune_on_dopri5_runs_every_candidate() {
+        let problem = Problem::from_json(
+            r#"{"model": {"name": "hh"}, "tspan": [0, 30],
+                "solver": {"method": "dopri5", "rtol": 1e-6, "atol": 1e-6},
+                "adjoint": {"method": "continuous"}}"#,
+            "test",
+        )
+        .unwrap();
+        let options = TuneOptions {
+            repeat: 1,
+            memory_budget: Some(4096),
+        };
+        let r = tune(&problem, &options, &mut |_: usize, _: usize| {}).unwrap();
+        assert!(r.gradients_agree, "{:?}", r.rows);
+        assert_eq!(r.gradient_agreement, "bitwise");
+        for row in &r.rows {
+            if let Some(Schedule::BudgetBytes(b)) = row.schedule {
+                assert!(b >= StoreSizing::adaptive(4).min_budget);
+                assert!(row.peak_store_bytes <= b, "{row:?}");
+            }
+        }
+        let best = &r.rows[r.recommended];
+        assert!(best.peak_store_bytes <= 4096, "{best:?}");
     }
 
     #[test]

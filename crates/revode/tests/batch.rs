@@ -133,3 +133,22 @@ fn malformed_batch_files_are_errors() {
         assert_eq!(e.exit_code(), 2, "{text}: {e}");
     }
 }
+
+#[test]
+fn gradients_of_one_model_form_a_members_by_parameters_matrix() {
+    let mut same: Vec<Problem> = members()[..6].to_vec();
+    // Member 2 fails (dt ≤ 0); its row is NaN.
+    same[2].solver = revode::problem::SolverSpec::Euler { dt: -1.0 };
+    let results = gradients(&same, Parallelism::Sequential).unwrap();
+    let m = revode::batch::gradient_matrix(&results).unwrap();
+    assert_eq!(m.shape(), &[6, 3]);
+    for (k, r) in results.iter().enumerate() {
+        match r {
+            Ok(r) => assert_eq!(m.row(k).to_vec(), r.gradient),
+            Err(_) => assert!(m.row(k).iter().all(|x| x.is_nan())),
+        }
+    }
+    // Different models: no common matrix.
+    let mixed = gradients(&members(), Parallelism::Sequential).unwrap();
+    assert_eq!(revode::batch::gradient_matrix(&mixed), None);
+}

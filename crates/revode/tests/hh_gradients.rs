@@ -19,7 +19,11 @@ fn loss_value(method: FixedMethod, grid: &TimeGrid, u0: &[f64], p: &[f64], loss:
     };
     match loss {
         Loss::Final { .. } => dot(&sol.final_state),
-        Loss::AllSteps { .. } => sol.samples.iter().map(|(_, u)| dot(u)).sum(),
+        Loss::AllSteps { .. } => sol
+            .samples
+            .iter()
+            .map(|(_, u)| dot(u.as_slice().unwrap()))
+            .sum(),
         Loss::TraceMse { .. } => unreachable!("not used here"),
     }
 }

@@ -90,7 +90,14 @@ fn write_golden(args: &CheckArgs, report: &CheckReport) -> Result<PathBuf, Error
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let golden = Golden::from_report(&name, &report.gradient, DEFAULT_GOLDEN_RTOL, 0.0);
+    let regenerate = format!("revode check fixtures/{name} --u0 --write-golden");
+    let golden = Golden::from_report(
+        &name,
+        regenerate,
+        &report.gradient,
+        DEFAULT_GOLDEN_RTOL,
+        0.0,
+    );
     let io_error = |e: std::io::Error| Error::Invalid {
         origin: path.display().to_string(),
         message: format!("cannot write: {e}"),

@@ -49,7 +49,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
             origin: "check-model".into(),
             message: format!(
                 "--tolerance must be a positive number, got {}",
-                args.tolerance
+                revode::model::num::Num(args.tolerance)
             ),
         });
     }

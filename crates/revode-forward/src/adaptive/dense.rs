@@ -32,7 +32,12 @@ impl DenseStep {
     }
 
     pub fn buffer_bytes(&self) -> usize {
-        5 * self.y0.len() * std::mem::size_of::<f64>()
+        Self::bytes_for(self.y0.len())
+    }
+
+    /// Bytes of the buffers of a dense step of `n` states.
+    pub fn bytes_for(n: usize) -> usize {
+        5 * n * std::mem::size_of::<f64>()
     }
 
     pub fn t_start(&self) -> f64 {

@@ -3,7 +3,7 @@
 use revode_model::Model;
 
 use super::{AdaptiveOptions, Dopri5, StepCounts, StepLayout};
-use crate::{ForwardError, ParamSegments, Stimulus};
+use crate::{ForwardError, ParamSegments, Stimulus, Trajectory};
 
 /// Result of an adaptive forward solve.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,7 +12,7 @@ pub struct AdaptiveSolution {
     pub t_final: f64,
     pub final_state: Vec<f64>,
     /// `(t, u)` every `sample_every` accepted steps (and at the end), if asked.
-    pub samples: Vec<(f64, Vec<f64>)>,
+    pub samples: Trajectory,
 }
 
 /// Integrates `u0` over `[t0, t1]` with Dormand–Prince 5(4).
@@ -50,7 +50,7 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<AdaptiveSolution, ForwardError> {
-    let mut samples = Vec::new();
+    let mut samples = Trajectory::with_capacity(0, u0.len());
     let mut solution = solve_adaptive_observed(
         model,
         options,
@@ -60,7 +60,7 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
         p,
         stimulus,
         sample_every,
-        |t, u| samples.push((t, u.to_vec())),
+        |t, u| samples.push(t, u),
     )?;
     solution.samples = samples;
     Ok(solution)
@@ -110,6 +110,6 @@ pub fn solve_adaptive_observed<M: Model>(
         counts: solver.counts(),
         t_final: x[StepLayout::T],
         final_state: layout.u(&x).to_vec(),
-        samples: Vec::new(),
+        samples: Trajectory::with_capacity(0, 0),
     })
 }
