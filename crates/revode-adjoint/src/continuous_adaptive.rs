@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use log::{debug, info};
 use revode_checkpoint::{Chain, CheckpointError, OnlineStore, OpenChain, Schedule};
-use revode_forward::{AdaptiveOptions, Dopri5, StepLayout};
+use revode_forward::{AdaptiveOptions, Dopri5, ParamSegments, StepLayout, Stimulus};
 use revode_model::Model;
 
 use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions, DenseRing};
@@ -104,6 +104,23 @@ pub fn validate_adaptive<M: Model>(
     Ok(())
 }
 
+/// The forward solver of `problem`, stopping at the observation times and
+/// at the stimulus's switch times.
+pub(crate) fn adaptive_solver(
+    problem: &AdaptiveProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+) -> Result<Dopri5, GradientError> {
+    let (t0, t1) = (problem.t0, problem.t1);
+    let times = loss.observation_times();
+    let solver = Dopri5::new(problem.options, problem.u0.len(), t0, t1, times)?;
+    if stimulus.is_empty() {
+        return Ok(solver);
+    }
+    let segments = ParamSegments::new(problem.params, stimulus, t0, t1)?;
+    Ok(solver.with_switches(segments))
+}
+
 /// dL/dp and dL/du0 of the ODE solution by the continuous adjoint, the
 /// forward solved by Dormand–Prince 5(4).
 ///
@@ -116,11 +133,32 @@ pub fn gradient_continuous<M: Model>(
     adjoint: &ContinuousOptions,
     schedule: Schedule,
 ) -> Result<Gradient, GradientError> {
+    gradient_continuous_with_stimulus(model, problem, &Stimulus::none(), loss, adjoint, schedule)
+}
+
+/// [`gradient_continuous`] with parameters following `stimulus`. The forward
+/// solve stops at every switch time and restarts with the new parameters;
+/// the backward integration lands there too, so no adjoint step straddles a
+/// jump of its right-hand side (λ itself is continuous across it). The entry
+/// of a stimulated parameter is the derivative with respect to its value in
+/// `params`, which acts only before its protocol's first switch time.
+pub fn gradient_continuous_with_stimulus<M: Model>(
+    model: &M,
+    problem: &AdaptiveProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+    adjoint: &ContinuousOptions,
+    schedule: Schedule,
+) -> Result<Gradient, GradientError> {
     validate_adaptive(model, problem, loss)?;
     let dims = model.dims();
     let n = dims.n_states;
     let times = loss.observation_times();
-    let solver = Dopri5::new(problem.options, n, problem.t0, problem.t1, times)?;
+    let solver = adaptive_solver(problem, stimulus, loss)?;
+    let segments = solver
+        .segments()
+        .cloned()
+        .unwrap_or_else(|| ParamSegments::constant(problem.params, problem.t0));
     let adjoint_tol = adjoint.tolerance(solver.tolerance(), n, dims.n_params)?;
     let layout = solver.layout();
     let max_steps = solver.max_steps();
@@ -197,14 +235,20 @@ pub fn gradient_continuous<M: Model>(
     let mut u_scratch = vec![0.0; n];
     let mut adj_work = model.new_work();
     let mut obs = times.len();
-    let params = problem.params;
+    // The segment of the forward step being visited; switches above it passed.
+    let switch_times = segments.switch_times();
+    let mut seg = switch_times.len();
+    // The upper restart state with f at the left limit of a switch time.
+    let mut upper_left = vec![0.0; layout.len()];
     store.reverse(&mut chain, |_, x| {
         // Jumps at the upper end t_{k+1} of this forward step: z is first
         // brought there exactly (from the steps buffered above it).
         let t_hi = upper[StepLayout::T];
         let final_jump = final_weights.is_some() && t_hi == t1;
         let obs_jump = obs > 0 && times[obs - 1] == t_hi;
-        if final_jump || obs_jump {
+        let switch = seg > 0 && switch_times[seg - 1] == t_hi;
+        if final_jump || obs_jump || switch {
+            let params = segments.params(seg);
             let mut rhs = adjoint_rhs(model, params, &mut adj_work, &ring, &mut u_scratch);
             back.advance(&mut rhs, t_hi, true)?;
             let lambda = &mut back.z[..n];
@@ -217,8 +261,17 @@ pub fn gradient_continuous<M: Model>(
                 obs -= 1;
                 loss.add_observation_seed(obs, layout.u(&upper), lambda);
             }
+            if switch {
+                // What μ gathered above t_hi for a protocol beginning there
+                // belongs to the protocol's values, not to `params`.
+                for &i in segments.begins(seg) {
+                    back.z[n + i] = 0.0;
+                }
+                seg -= 1;
+            }
             back.invalidate_fsal();
         }
+        let params = segments.params(seg);
         ring.retire(back.t);
         if ring.is_full() {
             // The pending step spans more than the ring holds: end it at the
@@ -228,7 +281,16 @@ pub fn gradient_continuous<M: Model>(
             back.advance(&mut rhs, bottom, true)?;
             ring.retire(back.t);
         }
-        ring.push(layout, x, &upper);
+        if switch {
+            // The restart state at a switch holds f with the parameters
+            // that start there; this step ended with its own.
+            upper_left.copy_from_slice(&upper);
+            let (u_hi, f_hi, _) = layout.parts_mut(&mut upper_left);
+            model.rhs(t_hi, u_hi, params, f_hi, &mut adj_work);
+            ring.push(layout, x, &upper_left);
+        } else {
+            ring.push(layout, x, &upper);
+        }
         let t_lo = x[StepLayout::T];
         if back.h == 0.0 {
             back.h = t_lo - t_hi;
@@ -239,8 +301,12 @@ pub fn gradient_continuous<M: Model>(
         Ok(())
     })?;
     {
+        let params = segments.params(0);
         let mut rhs = adjoint_rhs(model, params, &mut adj_work, &ring, &mut u_scratch);
         back.advance(&mut rhs, problem.t0, true)?;
+    }
+    for &i in segments.begins(0) {
+        back.z[n + i] = 0.0;
     }
     if !back.z.iter().all(|v| v.is_finite()) {
         return Err(GradientError::NonFiniteAdjoint {

@@ -10,13 +10,12 @@
 
 use std::time::Instant;
 
-use revode_checkpoint::{CheckpointStore, Schedule};
-use revode_forward::{all_finite, FixedMethod, FixedStepper};
+use revode_checkpoint::Schedule;
+use revode_forward::{FixedMethod, StepPlan, Stimulus};
 use revode_model::Model;
 
-use crate::fixed_driver::FixedChain;
-use crate::loss::StepLoss;
-use crate::{validate_fixed, FixedProblem, Gradient, GradientError, GradientStats, Loss};
+use crate::fixed_pass::{check_adjoint, drop_protocol_sums, on_plan, ForwardPass, PlanVisitor};
+use crate::{validate_fixed_with_stimulus, FixedProblem, Gradient, GradientError, Loss};
 
 /// Buffers of the backward fixed-step adjoint.
 struct Backward {
@@ -37,110 +36,124 @@ pub fn gradient_continuous_fixed<M: Model>(
     loss: &Loss,
     schedule: Schedule,
 ) -> Result<Gradient, GradientError> {
-    validate_fixed(model, problem, loss)?;
-    let dims = model.dims();
-    let n_states = dims.n_states;
-    let grid = problem.grid;
-    let n = grid.n_steps();
-    let step_loss = StepLoss::new(loss, &grid)?;
-    let mut store = CheckpointStore::new(schedule, n, n_states)?;
-    let mut chain = FixedChain {
-        model,
-        stepper: FixedStepper::new(problem.method, n_states),
-        grid,
-        params: problem.params,
-        work: model.new_work(),
-    };
+    gradient_continuous_fixed_with_stimulus(model, problem, &Stimulus::none(), loss, schedule)
+}
 
-    let started = Instant::now();
-    let mut loss_value = 0.0;
-    let mut last = vec![0.0; n_states];
-    store.forward(&mut chain, problem.u0, &mut last, |k, u| {
-        loss_value += step_loss.term(k, u);
-        Ok(())
-    })?;
-    let forward_seconds = started.elapsed().as_secs_f64();
+/// [`gradient_continuous_fixed`] with parameters following `stimulus`. The
+/// adjoint ODE's right-hand side jumps with the parameters; no step straddles
+/// a switch time, and each step's stages use its segment's parameters (at the
+/// segment's end, the left limit). λ is continuous across a switch.
+pub fn gradient_continuous_fixed_with_stimulus<M: Model>(
+    model: &M,
+    problem: &FixedProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+    schedule: Schedule,
+) -> Result<Gradient, GradientError> {
+    validate_fixed_with_stimulus(model, problem, stimulus, loss)?;
+    on_plan(
+        problem,
+        stimulus,
+        Continuous {
+            model,
+            problem,
+            loss,
+            schedule,
+        },
+    )
+}
 
-    let started = Instant::now();
-    let params = problem.params;
-    let mut work = model.new_work();
-    let v = || vec![0.0; n_states];
-    let mut b = Backward {
-        u_next: last.clone(),
-        f_next: v(),
-        f_here: v(),
-        u_mid: v(),
-        stage: v(),
-        v: v(),
-        sum: v(),
-    };
-    model.rhs(grid.t1, &last, params, &mut b.f_next, &mut work);
-    let mut lambda = vec![0.0; n_states];
-    let mut grad_p = vec![0.0; dims.n_params];
-    step_loss.add_seed(n, &last, &mut lambda);
-    store.reverse(&mut chain, |k, u| {
-        let (t, h) = (grid.time(k), grid.step_len(k));
-        match problem.method {
-            FixedMethod::Euler => {
-                // z_k = z_{k+1} − h g(t_{k+1}, z_{k+1})
-                model.vjp(
-                    t + h,
-                    &b.u_next,
-                    params,
-                    &lambda,
-                    &mut b.v,
-                    h,
-                    &mut grad_p,
-                    &mut work,
-                );
-                for (l, vj) in lambda.iter_mut().zip(&b.v) {
-                    *l += h * vj;
+/// The continuous adjoint on one step plan.
+struct Continuous<'a, M> {
+    model: &'a M,
+    problem: &'a FixedProblem<'a>,
+    loss: &'a Loss,
+    schedule: Schedule,
+}
+
+impl<M: Model> PlanVisitor for Continuous<'_, M> {
+    type Output = Gradient;
+
+    fn visit<P: StepPlan + Copy>(self, plan: P) -> Result<Gradient, GradientError> {
+        let Continuous {
+            model,
+            problem,
+            loss,
+            schedule,
+        } = self;
+        let dims = model.dims();
+        let n_states = dims.n_states;
+        let method = problem.method;
+        let n = plan.n_steps();
+        let mut pass = ForwardPass::run(model, method, plan, problem.u0, loss, schedule)?;
+
+        let started = Instant::now();
+        let mut work = model.new_work();
+        let v = || vec![0.0; n_states];
+        let mut b = Backward {
+            u_next: pass.last.clone(),
+            f_next: v(),
+            f_here: v(),
+            u_mid: v(),
+            stage: v(),
+            v: v(),
+            sum: v(),
+        };
+        let (_, _, last_params) = plan.step(n - 1);
+        model.rhs(plan.t1(), &pass.last, last_params, &mut b.f_next, &mut work);
+        let mut lambda = vec![0.0; n_states];
+        let mut grad_p = vec![0.0; dims.n_params];
+        pass.step_loss.add_seed(n, &pass.last, &mut lambda);
+        let step_loss = &pass.step_loss;
+        pass.store.reverse(&mut pass.chain, |k, u| {
+            let (t, h, params) = plan.step(k);
+            match method {
+                FixedMethod::Euler => {
+                    // z_k = z_{k+1} − h g(t_{k+1}, z_{k+1}), with step k's
+                    // parameters (the left limit at a switch).
+                    model.vjp(
+                        t + h,
+                        &b.u_next,
+                        params,
+                        &lambda,
+                        &mut b.v,
+                        h,
+                        &mut grad_p,
+                        &mut work,
+                    );
+                    for (l, vj) in lambda.iter_mut().zip(&b.v) {
+                        *l += h * vj;
+                    }
+                }
+                FixedMethod::Rk4 => {
+                    if plan.switches_at(k + 1) {
+                        // f at u_{k+1} came from the next segment's parameters.
+                        model.rhs(t + h, &b.u_next, params, &mut b.f_next, &mut work);
+                    }
+                    rk4_back(
+                        model,
+                        params,
+                        t,
+                        h,
+                        u,
+                        &mut b,
+                        &mut lambda,
+                        &mut grad_p,
+                        &mut work,
+                    )
                 }
             }
-            FixedMethod::Rk4 => rk4_back(
-                model,
-                params,
-                t,
-                h,
-                u,
-                &mut b,
-                &mut lambda,
-                &mut grad_p,
-                &mut work,
-            ),
-        }
-        if !all_finite(&lambda) {
-            return Err(GradientError::NonFiniteAdjoint { t, step: k });
-        }
-        step_loss.add_seed(k, u, &mut lambda);
-        b.u_next.copy_from_slice(u);
-        if problem.method == FixedMethod::Rk4 {
-            std::mem::swap(&mut b.f_next, &mut b.f_here);
-        }
-        Ok(())
-    })?;
-    model.flush_vjp(&mut grad_p, &mut work);
-    if let Some(index) = grad_p.iter().position(|g| !g.is_finite()) {
-        return Err(GradientError::NonFiniteGradient { index });
+            check_adjoint(&lambda, t, k)?;
+            drop_protocol_sums(model, &plan, k, &mut grad_p, &mut work);
+            step_loss.add_seed(k, u, &mut lambda);
+            b.u_next.copy_from_slice(u);
+            if method == FixedMethod::Rk4 {
+                std::mem::swap(&mut b.f_next, &mut b.f_here);
+            }
+            Ok(())
+        })?;
+        pass.finish("continuous adjoint", grad_p, lambda, &mut work, started)
     }
-    let backward_seconds = started.elapsed().as_secs_f64();
-    let s = store.stats();
-    Ok(Gradient {
-        loss: loss_value,
-        gradient: grad_p,
-        gradient_u0: lambda,
-        stats: GradientStats {
-            steps: n,
-            forward_steps: s.forward_steps,
-            backward_steps: s.backward_steps,
-            checkpoints_kept: s.checkpoints_kept,
-            recomputed_steps: s.recomputed_steps,
-            peak_store_bytes: s.peak_bytes,
-            forward_seconds,
-            backward_seconds,
-            ..GradientStats::default()
-        },
-    })
 }
 
 /// Classical RK4 on the adjoint ODE from t_{k+1} down to t_k. Stage

@@ -2,13 +2,14 @@
 
 use std::time::Instant;
 
-use log::{debug, info};
-use revode_checkpoint::{Chain, CheckpointStore, Schedule};
-use revode_forward::{all_finite, FixedMethod, FixedStepper, ForwardError, TimeGrid};
+use log::debug;
+use revode_checkpoint::Schedule;
+use revode_forward::{FixedMethod, StepPlan, Stimulus, TimeGrid};
 use revode_model::Model;
 use serde::Serialize;
 
 use crate::error::check_vector;
+use crate::fixed_pass::{check_adjoint, drop_protocol_sums, on_plan, ForwardPass, PlanVisitor};
 use crate::loss::StepLoss;
 use crate::{FixedAdjointStepper, GradientError, Loss};
 
@@ -53,47 +54,35 @@ pub struct Gradient {
     pub stats: GradientStats,
 }
 
-/// The forward step as a checkpointable chain.
-pub(crate) struct FixedChain<'a, M: Model> {
-    pub model: &'a M,
-    pub stepper: FixedStepper,
-    pub grid: TimeGrid,
-    pub params: &'a [f64],
-    pub work: M::Work,
-}
-
-impl<M: Model> Chain for FixedChain<'_, M> {
-    type Error = GradientError;
-
-    fn state_len(&self) -> usize {
-        self.model.dims().n_states
-    }
-
-    // Forced: the forward sweep is latency-bound, and a call boundary per step
-    // (spills and reloads of the state) cost 1.6 ms of 4.1 on the seed problem.
-    #[inline(always)]
-    fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), GradientError> {
-        let (t, h) = (self.grid.time(k), self.grid.step_len(k));
-        self.stepper
-            .step(self.model, t, h, x, self.params, next, &mut self.work);
-        if !all_finite(next) {
-            return Err(ForwardError::non_finite(self.grid.time(k + 1), k + 1, next).into());
-        }
-        Ok(())
-    }
-}
-
 /// Checks a fixed-step problem and loss against the model's dimensions.
 pub fn validate_fixed<M: Model>(
     model: &M,
     problem: &FixedProblem<'_>,
     loss: &Loss,
 ) -> Result<(), GradientError> {
+    validate_fixed_with_stimulus(model, problem, &Stimulus::none(), loss)
+}
+
+/// [`validate_fixed`], and the stimulus against the parameters and span;
+/// observation times must lie on the grid split at the switch times.
+pub fn validate_fixed_with_stimulus<M: Model>(
+    model: &M,
+    problem: &FixedProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+) -> Result<(), GradientError> {
     let dims = model.dims();
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
     loss.validate(dims.n_states, problem.grid.t0, problem.grid.t1)?;
-    StepLoss::new(loss, &problem.grid).map(|_| ())
+    struct OnGrid<'a>(&'a Loss);
+    impl PlanVisitor for OnGrid<'_> {
+        type Output = ();
+        fn visit<P: StepPlan + Copy>(self, plan: P) -> Result<(), GradientError> {
+            StepLoss::new(self.0, &plan).map(|_| ())
+        }
+    }
+    on_plan(problem, stimulus, OnGrid(loss))
 }
 
 /// The exact gradient of the discrete fixed-step solution: dL/dp and dL/du0.
@@ -107,85 +96,78 @@ pub fn gradient_fixed<M: Model>(
     loss: &Loss,
     schedule: Schedule,
 ) -> Result<Gradient, GradientError> {
-    validate_fixed(model, problem, loss)?;
-    let dims = model.dims();
-    let n = problem.grid.n_steps();
-    let step_loss = StepLoss::new(loss, &problem.grid)?;
-    let mut store = CheckpointStore::new(schedule, n, dims.n_states)?;
-    let mut chain = FixedChain {
-        model,
-        stepper: FixedStepper::new(problem.method, dims.n_states),
-        grid: problem.grid,
-        params: problem.params,
-        work: model.new_work(),
-    };
+    gradient_fixed_with_stimulus(model, problem, &Stimulus::none(), loss, schedule)
+}
 
-    let started = Instant::now();
-    let mut loss_value = 0.0;
-    let mut last = vec![0.0; dims.n_states];
-    store.forward(&mut chain, problem.u0, &mut last, |k, u| {
-        loss_value += step_loss.term(k, u);
-        Ok(())
-    })?;
-    let forward_seconds = started.elapsed().as_secs_f64();
-    debug!("forward sweep: {n} steps in {forward_seconds:.6} s");
-
-    let started = Instant::now();
-    let mut lambda = vec![0.0; dims.n_states];
-    let mut grad_p = vec![0.0; dims.n_params];
-    step_loss.add_seed(n, &last, &mut lambda);
-    let mut back = FixedAdjointStepper::new(problem.method, dims.n_states);
-    let mut adj_work = model.new_work();
-    let grid = problem.grid;
-    let params = problem.params;
-    store.reverse(&mut chain, |k, u| {
-        let (t, h) = (grid.time(k), grid.step_len(k));
-        back.step_back(
+/// [`gradient_fixed`] with parameters following `stimulus`: the grid is split
+/// at every switch time and each step uses its segment's parameters, so the
+/// gradient stays the exact gradient of the discrete solution. The entry of
+/// a stimulated parameter is the derivative with respect to its value in
+/// `params`, which acts only before the protocol's first switch time (0 when
+/// that is t0). Derivation: docs/stimulus.md.
+pub fn gradient_fixed_with_stimulus<M: Model>(
+    model: &M,
+    problem: &FixedProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+    schedule: Schedule,
+) -> Result<Gradient, GradientError> {
+    validate_fixed_with_stimulus(model, problem, stimulus, loss)?;
+    on_plan(
+        problem,
+        stimulus,
+        Discrete {
             model,
-            t,
-            h,
-            u,
-            params,
-            &mut lambda,
-            &mut grad_p,
-            &mut adj_work,
-        );
-        if !all_finite(&lambda) {
-            return Err(GradientError::NonFiniteAdjoint { t, step: k });
-        }
-        step_loss.add_seed(k, u, &mut lambda);
-        Ok(())
-    })?;
-    model.flush_vjp(&mut grad_p, &mut adj_work);
-    if let Some(index) = grad_p.iter().position(|g| !g.is_finite()) {
-        return Err(GradientError::NonFiniteGradient { index });
-    }
-    let backward_seconds = started.elapsed().as_secs_f64();
+            problem,
+            loss,
+            schedule,
+        },
+    )
+}
 
-    let s = store.stats();
-    let stats = GradientStats {
-        steps: n,
-        forward_steps: s.forward_steps,
-        backward_steps: s.backward_steps,
-        checkpoints_kept: s.checkpoints_kept,
-        recomputed_steps: s.recomputed_steps,
-        peak_store_bytes: s.peak_bytes,
-        forward_seconds,
-        backward_seconds,
-        ..GradientStats::default()
-    };
-    info!(
-        "gradient: {} {} steps, loss {loss_value:e}, forward {:.3} ms, backward {:.3} ms, store {} B",
-        problem.method.name(),
-        n,
-        forward_seconds * 1e3,
-        backward_seconds * 1e3,
-        s.peak_bytes
-    );
-    Ok(Gradient {
-        loss: loss_value,
-        gradient: grad_p,
-        gradient_u0: lambda,
-        stats,
-    })
+/// The discrete adjoint on one step plan.
+struct Discrete<'a, M> {
+    model: &'a M,
+    problem: &'a FixedProblem<'a>,
+    loss: &'a Loss,
+    schedule: Schedule,
+}
+
+impl<M: Model> PlanVisitor for Discrete<'_, M> {
+    type Output = Gradient;
+
+    fn visit<P: StepPlan + Copy>(self, plan: P) -> Result<Gradient, GradientError> {
+        let Discrete {
+            model,
+            problem,
+            loss,
+            schedule,
+        } = self;
+        let dims = model.dims();
+        let method = problem.method;
+        let mut pass = ForwardPass::run(model, method, plan, problem.u0, loss, schedule)?;
+        debug!(
+            "forward sweep: {} steps in {:.6} s",
+            plan.n_steps(),
+            pass.forward_seconds
+        );
+
+        let started = Instant::now();
+        let mut lambda = vec![0.0; dims.n_states];
+        let mut grad_p = vec![0.0; dims.n_params];
+        pass.step_loss
+            .add_seed(plan.n_steps(), &pass.last, &mut lambda);
+        let mut back = FixedAdjointStepper::new(method, dims.n_states);
+        let mut adj_work = model.new_work();
+        let step_loss = &pass.step_loss;
+        pass.store.reverse(&mut pass.chain, |k, u| {
+            let (t, h, p) = plan.step(k);
+            back.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work);
+            check_adjoint(&lambda, t, k)?;
+            drop_protocol_sums(model, &plan, k, &mut grad_p, &mut adj_work);
+            step_loss.add_seed(k, u, &mut lambda);
+            Ok(())
+        })?;
+        pass.finish("discrete adjoint", grad_p, lambda, &mut adj_work, started)
+    }
 }

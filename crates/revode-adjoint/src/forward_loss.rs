@@ -5,12 +5,15 @@
 //! [`crate::gradient_fixed`] uses, over bitwise the same states, so the two
 //! loss values are equal to the last bit.
 
-use revode_forward::{all_finite, Dopri5, FixedStepper, ForwardError, StepLayout};
+use revode_forward::{all_finite, FixedStepper, ForwardError, StepLayout, StepPlan, Stimulus};
 use revode_model::Model;
 
+use crate::continuous_adaptive::adaptive_solver;
+use crate::fixed_pass::{on_plan, PlanVisitor};
 use crate::loss::{dot, StepLoss};
 use crate::{
-    validate_adaptive, validate_fixed, AdaptiveProblem, FixedProblem, GradientError, Loss,
+    validate_adaptive, validate_fixed_with_stimulus, AdaptiveProblem, FixedProblem, GradientError,
+    Loss,
 };
 
 /// The loss of the fixed-step solution of `problem` (forward only).
@@ -19,25 +22,60 @@ pub fn loss_fixed<M: Model>(
     problem: &FixedProblem<'_>,
     loss: &Loss,
 ) -> Result<f64, GradientError> {
-    validate_fixed(model, problem, loss)?;
-    let n = problem.grid.n_steps();
-    let grid = problem.grid;
-    let mut stepper = FixedStepper::new(problem.method, problem.u0.len());
-    let mut work = model.new_work();
-    let mut u = problem.u0.to_vec();
-    let mut next = vec![0.0; u.len()];
-    let step_loss = StepLoss::new(loss, &grid)?;
-    let mut value = step_loss.term(0, &u);
-    for k in 0..n {
-        let (t, h) = (grid.time(k), grid.step_len(k));
-        stepper.step(model, t, h, &u, problem.params, &mut next, &mut work);
-        if !all_finite(&next) {
-            return Err(ForwardError::non_finite(grid.time(k + 1), k + 1, &next).into());
+    loss_fixed_with_stimulus(model, problem, &Stimulus::none(), loss)
+}
+
+/// [`loss_fixed`] with parameters following `stimulus`.
+pub fn loss_fixed_with_stimulus<M: Model>(
+    model: &M,
+    problem: &FixedProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+) -> Result<f64, GradientError> {
+    validate_fixed_with_stimulus(model, problem, stimulus, loss)?;
+    on_plan(
+        problem,
+        stimulus,
+        FixedLoss {
+            model,
+            problem,
+            loss,
+        },
+    )
+}
+
+struct FixedLoss<'a, M> {
+    model: &'a M,
+    problem: &'a FixedProblem<'a>,
+    loss: &'a Loss,
+}
+
+impl<M: Model> PlanVisitor for FixedLoss<'_, M> {
+    type Output = f64;
+
+    fn visit<P: StepPlan + Copy>(self, plan: P) -> Result<f64, GradientError> {
+        let FixedLoss {
+            model,
+            problem,
+            loss,
+        } = self;
+        let mut stepper = FixedStepper::new(problem.method, problem.u0.len());
+        let mut work = model.new_work();
+        let mut u = problem.u0.to_vec();
+        let mut next = vec![0.0; u.len()];
+        let step_loss = StepLoss::new(loss, &plan)?;
+        let mut value = step_loss.term(0, &u);
+        for k in 0..plan.n_steps() {
+            let (t, h, p) = plan.step(k);
+            stepper.step(model, t, h, &u, p, &mut next, &mut work);
+            if !all_finite(&next) {
+                return Err(ForwardError::non_finite(plan.time(k + 1), k + 1, &next).into());
+            }
+            std::mem::swap(&mut u, &mut next);
+            value += step_loss.term(k + 1, &u);
         }
-        std::mem::swap(&mut u, &mut next);
-        value += step_loss.term(k + 1, &u);
+        Ok(value)
     }
-    Ok(value)
 }
 
 /// The loss of the dopri5 solution of `problem` (forward only), accumulated
@@ -47,10 +85,20 @@ pub fn loss_adaptive<M: Model>(
     problem: &AdaptiveProblem<'_>,
     loss: &Loss,
 ) -> Result<f64, GradientError> {
+    loss_adaptive_with_stimulus(model, problem, &Stimulus::none(), loss)
+}
+
+/// [`loss_adaptive`] with parameters following `stimulus`, accumulated as
+/// [`crate::gradient_continuous_with_stimulus`] does.
+pub fn loss_adaptive_with_stimulus<M: Model>(
+    model: &M,
+    problem: &AdaptiveProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+) -> Result<f64, GradientError> {
     validate_adaptive(model, problem, loss)?;
+    let mut solver = adaptive_solver(problem, stimulus, loss)?;
     let times = loss.observation_times();
-    let n = problem.u0.len();
-    let mut solver = Dopri5::new(problem.options, n, problem.t0, problem.t1, times)?;
     let layout = solver.layout();
     let mut work = model.new_work();
     let mut x = vec![0.0; layout.len()];

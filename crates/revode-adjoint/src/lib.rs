@@ -17,14 +17,22 @@ mod continuous_fixed;
 mod discrete;
 mod error;
 mod fixed_driver;
+mod fixed_pass;
 mod forward_loss;
 mod loss;
 
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
-pub use continuous_adaptive::{gradient_continuous, validate_adaptive, AdaptiveProblem};
-pub use continuous_fixed::gradient_continuous_fixed;
+pub use continuous_adaptive::{
+    gradient_continuous, gradient_continuous_with_stimulus, validate_adaptive, AdaptiveProblem,
+};
+pub use continuous_fixed::{gradient_continuous_fixed, gradient_continuous_fixed_with_stimulus};
 pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};
-pub use fixed_driver::{gradient_fixed, validate_fixed, FixedProblem, Gradient, GradientStats};
-pub use forward_loss::{loss_adaptive, loss_fixed};
+pub use fixed_driver::{
+    gradient_fixed, gradient_fixed_with_stimulus, validate_fixed, validate_fixed_with_stimulus,
+    FixedProblem, Gradient, GradientStats,
+};
+pub use forward_loss::{
+    loss_adaptive, loss_adaptive_with_stimulus, loss_fixed, loss_fixed_with_stimulus,
+};
 pub use loss::{Loss, StepLoss};

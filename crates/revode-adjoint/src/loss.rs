@@ -1,6 +1,6 @@
 //! Scalar losses of a trajectory and their adjoint seeds.
 
-use revode_forward::TimeGrid;
+use revode_forward::StepTimes;
 
 use crate::GradientError;
 
@@ -130,28 +130,18 @@ pub struct StepLoss<'a> {
     observation_steps: Vec<usize>,
 }
 
-/// How far (relative to dt) an observation time may sit from a grid time.
-const ON_GRID_RTOL: f64 = 1e-9;
-
 impl<'a> StepLoss<'a> {
     /// Maps observation times to grid steps; a time off the grid is an error
     /// (fixed-step solvers observe only where they step).
-    pub fn new(loss: &'a Loss, grid: &TimeGrid) -> Result<Self, GradientError> {
+    pub fn new<T: StepTimes + ?Sized>(loss: &'a Loss, grid: &T) -> Result<Self, GradientError> {
         let n = grid.n_steps();
         let mut observation_steps = Vec::with_capacity(loss.observation_times().len());
         for (index, &t) in loss.observation_times().iter().enumerate() {
-            let k = if t == grid.t1 {
-                n
-            } else {
-                (((t - grid.t0) / grid.dt).round() as usize).min(n)
-            };
-            if (grid.time(k) - t).abs() > ON_GRID_RTOL * grid.dt {
-                return Err(GradientError::ObservationOffGrid {
-                    index,
-                    t,
-                    dt: grid.dt,
-                });
-            }
+            let k = grid.index_of(t).ok_or(GradientError::ObservationOffGrid {
+                index,
+                t,
+                dt: grid.dt(),
+            })?;
             observation_steps.push(k);
         }
         Ok(StepLoss {

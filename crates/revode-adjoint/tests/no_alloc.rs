@@ -10,11 +10,15 @@ use std::cell::Cell;
 
 use common::Predator;
 use revode_adjoint::{
-    gradient_continuous, gradient_continuous_fixed, gradient_fixed, AdaptiveProblem,
-    ContinuousOptions, ErrorControl, FixedProblem, Loss,
+    gradient_continuous, gradient_continuous_fixed, gradient_continuous_fixed_with_stimulus,
+    gradient_continuous_with_stimulus, gradient_fixed, gradient_fixed_with_stimulus,
+    AdaptiveProblem, ContinuousOptions, ErrorControl, FixedProblem, Loss,
 };
 use revode_checkpoint::Schedule;
-use revode_forward::{solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid};
+use revode_forward::{
+    solve_adaptive, solve_fixed, solve_fixed_with_stimulus, AdaptiveOptions, FixedMethod, Stimulus,
+    StimulusTrack, TimeGrid,
+};
 use revode_model::{HodgkinHuxley, Model};
 
 struct Counting;
@@ -247,4 +251,69 @@ fn network_allocations_do_not_grow_with_steps() {
         let long = TimeGrid::new(0.0, 50.0, 1e-3).unwrap();
         assert_eq!(forward(&grid), forward(&long), "{method:?} forward");
     }
+}
+
+#[test]
+fn stimulus_allocations_do_not_grow_with_steps() {
+    // The same protocol (three switches, one off the grid) over spans of
+    // 1 000 and 20 000 steps: segment vectors are made once per solve.
+    let m = Predator;
+    let (u0, p) = (m.default_u0(), m.default_params());
+    let stimulus = Stimulus {
+        tracks: vec![StimulusTrack {
+            param: 0,
+            switches: vec![[0.0, 0.5], [0.2003, 1.1], [0.6, 0.3]],
+        }],
+    };
+    let loss = Loss::Final {
+        weights: vec![1.0, 1.0],
+    };
+    for method in [FixedMethod::Euler, FixedMethod::Rk4] {
+        for schedule in [
+            Schedule::All,
+            Schedule::Every(9),
+            Schedule::BudgetBytes(50 * 24),
+        ] {
+            let count = |n: usize| {
+                let problem = FixedProblem {
+                    u0: &u0,
+                    params: &p,
+                    grid: TimeGrid::new(0.0, n as f64 * 1e-3, 1e-3).unwrap(),
+                    method,
+                };
+                allocations_during(|| {
+                    gradient_fixed_with_stimulus(&m, &problem, &stimulus, &loss, schedule).unwrap();
+                    gradient_continuous_fixed_with_stimulus(
+                        &m, &problem, &stimulus, &loss, schedule,
+                    )
+                    .unwrap();
+                    solve_fixed_with_stimulus(&m, method, &problem.grid, &u0, &p, &stimulus, None)
+                        .unwrap();
+                })
+            };
+            assert_eq!(count(1_000), count(20_000), "{method:?} {schedule:?}");
+        }
+    }
+    let options = AdaptiveOptions::new(1e-8, 1e-8);
+    let count = |t1: f64| {
+        let problem = AdaptiveProblem {
+            u0: &u0,
+            params: &p,
+            t0: 0.0,
+            t1,
+            options: &options,
+        };
+        allocations_during(|| {
+            gradient_continuous_with_stimulus(
+                &m,
+                &problem,
+                &stimulus,
+                &loss,
+                &ContinuousOptions::default(),
+                Schedule::BudgetBytes(4096),
+            )
+            .unwrap();
+        })
+    };
+    assert_eq!(count(3.0), count(60.0), "dopri5");
 }

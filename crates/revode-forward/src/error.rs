@@ -39,6 +39,11 @@ pub enum ForwardError {
     MaxStepsExceeded { t: f64, max_steps: usize },
     #[error("step size {h:e} fell below the minimum {h_min:e} at t = {t}")]
     StepSizeTooSmall { t: f64, h: f64, h_min: f64 },
+    #[error("stimulus of parameter {param}: {fault}")]
+    Stimulus {
+        param: usize,
+        fault: crate::StimulusFault,
+    },
     #[error("state became non-finite at t = {t} (step {step}); component {component} = {value}")]
     NonFiniteState {
         t: f64,

@@ -4,23 +4,29 @@
 //! [`TimeGrid`] that lands exactly on `t1`, and the adaptive Dormand–Prince
 //! 5(4) solver ([`Dopri5`]) with PI control and dense output. Steppers own their stage buffers
 //! (made once per solve) and take the model's scratch by `&mut`, so a step
-//! allocates nothing.
+//! allocates nothing. A [`Stimulus`] makes parameters piecewise constant in
+//! time: fixed grids split at its switch times ([`SwitchedPlan`]) and the
+//! adaptive solver stops there.
 
 mod adaptive;
 mod error;
 mod fixed;
 mod grid;
+mod plan;
 mod solve;
+mod stimulus;
 
 pub use adaptive::{
-    check_tolerances, expand_atol, initial_step, solve_adaptive, AdaptiveOptions, AdaptiveSolution,
-    DenseStep, Dopri5, Dp5, ModelRhs, OdeRhs, PiController, StepCounts, StepLayout, Tolerance,
-    DEFAULT_MAX_STEPS, ERR_OLD_INIT,
+    check_tolerances, expand_atol, initial_step, solve_adaptive, solve_adaptive_with_stimulus,
+    AdaptiveOptions, AdaptiveSolution, DenseStep, Dopri5, Dp5, ModelRhs, OdeRhs, PiController,
+    StepCounts, StepLayout, Tolerance, DEFAULT_MAX_STEPS, ERR_OLD_INIT,
 };
 pub use error::ForwardError;
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;
-pub use solve::{solve_fixed, FixedSolution};
+pub use plan::{StepPlan, StepTimes, SwitchedPlan, UniformPlan, ON_GRID_RTOL};
+pub use solve::{solve_fixed, solve_fixed_plan, solve_fixed_with_stimulus, FixedSolution};
+pub use stimulus::{ParamSegments, Stimulus, StimulusFault, StimulusTrack};
 
 /// `true` when every component of `u` is finite (one pass, no branches per element).
 #[inline]

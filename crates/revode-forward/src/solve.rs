@@ -2,7 +2,10 @@
 
 use revode_model::Model;
 
-use crate::{all_finite, FixedMethod, FixedStepper, ForwardError, TimeGrid};
+use crate::{
+    all_finite, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan, Stimulus,
+    SwitchedPlan, TimeGrid, UniformPlan,
+};
 
 /// Result of a forward solve: the final state and, if asked, samples.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +27,41 @@ pub fn solve_fixed<M: Model>(
     p: &[f64],
     sample_every: Option<usize>,
 ) -> Result<FixedSolution, ForwardError> {
-    let n = grid.n_steps();
+    let plan = UniformPlan {
+        grid: *grid,
+        params: p,
+    };
+    solve_fixed_plan(model, method, &plan, u0, sample_every)
+}
+
+/// [`solve_fixed`] with the parameters following `stimulus` (checked against
+/// `p` and the grid's span); the grid is split at every switch time.
+pub fn solve_fixed_with_stimulus<M: Model>(
+    model: &M,
+    method: FixedMethod,
+    grid: &TimeGrid,
+    u0: &[f64],
+    p: &[f64],
+    stimulus: &Stimulus,
+    sample_every: Option<usize>,
+) -> Result<FixedSolution, ForwardError> {
+    if stimulus.is_empty() {
+        return solve_fixed(model, method, grid, u0, p, sample_every);
+    }
+    let segments = ParamSegments::new(p, stimulus, grid.t0, grid.t1)?;
+    let plan = SwitchedPlan::new(*grid, &segments);
+    solve_fixed_plan(model, method, &plan, u0, sample_every)
+}
+
+/// Integrates `u0` along the steps of `plan`.
+pub fn solve_fixed_plan<M: Model, P: StepPlan>(
+    model: &M,
+    method: FixedMethod,
+    plan: &P,
+    u0: &[f64],
+    sample_every: Option<usize>,
+) -> Result<FixedSolution, ForwardError> {
+    let n = plan.n_steps();
     let mut stepper = FixedStepper::new(method, u0.len());
     let mut work = model.new_work();
     let mut u = u0.to_vec();
@@ -32,31 +69,24 @@ pub fn solve_fixed<M: Model>(
     let mut samples = Vec::new();
     let every = sample_every.map(|s| s.max(1));
     if every.is_some() {
-        samples.push((grid.time(0), u.clone()));
+        samples.push((plan.time(0), u.clone()));
     }
     for k in 0..n {
-        stepper.step(
-            model,
-            grid.time(k),
-            grid.step_len(k),
-            &u,
-            p,
-            &mut next,
-            &mut work,
-        );
+        let (t, h, p) = plan.step(k);
+        stepper.step(model, t, h, &u, p, &mut next, &mut work);
         if !all_finite(&next) {
-            return Err(ForwardError::non_finite(grid.time(k + 1), k + 1, &next));
+            return Err(ForwardError::non_finite(plan.time(k + 1), k + 1, &next));
         }
         std::mem::swap(&mut u, &mut next);
         if let Some(s) = every {
             if (k + 1) % s == 0 || k + 1 == n {
-                samples.push((grid.time(k + 1), u.clone()));
+                samples.push((plan.time(k + 1), u.clone()));
             }
         }
     }
     Ok(FixedSolution {
         n_steps: n,
-        t_final: grid.time(n),
+        t_final: plan.time(n),
         final_state: u,
         samples,
     })

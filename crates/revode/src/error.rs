@@ -43,7 +43,8 @@ impl Error {
                     | ForwardError::InvalidOption { .. }
                     | ForwardError::AtolLength { .. }
                     | ForwardError::StopTimeOutside { .. }
-                    | ForwardError::StopTimesUnsorted { .. },
+                    | ForwardError::StopTimesUnsorted { .. }
+                    | ForwardError::Stimulus { .. },
                 )
                 | GradientError::Checkpoint(_)
                 | GradientError::WrongLength { .. }

@@ -28,7 +28,7 @@ pub mod testing;
 pub mod tune;
 
 pub use error::Error;
-pub use problem::{ModelSpec, ModelVisitor, Problem};
+pub use problem::{ModelSpec, ModelVisitor, Problem, StimulusSpec};
 pub use run::{gradient, loss, solve, GradientReport, SolveReport};
 
 pub use revode_adjoint as adjoint;

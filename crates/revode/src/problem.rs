@@ -20,7 +20,17 @@
 //!   "adjoint": {"method": "continuous", "error_control": "lambda",
 //!               "checkpoints": {"budget_bytes": 65536}} }
 //! ```
+//!
+//! A `"stimulus"` makes parameters piecewise constant in time
+//! ([`StimulusSpec`], docs/stimulus.md):
+//!
+//! ```json
+//! { "model": {"name": "hh"}, "tspan": [0.0, 600.0],
+//!   "solver": {"method": "euler", "dt": 0.01},
+//!   "stimulus": {"g_leak": [[0, 0.05], [100, 0.2], [400, 0.05]]} }
+//! ```
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -325,6 +335,112 @@ pub struct Problem {
     pub loss: Option<LossSpec>,
     #[serde(default)]
     pub adjoint: AdjointSpec,
+    /// Parameters that follow a protocol instead of their `params` value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stimulus: Option<StimulusSpec>,
+}
+
+/// Piecewise-constant parameters, by name: `{"I_inj": [[0, 0.0], [100,
+/// 0.6], [400, 0.0]]}` makes `I_inj` 0 from t = 0, 0.6 from t = 100 and 0
+/// from t = 400 to the end of the span. Before a protocol's first time the
+/// parameter keeps its value in `params`. Times strictly increasing within
+/// the span; a time on t1 changes nothing.
+///
+/// A stimulated parameter's entry in the gradient is the derivative with
+/// respect to its value in `params`, which only acts before the protocol's
+/// first time: 0 when the protocol starts at t0. It cannot be fitted
+/// ([`StimulusSpec::check_not_fitted`]).
+///
+/// ```
+/// use revode::problem::StimulusSpec;
+///
+/// let stim = StimulusSpec::new().with("g_leak", &[[0.0, 0.05], [100.0, 0.2]]);
+/// let names = ["g_Na", "g_Kd", "g_leak"].map(String::from);
+/// let resolved = stim.resolve(&names, [0.0, 600.0]).unwrap();
+/// assert_eq!(resolved.tracks[0].param, 2);
+/// assert!(stim.check_not_fitted(["g_Na"]).is_ok());
+/// assert!(stim.check_not_fitted(["g_leak"]).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StimulusSpec(pub BTreeMap<String, Vec<[f64; 2]>>);
+
+fn stimulus_error(message: String) -> Error {
+    Error::Invalid {
+        origin: "stimulus".to_string(),
+        message,
+    }
+}
+
+impl StimulusSpec {
+    /// No protocol.
+    pub fn new() -> Self {
+        StimulusSpec::default()
+    }
+
+    /// Adds (or replaces) the protocol of parameter `name`.
+    pub fn with(mut self, name: &str, switches: &[[f64; 2]]) -> Self {
+        self.0.insert(name.to_string(), switches.to_vec());
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The stimulated parameters' names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// Resolves names against the model's `param_names` and checks every
+    /// protocol against `tspan`: one-line errors naming the parameter.
+    pub fn resolve(
+        &self,
+        param_names: &[String],
+        tspan: [f64; 2],
+    ) -> Result<revode_forward::Stimulus, Error> {
+        let mut tracks = Vec::with_capacity(self.0.len());
+        for (name, switches) in &self.0 {
+            let param = param_names.iter().position(|p| p == name).ok_or_else(|| {
+                stimulus_error(format!(
+                    "unknown parameter {name:?}; the model's parameters are {}",
+                    param_names.join(", ")
+                ))
+            })?;
+            tracks.push(revode_forward::StimulusTrack {
+                param,
+                switches: switches.clone(),
+            });
+        }
+        let stimulus = revode_forward::Stimulus { tracks };
+        let [t0, t1] = tspan;
+        stimulus
+            .validate(param_names.len(), t0, t1)
+            .map_err(|e| match e {
+                revode_forward::ForwardError::Stimulus { param, fault } => {
+                    stimulus_error(format!("{}: {fault}", param_names[param]))
+                }
+                other => other.into(),
+            })?;
+        Ok(stimulus)
+    }
+
+    /// An error when a parameter is both stimulated and fitted (`fitted`:
+    /// the names of the free parameters).
+    pub fn check_not_fitted<'a>(
+        &self,
+        fitted: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Error> {
+        for name in fitted {
+            if self.0.contains_key(name) {
+                return Err(stimulus_error(format!(
+                    "{name} is stimulated and cannot also be fitted: its value follows the protocol"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Problem {
@@ -377,6 +493,15 @@ impl Problem {
             self.params_or_default(model),
             self.loss_for(model),
         )
+    }
+
+    /// The stimulus, resolved against the model's parameter names and
+    /// checked against the span (empty without a `stimulus` key).
+    pub fn stimulus_for<M: Model>(&self, model: &M) -> Result<revode_forward::Stimulus, Error> {
+        match &self.stimulus {
+            Some(spec) => spec.resolve(&model.param_names(), self.tspan),
+            None => Ok(revode_forward::Stimulus::none()),
+        }
     }
 
     /// The loss (default: `final` with unit weights), weights filled in.

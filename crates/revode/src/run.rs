@@ -3,12 +3,16 @@
 use std::time::Instant;
 
 use revode_adjoint::{
-    gradient_continuous, gradient_continuous_fixed, gradient_fixed, loss_adaptive, loss_fixed,
-    validate_adaptive, validate_fixed, AdaptiveProblem, ContinuousOptions, FixedProblem, Gradient,
-    GradientStats, Loss,
+    gradient_continuous_fixed_with_stimulus, gradient_continuous_with_stimulus,
+    gradient_fixed_with_stimulus, loss_adaptive_with_stimulus, loss_fixed_with_stimulus,
+    validate_adaptive, validate_fixed_with_stimulus, AdaptiveProblem, ContinuousOptions,
+    FixedProblem, Gradient, GradientStats, Loss,
 };
 use revode_checkpoint::Schedule;
-use revode_forward::{solve_adaptive, solve_fixed, AdaptiveOptions, FixedMethod, TimeGrid};
+use revode_forward::{
+    solve_adaptive_with_stimulus, solve_fixed_with_stimulus, AdaptiveOptions, FixedMethod,
+    Stimulus, TimeGrid,
+};
 use revode_model::Model;
 use serde::Serialize;
 
@@ -28,6 +32,11 @@ pub struct GradientReport {
     pub gradient_u0: Vec<f64>,
     pub param_names: Vec<String>,
     pub state_names: Vec<String>,
+    /// Parameters following a stimulus protocol: their gradient entry is the
+    /// derivative with respect to their value in `params`, which acts only
+    /// before the protocol's first switch time (docs/stimulus.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stimulated: Vec<String>,
     /// The checkpoint schedule used, in problem-file form.
     pub checkpoints: revode_checkpoint::Schedule,
     pub stats: GradientStats,
@@ -89,6 +98,7 @@ fn run_gradient<M: Model>(
     problem: &Problem,
     u0: &[f64],
     params: &[f64],
+    stimulus: &Stimulus,
     loss: &Loss,
 ) -> Result<(Gradient, Schedule), Error> {
     let adjoint = &problem.adjoint;
@@ -107,10 +117,12 @@ fn run_gradient<M: Model>(
                 method,
             };
             let g = match method_kind {
-                AdjointMethod::Discrete => gradient_fixed(model, &fixed, loss, schedule)?,
-                AdjointMethod::Continuous => {
-                    gradient_continuous_fixed(model, &fixed, loss, schedule)?
+                AdjointMethod::Discrete => {
+                    gradient_fixed_with_stimulus(model, &fixed, stimulus, loss, schedule)?
                 }
+                AdjointMethod::Continuous => gradient_continuous_fixed_with_stimulus(
+                    model, &fixed, stimulus, loss, schedule,
+                )?,
             };
             Ok((g, schedule))
         }
@@ -131,9 +143,10 @@ fn run_gradient<M: Model>(
             // The step count is unknown before the run: keep every state
             // unless a schedule is given.
             let schedule = adjoint.checkpoints.unwrap_or(Schedule::All);
-            let g = gradient_continuous(
+            let g = gradient_continuous_with_stimulus(
                 model,
                 &adaptive,
+                stimulus,
                 loss,
                 &continuous_options(problem),
                 schedule,
@@ -151,7 +164,13 @@ impl ModelVisitor for GradientRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
         let (u0, params, loss) = problem.resolved_inputs(model);
-        let (g, schedule) = run_gradient(model, problem, &u0, &params, &loss)?;
+        let stimulus = problem.stimulus_for(model)?;
+        let (g, schedule) = run_gradient(model, problem, &u0, &params, &stimulus, &loss)?;
+        let param_names = model.param_names();
+        let stimulated = stimulus
+            .stimulated()
+            .map(|i| param_names[i].clone())
+            .collect();
         Ok(GradientReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -159,8 +178,9 @@ impl ModelVisitor for GradientRun<'_> {
             loss: g.loss,
             gradient: g.gradient,
             gradient_u0: g.gradient_u0,
-            param_names: model.param_names(),
+            param_names,
             state_names: model.state_names(),
+            stimulated,
             checkpoints: schedule,
             stats: g.stats,
         })
@@ -180,6 +200,7 @@ impl ModelVisitor for SolveRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sample_every) = self;
         let (u0, params, loss) = problem.resolved_inputs(model);
+        let stimulus = problem.stimulus_for(model)?;
         let started = Instant::now();
         let (steps, rejected_steps, t_final, final_state, samples) = match fixed_setup(problem)? {
             Some((method, grid)) => {
@@ -189,8 +210,16 @@ impl ModelVisitor for SolveRun<'_> {
                     grid,
                     method,
                 };
-                validate_fixed(model, &fixed, &loss)?;
-                let sol = solve_fixed(model, method, &grid, &u0, &params, sample_every)?;
+                validate_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?;
+                let sol = solve_fixed_with_stimulus(
+                    model,
+                    method,
+                    &grid,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    sample_every,
+                )?;
                 (sol.n_steps, 0, sol.t_final, sol.final_state, sol.samples)
             }
             None => {
@@ -204,7 +233,16 @@ impl ModelVisitor for SolveRun<'_> {
                     options: &options,
                 };
                 validate_adaptive(model, &adaptive, &loss)?;
-                let sol = solve_adaptive(model, &options, t0, t1, &u0, &params, sample_every)?;
+                let sol = solve_adaptive_with_stimulus(
+                    model,
+                    &options,
+                    t0,
+                    t1,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    sample_every,
+                )?;
                 let c = sol.counts;
                 (
                     c.accepted,
@@ -252,6 +290,7 @@ impl ModelVisitor for LossRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
         let (u0, params, loss) = problem.resolved_inputs(model);
+        let stimulus = problem.stimulus_for(model)?;
         match fixed_setup(problem)? {
             Some((method, grid)) => {
                 let fixed = FixedProblem {
@@ -260,7 +299,7 @@ impl ModelVisitor for LossRun<'_> {
                     grid,
                     method,
                 };
-                Ok(loss_fixed(model, &fixed, &loss)?)
+                Ok(loss_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?)
             }
             None => {
                 let options = problem.solver.adaptive_options().expect("dopri5");
@@ -272,7 +311,9 @@ impl ModelVisitor for LossRun<'_> {
                     t1,
                     options: &options,
                 };
-                Ok(loss_adaptive(model, &adaptive, &loss)?)
+                Ok(loss_adaptive_with_stimulus(
+                    model, &adaptive, &stimulus, &loss,
+                )?)
             }
         }
     }

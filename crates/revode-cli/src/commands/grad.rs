@@ -54,6 +54,13 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
     outln!("loss = {:.12e}", r.loss);
     outln!("dL/dp:");
     out!("{}", fmt_vec_named(&r.param_names, &r.gradient));
+    if !r.stimulated.is_empty() {
+        outln!(
+            "  (stimulated: {}; each entry is the derivative with respect to the value in params, \
+             which acts only before the protocol's first switch time)",
+            r.stimulated.join(", ")
+        );
+    }
     outln!("dL/du0:");
     out!("{}", fmt_vec_named(&r.state_names, &r.gradient_u0));
     outln!(

@@ -16,12 +16,12 @@ mod tableau;
 pub use dense::DenseStep;
 pub use dp5::{initial_step, Dp5, OdeRhs, PiController, Tolerance, ERR_OLD_INIT};
 pub use options::{check_tolerances, expand_atol, AdaptiveOptions, DEFAULT_MAX_STEPS};
-pub use solve::{solve_adaptive, AdaptiveSolution};
+pub use solve::{solve_adaptive, solve_adaptive_with_stimulus, AdaptiveSolution};
 
 use revode_model::Model;
 use serde::Serialize;
 
-use crate::ForwardError;
+use crate::{ForwardError, ParamSegments};
 
 /// Offsets in a packed restart state of a model with `n` states:
 /// `[t, h_next, err_old, stop, u (n), f(t, u) (n), r5 (n)]`, where `r5` is
@@ -58,8 +58,9 @@ impl StepLayout {
     pub fn r5<'a>(&self, x: &'a [f64]) -> &'a [f64] {
         &x[Self::HEAD + 2 * self.n..Self::HEAD + 3 * self.n]
     }
+    /// `(u, f, r5)` of a restart state, writable.
     #[inline]
-    fn parts_mut<'a>(&self, x: &'a mut [f64]) -> (&'a mut [f64], &'a mut [f64], &'a mut [f64]) {
+    pub fn parts_mut<'a>(&self, x: &'a mut [f64]) -> (&'a mut [f64], &'a mut [f64], &'a mut [f64]) {
         let (u, rest) = x[Self::HEAD..].split_at_mut(self.n);
         let (f, r5) = rest.split_at_mut(self.n);
         (u, f, r5)
@@ -102,6 +103,18 @@ pub struct Dopri5 {
     h0: Option<f64>,
     h_min: f64,
     counts: StepCounts,
+    /// Parameter segments, when a stimulus switches parameters.
+    switches: Option<Switches>,
+}
+
+/// The parameter switches of a solve (see [`Dopri5::with_switches`]).
+#[derive(Debug, Clone)]
+struct Switches {
+    segments: ParamSegments,
+    /// The segment of the steps heading for each stop.
+    segment_of_stop: Vec<usize>,
+    /// Whether each stop is a switch time.
+    switch_stop: Vec<bool>,
 }
 
 /// A step is stretched to a stop when it would end within 1 % of its length
@@ -147,7 +160,40 @@ impl Dopri5 {
             h0: options.h0,
             h_min: options.h_min.unwrap_or(1e-12 * (t1 - t0)),
             counts: StepCounts::default(),
+            switches: None,
         })
+    }
+
+    /// Makes the parameters piecewise constant: the solver then stops at
+    /// every switch time, and each step uses its segment's parameters in
+    /// place of the `params` passed to [`Dopri5::advance`] and
+    /// [`Dopri5::initial_state`]. The restart state at a switch time holds
+    /// f(τ, u, p) of the segment that *starts* there (the next step's first
+    /// stage); the step that ended there used the previous segment's.
+    pub fn with_switches(mut self, segments: ParamSegments) -> Self {
+        self.stops.extend_from_slice(segments.switch_times());
+        self.stops.sort_by(f64::total_cmp);
+        self.stops.dedup();
+        let times = segments.switch_times();
+        let segment_of_stop = (0..self.stops.len())
+            .map(|i| segments.segment_at(if i == 0 { self.t0 } else { self.stops[i - 1] }))
+            .collect();
+        let switch_stop = self
+            .stops
+            .iter()
+            .map(|t| times.binary_search_by(|x| x.total_cmp(t)).is_ok())
+            .collect();
+        self.switches = Some(Switches {
+            segments,
+            segment_of_stop,
+            switch_stop,
+        });
+        self
+    }
+
+    /// The parameter segments given to [`Dopri5::with_switches`].
+    pub fn segments(&self) -> Option<&ParamSegments> {
+        self.switches.as_ref().map(|s| &s.segments)
     }
 
     pub fn layout(&self) -> StepLayout {
@@ -195,6 +241,10 @@ impl Dopri5 {
         x0: &mut [f64],
     ) -> Result<(), ForwardError> {
         let layout = self.layout;
+        let params = match &self.switches {
+            Some(sw) => sw.segments.params(0),
+            None => params,
+        };
         let mut rhs = ModelRhs {
             model,
             params,
@@ -248,6 +298,10 @@ impl Dopri5 {
         let stop = x[StepLayout::STOP] as usize;
         let t_stop = self.stops[stop];
         let u = layout.u(x);
+        let params = match &self.switches {
+            Some(sw) => sw.segments.params(sw.segment_of_stop[stop]),
+            None => params,
+        };
         let mut rhs = ModelRhs {
             model,
             params,
@@ -277,6 +331,17 @@ impl Dopri5 {
                 u1.copy_from_slice(&self.dp.y_new);
                 f1.copy_from_slice(&self.dp.k[6]);
                 self.dp.dense_r5(h_try, r5);
+                if let Some(sw) = &self.switches {
+                    if lands && sw.switch_stop[stop] {
+                        // The next step starts in the next segment: its
+                        // first stage is f with the new parameters.
+                        let params = sw.segments.params(sw.segment_of_stop[stop + 1]);
+                        model.rhs(t_stop, u1, params, f1, rhs.work);
+                        if !crate::all_finite(f1) {
+                            return Err(ForwardError::non_finite(t_stop, k + 1, f1));
+                        }
+                    }
+                }
                 return Ok(());
             }
             log::debug!("dopri5: rejected h = {h_try:e} at t = {t} (error {err:e})");

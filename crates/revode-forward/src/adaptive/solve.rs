@@ -3,7 +3,7 @@
 use revode_model::Model;
 
 use super::{AdaptiveOptions, Dopri5, StepCounts, StepLayout};
-use crate::ForwardError;
+use crate::{ForwardError, ParamSegments, Stimulus};
 
 /// Result of an adaptive forward solve.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +25,36 @@ pub fn solve_adaptive<M: Model>(
     p: &[f64],
     sample_every: Option<usize>,
 ) -> Result<AdaptiveSolution, ForwardError> {
+    solve_adaptive_with_stimulus(
+        model,
+        options,
+        t0,
+        t1,
+        u0,
+        p,
+        &Stimulus::none(),
+        sample_every,
+    )
+}
+
+/// [`solve_adaptive`] with the parameters following `stimulus`: the solver
+/// stops at every switch time and restarts with the new parameters.
+#[allow(clippy::too_many_arguments)]
+pub fn solve_adaptive_with_stimulus<M: Model>(
+    model: &M,
+    options: &AdaptiveOptions,
+    t0: f64,
+    t1: f64,
+    u0: &[f64],
+    p: &[f64],
+    stimulus: &Stimulus,
+    sample_every: Option<usize>,
+) -> Result<AdaptiveSolution, ForwardError> {
     let n = u0.len();
     let mut solver = Dopri5::new(options, n, t0, t1, &[])?;
+    if !stimulus.is_empty() {
+        solver = solver.with_switches(ParamSegments::new(p, stimulus, t0, t1)?);
+    }
     let layout = solver.layout();
     let mut work = model.new_work();
     let mut x = vec![0.0; layout.len()];
