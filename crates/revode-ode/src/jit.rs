@@ -4,9 +4,10 @@
 //! `f(u, p, λ, t, out)` that loads its inputs, computes every instruction
 //! into an SSA value (no register file, no dispatch) and stores the
 //! program's roots into `out`. Arithmetic, integer powers and selects are
-//! inlined; `exp`, `g(z)`/`g'(z)` and the rarer operations call the same
-//! Rust functions the interpreter uses, so both backends give bitwise equal
-//! results (tested in tests/backends.rs).
+//! inlined, `exp` too (the same operations as `revode_model::exp::exp`);
+//! `g(z)`/`g'(z)` and the rarer operations call the same Rust functions the
+//! interpreter uses, so both backends give bitwise equal results (tested in
+//! tests/backends.rs).
 //!
 //! `unsafe` is confined to this module: calling a function pointer that
 //! Cranelift produced, and declaring the finished code `Send + Sync`.
@@ -28,10 +29,6 @@ use crate::program::{Input, Instr, Program};
 
 /// `f(u, p, λ, t, out)`.
 type Compiled = extern "C" fn(*const f64, *const f64, *const f64, f64, *mut f64);
-
-extern "C" fn exp_helper(x: f64) -> f64 {
-    revode_model::exp::exp(x)
-}
 
 extern "C" fn exprel_pair_helper(z: f64, out: *mut f64) {
     let (g, dg) = revode_model::exprel_inv_and_deriv_em1(z, revode_model::exp::exp(z) - 1.0);
@@ -95,6 +92,80 @@ fn code_of<T: PartialEq>(table: &[T], op: &T) -> i64 {
         .expect("every op is listed") as i64
 }
 
+/// `revode_model::exp::exp` inlined, operation for operation (so the
+/// result is bitwise the same; tests/backends.rs): clamp, `k = round(x/ln 2)`
+/// by the 1.5·2^52 trick, `r = x − k ln 2` in two parts, the degree-13
+/// Taylor polynomial by Estrin's scheme, and `2^k` from exponent bits.
+fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
+    const LN2_HI: f64 = 0.693_147_180_369_123_8;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
+    const C: [f64; 12] = [
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+        1.0 / 40320.0,
+        1.0 / 362880.0,
+        1.0 / 3628800.0,
+        1.0 / 39916800.0,
+        1.0 / 479001600.0,
+        1.0 / 6227020800.0,
+    ];
+    let k = |b: &mut FunctionBuilder, c: f64| b.ins().f64const(c);
+    let lo = k(b, revode_model::exp::EXP_ARG_MIN);
+    let hi = k(b, revode_model::exp::EXP_ARG_MAX);
+    let x = b.ins().fmax(x, lo);
+    let x = b.ins().fmin(x, hi);
+    let log2e = k(b, std::f64::consts::LOG2_E);
+    let magic = k(b, ROUND_MAGIC);
+    let t = b.ins().fmul(x, log2e);
+    let shifted = b.ins().fadd(t, magic);
+    let kf = b.ins().fsub(shifted, magic);
+    let ln2_hi = k(b, LN2_HI);
+    let ln2_lo = k(b, LN2_LO);
+    let a = b.ins().fmul(kf, ln2_hi);
+    let r = b.ins().fsub(x, a);
+    let a = b.ins().fmul(kf, ln2_lo);
+    let r = b.ins().fsub(r, a);
+    let r2 = b.ins().fmul(r, r);
+    let r4 = b.ins().fmul(r2, r2);
+    let r8 = b.ins().fmul(r4, r4);
+    // (c[i] + c[i+1] r) + (c[i+2] + c[i+3] r) r²
+    let quad = |b: &mut FunctionBuilder, i: usize| {
+        let c0 = k(b, C[i]);
+        let c1 = k(b, C[i + 1]);
+        let c2 = k(b, C[i + 2]);
+        let c3 = k(b, C[i + 3]);
+        let m1 = b.ins().fmul(c1, r);
+        let p = b.ins().fadd(c0, m1);
+        let m3 = b.ins().fmul(c3, r);
+        let q = b.ins().fadd(c2, m3);
+        let q = b.ins().fmul(q, r2);
+        b.ins().fadd(p, q)
+    };
+    let q01 = quad(b, 0);
+    let q45 = quad(b, 4);
+    let q89 = quad(b, 8);
+    let m = b.ins().fmul(q45, r4);
+    let poly = b.ins().fadd(q01, m);
+    let m = b.ins().fmul(q89, r8);
+    let poly = b.ins().fadd(poly, m);
+    let m = b.ins().fmul(r2, poly);
+    let s = b.ins().fadd(r, m);
+    let one = k(b, 1.0);
+    let er = b.ins().fadd(one, s);
+    // 2^k: (bits(shifted) − bits(magic) + 1023) << 52
+    let sb = b.ins().bitcast(types::I64, MemFlagsData::new(), shifted);
+    let kint = b.ins().iadd_imm_s(sb, -(ROUND_MAGIC.to_bits() as i64));
+    let biased = b.ins().iadd_imm_s(kint, 1023);
+    let bits = b.ins().ishl_imm_u(biased, 52i64);
+    let two_k = b.ins().bitcast(types::F64, MemFlagsData::new(), bits);
+    b.ins().fmul(er, two_k)
+}
+
 /// Compiled code of several programs, kept alive with its module.
 pub struct JitCode {
     module: Option<JITModule>,
@@ -155,7 +226,6 @@ pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
         .finish(settings::Flags::new(flags))
         .map_err(|e| e.to_string())?;
     let mut builder = JITBuilder::with_isa(isa, default_libcall_names());
-    builder.symbol("revode_exp", exp_helper as *const u8);
     builder.symbol("revode_exprel_pair", exprel_pair_helper as *const u8);
     builder.symbol("revode_unary", unary_helper as *const u8);
     builder.symbol("revode_binary", binary_helper as *const u8);
@@ -169,7 +239,6 @@ pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
         s.returns.extend(ret.map(AbiParam::new));
         s
     };
-    let exp_sig = sig(&[f64t], Some(f64t), &module);
     let pair_sig = sig(&[f64t, ptr], None, &module);
     let un_sig = sig(&[types::I32, f64t], Some(f64t), &module);
     let bin_sig = sig(&[types::I32, f64t, f64t], Some(f64t), &module);
@@ -178,7 +247,6 @@ pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
         m.declare_function(name, Linkage::Import, s)
             .map_err(|e| e.to_string())
     };
-    let exp_id = declare(&mut module, "revode_exp", &exp_sig)?;
     let pair_id = declare(&mut module, "revode_exprel_pair", &pair_sig)?;
     let un_id = declare(&mut module, "revode_unary", &un_sig)?;
     let bin_id = declare(&mut module, "revode_binary", &bin_sig)?;
@@ -202,7 +270,6 @@ pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
             b.seal_block(block);
             let params = b.block_params(block).to_vec();
             let (pu, pp, pl, pt, pout) = (params[0], params[1], params[2], params[3], params[4]);
-            let exp_f = module.declare_func_in_func(exp_id, b.func);
             let pair_f = module.declare_func_in_func(pair_id, b.func);
             let un_f = module.declare_func_in_func(un_id, b.func);
             let bin_f = module.declare_func_in_func(bin_id, b.func);
@@ -257,8 +324,7 @@ pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
                         reg[d as usize] = Some(x);
                     }
                     Instr::Exp { d, a } => {
-                        let call = b.ins().call(exp_f, &[v(&reg, a)]);
-                        reg[d as usize] = Some(b.inst_results(call)[0]);
+                        reg[d as usize] = Some(emit_exp(&mut b, v(&reg, a)));
                     }
                     Instr::PowI { d, a, n } => {
                         // the same multiplications as dag::powi
