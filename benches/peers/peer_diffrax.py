@@ -1,7 +1,11 @@
 """diffrax peer: Euler (constant dt = 0.01) and Dopri5 / Tsit5 (PID controller,
 rtol = atol = 1e-8), differentiated with
-  * RecursiveCheckpointAdjoint (discretise-then-optimise: reverse mode through the solver
-    loop with diffrax's binomial checkpointing), and
+  * RecursiveCheckpointAdjoint(checkpoints=max_steps) (discretise-then-optimise: reverse
+    mode through the solver loop). diffrax's documentation: "it makes sense to set as many
+    checkpoints as you have memory for"; with checkpoints = max_steps every step is stored
+    and nothing is recomputed -- diffrax's best configuration for these problems. The
+    default (checkpoints=None -> log(max_steps) checkpoints, O(n log n) recomputation) is
+    kept as a second row on hh_seed_final, and
   * BacksolveAdjoint (optimise-then-discretise continuous adjoint that integrates the state
     backwards together with the adjoint).
 The vector fields are the same JAX functions as in peer_jax.py.
@@ -77,35 +81,76 @@ def bench(b, problem, method, rhs, u0, p0, t_end, solver, controller, dt0, adjoi
           lambda: tuple(map(jax.device_get, blocked(vg(p0)))), extra=extra)
 
 
+def count_steps(rhs, u0, p0, t_end, solver, controller, dt0, limit=1_000_000):
+    """Steps (accepted + rejected) of one forward solve."""
+    term = dfx.ODETerm(lambda t, y, args: rhs(y, args))
+    sol = jax.jit(lambda p: dfx.diffeqsolve(
+        term, solver, 0.0, t_end, dt0, jnp.asarray(u0, dtype=jnp.float64), args=p,
+        saveat=dfx.SaveAt(t1=True), stepsize_controller=controller, max_steps=limit))(
+        jnp.asarray(p0, dtype=jnp.float64))
+    return int(sol.stats["num_steps"])
+
+
+def rc_all(max_steps):
+    """RecursiveCheckpointAdjoint storing every step (no recomputation)."""
+    return (dfx.RecursiveCheckpointAdjoint(checkpoints=max_steps),
+            "RecursiveCheckpointAdjoint(checkpoints=%d): every step stored" % max_steps)
+
+
 def main():
     b = common.Bench(ENGINE, lambda: "diffrax %s / equinox %s / jax %s" % (
         dfx.__version__, __import__("equinox").__version__, jax.__version__))
     dt = common.HH_DT
     n_hh = common.n_steps(b.t_hh)
-    rc = dfx.RecursiveCheckpointAdjoint()
     bs = dfx.BacksolveAdjoint()
-    euler_extra = {"dt": dt, "n_steps_expected": n_hh}
+    bs_config = "BacksolveAdjoint() (continuous adjoint, state integrated backwards)"
     const = dfx.ConstantStepSize()
     for problem, all_steps in (("hh_seed_final", False), ("hh_seed_all_steps", True)):
-        for name, adj in (("RecursiveCheckpointAdjoint", rc), ("BacksolveAdjoint", bs)):
+        rc, rc_config = rc_all(n_hh + 1)
+        runs = [("RecursiveCheckpointAdjoint", rc, rc_config),
+                ("BacksolveAdjoint", bs, bs_config)]
+        if problem == "hh_seed_final":
+            runs.insert(1, ("RecursiveCheckpointAdjoint_default", dfx.RecursiveCheckpointAdjoint(),
+                            "RecursiveCheckpointAdjoint() default: log(max_steps) checkpoints, "
+                            "O(n log n) recomputation"))
+        for name, adj, config in runs:
             bench(b, problem, "euler_" + name, hh_rhs, common.HH_U0, common.HH_P, b.t_hh,
-                  dfx.Euler(), const, dt, adj, n_hh + 1, all_steps, euler_extra, n_grid=n_hh)
+                  dfx.Euler(), const, dt, adj, n_hh + 1, all_steps,
+                  {"dt": dt, "n_steps_expected": n_hh, "config": "Euler, " + config},
+                  n_grid=n_hh)
 
     pid = dfx.PIDController(rtol=1e-8, atol=1e-8)
-    # max_steps bounds RecursiveCheckpointAdjoint's checkpoint schedule; the forward
-    # solve needs far fewer steps than this (num_steps is reported)
-    max_ad = 100_000
     for sname, solver in (("dopri5", dfx.Dopri5()), ("tsit5", dfx.Tsit5())):
-        for name, adj in (("RecursiveCheckpointAdjoint", rc), ("BacksolveAdjoint", bs)):
+        if not b.wanted("hh_dopri5_final"):
+            break
+        # Size the checkpoint store to this solve: max_steps = checkpoints = the steps the
+        # forward solve takes (accepted + rejected, about 10 000 on the full problem) plus
+        # 5 %, so every step is kept and no memory is wasted on unused slots.
+        try:
+            n_steps = count_steps(hh_rhs, common.HH_U0, common.HH_P, b.t_hh, solver, pid, 1e-3)
+        except Exception as e:  # noqa: BLE001
+            b.error("hh_dopri5_final", sname + "_RecursiveCheckpointAdjoint",
+                    common.error_text(e))
+            continue
+        max_ad = n_steps + max(16, n_steps // 20)
+        rc, rc_config = rc_all(max_ad)
+        # BacksolveAdjoint keeps nothing per step; its backward solve gets a generous
+        # max_steps so that a failure there is the backward instability, not the limit.
+        for name, adj, config, ms in (("RecursiveCheckpointAdjoint", rc, rc_config, max_ad),
+                                      ("BacksolveAdjoint", bs, bs_config, 100_000)):
             bench(b, "hh_dopri5_final", sname + "_" + name, hh_rhs, common.HH_U0, common.HH_P,
-                  b.t_hh, solver, pid, 1e-3, adj, max_ad, False,
-                  {"rtol": 1e-8, "atol": 1e-8, "dt0": 1e-3})
+                  b.t_hh, solver, pid, 1e-3, adj, ms, False,
+                  {"rtol": 1e-8, "atol": 1e-8, "dt0": 1e-3,
+                   "config": "%s, PIDController(1e-8, 1e-8), %s" % (solver.__class__.__name__,
+                                                                      config)})
 
     n_net = common.n_steps(b.t_net)
+    rc, rc_config = rc_all(n_net + 1)
     for N in common.NET_NS:
         bench(b, "hh_network_%d" % N, "euler_RecursiveCheckpointAdjoint", make_net_rhs(N),
               common.net_u0(N), common.net_params(N), b.t_net, dfx.Euler(), const, dt, rc,
-              n_net + 1, False, {"dt": dt, "n_steps_expected": n_net})
+              n_net + 1, False, {"dt": dt, "n_steps_expected": n_net,
+                                 "config": "Euler, " + rc_config})
 
 
 if __name__ == "__main__":

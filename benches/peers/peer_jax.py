@@ -1,8 +1,8 @@
 """JAX peer: explicit Euler as a `lax.scan`, differentiated by
-  * reverse mode (jax.grad through the scan: every step's state stored),
-  * reverse mode with rematerialisation: the scan is split into ~sqrt(n) blocks, each
-    wrapped in `jax.checkpoint`, so only block-boundary states are stored and each block
-    is recomputed once on the way back,
+  * reverse mode with `jax.checkpoint` on the scan body (JAX's documented recipe for long
+    scans: only the carry is stored per step, each step's internals are recomputed on the
+    way back) -- JAX's best reverse-mode configuration here,
+  * plain reverse mode (jax.grad through the scan: every step's residuals stored),
   * forward mode (jax.jacfwd; for many parameters estimated from a batched JVP chunk).
 plus `jax.experimental.ode.odeint` (Dopri5 with its continuous adjoint that integrates the
 state backwards) on hh_dopri5_final.
@@ -61,18 +61,10 @@ def make_net_rhs(N):
     return rhs
 
 
-def block_split(n):
-    """n = nb * bs with bs the divisor of n closest to sqrt(n)."""
-    best = 1
-    for d in range(1, int(math.isqrt(n)) + 1):
-        if n % d == 0:
-            best = d
-    return n // best, best
-
-
-def euler_loss(rhs, u0, n, dt, all_steps, remat, e_only=False):
+def euler_loss(rhs, u0, n, dt, all_steps, checkpoint_body, e_only=False):
     """Return loss(p): final-sum or sum over all n+1 stored states of explicit Euler.
 
+    checkpoint_body: wrap the scan body (one Euler step) in `jax.checkpoint`.
     e_only: the final loss sums only the membrane potentials E_i (every 4th
     component, the networks' loss Σ_i E_i(t1)) instead of every component."""
     def step(carry, _):
@@ -82,20 +74,11 @@ def euler_loss(rhs, u0, n, dt, all_steps, remat, e_only=False):
             acc = acc + jnp.sum(u)
         return (u, acc, p), None
 
+    body = jax.checkpoint(step) if checkpoint_body else step
+
     def loss(p):
         acc0 = jnp.sum(u0) if all_steps else jnp.zeros((), u0.dtype)
-        carry = (u0, acc0, p)
-        if remat:
-            nb, bs = block_split(n)
-
-            @jax.checkpoint
-            def block(c):
-                c, _ = lax.scan(step, c, None, length=bs)
-                return c
-
-            carry, _ = lax.scan(lambda c, _: (block(c), None), carry, None, length=nb)
-        else:
-            carry, _ = lax.scan(step, carry, None, length=n)
+        carry, _ = lax.scan(body, (u0, acc0, p), None, length=n)
         u, acc, _ = carry
         if all_steps:
             return acc
@@ -120,34 +103,40 @@ def bench_euler(b, problem, rhs, u0, p0, n, all_steps, nets=False):
     u0 = jnp.asarray(u0, dtype=jnp.float64)
     p0 = jnp.asarray(p0, dtype=jnp.float64)
     P = p0.shape[0]
-    for remat in (False, True):
-        loss = euler_loss(rhs, u0, n, common.HH_DT, all_steps, remat, e_only=nets)
+    for checkpoint_body in (True, False):
+        loss = euler_loss(rhs, u0, n, common.HH_DT, all_steps, checkpoint_body, e_only=nets)
         fwd = jax.jit(loss)
         vg = jax.jit(jax.value_and_grad(loss))
-        method = "euler_scan_reverse" + ("_remat_blocks" if remat else "")
-        extra = {"n_steps": n, "dt": common.HH_DT}
-        if remat:
-            extra["remat_blocks"] = "%d blocks x %d steps, jax.checkpoint per block" % block_split(n)
+        if checkpoint_body:
+            method = "euler_scan_checkpoint_body"
+            config = ("jax.jit(jax.value_and_grad) through lax.scan with jax.checkpoint on the "
+                      "scan body (one Euler step)")
+        else:
+            method = "euler_scan_reverse"
+            config = "jax.jit(jax.value_and_grad) through lax.scan, plain (no checkpoint)"
         b.run(problem, method,
               lambda: float(blocked(fwd(p0))),
               lambda: tuple(map(jax.device_get, blocked(vg(p0)))),
-              extra=extra, post=lambda: mem_analysis(vg, p0))
+              extra={"n_steps": n, "dt": common.HH_DT, "config": config},
+              post=lambda: mem_analysis(vg, p0))
 
     # forward mode
     loss = euler_loss(rhs, u0, n, common.HH_DT, all_steps, False, e_only=nets)
     fwd = jax.jit(loss)
+    fwd_config = "jax.jit(jax.jacfwd) through lax.scan (forward mode, P tangents)"
     if P <= 200:
         jf = jax.jit(lambda p: (loss(p), jax.jacfwd(loss)(p)))
         b.run(problem, "euler_scan_forward_jacfwd",
               lambda: float(blocked(fwd(p0))),
               lambda: tuple(map(jax.device_get, blocked(jf(p0)))),
-              extra={"n_steps": n, "dt": common.HH_DT, "estimated": False})
+              extra={"n_steps": n, "dt": common.HH_DT, "estimated": False,
+                     "config": fwd_config})
     else:
         chunk = 32
         if not b.wanted(problem):
             return
         rec = b.base(problem, "euler_scan_forward_jacfwd")
-        rec.update({"n_steps": n, "dt": common.HH_DT, "estimated": True,
+        rec.update({"n_steps": n, "dt": common.HH_DT, "estimated": True, "config": fwd_config,
                     "estimate_note": "full jacfwd (%d tangents) too slow here: timed a vmapped "
                                      "JVP of %d basis tangents, gradient_ms and first_call_ms "
                                      "(compile + one chunk + (P/%d - 1) chunks) scaled by P/%d"
@@ -200,6 +189,7 @@ def bench_odeint(b, t_end):
           lambda: float(blocked(fwd(p0))),
           lambda: tuple(map(jax.device_get, blocked(vg(p0)))),
           extra={"rtol": 1e-8, "atol": 1e-8,
+                 "config": "jax.experimental.ode.odeint (Dopri5) + its backsolve adjoint",
                  "note": "jax.experimental.ode.odeint: adaptive Dopri5, continuous adjoint "
                          "integrating state+adjoint backwards"})
 

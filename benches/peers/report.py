@@ -3,9 +3,15 @@
 
     python3 benches/peers/report.py [--revode results/revode.json] [--peers results/peers.json]
                                     [--out docs/performance.md] [--svg docs/performance-params.svg]
+                                    [--allow-loaded]
 
 Without --peers, the newest committed measured/peers-*.json is used. Standard library only, so it
 runs without the peers' virtual environment (CI runs it on a quick revode run as a smoke test).
+
+Load: every engine's figures carry the load average before and after its runs (loadwatch.py).
+If any engine was measured above a 1-minute load of 1.5, the script refuses to write the page
+(exit 3) unless --allow-loaded is given, in which case those rows and the page are loudly
+marked as not fair. Engines without recorded load are marked "load not recorded".
 """
 import argparse
 import glob
@@ -16,6 +22,8 @@ import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
+
+import loadwatch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -82,7 +90,8 @@ def reference_for(problem, revode_records):
     return None, None
 
 
-def rel_error(grad, ref):
+def rel_error(grad, ref, scale_of=None):
+    """max_i |grad_i - ref_i| / max_j |scale_of_j| (scale_of defaults to ref)."""
     if grad is None or ref is None or len(grad) != len(ref):
         return None
     try:
@@ -91,7 +100,7 @@ def rel_error(grad, ref):
         return float("nan")
     if not all(math.isfinite(x) for x in g):
         return float("nan")
-    scale = max(abs(x) for x in ref) or 1.0
+    scale = max(abs(x) for x in (ref if scale_of is None else scale_of)) or 1.0
     return max(abs(a - b) for a, b in zip(g, ref)) / scale
 
 
@@ -115,6 +124,57 @@ def memory_of(r):
     return None if m is None else f"{m:.1f} MiB RSS Δ"
 
 
+def engine_loads(revode_doc, peers_doc, diffsol_doc):
+    """{engine: load record or None}. Peers: per-peer loads of run_peers.py; an older peers
+    file without them falls back to its machine-wide load at start and end."""
+    loads = {"revode": revode_doc.get("load")}
+    if diffsol_doc is not None:
+        loads["diffsol"] = diffsol_doc.get("load")
+    per_peer = peers_doc.get("loads") or {}
+    start = peers_doc.get("machine", {}).get("loadavg_at_start")
+    end = peers_doc.get("loadavg_at_end")
+
+    def floats(v):
+        try:
+            return [float(x) for x in v] if v else None
+        except (TypeError, ValueError):
+            return None
+    for r in peers_doc.get("records", []):
+        e = r.get("engine")
+        if e and e not in loads:
+            if e in per_peer:
+                loads[e] = per_peer[e]
+            elif start or end:
+                loads[e] = {"before": floats(start), "after": floats(end),
+                            "note": "whole peer run (no per-engine record)"}
+            else:
+                loads[e] = None
+    return loads
+
+
+def load_status(load):
+    w = loadwatch.worst(load)
+    if w is None:
+        return "load not recorded"
+    if w > loadwatch.LOAD_LIMIT:
+        return f"⚠ LOADED ({w:.2f} > {loadwatch.LOAD_LIMIT})"
+    return "ok"
+
+
+def load_table(loads):
+    out = ["| engine | 1/5/15-min load before | after | waited for quiet | status |",
+           "|---|---|---|---:|---|"]
+
+    def three(v):
+        return " / ".join(f"{x:.2f}" for x in v) if v else "—"
+    for e, load in loads.items():
+        load = load or {}
+        waited = load.get("waited_s")
+        out.append(f"| {e} | {three(load.get('before'))} | {three(load.get('after'))} | "
+                   f"{'—' if waited is None else f'{waited:.0f} s'} | {load_status(load or None)} |")
+    return "\n".join(out)
+
+
 def rows_for(problem, records, ref):
     rows = []
     for r in records:
@@ -122,17 +182,31 @@ def rows_for(problem, records, ref):
             continue
         err = r.get("error")
         grad = r.get("grad")
+        sub_ref = ref
+        partial = False
+        summary = r.get("grad_summary")
+        if grad is None and summary and ref and len(ref) >= 20:
+            # large P: the peer kept only its first and last 10 entries
+            grad = list(summary.get("first10", [])) + list(summary.get("last10", []))
+            sub_ref = list(ref[:10]) + list(ref[-10:])
+            partial = True
+        elif grad is None and r.get("grad_first_chunk") and ref:
+            grad = r["grad_first_chunk"]
+            sub_ref = list(ref[:len(grad)])
+            partial = True
         ratio = None
         if r.get("forward_ms") and r.get("gradient_ms"):
             ratio = r["gradient_ms"] / r["forward_ms"]
         rows.append({
             "engine": r.get("engine", "?"),
             "method": r.get("method", "?"),
+            "config": r.get("config", ""),
             "forward": r.get("forward_ms"),
             "gradient": r.get("gradient_ms"),
             "ratio": ratio,
             "first": r.get("first_call_ms"),
-            "err": None if err else rel_error(grad, ref),
+            "err": None if err else rel_error(grad, sub_ref, scale_of=ref),
+            "err_partial": partial,
             "mem": memory_of(r),
             "note": (err.splitlines()[0][:120] if err else r.get("note", "")) or "",
             "estimated": r.get("estimated", False),
@@ -141,13 +215,17 @@ def rows_for(problem, records, ref):
     return rows
 
 
-def table(rows):
-    out = ["| engine | method | forward ms | gradient ms | gradient/forward | first call ms | rel. error | memory | note |",
-           "|---|---|---:|---:|---:|---:|---:|---|---|"]
+def table(rows, flagged):
+    out = ["| engine | method | configuration | forward ms | gradient ms | gradient/forward | first call ms | rel. error | memory | note |",
+           "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
     for x in rows:
         grad = fmt(x["gradient"]) + (" (est.)" if x["estimated"] else "")
-        out.append(f"| {x['engine']} | {x['method']} | {fmt(x['forward'])} | {grad} | {fmt(x['ratio'])} | "
-                   f"{fmt(x['first'])} | {fmt(x['err'], 2)} | {x['mem'] or '—'} | {x['note']} |")
+        note = x["note"]
+        if x["engine"] in flagged:
+            note = f"**{flagged[x['engine']]}** {note}".strip()
+        out.append(f"| {x['engine']} | {x['method']} | {x['config'] or '—'} | {fmt(x['forward'])} | {grad} | "
+                   f"{fmt(x['ratio'])} | {fmt(x['first'])} | {fmt(x['err'], 2)}{' ‡' if x['err_partial'] and x['err'] is not None else ''} | "
+                   f"{x['mem'] or '—'} | {note} |")
     return "\n".join(out)
 
 
@@ -161,9 +239,10 @@ def svg_plot(records, path):
     """Gradient time against the number of parameters, log-log."""
     series = [
         ("revode adjoint", "revode", "discrete_adjoint", "#1b7837"),
-        ("JAX reverse (best of plain, remat)", "jax", "euler_scan_reverse", "#2166ac"),
+        ("JAX reverse, jax.checkpoint on the scan body", "jax", "euler_scan_checkpoint_body", "#2166ac"),
+        ("JAX reverse, plain", "jax", "euler_scan_reverse", "#92c5de"),
         ("JAX forward mode (N ≥ 50 estimated)", "jax", "euler_scan_forward_jacfwd", "#b2182b"),
-        ("diffrax RecursiveCheckpoint", "diffrax", "euler_RecursiveCheckpointAdjoint", "#762a83"),
+        ("diffrax RecursiveCheckpointAdjoint(every step)", "diffrax", "euler_RecursiveCheckpointAdjoint", "#762a83"),
     ]
     pts = {}
     for label, engine, prefix, color in series:
@@ -232,6 +311,8 @@ def main():
     ap.add_argument("--diffsol", default=None, help="peer_diffsol JSON (default: results/diffsol.json, else newest measured/)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
     ap.add_argument("--svg", default=os.path.join(ROOT, "docs", "performance-params.svg"))
+    ap.add_argument("--allow-loaded", action="store_true",
+                    help="write the page even if some engine ran above the load limit (marked)")
     args = ap.parse_args()
 
     revode_doc = load(args.revode)
@@ -246,8 +327,20 @@ def main():
     if diffsol_path is None:
         default = os.path.join(HERE, "results", "diffsol.json")
         diffsol_path = default if os.path.exists(default) else newest_measured("diffsol")
+    diffsol_doc = None
     if diffsol_path and diffsol_path != "none":
-        records += diffsol_records(load(diffsol_path))
+        diffsol_doc = load(diffsol_path)
+        records += diffsol_records(diffsol_doc)
+
+    loads = engine_loads(revode_doc, peers_doc, diffsol_doc)
+    flagged = {e: load_status(l) for e, l in loads.items()
+               if (loadwatch.worst(l) or 0) > loadwatch.LOAD_LIMIT}
+    if flagged and not args.allow_loaded:
+        print("error: measured above a 1-minute load of %.1f, so the page was not written: %s. "
+              "Re-run on a quiet machine (or pass --allow-loaded to write a page marked as not "
+              "fair)." % (loadwatch.LOAD_LIMIT, "; ".join(f"{e} {loadwatch.worst(loads[e]):.2f}"
+                                                          for e in flagged)), file=sys.stderr)
+        sys.exit(3)
 
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
@@ -259,11 +352,41 @@ def main():
         f"{'quick (shortened) run' if revode_doc.get('quick') else 'full problems'}; peer figures: "
         f"`{os.path.relpath(peers_path, ROOT) if peers_path and peers_path != 'none' else 'none'}`"
         f"{' and `' + os.path.relpath(diffsol_path, ROOT) + '`' if diffsol_path and diffsol_path != 'none' else ''}"
-        f" (measured {peers_doc.get('date_utc', '?')}, load average at start "
-        f"{', '.join(peers_doc.get('machine', {}).get('loadavg_at_start', ['?']))}).",
+        f" (peers measured {peers_doc.get('date_utc', '?')}).",
         "",
+    ]
+    if flagged:
+        lines += [
+            f"> **⚠ NOT A FAIR COMPARISON.** Some engines were measured while the machine was busy "
+            f"(1-minute load above {loadwatch.LOAD_LIMIT} on 2 cores): "
+            + ", ".join(f"{e} ({loadwatch.worst(loads[e]):.2f})" for e in flagged)
+            + ". Their rows are marked; their times are inflated by an unknown factor. "
+            "Re-run `bash benches/peers/run_all.sh` on a quiet machine.",
+            "",
+        ]
+    lines += [
         "Regenerate everything with one command: `bash benches/peers/run_all.sh` "
-        "(builds revode's side, creates the peers' virtual environment, runs every peer, writes this page).",
+        "(builds revode's side and installs the peers' virtual environment first, then runs every "
+        "engine one after the other, waiting for a quiet machine before each and recording the "
+        "load average before and after it, and writes this page; it refuses to write it if any "
+        f"engine ran above a 1-minute load of {loadwatch.LOAD_LIMIT}).",
+        "",
+        "**Load average around each engine's runs** (this machine has 2 cores; a single-threaded "
+        "benchmark adds about 1 by itself):",
+        "",
+        load_table(loads),
+        "",
+        "**Configurations.** Each peer runs in the configuration its own documentation recommends "
+        "for speed, named in the *configuration* column: JAX with `jax.checkpoint` on the `lax.scan` "
+        "body (plain `jax.grad` through the scan as a second row); diffrax with "
+        "`RecursiveCheckpointAdjoint(checkpoints=max_steps)`, which stores every step (\"set as many "
+        "checkpoints as you have memory for\"; the default is a second row on the seed problem); "
+        "CasADi's reverse mode compiled to C by its just-in-time compiler (the virtual machine as a "
+        "second row).",
+        "",
+        "**Julia.** The Julia figures in the README (solve ~17 ms, ReverseDiff 2.1 s, Zygote 168 ms, "
+        "ForwardDiff 26 ms on the seed problem) are the seed author's own measurements on their own "
+        "machine, quoted as given; Julia is not installed or measured here.",
         "",
         "**Method.** Times are medians after a warm-up call (`first call` includes any tracing/JIT compile; "
         "revode has none). *gradient/forward* divides each engine's gradient time by its own forward time. "
@@ -282,9 +405,12 @@ def main():
         if not rows:
             lines += ["No results.", ""]
             continue
-        lines += [table(rows), ""]
+        lines += [table(rows, flagged), ""]
         if ref_name:
-            lines += [f"Reference: revode `{ref_name}`.", ""]
+            lines += [f"Reference: revode `{ref_name}`."
+                      + (" ‡: error over the entries the peer kept (its first and last 10, or its "
+                         "first forward-mode chunk), scaled by the whole reference."
+                         if any(x["err_partial"] and x["err"] is not None for x in rows) else ""), ""]
     svg_plot(records, args.svg)
     lines += ["## Gradient time against the number of parameters", "",
               f"![gradient time vs parameters]({os.path.relpath(args.svg, os.path.dirname(args.out))})", ""]

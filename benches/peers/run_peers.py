@@ -5,8 +5,12 @@ process, with a timeout) and collect all JSON records into results/peers.json.
     python3.11 benches/peers/run_peers.py            # full problems
     python3.11 benches/peers/run_peers.py --quick    # shortened horizons, smoke test
     ... --skip-install --peers jax,casadi --save-measured
+    ... --install-only                                # create/upgrade the venv, run nothing
 
 Every failure (install, import, crash, timeout, no output) becomes a record with "error".
+Before each peer the script waits for the machine to be quiet (loadwatch.settle) and it
+records the load average before and after each peer's runs ("loads" in the output), which
+report.py checks.
 """
 import argparse
 import datetime
@@ -16,6 +20,8 @@ import platform
 import subprocess
 import sys
 import time
+
+import loadwatch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.join(HERE, ".venv")
@@ -63,17 +69,17 @@ def machine():
     return info
 
 
-def install(skip):
-    """Returns {requirements file: None or error string}."""
+def install(skip, reqs):
+    """Installs the requirement files `reqs`; returns {requirements file: None or error}."""
     status = {}
     if not os.path.exists(PY):
         r = sh([sys.executable, "-m", "venv", VENV])
         if r.returncode != 0:
             err = "venv creation failed: " + r.stderr[-1500:]
-            return {f: err for f in ("requirements.txt", "requirements-torch.txt")}
+            return {f: err for f in reqs}
     if skip:
         return {}
-    for req in ("requirements.txt", "requirements-torch.txt"):
+    for req in reqs:
         print("installing", req, "...", file=sys.stderr, flush=True)
         r = sh([PY, "-m", "pip", "install", "-q", "-r", os.path.join(HERE, req)])
         status[req] = None if r.returncode == 0 else (
@@ -123,6 +129,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-install", action="store_true")
+    ap.add_argument("--install-only", action="store_true",
+                    help="create the venv and install the requirements, then stop")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--problems", default="", help="comma list (default: all of each peer)")
     ap.add_argument("--reps", type=int, default=5)
@@ -137,18 +145,33 @@ def main():
 
     started = datetime.datetime.now(datetime.timezone.utc)
     mach = machine()  # includes the load average at start (the machine may be shared)
-    inst = install(args.skip_install)
+    chosen = [p for p in args.peers.split(",") if p]
+    unknown = [p for p in chosen if p not in PEERS]
+    if unknown:
+        ap.error("unknown peer(s) %s; known: %s" % (", ".join(unknown), ", ".join(PEERS)))
+    reqs = sorted({PEERS[p][2] for p in chosen}, key=lambda r: r != "requirements.txt")
+    inst = install(args.skip_install, reqs)
+    if args.install_only:
+        bad = {k: v for k, v in inst.items() if v}
+        for k, v in bad.items():
+            print("error: %s: %s" % (k, v), file=sys.stderr)
+        sys.exit(1 if bad else 0)
     records = []
+    loads = {}
     wanted = [p for p in args.problems.split(",") if p]
-    for peer in [p for p in args.peers.split(",") if p]:
+    for peer in chosen:
         script, problems, req = PEERS[peer]
         if inst.get(req):
             records.append({"engine": peer, "problem": "*", "method": "*",
                             "error": inst[req]})
             continue
-        for problem in problems:
-            if wanted and problem not in wanted:
-                continue
+        todo = [p for p in problems if not wanted or p in wanted]
+        if not todo:
+            continue
+        waited = loadwatch.settle()
+        before = loadwatch.read()
+        print("%s: load before %s" % (peer, before), file=sys.stderr, flush=True)
+        for problem in todo:
             print("running %s %s ..." % (peer, problem), file=sys.stderr, flush=True)
             recs = run_one(peer, script, problem, args)
             for rec in recs:
@@ -156,6 +179,8 @@ def main():
                                                  "first_call_ms", "error")}
                 print("   ", json.dumps(brief)[:300], file=sys.stderr, flush=True)
             records.extend(recs)
+        loads[peer] = loadwatch.record(before, loadwatch.read(), waited)
+        print("%s: load after %s" % (peer, loads[peer]["after"]), file=sys.stderr, flush=True)
 
     result = {
         "date_utc": started.isoformat(timespec="seconds"),
@@ -165,6 +190,7 @@ def main():
         "machine": mach,
         "loadavg_at_end": open("/proc/loadavg").read().split()[:3],
         "threads": THREAD_ENV,
+        "loads": loads,
         "timing": "forward_ms / gradient_ms: median of up to --reps calls after a first call "
                   "(first_call_ms / forward_first_call_ms include tracing and JIT compile)",
         "records": records,
@@ -177,6 +203,7 @@ def main():
         old.setdefault("updates", []).append({"date_utc": result["date_utc"],
                                               "rerun": sorted("%s/%s" % k for k in rerun)})
         old["records"] = kept + records
+        old.setdefault("loads", {}).update(loads)
         result = old
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

@@ -39,6 +39,8 @@ enum Command {
     /// Sweep checkpoint settings: time and memory of each, and the fastest
     /// within a memory budget.
     Tune(commands::tune::TuneArgs),
+    /// Fit a model's parameters to recorded traces (CSV) with L-BFGS.
+    Fit(commands::fit::FitArgs),
 }
 
 /// Clap's message for bad flags or values on one line: its first line
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::CheckModel(args) => commands::check_model::run(&args),
         Command::Check(args) => commands::check::run(&args),
         Command::Tune(args) => commands::tune::run(&args),
+        Command::Fit(args) => commands::fit::run(&args),
     };
     match result {
         Ok(code) => code,

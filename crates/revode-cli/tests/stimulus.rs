@@ -107,3 +107,35 @@ fn bad_protocols_exit_2_with_one_line() {
         "invalid JSON",
     );
 }
+
+#[test]
+fn a_model_files_injected_current_follows_its_protocol() {
+    let o = run(&["grad", &fixture("hh1952_stimulus.json"), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["stimulated"], serde_json::json!(["I_inj"]));
+    // dopri5 + continuous adjoint through the same model file, against FD.
+    let dir = tempfile::tempdir().unwrap();
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/hh1952.ode");
+    let path = dir.path().join("p.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"model": {{"file": {:?}}}, "tspan": [0.0, 30.0], "u0": [2.0, 0.0529, 0.5961, 0.3177],
+                "solver": {{"method": "dopri5", "rtol": 1e-10, "atol": 1e-10}},
+                "loss": {{"kind": "trace_mse", "component": 0, "times": [10.0, 20.0, 30.0],
+                          "values": [5.0, 30.0, 0.0]}},
+                "adjoint": {{"method": "continuous"}},
+                "stimulus": {{"I_inj": [[0.0, 0.0], [5.0, 10.0], [12.5, 0.0], [15.0, 20.0]]}}}}"#,
+            models.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let o = run(&["check", path.to_str().unwrap(), "--u0", "--rtol", "1e-5"]);
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
+}

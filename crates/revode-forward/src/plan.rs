@@ -37,6 +37,9 @@ pub trait StepPlan: StepTimes {
     fn step(&self, k: usize) -> (f64, f64, &[f64]);
     /// `true` when step k (k ≥ 1) starts a new parameter segment.
     fn switches_at(&self, k: usize) -> bool;
+    /// j when state k sits on the lattice time t0 + j·dt (or is the last);
+    /// `None` for a switch time that cut a step.
+    fn lattice_index(&self, k: usize) -> Option<usize>;
     /// Parameters whose protocol begins with step k: their value in `params`
     /// acts only on the steps before k.
     fn protocol_begins(&self, k: usize) -> &[usize];
@@ -76,6 +79,10 @@ impl<T: StepPlan + ?Sized> StepPlan for &T {
     #[inline(always)]
     fn switches_at(&self, k: usize) -> bool {
         (**self).switches_at(k)
+    }
+    #[inline(always)]
+    fn lattice_index(&self, k: usize) -> Option<usize> {
+        (**self).lattice_index(k)
     }
     #[inline(always)]
     fn protocol_begins(&self, k: usize) -> &[usize] {
@@ -156,6 +163,10 @@ impl StepPlan for UniformPlan<'_> {
     #[inline(always)]
     fn switches_at(&self, _k: usize) -> bool {
         false
+    }
+    #[inline(always)]
+    fn lattice_index(&self, k: usize) -> Option<usize> {
+        Some(k)
     }
     #[inline(always)]
     fn protocol_begins(&self, _k: usize) -> &[usize] {
@@ -364,6 +375,17 @@ impl StepPlan for SwitchedPlan<'_> {
         k > 0 && k < self.n_steps && self.segs[self.segment_of(k)].first == k
     }
 
+    fn lattice_index(&self, k: usize) -> Option<usize> {
+        if k >= self.n_steps {
+            return Some(self.base.n_steps());
+        }
+        let g = &self.segs[self.segment_of(k)];
+        match g.start {
+            Some(_) if k == g.first => None,
+            _ => Some(k - g.shift),
+        }
+    }
+
     fn protocol_begins(&self, k: usize) -> &[usize] {
         if k >= self.n_steps {
             return &[];
@@ -454,6 +476,18 @@ mod tests {
         assert_eq!(plan.index_of(1.0), Some(7));
         assert_eq!(plan.index_of(0.6), None);
         assert!(plan.switches_at(2) && plan.switches_at(3) && plan.switches_at(6));
+        let lattice: Vec<_> = (0..=7).map(|k| plan.lattice_index(k)).collect();
+        let expected_lattice = [
+            Some(0),
+            Some(1),
+            None,
+            None,
+            Some(2),
+            Some(3),
+            None,
+            Some(4),
+        ];
+        assert_eq!(lattice, expected_lattice);
         assert_eq!(plan.protocol_begins(2), &[0]);
         // Lookups in any order agree (the cursor is only a hint).
         for k in [6, 0, 3, 5, 1, 4, 2] {

@@ -27,11 +27,7 @@ pub fn solve_fixed<M: Model>(
     p: &[f64],
     sample_every: Option<usize>,
 ) -> Result<FixedSolution, ForwardError> {
-    let plan = UniformPlan {
-        grid: *grid,
-        params: p,
-    };
-    solve_fixed_plan(model, method, &plan, u0, sample_every)
+    solve_fixed_with_stimulus(model, method, grid, u0, p, &Stimulus::none(), sample_every)
 }
 
 /// [`solve_fixed`] with the parameters following `stimulus` (checked against
@@ -45,12 +41,48 @@ pub fn solve_fixed_with_stimulus<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<FixedSolution, ForwardError> {
+    let mut samples = Vec::new();
+    let mut solution = solve_fixed_observed(
+        model,
+        method,
+        grid,
+        u0,
+        p,
+        stimulus,
+        sample_every,
+        |t, u| samples.push((t, u.to_vec())),
+    )?;
+    solution.samples = samples;
+    Ok(solution)
+}
+
+/// [`solve_fixed_with_stimulus`] handing `observe(t, u)` every s-th state
+/// (u_0 first, and always the last) for `sample_every = Some(s)` as the solve
+/// goes, so a trajectory can be streamed out without being held. The
+/// returned solution has no samples. With a stimulus, "every s-th" counts
+/// lattice steps (times t0 + j·s·dt); a switch time that cut a step is
+/// sampled only with s = 1.
+#[allow(clippy::too_many_arguments)]
+pub fn solve_fixed_observed<M: Model>(
+    model: &M,
+    method: FixedMethod,
+    grid: &TimeGrid,
+    u0: &[f64],
+    p: &[f64],
+    stimulus: &Stimulus,
+    sample_every: Option<usize>,
+    observe: impl FnMut(f64, &[f64]),
+) -> Result<FixedSolution, ForwardError> {
     if stimulus.is_empty() {
-        return solve_fixed(model, method, grid, u0, p, sample_every);
+        let plan = UniformPlan {
+            grid: *grid,
+            params: p,
+        };
+        return solve_on_plan(model, method, &plan, u0, sample_every, observe);
     }
     let segments = ParamSegments::new(p, stimulus, grid.t0, grid.t1)?;
     let plan = SwitchedPlan::new(*grid, &segments);
-    solve_fixed_plan(model, method, &plan, u0, sample_every)
+    solve_on_plan(model, method, &plan, u0, sample_every, observe)
 }
 
 /// Integrates `u0` along the steps of `plan`.
@@ -61,15 +93,32 @@ pub fn solve_fixed_plan<M: Model, P: StepPlan>(
     u0: &[f64],
     sample_every: Option<usize>,
 ) -> Result<FixedSolution, ForwardError> {
+    let mut samples = Vec::new();
+    let mut solution = solve_on_plan(model, method, plan, u0, sample_every, |t, u| {
+        samples.push((t, u.to_vec()))
+    })?;
+    solution.samples = samples;
+    Ok(solution)
+}
+
+/// The solve loop: `observe` sees u_0, the states on every s-th lattice time
+/// t0 + j·s·dt, and the last; with s = 1 every state (switch times too).
+fn solve_on_plan<M: Model, P: StepPlan>(
+    model: &M,
+    method: FixedMethod,
+    plan: &P,
+    u0: &[f64],
+    sample_every: Option<usize>,
+    mut observe: impl FnMut(f64, &[f64]),
+) -> Result<FixedSolution, ForwardError> {
     let n = plan.n_steps();
     let mut stepper = FixedStepper::new(method, u0.len());
     let mut work = model.new_work();
     let mut u = u0.to_vec();
     let mut next = vec![0.0; u0.len()];
-    let mut samples = Vec::new();
     let every = sample_every.map(|s| s.max(1));
     if every.is_some() {
-        samples.push((plan.time(0), u.clone()));
+        observe(plan.time(0), &u);
     }
     for k in 0..n {
         let (t, h, p) = plan.step(k);
@@ -79,8 +128,12 @@ pub fn solve_fixed_plan<M: Model, P: StepPlan>(
         }
         std::mem::swap(&mut u, &mut next);
         if let Some(s) = every {
-            if (k + 1) % s == 0 || k + 1 == n {
-                samples.push((plan.time(k + 1), u.clone()));
+            let on_sample = match plan.lattice_index(k + 1) {
+                Some(j) => j % s == 0,
+                None => s == 1,
+            };
+            if on_sample || k + 1 == n {
+                observe(plan.time(k + 1), &u);
             }
         }
     }
@@ -88,6 +141,6 @@ pub fn solve_fixed_plan<M: Model, P: StepPlan>(
         n_steps: n,
         t_final: plan.time(n),
         final_state: u,
-        samples,
+        samples: Vec::new(),
     })
 }

@@ -19,6 +19,7 @@
 pub mod batch;
 pub mod check;
 mod error;
+pub mod fit;
 pub mod golden;
 pub mod model_check;
 pub mod problem;
@@ -29,7 +30,7 @@ pub mod tune;
 
 pub use error::Error;
 pub use problem::{ModelSpec, ModelVisitor, Problem, StimulusSpec};
-pub use run::{gradient, loss, solve, GradientReport, SolveReport};
+pub use run::{gradient, loss, solve, solve_observed, GradientReport, SolveReport};
 
 pub use revode_adjoint as adjoint;
 pub use revode_checkpoint as checkpoint;

@@ -152,7 +152,7 @@ pub fn model_or_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ModelSpec
     parsed.map_err(serde::de::Error::custom)
 }
 
-fn serialize_model<S: serde::Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize_model<S: serde::Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
     match spec {
         ModelSpec::File(file) => file.serialize(s),
         builtin => builtin.serialize(s),

@@ -10,7 +10,7 @@ use revode_adjoint::{
 };
 use revode_checkpoint::Schedule;
 use revode_forward::{
-    solve_adaptive_with_stimulus, solve_fixed_with_stimulus, AdaptiveOptions, FixedMethod,
+    solve_adaptive_observed, solve_fixed_observed, AdaptiveOptions, FixedMethod, ParamSegments,
     Stimulus, TimeGrid,
 };
 use revode_model::Model;
@@ -192,17 +192,30 @@ pub fn gradient(problem: &Problem) -> Result<GradientReport, Error> {
     problem.model.visit(GradientRun(problem))?
 }
 
-struct SolveRun<'a>(&'a Problem, Option<usize>);
+/// Receives `(t, u)` of sampled states.
+type Observer<'o> = &'o mut dyn FnMut(f64, &[f64]);
 
-impl ModelVisitor for SolveRun<'_> {
+/// Where sampled states go: every `every`-th state to `observe`.
+struct Sampling<'o> {
+    every: usize,
+    observe: Observer<'o>,
+}
+
+struct SolveRun<'a, 'o>(&'a Problem, Option<Sampling<'o>>);
+
+impl ModelVisitor for SolveRun<'_, '_> {
     type Output = Result<SolveReport, Error>;
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
-        let SolveRun(problem, sample_every) = self;
+        let SolveRun(problem, sampling) = self;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
+        let (every, observe): (_, Observer<'_>) = match sampling {
+            Some(s) => (Some(s.every), s.observe),
+            None => (None, &mut |_, _| {}),
+        };
         let started = Instant::now();
-        let (steps, rejected_steps, t_final, final_state, samples) = match fixed_setup(problem)? {
+        let (steps, rejected_steps, t_final, final_state) = match fixed_setup(problem)? {
             Some((method, grid)) => {
                 let fixed = FixedProblem {
                     u0: &u0,
@@ -211,16 +224,10 @@ impl ModelVisitor for SolveRun<'_> {
                     method,
                 };
                 validate_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?;
-                let sol = solve_fixed_with_stimulus(
-                    model,
-                    method,
-                    &grid,
-                    &u0,
-                    &params,
-                    &stimulus,
-                    sample_every,
+                let sol = solve_fixed_observed(
+                    model, method, &grid, &u0, &params, &stimulus, every, observe,
                 )?;
-                (sol.n_steps, 0, sol.t_final, sol.final_state, sol.samples)
+                (sol.n_steps, 0, sol.t_final, sol.final_state)
             }
             None => {
                 let options: AdaptiveOptions = problem.solver.adaptive_options().expect("dopri5");
@@ -233,30 +240,21 @@ impl ModelVisitor for SolveRun<'_> {
                     options: &options,
                 };
                 validate_adaptive(model, &adaptive, &loss)?;
-                let sol = solve_adaptive_with_stimulus(
-                    model,
-                    &options,
-                    t0,
-                    t1,
-                    &u0,
-                    &params,
-                    &stimulus,
-                    sample_every,
+                let sol = solve_adaptive_observed(
+                    model, &options, t0, t1, &u0, &params, &stimulus, every, observe,
                 )?;
                 let c = sol.counts;
-                (
-                    c.accepted,
-                    c.rejected,
-                    sol.t_final,
-                    sol.final_state,
-                    sol.samples,
-                )
+                (c.accepted, c.rejected, sol.t_final, sol.final_state)
             }
         };
         let seconds = started.elapsed().as_secs_f64();
         let aux_names = model.aux_names();
         let mut final_aux = vec![0.0; aux_names.len()];
-        model.aux(t_final, &final_state, &params, &mut final_aux);
+        // At t1 a stimulated parameter has its protocol's last value.
+        let [t0, t1] = problem.tspan;
+        let segments = ParamSegments::new(&params, &stimulus, t0, t1)?;
+        let final_params = segments.params(segments.len() - 1);
+        model.aux(t_final, &final_state, final_params, &mut final_aux);
         Ok(SolveReport {
             model: model.name().to_string(),
             solver: problem.solver.name().to_string(),
@@ -267,19 +265,39 @@ impl ModelVisitor for SolveRun<'_> {
             state_names: model.state_names(),
             aux_names,
             final_aux,
-            samples: samples
-                .into_iter()
-                .map(|(t, u)| std::iter::once(t).chain(u).collect())
-                .collect(),
+            samples: Vec::new(),
             seconds,
         })
     }
 }
 
 /// Solves a problem forward; `sample_every = Some(s)` also returns every
-/// s-th state.
+/// s-th state (the first and the last always).
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
-    problem.model.visit(SolveRun(problem, sample_every))?
+    let Some(every) = sample_every else {
+        return problem.model.visit(SolveRun(problem, None))?;
+    };
+    let mut samples = Vec::new();
+    let mut report = solve_observed(problem, every, &mut |t, u| {
+        samples.push(std::iter::once(t).chain(u.iter().copied()).collect())
+    })?;
+    report.samples = samples;
+    Ok(report)
+}
+
+/// Solves a problem forward, handing `observe(t, u)` every `every`-th state
+/// (the first and the last always) while it runs, so a long trajectory can
+/// be written out without being held in memory. The report has no samples.
+pub fn solve_observed(
+    problem: &Problem,
+    every: usize,
+    observe: &mut dyn FnMut(f64, &[f64]),
+) -> Result<SolveReport, Error> {
+    let sampling = Sampling {
+        every: every.max(1),
+        observe,
+    };
+    problem.model.visit(SolveRun(problem, Some(sampling)))?
 }
 
 struct LossRun<'a>(&'a Problem);

@@ -55,7 +55,11 @@ pub fn run(args: &TuneArgs) -> Result<ExitCode, Error> {
     bar.finish_and_clear();
     let report = report?;
     if let Some(path) = &args.plot {
-        std::fs::write(path, tune_svg(&report)).map_err(|e| Error::Invalid {
+        let svg = tune_svg(&report).map_err(|message| Error::Invalid {
+            origin: path.display().to_string(),
+            message,
+        })?;
+        std::fs::write(path, svg).map_err(|e| Error::Invalid {
             origin: path.display().to_string(),
             message: format!("cannot write: {e}"),
         })?;

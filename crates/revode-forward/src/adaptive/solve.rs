@@ -50,6 +50,37 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<AdaptiveSolution, ForwardError> {
+    let mut samples = Vec::new();
+    let mut solution = solve_adaptive_observed(
+        model,
+        options,
+        t0,
+        t1,
+        u0,
+        p,
+        stimulus,
+        sample_every,
+        |t, u| samples.push((t, u.to_vec())),
+    )?;
+    solution.samples = samples;
+    Ok(solution)
+}
+
+/// [`solve_adaptive_with_stimulus`] handing `observe(t, u)` every s-th
+/// accepted state (u_0 first, and always the last) as the solve goes; the
+/// returned solution has no samples.
+#[allow(clippy::too_many_arguments)]
+pub fn solve_adaptive_observed<M: Model>(
+    model: &M,
+    options: &AdaptiveOptions,
+    t0: f64,
+    t1: f64,
+    u0: &[f64],
+    p: &[f64],
+    stimulus: &Stimulus,
+    sample_every: Option<usize>,
+    mut observe: impl FnMut(f64, &[f64]),
+) -> Result<AdaptiveSolution, ForwardError> {
     let n = u0.len();
     let mut solver = Dopri5::new(options, n, t0, t1, &[])?;
     if !stimulus.is_empty() {
@@ -61,9 +92,8 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
     let mut next = vec![0.0; layout.len()];
     solver.initial_state(model, p, &mut work, u0, &mut x)?;
     let every = sample_every.map(|s| s.max(1));
-    let mut samples = Vec::new();
     if every.is_some() {
-        samples.push((t0, u0.to_vec()));
+        observe(t0, u0);
     }
     let mut k = 0;
     while !solver.is_last(&x) {
@@ -72,7 +102,7 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
         k += 1;
         if let Some(s) = every {
             if k % s == 0 || solver.is_last(&x) {
-                samples.push((x[StepLayout::T], layout.u(&x).to_vec()));
+                observe(x[StepLayout::T], layout.u(&x));
             }
         }
     }
@@ -80,6 +110,6 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
         counts: solver.counts(),
         t_final: x[StepLayout::T],
         final_state: layout.u(&x).to_vec(),
-        samples,
+        samples: Vec::new(),
     })
 }
