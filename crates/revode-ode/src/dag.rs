@@ -189,10 +189,32 @@ pub fn eval_bin(op: Bin, a: f64, b: f64) -> f64 {
     }
 }
 
-/// `x^n` by repeated multiplication (n ≥ 0) or its reciprocal.
+/// `x^n` by binary exponentiation from the lowest bit (`x³ = x·(x·x)`,
+/// `x⁴ = (x·x)·(x·x)`), `1/x^|n|` for negative `n`. Spelled out so that the
+/// interpreter and the JIT ([`crate::jit`]) multiply in the same order.
 #[inline(always)]
 pub fn powi(x: f64, n: i32) -> f64 {
-    x.powi(n)
+    let mut k = n.unsigned_abs();
+    let mut base = x;
+    let mut acc: Option<f64> = None;
+    while k > 0 {
+        if k & 1 == 1 {
+            acc = Some(match acc {
+                None => base,
+                Some(a) => a * base,
+            });
+        }
+        k >>= 1;
+        if k > 0 {
+            base *= base;
+        }
+    }
+    let v = acc.unwrap_or(1.0);
+    if n < 0 {
+        1.0 / v
+    } else {
+        v
+    }
 }
 
 /// The DAG and its hash-consing index.

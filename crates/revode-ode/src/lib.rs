@@ -3,9 +3,11 @@
 //! [`OdeModel::from_file`] reads a documented subset of XPPAUT's syntax
 //! (docs/model-files.md), builds one hash-consed expression DAG for the
 //! right-hand side, differentiates it symbolically in reverse mode, and
-//! compiles two straight-line register programs: `rhs` and `vjp`. Per
-//! call: no allocation, no tape, and a cost independent of the number of
-//! parameters. Removable singularities like `a·x/(exp(x/k) − 1)` are
+//! compiles two straight-line register programs: `rhs` and `vjp`, run as
+//! native code through Cranelift ([`Backend::Jit`], the default) or by the
+//! register interpreter they are tested against ([`Backend::Interpreter`]).
+//! Per call: no allocation, no tape, and a cost independent of the number
+//! of parameters. Removable singularities like `a·x/(exp(x/k) − 1)` are
 //! recognised and evaluated through a series near 0 ([`singular`]).
 //!
 //! ```
@@ -23,6 +25,7 @@ mod build;
 pub mod dag;
 mod diff;
 mod error;
+mod jit;
 mod lexer;
 mod model;
 mod parser;
@@ -30,4 +33,4 @@ pub mod program;
 pub mod singular;
 
 pub use error::OdeError;
-pub use model::{OdeModel, OdeWork, ProgramStats};
+pub use model::{Backend, OdeModel, OdeWork, ProgramStats};

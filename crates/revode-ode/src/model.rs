@@ -1,6 +1,7 @@
 //! [`OdeModel`]: a model file as a [`revode_model::Model`].
 
 use std::path::Path;
+use std::sync::Arc;
 
 use revode_model::{Dims, Model};
 
@@ -8,6 +9,7 @@ use crate::build::{lower, Lowered};
 use crate::dag::Dag;
 use crate::diff::adjoints;
 use crate::error::OdeError;
+use crate::jit::JitCode;
 use crate::parser::parse_file;
 use crate::program::Program;
 
@@ -29,7 +31,21 @@ pub struct OdeModel {
     vjp_states: Vec<Option<u32>>,
     /// `(parameter, register)` of every parameter with a nonzero derivative.
     vjp_params: Vec<(usize, u32)>,
+    /// The same as positions among the vjp program's roots (for the JIT).
+    vjp_slots: (Vec<Option<usize>>, Vec<(usize, usize)>),
     dag_nodes: usize,
+    /// Native code of `rhs` (function 0) and `vjp` (function 1), if compiled.
+    jit: Option<Arc<JitCode>>,
+}
+
+/// How `rhs` and `vjp` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Native code compiled by Cranelift at load (the default).
+    Jit,
+    /// The register interpreter: the reference the JIT is tested against,
+    /// and the fallback where Cranelift does not support the host.
+    Interpreter,
 }
 
 /// Registers of one solve (one thread).
@@ -37,6 +53,8 @@ pub struct OdeModel {
 pub struct OdeWork {
     rhs: Vec<f64>,
     vjp: Vec<f64>,
+    /// The JIT's vjp outputs (state adjoints, then parameter adjoints).
+    vjp_out: Vec<f64>,
 }
 
 /// Sizes of what was built at load, for diagnostics and benchmarks.
@@ -111,6 +129,10 @@ impl OdeModel {
             }
         }
         let vjp_program = Program::compile(&dag, &roots);
+        // Where Cranelift cannot run, the interpreter does the same work.
+        let jit = crate::jit::compile(&[&rhs_program, &vjp_program])
+            .ok()
+            .map(Arc::new);
         let reg = |slot: usize| vjp_program.roots()[slot];
         OdeModel {
             name: name.to_string(),
@@ -126,7 +148,24 @@ impl OdeModel {
             vjp: vjp_program,
             aux: aux_program,
             dag_nodes: dag.len(),
+            jit,
+            vjp_slots: (state_slots, param_slots),
         }
+    }
+
+    /// The backend `rhs` and `vjp` run on.
+    pub fn backend(&self) -> Backend {
+        if self.jit.is_some() {
+            Backend::Jit
+        } else {
+            Backend::Interpreter
+        }
+    }
+
+    /// The same model on the register interpreter.
+    pub fn interpreted(mut self) -> OdeModel {
+        self.jit = None;
+        self
     }
 
     /// Names of the `aux` outputs, in file order.
@@ -198,14 +237,27 @@ impl Model for OdeModel {
     }
 
     fn new_work(&self) -> OdeWork {
+        if self.jit.is_some() {
+            return OdeWork {
+                rhs: Vec::new(),
+                vjp: Vec::new(),
+                vjp_out: vec![0.0; self.vjp.roots().len()],
+            };
+        }
         OdeWork {
             rhs: self.rhs.new_registers(),
             vjp: self.vjp.new_registers(),
+            vjp_out: Vec::new(),
         }
     }
 
     #[inline]
     fn rhs(&self, t: f64, u: &[f64], p: &[f64], du: &mut [f64], work: &mut OdeWork) {
+        if let Some(jit) = &self.jit {
+            // rhs's roots are the states in order: written straight into du
+            jit.call(0, t, u, p, &[], du);
+            return;
+        }
         let regs = &mut work.rhs;
         self.rhs.run(regs, t, u, p, &[]);
         for (d, &r) in du.iter_mut().zip(self.rhs.roots()) {
@@ -225,6 +277,18 @@ impl Model for OdeModel {
         acc_p: &mut [f64],
         work: &mut OdeWork,
     ) {
+        if let Some(jit) = &self.jit {
+            let out = &mut work.vjp_out;
+            jit.call(1, t, u, p, lambda, out);
+            let (states, params) = &self.vjp_slots;
+            for (o, slot) in out_u.iter_mut().zip(states) {
+                *o = slot.map_or(0.0, |s| out[s]);
+            }
+            for &(k, s) in params {
+                acc_p[k] += alpha * out[s];
+            }
+            return;
+        }
         let regs = &mut work.vjp;
         self.vjp.run(regs, t, u, p, lambda);
         for (o, slot) in out_u.iter_mut().zip(&self.vjp_states) {

@@ -84,12 +84,12 @@ pub enum Input {
 /// A compiled straight-line program.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Program {
-    instrs: Vec<Instr>,
-    constants: Vec<(u32, f64)>,
-    inputs: Vec<(u32, Input)>,
-    n_registers: usize,
+    pub(crate) instrs: Vec<Instr>,
+    pub(crate) constants: Vec<(u32, f64)>,
+    pub(crate) inputs: Vec<(u32, Input)>,
+    pub(crate) n_registers: usize,
     /// Register of each requested root, in request order.
-    roots: Vec<u32>,
+    pub(crate) roots: Vec<u32>,
 }
 
 impl Program {

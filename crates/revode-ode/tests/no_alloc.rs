@@ -60,6 +60,9 @@ fn models() -> Vec<OdeModel> {
         )
         .unwrap(),
     );
+    // both backends
+    let interpreted: Vec<OdeModel> = out.iter().map(|m| m.clone().interpreted()).collect();
+    out.extend(interpreted);
     out
 }
 
