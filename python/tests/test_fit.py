@@ -102,3 +102,19 @@ def test_bad_fit_files_raise_the_cli_message(
 def test_a_spec_that_is_neither_dict_nor_path_is_a_problem_error() -> None:
     with pytest.raises(revode.ProblemError, match="a fit spec is a dict"):
         revode.fit(42)  # type: ignore[arg-type]
+
+
+def test_a_solve_that_fails_at_the_start_is_a_solve_error(trace_csv: Path, run_cli) -> None:
+    spec = fit_spec(
+        "trace.csv",
+        solver={"method": "dopri5", "rtol": 1e-6, "atol": 1e-9, "max_steps": 3},
+        adjoint={"method": "continuous"},
+    )
+    path = write(trace_csv.parent / "failing_fit.json", spec)
+    cli = run_cli(["fit", path, "--json", "--quiet"])
+    assert cli.code == 3 and cli.stdout == ""
+    with pytest.raises(revode.SolveError) as err:
+        revode.fit(path)
+    assert str(err.value) == cli.message()
+    assert "max_steps = 3" in str(err.value) and err.value.t is not None and err.value.t > 0
+
