@@ -40,6 +40,7 @@ __all__ = [
     "Solution",
     "SolveError",
     "check",
+    "fit",
     "grad",
     "grad_batch",
     "solve",
@@ -48,6 +49,9 @@ __all__ = [
 
 #: A problem: a dict in the problem-file schema, or the path of a problem file.
 ProblemLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
+
+#: A fit spec: a dict in the fit-file schema, or the path of a fit file.
+FitSpecLike = Union[Mapping[str, Any], str, "os.PathLike[str]"]
 
 #: A vector of numbers: a 1-D numpy array, list or tuple.
 VectorLike = Union[np.ndarray, Sequence[float]]
@@ -221,6 +225,39 @@ def tune(
         ``"adjoint"`` block to use), ``gradients_agree``, ...
     """
     return _revode.tune(problem, memory_budget, repeat)
+
+
+def fit(fit_spec: FitSpecLike, *, quiet: bool = True) -> Dict[str, Any]:
+    """Fits a model's parameters to recorded traces with L-BFGS (``revode fit``).
+
+    The fit file's schema is described in the project's ``docs/fitting.md``:
+    ``model``, ``params``, ``free`` (the fitted parameters and their
+    bounds), ``solver``, ``sweeps`` (each a ``tspan``, a CSV ``data`` file
+    and the observed ``component``) and ``optimizer``. The GIL is released
+    while the fit runs; sweeps and starts run in parallel on Rust threads.
+
+    Args:
+        fit_spec: a dict in the fit-file schema (relative ``data`` and model
+            ``file`` paths are taken from the current directory), or the path
+            of a fit file (relative paths are taken from its folder).
+        quiet: if False, write ``revode fit``'s progress line per iteration
+            to the process's stderr.
+
+    Returns:
+        The report as a dict, keyed like ``revode fit --json``: ``params``
+        (fitted free parameters, float64 array), ``param_names``, ``loss``,
+        ``iterations``, ``converged``, ``stop_reason``, ``stop_message``,
+        ``history`` (loss per iteration, float64 array), ``seconds``,
+        ``start``, ``lower``, ``upper`` (``None`` where unbounded),
+        ``all_params`` (every model parameter, fitted ones in place),
+        ``gradient_norm``, ``evaluations``, ``failed_evaluations``,
+        ``best_start`` and ``starts`` (one dict per start).
+
+    Raises:
+        ProblemError: a bad fit file or data file (the CLI's message).
+        SolveError: the solve failed at the given start point.
+    """
+    return _revode.fit(fit_spec, quiet)
 
 
 def grad_batch(

@@ -33,6 +33,10 @@ def check(
 def tune(problem: _Problem, memory_budget: Optional[int] = None, repeat: int = 5) -> Dict[str, Any]:
     """Checkpoint sweep: the report of ``revode tune --json``."""
 
+def fit(fit_spec: _Problem, quiet: bool = True) -> Dict[str, Any]:
+    """Fit: the report of ``revode fit --json``; ``params``, ``start``,
+    ``all_params`` and ``history`` (also in each ``starts`` entry) are float64 arrays."""
+
 def grad_batch(
     problems: Union[Sequence[_Problem], Mapping[str, Any], str, "os.PathLike[str]"],
     threads: Optional[int] = None,

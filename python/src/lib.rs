@@ -7,6 +7,7 @@
 
 mod convert;
 mod errors;
+mod fit;
 mod input;
 mod reports;
 
@@ -291,6 +292,7 @@ fn _revode(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check, m)?)?;
     m.add_function(wrap_pyfunction!(tune, m)?)?;
     m.add_function(wrap_pyfunction!(grad_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(fit::fit, m)?)?;
     m.add_function(wrap_pyfunction!(load_model, m)?)?;
     m.add_function(wrap_pyfunction!(grad_model, m)?)?;
     m.add_function(wrap_pyfunction!(solve_model, m)?)?;

@@ -11,6 +11,7 @@ comparison of two threads against one is in python/benchmarks/bench_python.py.)
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -19,7 +20,7 @@ from typing import Any, Callable, Dict
 import pytest
 
 import revode
-from conftest import short_problem
+from conftest import REPO, short_problem
 
 # 300 000 Euler steps: tens of milliseconds, ample time for the counting
 # thread to be scheduled even on a busy machine.
@@ -33,6 +34,14 @@ CALLS: Dict[str, Callable[[], Any]] = {
         None, tspan=(0.0, 3000.0), solver={"method": "euler", "dt": 0.01}
     ),
     "check": lambda: revode.check(short_problem(tspan=[0.0, 100.0]), params=[0]),
+    # Two L-BFGS iterations on the 600 ms example trace: a few gradients.
+    "fit": lambda: revode.fit(
+        {
+            **json.loads((REPO / "examples" / "fit_hh" / "fit.json").read_text()),
+            "sweeps": [{"tspan": [0.0, 600.0], "data": str(REPO / "examples" / "fit_hh" / "trace.csv"), "component": "E"}],
+            "optimizer": {"max_iters": 2, "starts": 1},
+        }
+    ),
 }
 
 
