@@ -1,24 +1,17 @@
 //! End-to-end tests of the `revode` binary: outputs, errors and exit codes.
 
+mod common;
+use common::{run, stderr, BIN};
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_revode");
-
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures")
         .join(name)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("binary runs")
 }
 
 /// Writes `text` as a problem file and runs `revode <cmd> FILE [extra]`.
@@ -29,10 +22,6 @@ fn run_text(cmd: &str, text: &str, extra: &[&str]) -> Output {
     let mut args = vec![cmd, path.to_str().unwrap()];
     args.extend_from_slice(extra);
     run(&args)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A valid short problem with one key replaced (or added).

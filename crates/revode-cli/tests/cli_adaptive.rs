@@ -1,12 +1,13 @@
 //! End-to-end tests of dopri5, the continuous adjoint and trace_mse through
 //! the `revode` binary: outputs, errors and exit codes.
 
+mod common;
+use common::run;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_revode");
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -14,14 +15,6 @@ fn fixture(name: &str) -> String {
         .join(name)
         .display()
         .to_string()
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("binary runs")
 }
 
 fn run_text(cmd: &str, text: &str) -> Output {

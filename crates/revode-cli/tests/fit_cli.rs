@@ -5,24 +5,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::assert_well_formed;
+use common::{assert_well_formed, run};
 use revode::fit::Sweep;
 use revode::problem::{ModelSpec, SolverSpec};
 use revode::Problem;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_revode");
 const TRUTH: [f64; 3] = [70.0, 10.0, 0.05];
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("binary runs")
-}
 
 /// `t,E` of the seed model over 50 ms, every 0.5 ms.
 fn trace_csv() -> String {

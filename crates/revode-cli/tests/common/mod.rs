@@ -23,3 +23,36 @@ pub fn assert_well_formed(svg: &str) {
     assert!(stack.is_empty(), "unclosed: {stack:?}");
     assert_eq!(rest.trim(), "");
 }
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The `revode` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_revode");
+
+/// A bundled fixture's path, as a string argument.
+pub fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Runs the binary with logging off (stderr then holds only errors).
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
