@@ -38,19 +38,13 @@ pub fn fmt_vec_named(names: &[String], values: &[f64]) -> String {
         .collect()
 }
 
-/// Bytes with a binary unit.
+/// Bytes with a binary unit, and the exact count beside it above 1 KiB.
 pub fn fmt_bytes(bytes: usize) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
+    let human = revode::checkpoint::memory::human_bytes(bytes);
+    if bytes < 1024 {
+        human
     } else {
-        format!("{value:.1} {} ({bytes} B)", UNITS[unit])
+        format!("{human} ({bytes} B)")
     }
 }
 
