@@ -232,17 +232,14 @@ pub fn check_model_at<M: Model>(
 
 /// The finite-difference step for a coordinate of value `x`: `ε^{1/5}`
 /// (balancing the fourth-order stencil's truncation against rounding) times
-/// `max(|x|, 1)`, but never more than `|x|/4`, so that `x ± 2h` keeps the
-/// sign of `x`. Small gates (m ≈ 2e-5 at rest in the cortical model) are then
-/// differenced on their own scale, and a state whose domain ends at 0 (a
-/// concentration under a `log`) is never pushed across it.
+/// `max(|x|, 1)`, but not more than `|x|/4` unless that is below 1e-6: then
+/// `x ± 2h` keeps the sign of `x`, so small gates (m ≈ 2e-5 at rest in the
+/// cortical model) are differenced on their own scale and a concentration
+/// under a `log` is not pushed across 0, while values within 1e-6 of 0 (where
+/// a step of `|x|/4` would drown in rounding) keep a step of at least 1e-6.
 fn fd_step(x: f64) -> f64 {
     let h = f64::EPSILON.powf(0.2) * x.abs().max(1.0);
-    if x != 0.0 {
-        h.min(0.25 * x.abs())
-    } else {
-        h
-    }
+    h.min((0.25 * x.abs()).max(1e-6))
 }
 
 /// SplitMix64: a small, seedable generator (no dependency needed).
