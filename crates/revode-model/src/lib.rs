@@ -12,6 +12,7 @@ mod hh;
 mod hh_network;
 pub mod num;
 mod rates;
+mod rates_reference;
 
 pub use hh::HodgkinHuxley;
 pub use hh_network::{HhNetwork, NetworkWork};
@@ -22,6 +23,7 @@ pub use rates::{exprel_inv, exprel_inv_and_deriv_em1, exprel_inv_deriv, exprel_i
 #[doc(hidden)]
 pub mod rate_forms {
     pub use crate::rates::{direct_pair, series, series_deriv, SERIES_BELOW};
+    pub use crate::rates_reference::{logspace, reference, rel, worst};
 }
 
 /// Sizes of a model's state and parameter vectors.
