@@ -24,13 +24,13 @@ pub const EXP_ARG_MAX: f64 = 709.0;
 
 const LOG2_E: f64 = std::f64::consts::LOG2_E;
 /// ln 2 split: `LN2_HI` has 32 trailing zero bits so `k · LN2_HI` is exact for |k| < 2^20.
-const LN2_HI: f64 = 0.693_147_180_369_123_8;
-const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+pub const LN2_HI: f64 = 0.693_147_180_369_123_8;
+pub const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 /// 1.5 · 2^52: adding it rounds a double of magnitude < 2^51 to an integer.
-const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
+pub const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
 
 /// 1/n! for n = 2 … 13 (Horner from the top).
-const INV_FACT: [f64; 12] = [
+pub const INV_FACT: [f64; 12] = [
     1.0 / 2.0,
     1.0 / 6.0,
     1.0 / 24.0,

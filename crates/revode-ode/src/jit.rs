@@ -97,23 +97,7 @@ fn code_of<T: PartialEq>(table: &[T], op: &T) -> i64 {
 /// by the 1.5·2^52 trick, `r = x − k ln 2` in two parts, the degree-13
 /// Taylor polynomial by Estrin's scheme, and `2^k` from exponent bits.
 fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
-    const LN2_HI: f64 = 0.693_147_180_369_123_8;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
-    const C: [f64; 12] = [
-        1.0 / 2.0,
-        1.0 / 6.0,
-        1.0 / 24.0,
-        1.0 / 120.0,
-        1.0 / 720.0,
-        1.0 / 5040.0,
-        1.0 / 40320.0,
-        1.0 / 362880.0,
-        1.0 / 3628800.0,
-        1.0 / 39916800.0,
-        1.0 / 479001600.0,
-        1.0 / 6227020800.0,
-    ];
+    use revode_model::exp::{INV_FACT as C, LN2_HI, LN2_LO, ROUND_MAGIC};
     let k = |b: &mut FunctionBuilder, c: f64| b.ins().f64const(c);
     let lo = k(b, revode_model::exp::EXP_ARG_MIN);
     let hi = k(b, revode_model::exp::EXP_ARG_MAX);
