@@ -12,6 +12,8 @@ mod adaptive;
 mod error;
 mod fixed;
 mod grid;
+pub mod linear;
+pub mod newton;
 mod plan;
 mod solve;
 mod stimulus;
@@ -26,6 +28,8 @@ pub use adaptive::{
 pub use error::ForwardError;
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;
+pub use linear::{IterationMatrix, LinearSolver, SingularMatrix};
+pub use newton::{Newton, NewtonFailure, NewtonMemory, NewtonStats};
 pub use plan::{StepPlan, StepTimes, SwitchedPlan, UniformPlan, ON_GRID_RTOL};
 pub use solve::{
     solve_fixed, solve_fixed_observed, solve_fixed_plan, solve_fixed_with_stimulus, FixedSolution,

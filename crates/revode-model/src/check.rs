@@ -10,7 +10,11 @@
 //! row scale is the largest finite-difference entry of that row; so tiny
 //! entries next to large ones are judged on the row's scale.
 //!
-//! Memory: two dense `S × (S + P)` matrices (16·S·(S + P) bytes).
+//! A model with its own Jacobian ([`Model::jacobian_pattern`]) has its
+//! Jacobian entries checked against the same differences, and every entry
+//! outside its pattern must difference to 0 (labels start `jacobian`).
+//!
+//! Memory: two or three dense `S × (S + P)` matrices.
 //!
 //! `out_u` is pre-filled with NaN (a `vjp` that adds instead of
 //! overwriting fails) and `alpha = 0.5` (a `vjp` that ignores `alpha` fails).
@@ -126,7 +130,11 @@ pub fn check_model_at<M: Model>(
     // jac[i * (ns + np) + c]: row i (output), column c (state, then param).
     let width = ns + np;
     let mut fd = vec![0.0; ns * width];
-    let mut an = vec![0.0; ns * width];
+    let pattern = model.jacobian_pattern();
+    // Rows 0..ns from the VJPs; rows ns..2ns (state columns) from the
+    // model's Jacobian, when it has one.
+    let mut an = vec![0.0; if pattern.is_some() { 2 } else { 1 } * ns * width];
+    let mut jac = vec![0.0; pattern.as_ref().map_or(0, |p| p.nnz())];
     let (mut f_plus, mut f_minus) = (vec![0.0; ns], vec![0.0; ns]);
     let (mut lambda, mut out_u, mut acc_p) = (vec![0.0; ns], vec![0.0; ns], vec![0.0; np]);
 
@@ -178,11 +186,26 @@ pub fn check_model_at<M: Model>(
                 *a = g / alpha;
             }
         }
-        for i in 0..ns {
+        // The model's own Jacobian, if it has one: its entries (and zeros
+        // outside its pattern) against the same differences.
+        if let Some(pattern) = &pattern {
+            jac.fill(f64::NAN);
+            model.jacobian(point.t, &u, &p, &mut jac, &mut work);
+            let an_j = &mut an[ns * width..];
+            an_j.fill(0.0);
+            for (k, (r, c)) in pattern.entries().enumerate() {
+                an_j[r * width + c] = jac[k];
+            }
+        }
+        let rows = if pattern.is_some() { 2 * ns } else { ns };
+        for row in 0..rows {
+            let i = row % ns;
+            let from_jacobian = row >= ns;
             let fd_row = &fd[i * width..(i + 1) * width];
-            let an_row = &an[i * width..(i + 1) * width];
+            let an_row = &an[row * width..(row + 1) * width];
             let scale = fd_row.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for c in 0..width {
+            let columns = if from_jacobian { ns } else { width };
+            for c in 0..columns {
                 let (a, d) = (an_row[c], fd_row[c]);
                 let error = if a.is_finite() && d.is_finite() {
                     (a - d).abs() / d.abs().max(1e-3 * scale).max(f64::MIN_POSITIVE)
@@ -203,11 +226,12 @@ pub fn check_model_at<M: Model>(
                         Wrt::State(j) => &names_u[j],
                         Wrt::Param(j) => &names_p[j],
                     };
+                    let source = if from_jacobian { "jacobian " } else { "" };
                     let entry = EntryError {
                         sample: s,
                         output: i,
                         wrt,
-                        label: format!("d(d{}/dt)/d{}", names_u[i], wrt_name),
+                        label: format!("{source}d(d{}/dt)/d{}", names_u[i], wrt_name),
                         analytic: a,
                         finite_difference: d,
                         error,

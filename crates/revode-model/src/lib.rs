@@ -10,12 +10,14 @@ pub mod check;
 pub mod exp;
 mod hh;
 mod hh_network;
+pub mod jacobian;
 pub mod num;
 mod rates;
 mod rates_reference;
 
 pub use hh::HodgkinHuxley;
 pub use hh_network::{HhNetwork, NetworkWork};
+pub use jacobian::{JacobianEval, JacobianSource, SparsityPattern};
 pub use rates::{exprel_inv, exprel_inv_and_deriv_em1, exprel_inv_deriv, exprel_inv_em1};
 
 /// The two forms of `z/(eᶻ − 1)` and the switch between them, for the
@@ -78,6 +80,28 @@ pub trait Model: Send + Sync {
     /// Adds any parameter contributions deferred by [`Model::vjp`] into `acc_p`
     /// and resets the deferral. The default defers nothing.
     fn flush_vjp(&self, _acc_p: &mut [f64], _work: &mut Self::Work) {}
+
+    /// The sparsity pattern of the state Jacobian `∂f/∂u`, when the model
+    /// computes it itself ([`Model::jacobian`]); fixed for the model's life.
+    /// `None` (the default): implicit steppers assemble a dense Jacobian
+    /// from `n` VJPs ([`JacobianEval`]), exact but n VJPs per evaluation.
+    fn jacobian_pattern(&self) -> Option<SparsityPattern> {
+        None
+    }
+
+    /// `values ← ∂f/∂u (t, u, p)`, one value per entry of
+    /// [`Model::jacobian_pattern`] in its (column-major) order. Called only
+    /// when that is `Some`; must not allocate.
+    fn jacobian(
+        &self,
+        _t: f64,
+        _u: &[f64],
+        _p: &[f64],
+        values: &mut [f64],
+        _work: &mut Self::Work,
+    ) {
+        values.fill(f64::NAN);
+    }
 
     /// Names of extra outputs (a model file's `aux` lines) that `solve`
     /// reports; none by default.

@@ -1,0 +1,468 @@
+//! The iteration matrix `A = I − γJ` of implicit steppers, factored by faer.
+//!
+//! Dense LU with partial pivoting for small or dense Jacobians; sparse LU
+//! (COLAMD column ordering, partial pivoting) for large sparse ones, with
+//! the symbolic analysis done once in [`IterationMatrix::new`]. Every buffer
+//! (the matrix, the factors' scratch, faer's work stack) is made there, so
+//! refactoring and solving allocate nothing, except that faer's sparse
+//! factors may grow the first time a pivot sequence produces more fill than
+//! any before (they never shrink). Which to use: [`LinearSolver`].
+
+use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
+use faer::linalg::lu::partial_pivoting::{factor as dense_factor, solve as dense_solve};
+use faer::sparse::linalg::lu::{factorize_symbolic_lu, LuRef, NumericLu, SymbolicLu};
+use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
+use faer::{Conj, Mat, MatMut, Par};
+use revode_model::SparsityPattern;
+use serde::{Deserialize, Serialize};
+
+/// Which factorisation an implicit stepper uses (problem files:
+/// `"linear_solver": "auto" | "dense" | "sparse"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinearSolver {
+    /// Sparse when the matrix has at least [`SPARSE_MIN_STATES`] rows and at
+    /// most [`SPARSE_MAX_DENSITY`] of its entries are present; dense otherwise.
+    #[default]
+    Auto,
+    Dense,
+    Sparse,
+}
+
+/// Smallest size [`LinearSolver::Auto`] factors sparsely.
+pub const SPARSE_MIN_STATES: usize = 48;
+/// Largest fraction of entries [`LinearSolver::Auto`] factors sparsely.
+pub const SPARSE_MAX_DENSITY: f64 = 0.2;
+
+impl LinearSolver {
+    /// The factorisation this choice gives for `pattern` (the pattern of
+    /// `I − γJ`): [`LinearSolver::Dense`] or [`LinearSolver::Sparse`].
+    pub fn resolve(self, pattern: &SparsityPattern) -> LinearSolver {
+        match self {
+            LinearSolver::Auto
+                if pattern.n() >= SPARSE_MIN_STATES && pattern.density() <= SPARSE_MAX_DENSITY =>
+            {
+                LinearSolver::Sparse
+            }
+            LinearSolver::Auto => LinearSolver::Dense,
+            other => other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LinearSolver::Auto => "auto",
+            LinearSolver::Dense => "dense",
+            LinearSolver::Sparse => "sparse",
+        }
+    }
+}
+
+/// `I − γJ` could not be factored: a zero (or non-finite) pivot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SingularMatrix {
+    /// The elimination step that found no usable pivot (for sparse LU, the
+    /// first component of a probe solve that came out non-finite).
+    pub index: usize,
+}
+
+enum Factors {
+    Dense {
+        lu: Mat<f64>,
+        perm: Vec<usize>,
+        perm_inv: Vec<usize>,
+        /// `(row, col)` of each Jacobian entry.
+        jac_rc: Vec<(usize, usize)>,
+    },
+    Sparse {
+        symbolic: Box<SymbolicLu<usize>>,
+        numeric: Box<NumericLu<usize, f64>>,
+        values: Vec<f64>,
+    },
+}
+
+/// `A = I − γJ` for a fixed Jacobian pattern, its LU factors, and solves
+/// with `A` and `Aᵀ`.
+pub struct IterationMatrix {
+    /// The pattern of A (the Jacobian's with the whole diagonal).
+    pattern: SparsityPattern,
+    /// For each Jacobian entry, its entry number in `pattern`.
+    jac_to_a: Vec<usize>,
+    /// Entry number of each diagonal entry in `pattern`.
+    diag: Vec<usize>,
+    factors: Factors,
+    kind: LinearSolver,
+    stack: MemBuffer,
+    /// γ of the current factors (NaN before the first).
+    gamma: f64,
+    factorizations: usize,
+    solves: usize,
+}
+
+impl std::fmt::Debug for IterationMatrix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IterationMatrix")
+            .field("n", &self.pattern.n())
+            .field("nnz", &self.pattern.nnz())
+            .field("kind", &self.kind)
+            .field("gamma", &self.gamma)
+            .finish()
+    }
+}
+
+impl IterationMatrix {
+    /// Sets up `I − γJ` for Jacobians with `jacobian` pattern: chooses the
+    /// factorisation, does the sparse symbolic analysis, and allocates
+    /// every buffer.
+    pub fn new(jacobian: &SparsityPattern, choice: LinearSolver) -> Self {
+        let (pattern, jac_to_a, diag) = jacobian.with_diagonal();
+        let n = pattern.n();
+        let kind = choice.resolve(&pattern);
+        let (factors, req) = match kind {
+            LinearSolver::Sparse => {
+                let sym = SymbolicSparseColMatRef::new_checked(
+                    n,
+                    n,
+                    pattern.col_ptr(),
+                    None,
+                    pattern.row_idx(),
+                );
+                let symbolic = factorize_symbolic_lu(sym, Default::default())
+                    .expect("symbolic LU of a square pattern with a full diagonal");
+                let req = StackReq::any_of(&[
+                    symbolic.factorize_numeric_lu_scratch::<f64>(Par::Seq, Default::default()),
+                    symbolic.solve_in_place_scratch::<f64>(1, Par::Seq),
+                    symbolic.solve_transpose_in_place_scratch::<f64>(1, Par::Seq),
+                ]);
+                let values = vec![0.0; pattern.nnz()];
+                (
+                    Factors::Sparse {
+                        symbolic: Box::new(symbolic),
+                        numeric: Box::new(NumericLu::new()),
+                        values,
+                    },
+                    req,
+                )
+            }
+            _ => {
+                let req = StackReq::any_of(&[
+                    dense_factor::lu_in_place_scratch::<usize, f64>(
+                        n,
+                        n,
+                        Par::Seq,
+                        Default::default(),
+                    ),
+                    dense_solve::solve_in_place_scratch::<usize, f64>(n, 1, Par::Seq),
+                    dense_solve::solve_transpose_in_place_scratch::<usize, f64>(n, 1, Par::Seq),
+                ]);
+                (
+                    Factors::Dense {
+                        lu: Mat::zeros(n, n),
+                        perm: vec![0; n],
+                        perm_inv: vec![0; n],
+                        jac_rc: jacobian.entries().collect(),
+                    },
+                    req,
+                )
+            }
+        };
+        let kind = match factors {
+            Factors::Dense { .. } => LinearSolver::Dense,
+            Factors::Sparse { .. } => LinearSolver::Sparse,
+        };
+        IterationMatrix {
+            pattern,
+            jac_to_a,
+            diag,
+            factors,
+            kind,
+            stack: MemBuffer::new(req),
+            gamma: f64::NAN,
+            factorizations: 0,
+            solves: 0,
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        self.pattern.n()
+    }
+
+    /// [`LinearSolver::Dense`] or [`LinearSolver::Sparse`].
+    pub fn kind(&self) -> LinearSolver {
+        self.kind
+    }
+
+    /// γ of the current factors (NaN before the first factorisation).
+    pub fn gamma(&self) -> f64 {
+        self.gamma
+    }
+
+    pub fn factorizations(&self) -> usize {
+        self.factorizations
+    }
+
+    pub fn solves(&self) -> usize {
+        self.solves
+    }
+
+    /// Factors `I − γJ`, `jac` holding J's values in its pattern's order.
+    pub fn factor(&mut self, gamma: f64, jac: &[f64]) -> Result<(), SingularMatrix> {
+        debug_assert_eq!(jac.len(), self.jac_to_a.len());
+        self.factorizations += 1;
+        self.gamma = gamma;
+        let stack = MemStack::new(&mut self.stack);
+        match &mut self.factors {
+            Factors::Dense {
+                lu,
+                perm,
+                perm_inv,
+                jac_rc,
+            } => {
+                let n = self.pattern.n();
+                for j in 0..n {
+                    for i in 0..n {
+                        lu[(i, j)] = 0.0;
+                    }
+                    lu[(j, j)] = 1.0;
+                }
+                for (&(r, c), &v) in jac_rc.iter().zip(jac) {
+                    lu[(r, c)] -= gamma * v;
+                }
+                dense_factor::lu_in_place(
+                    lu.as_mut(),
+                    perm,
+                    perm_inv,
+                    Par::Seq,
+                    stack,
+                    Default::default(),
+                );
+                for i in 0..n {
+                    let d = lu[(i, i)];
+                    if d == 0.0 || !d.is_finite() {
+                        self.gamma = f64::NAN;
+                        return Err(SingularMatrix { index: i });
+                    }
+                }
+                Ok(())
+            }
+            Factors::Sparse {
+                symbolic,
+                numeric,
+                values,
+            } => {
+                values.fill(0.0);
+                for &d in &self.diag {
+                    values[d] = 1.0;
+                }
+                for (&a, &v) in self.jac_to_a.iter().zip(jac) {
+                    values[a] -= gamma * v;
+                }
+                let n = self.pattern.n();
+                let sym = SymbolicSparseColMatRef::new_checked(
+                    n,
+                    n,
+                    self.pattern.col_ptr(),
+                    None,
+                    self.pattern.row_idx(),
+                );
+                let a = SparseColMatRef::new(sym, values);
+                let result =
+                    symbolic.factorize_numeric_lu(numeric, a, Par::Seq, stack, Default::default());
+                if let Err(e) = result {
+                    self.gamma = f64::NAN;
+                    let index = match e {
+                        faer::sparse::linalg::LuError::SymbolicSingular { index } => index,
+                        faer::sparse::linalg::LuError::Generic(_) => 0,
+                    };
+                    return Err(SingularMatrix { index });
+                }
+                // faer divides by a zero pivot without complaint: probe
+                // the factors with one solve.
+                values[..n].fill(1.0);
+                let probe = &mut values[..n];
+                let lu = LuRef::new_unchecked(symbolic, numeric);
+                let stack = MemStack::new(&mut self.stack);
+                lu.solve_in_place_with_conj(Conj::No, column(probe), Par::Seq, stack);
+                if let Some(index) = probe.iter().position(|x| !x.is_finite()) {
+                    self.gamma = f64::NAN;
+                    return Err(SingularMatrix { index });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `b ← A⁻¹ b` with the current factors.
+    pub fn solve(&mut self, b: &mut [f64]) {
+        self.solve_with(b, false);
+    }
+
+    /// `b ← A⁻ᵀ b` with the current factors (adjoint solves).
+    pub fn solve_transpose(&mut self, b: &mut [f64]) {
+        self.solve_with(b, true);
+    }
+
+    fn solve_with(&mut self, b: &mut [f64], transpose: bool) {
+        debug_assert!(!self.gamma.is_nan(), "solve before a successful factor");
+        self.solves += 1;
+        let stack = MemStack::new(&mut self.stack);
+        match &self.factors {
+            Factors::Dense {
+                lu, perm, perm_inv, ..
+            } => {
+                let n = self.pattern.n();
+                // Both are stored in `perm`/`perm_inv` by the factorisation.
+                let p = faer::perm::PermRef::new_checked(perm, perm_inv, n);
+                if transpose {
+                    dense_solve::solve_transpose_in_place_with_conj(
+                        lu.as_ref(),
+                        lu.as_ref(),
+                        p,
+                        Conj::No,
+                        column(b),
+                        Par::Seq,
+                        stack,
+                    );
+                } else {
+                    dense_solve::solve_in_place_with_conj(
+                        lu.as_ref(),
+                        lu.as_ref(),
+                        p,
+                        Conj::No,
+                        column(b),
+                        Par::Seq,
+                        stack,
+                    );
+                }
+            }
+            Factors::Sparse {
+                symbolic, numeric, ..
+            } => {
+                let lu = LuRef::new_unchecked(symbolic, numeric);
+                if transpose {
+                    lu.solve_transpose_in_place_with_conj(Conj::No, column(b), Par::Seq, stack);
+                } else {
+                    lu.solve_in_place_with_conj(Conj::No, column(b), Par::Seq, stack);
+                }
+            }
+        }
+    }
+
+    /// Bytes held: the matrix or factors, and faer's scratch.
+    pub fn buffer_bytes(&self) -> usize {
+        let f = std::mem::size_of::<f64>();
+        let n = self.pattern.n();
+        let factors = match &self.factors {
+            Factors::Dense { .. } => n * n * f + 2 * n * std::mem::size_of::<usize>(),
+            // The factors' own size depends on the fill; count the input.
+            Factors::Sparse { values, .. } => values.len() * f,
+        };
+        factors + self.stack.len()
+    }
+}
+
+/// A slice as an n × 1 faer matrix.
+fn column(b: &mut [f64]) -> MatMut<'_, f64> {
+    let n = b.len();
+    MatMut::from_column_major_slice_mut(b, n, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tridiagonal J plus one far entry, n = 60 (sparse under Auto).
+    fn sample(n: usize) -> (SparsityPattern, Vec<f64>) {
+        let mut entries = Vec::new();
+        for i in 0..n {
+            entries.push((i, i));
+            if i > 0 {
+                entries.push((i, i - 1));
+                entries.push((i - 1, i));
+            }
+        }
+        entries.push((0, n - 1));
+        let p = SparsityPattern::from_entries(n, entries);
+        let values = p
+            .entries()
+            .map(|(r, c)| {
+                if r == c {
+                    -2.0 - r as f64 * 0.01
+                } else {
+                    1.0 + 0.1 * c as f64
+                }
+            })
+            .collect();
+        (p, values)
+    }
+
+    fn a_times(
+        p: &SparsityPattern,
+        jac: &[f64],
+        gamma: f64,
+        x: &[f64],
+        transpose: bool,
+    ) -> Vec<f64> {
+        let mut y = x.to_vec();
+        for ((r, c), v) in p.entries().zip(jac) {
+            if transpose {
+                y[c] -= gamma * v * x[r];
+            } else {
+                y[r] -= gamma * v * x[c];
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn dense_and_sparse_solve_both_ways() {
+        let n = 60;
+        let (p, jac) = sample(n);
+        let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+        for choice in [
+            LinearSolver::Dense,
+            LinearSolver::Sparse,
+            LinearSolver::Auto,
+        ] {
+            let mut m = IterationMatrix::new(&p, choice);
+            if choice == LinearSolver::Auto {
+                assert_eq!(m.kind(), LinearSolver::Sparse);
+            }
+            m.factor(0.7, &jac).unwrap();
+            for transpose in [false, true] {
+                let mut b = a_times(&p, &jac, 0.7, &x, transpose);
+                if transpose {
+                    m.solve_transpose(&mut b);
+                } else {
+                    m.solve(&mut b);
+                }
+                let err = b
+                    .iter()
+                    .zip(&x)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-12, "{choice:?} transpose={transpose}: {err:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_patterns_are_dense_under_auto() {
+        let (p, _) = sample(8);
+        assert_eq!(
+            IterationMatrix::new(&p, LinearSolver::Auto).kind(),
+            LinearSolver::Dense
+        );
+    }
+
+    #[test]
+    fn singular_matrices_are_reported() {
+        // J = I/γ makes I − γJ = 0.
+        let p = SparsityPattern::from_entries(3, (0..3).map(|i| (i, i)));
+        for choice in [LinearSolver::Dense, LinearSolver::Sparse] {
+            let mut m = IterationMatrix::new(&p, choice);
+            assert!(m.factor(0.5, &[2.0, 2.0, 2.0]).is_err(), "{choice:?}");
+            assert!(m.factor(0.5, &[1.0, 1.0, 1.0]).is_ok(), "{choice:?}");
+        }
+    }
+}

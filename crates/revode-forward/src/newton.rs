@@ -1,0 +1,526 @@
+//! Modified Newton for the implicit equation of one step,
+//! `u = ψ + γ f(t, u, p)`, shared by backward Euler and BDF.
+//!
+//! The iteration matrix `M = I − γ_M J(t_J, u_J)` is reused across
+//! iterations and steps (CVODES's rules, docs/stiff.md):
+//! * M is refactored with the current γ when γ/γ_M leaves
+//!   `[1 − GAMMA_RATIO, 1 + GAMMA_RATIO]`;
+//! * J is re-evaluated at the current predictor when it is
+//!   [`MAX_JACOBIAN_AGE`] steps old, when the parameters change
+//!   ([`Newton::invalidate`]), and when an iteration with an older J fails to
+//!   converge (then the step is retried once from its predictor);
+//! * convergence: with the rate estimate `ρ = max(0.3 ρ, ‖δ_m‖/‖δ_{m−1}‖)`
+//!   (kept from step to step), the iteration stops when
+//!   `‖δ_m‖ · min(1, ρ) ≤ tol` in the weighted RMS norm the caller gives;
+//!   it fails after [`MAX_ITERATIONS`] iterations or when `‖δ‖` more than
+//!   doubles.
+//!
+//! Everything the result depends on besides the step's inputs (where J was
+//! evaluated, its age, γ_M, ρ) is the *memory* ([`Newton::store`],
+//! [`Newton::load`]): a stepper keeps it in its checkpointed state, so a
+//! step replayed from a checkpoint re-evaluates the same J, factors the same
+//! M and reproduces the forward's iterates bit for bit.
+
+use revode_model::{JacobianEval, Model};
+
+use crate::{IterationMatrix, LinearSolver, SingularMatrix};
+
+/// Most Newton iterations per attempt.
+pub const MAX_ITERATIONS: usize = 4;
+/// M is refactored when γ/γ_M − 1 exceeds this in magnitude (CVODES's dgmax).
+pub const GAMMA_RATIO: f64 = 0.3;
+/// J is re-evaluated after this many steps (CVODES's msbj).
+pub const MAX_JACOBIAN_AGE: usize = 50;
+/// Most iterations of full Newton (J at every iterate), the last resort.
+pub const MAX_FULL_ITERATIONS: usize = 12;
+/// A new iterate more than this times the previous correction diverges.
+const DIVERGENCE_RATIO: f64 = 2.0;
+
+/// Offsets in the packed memory of a Newton solver for n states:
+/// `[t_J, age, γ_M, ρ, u_J (n)]` (t_J = NaN: no Jacobian yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewtonMemory {
+    pub n: usize,
+}
+
+impl NewtonMemory {
+    pub const T_J: usize = 0;
+    pub const AGE: usize = 1;
+    pub const GAMMA: usize = 2;
+    pub const RATE: usize = 3;
+    const HEAD: usize = 4;
+
+    pub fn len(&self) -> usize {
+        Self::HEAD + self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The memory of a solver with no Jacobian yet.
+    pub fn init(&self, mem: &mut [f64]) {
+        mem.fill(0.0);
+        mem[Self::T_J] = f64::NAN;
+        mem[Self::RATE] = 1.0;
+    }
+
+    pub fn u_j<'a>(&self, mem: &'a [f64]) -> &'a [f64] {
+        &mem[Self::HEAD..Self::HEAD + self.n]
+    }
+}
+
+/// Why a step's Newton iteration failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NewtonFailure {
+    /// No convergence within [`MAX_ITERATIONS`], or the corrections grew,
+    /// with a Jacobian evaluated for this step. `norm`: the last correction's
+    /// weighted norm relative to the tolerance.
+    Diverged { iterations: usize, norm: f64 },
+    /// `I − γJ` has no usable pivot.
+    Singular { index: usize },
+}
+
+/// Counters of a Newton solver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NewtonStats {
+    pub iterations: usize,
+    pub jacobian_evaluations: usize,
+    pub factorizations: usize,
+    /// Attempts that did not converge (each retried with a fresh Jacobian or
+    /// reported).
+    pub convergence_failures: usize,
+}
+
+/// The modified-Newton solver of one model: its Jacobian evaluator, the
+/// factored iteration matrix, and the buffers of an iteration.
+pub struct Newton<'m, M: Model> {
+    jac: JacobianEval<'m, M>,
+    jac_values: Vec<f64>,
+    matrix: IterationMatrix,
+    layout: NewtonMemory,
+    /// The memory the current J and M belong to.
+    mem: Vec<f64>,
+    /// J and M match `mem` (false: `load` must rebuild them).
+    built: bool,
+    predictor: Vec<f64>,
+    f: Vec<f64>,
+    delta: Vec<f64>,
+    stats: NewtonStats,
+}
+
+impl<'m, M: Model> Newton<'m, M> {
+    /// Sets up the Jacobian evaluation and the iteration matrix (symbolic
+    /// analysis included); allocates every buffer of the solve.
+    pub fn new(model: &'m M, linear: LinearSolver) -> Self {
+        let jac = JacobianEval::new(model);
+        let n = model.dims().n_states;
+        let matrix = IterationMatrix::new(jac.pattern(), linear);
+        let layout = NewtonMemory { n };
+        let mut mem = vec![0.0; layout.len()];
+        layout.init(&mut mem);
+        Newton {
+            jac_values: vec![0.0; jac.pattern().nnz()],
+            jac,
+            matrix,
+            layout,
+            mem,
+            built: true,
+            predictor: vec![0.0; n],
+            f: vec![0.0; n],
+            delta: vec![0.0; n],
+            stats: NewtonStats::default(),
+        }
+    }
+
+    pub fn layout(&self) -> NewtonMemory {
+        self.layout
+    }
+
+    pub fn stats(&self) -> NewtonStats {
+        NewtonStats {
+            jacobian_evaluations: self.jac.evaluations(),
+            factorizations: self.matrix.factorizations(),
+            ..self.stats
+        }
+    }
+
+    /// The factored iteration matrix (e.g. for an adjoint's transposed solves).
+    pub fn matrix(&mut self) -> &mut IterationMatrix {
+        &mut self.matrix
+    }
+
+    /// Which factorisation is in use.
+    pub fn linear_solver(&self) -> LinearSolver {
+        self.matrix.kind()
+    }
+
+    /// Bytes held by the solver's buffers (Jacobian, factors, scratch).
+    pub fn buffer_bytes(&self) -> usize {
+        let f = std::mem::size_of::<f64>();
+        self.matrix.buffer_bytes()
+            + (self.jac_values.len() + self.mem.len() + 3 * self.predictor.len()) * f
+    }
+
+    /// Forgets the Jacobian: the next step evaluates a fresh one (after the
+    /// parameters changed).
+    pub fn invalidate(&mut self) {
+        self.layout.init(&mut self.mem);
+    }
+
+    /// Writes the memory of the solver into `mem` (`layout().len()` long).
+    pub fn store(&self, mem: &mut [f64]) {
+        mem.copy_from_slice(&self.mem);
+    }
+
+    /// Takes the memory a stepper kept: if it is not what the solver holds,
+    /// re-evaluates J at the stored point with `p` (the parameters J was
+    /// evaluated with) and refactors M with the stored γ_M.
+    pub fn load(&mut self, mem: &[f64], p: &[f64]) -> Result<(), NewtonFailure> {
+        let same = self.built
+            && mem
+                .iter()
+                .zip(&self.mem)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if same {
+            return Ok(());
+        }
+        self.mem.copy_from_slice(mem);
+        self.built = false;
+        let t_j = mem[NewtonMemory::T_J];
+        if !t_j.is_nan() {
+            let u_j = &mem[NewtonMemory::HEAD..];
+            self.jac.eval(t_j, u_j, p, &mut self.jac_values);
+            self.matrix
+                .factor(mem[NewtonMemory::GAMMA], &self.jac_values)
+                .map_err(|SingularMatrix { index }| NewtonFailure::Singular { index })?;
+        }
+        self.built = true;
+        Ok(())
+    }
+
+    /// Evaluates J at `(t, u)` and factors `I − γJ`.
+    fn refresh(&mut self, t: f64, u: &[f64], p: &[f64], gamma: f64) -> Result<(), NewtonFailure> {
+        self.built = false;
+        self.jac.eval(t, u, p, &mut self.jac_values);
+        self.mem[NewtonMemory::T_J] = t;
+        self.mem[NewtonMemory::AGE] = 0.0;
+        self.mem[NewtonMemory::HEAD..].copy_from_slice(u);
+        self.refactor(gamma)
+    }
+
+    fn refactor(&mut self, gamma: f64) -> Result<(), NewtonFailure> {
+        self.built = false;
+        self.mem[NewtonMemory::GAMMA] = gamma;
+        self.mem[NewtonMemory::RATE] = 1.0;
+        self.matrix
+            .factor(gamma, &self.jac_values)
+            .map_err(|SingularMatrix { index }| NewtonFailure::Singular { index })?;
+        self.built = true;
+        Ok(())
+    }
+
+    /// Solves `u = ψ + γ f(t, u, p)` for one step: `u` holds the predictor
+    /// on entry and the solution on success. `weights` are the inverse error
+    /// scales of the norm (`1/(rtol|u_i| + atol_i)`), `tol` the tolerance on
+    /// the weighted RMS correction. Counts the step for the Jacobian's age.
+    #[allow(clippy::too_many_arguments)]
+    pub fn solve(
+        &mut self,
+        model: &M,
+        t: f64,
+        gamma: f64,
+        psi: &[f64],
+        p: &[f64],
+        u: &mut [f64],
+        weights: &[f64],
+        tol: f64,
+        work: &mut M::Work,
+    ) -> Result<usize, NewtonFailure> {
+        self.predictor.copy_from_slice(u);
+        let age = self.mem[NewtonMemory::AGE] as usize;
+        let mut fresh = false;
+        if self.mem[NewtonMemory::T_J].is_nan() || age >= MAX_JACOBIAN_AGE {
+            self.refresh(t, u, p, gamma)?;
+            fresh = true;
+        } else {
+            self.mem[NewtonMemory::AGE] = (age + 1) as f64;
+            if (gamma / self.mem[NewtonMemory::GAMMA] - 1.0).abs() > GAMMA_RATIO {
+                self.refactor(gamma)?;
+            }
+        }
+        loop {
+            match self.iterate(model, t, gamma, psi, p, u, weights, tol, work) {
+                Ok(iterations) => return Ok(iterations),
+                Err(failure) => {
+                    self.stats.convergence_failures += 1;
+                    u.copy_from_slice(&self.predictor);
+                    let predictor = std::mem::take(&mut self.predictor);
+                    let outcome = if fresh {
+                        log::debug!(
+                            "newton: no convergence with a fresh Jacobian at t = {t}; full Newton"
+                        );
+                        self.full_newton(model, t, gamma, psi, p, u, weights, tol, work)
+                            .map_err(|e| match e {
+                                NewtonFailure::Diverged { .. } => failure,
+                                singular => singular,
+                            })
+                    } else {
+                        log::debug!(
+                            "newton: no convergence with an old Jacobian at t = {t}; refreshing"
+                        );
+                        self.refresh(t, &predictor, p, gamma).map(|()| 0)
+                    };
+                    self.predictor = predictor;
+                    match outcome {
+                        Ok(0) => fresh = true,
+                        other => return other,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Newton with J re-evaluated at every iterate: the last resort when
+    /// the Jacobian of the predictor is too far from the solution's (a
+    /// reaction switching on within the step).
+    #[allow(clippy::too_many_arguments)]
+    fn full_newton(
+        &mut self,
+        model: &M,
+        t: f64,
+        gamma: f64,
+        psi: &[f64],
+        p: &[f64],
+        u: &mut [f64],
+        weights: &[f64],
+        tol: f64,
+        work: &mut M::Work,
+    ) -> Result<usize, NewtonFailure> {
+        let mut norm = f64::INFINITY;
+        for m in 0..MAX_FULL_ITERATIONS {
+            self.refresh(t, u, p, gamma)?;
+            self.stats.iterations += 1;
+            model.rhs(t, u, p, &mut self.f, work);
+            for i in 0..u.len() {
+                self.delta[i] = psi[i] + gamma * self.f[i] - u[i];
+            }
+            self.matrix.solve(&mut self.delta);
+            let mut sum = 0.0;
+            for i in 0..u.len() {
+                u[i] += self.delta[i];
+                let w = self.delta[i] * weights[i];
+                sum += w * w;
+            }
+            norm = (sum / u.len().max(1) as f64).sqrt();
+            if !norm.is_finite() {
+                break;
+            }
+            if norm <= tol {
+                return Ok(m + 1);
+            }
+        }
+        Err(NewtonFailure::Diverged {
+            iterations: MAX_FULL_ITERATIONS,
+            norm: norm / tol,
+        })
+    }
+
+    /// The iterations of one attempt with the current M.
+    #[allow(clippy::too_many_arguments)]
+    fn iterate(
+        &mut self,
+        model: &M,
+        t: f64,
+        gamma: f64,
+        psi: &[f64],
+        p: &[f64],
+        u: &mut [f64],
+        weights: &[f64],
+        tol: f64,
+        work: &mut M::Work,
+    ) -> Result<usize, NewtonFailure> {
+        // With M built for γ_M ≠ γ, the correction is scaled as in CVODES
+        // (2/(1 + γ/γ_M)), which makes it exact for linear f when J commutes.
+        let ratio = gamma / self.mem[NewtonMemory::GAMMA];
+        let scale = if ratio == 1.0 {
+            1.0
+        } else {
+            2.0 / (1.0 + ratio)
+        };
+        let mut rate = self.mem[NewtonMemory::RATE];
+        let mut previous = 0.0;
+        for m in 0..MAX_ITERATIONS {
+            self.stats.iterations += 1;
+            model.rhs(t, u, p, &mut self.f, work);
+            // δ solves M δ = ψ + γ f(u) − u.
+            for i in 0..u.len() {
+                self.delta[i] = psi[i] + gamma * self.f[i] - u[i];
+            }
+            self.matrix.solve(&mut self.delta);
+            let mut sum = 0.0;
+            for i in 0..u.len() {
+                let d = scale * self.delta[i];
+                u[i] += d;
+                let w = d * weights[i];
+                sum += w * w;
+            }
+            let norm = (sum / u.len().max(1) as f64).sqrt();
+            if !norm.is_finite() {
+                return Err(NewtonFailure::Diverged {
+                    iterations: m + 1,
+                    norm,
+                });
+            }
+            if m > 0 {
+                rate = (0.3 * rate).max(norm / previous);
+                if norm > DIVERGENCE_RATIO * previous {
+                    return Err(NewtonFailure::Diverged {
+                        iterations: m + 1,
+                        norm: norm / tol,
+                    });
+                }
+            }
+            if norm * rate.min(1.0) <= tol {
+                self.mem[NewtonMemory::RATE] = rate;
+                return Ok(m + 1);
+            }
+            previous = norm;
+        }
+        Err(NewtonFailure::Diverged {
+            iterations: MAX_ITERATIONS,
+            norm: previous / tol,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use revode_model::Dims;
+
+    /// Robertson's kinetics: the classic stiff test.
+    struct Robertson;
+
+    impl Model for Robertson {
+        type Work = ();
+        fn name(&self) -> &str {
+            "robertson"
+        }
+        fn dims(&self) -> Dims {
+            Dims {
+                n_states: 3,
+                n_params: 3,
+            }
+        }
+        fn state_names(&self) -> Vec<String> {
+            vec!["y1".into(), "y2".into(), "y3".into()]
+        }
+        fn param_names(&self) -> Vec<String> {
+            vec!["k1".into(), "k2".into(), "k3".into()]
+        }
+        fn default_u0(&self) -> Vec<f64> {
+            vec![1.0, 0.0, 0.0]
+        }
+        fn default_params(&self) -> Vec<f64> {
+            vec![0.04, 3e7, 1e4]
+        }
+        fn new_work(&self) {}
+        fn rhs(&self, _t: f64, u: &[f64], p: &[f64], du: &mut [f64], _w: &mut ()) {
+            let a = p[0] * u[0];
+            let b = p[1] * u[1] * u[1];
+            let c = p[2] * u[1] * u[2];
+            du[0] = -a + c;
+            du[1] = a - b - c;
+            du[2] = b;
+        }
+        fn vjp(
+            &self,
+            _t: f64,
+            u: &[f64],
+            p: &[f64],
+            l: &[f64],
+            out: &mut [f64],
+            alpha: f64,
+            acc: &mut [f64],
+            _w: &mut (),
+        ) {
+            // J = [[-k1, k3 y3, k3 y2], [k1, -2 k2 y2 - k3 y3, -k3 y2], [0, 2 k2 y2, 0]]
+            out[0] = p[0] * (l[1] - l[0]);
+            out[1] = p[2] * u[2] * (l[0] - l[1]) + 2.0 * p[1] * u[1] * (l[2] - l[1]);
+            out[2] = p[2] * u[1] * (l[0] - l[1]);
+            acc[0] += alpha * u[0] * (l[1] - l[0]);
+            acc[1] += alpha * u[1] * u[1] * (l[2] - l[1]);
+            acc[2] += alpha * u[1] * u[2] * (l[0] - l[1]);
+        }
+    }
+
+    /// Backward Euler steps of Robertson with h growing from 1e-3: returns
+    /// the states and the memory before each step.
+    fn run(
+        newton: &mut Newton<'_, Robertson>,
+        from: usize,
+        u0: &[f64],
+        mem0: &[f64],
+    ) -> Vec<(Vec<f64>, Vec<f64>)> {
+        let p = Robertson.default_params();
+        newton.load(mem0, &p).unwrap();
+        let mut u = u0.to_vec();
+        let mut out = Vec::new();
+        let mut mem = mem0.to_vec();
+        let weights_of =
+            |u: &[f64]| -> Vec<f64> { u.iter().map(|x| 1.0 / (1e-6 * x.abs() + 1e-10)).collect() };
+        for k in from..40 {
+            newton.load(&mem, &p).unwrap();
+            let h = 1e-3 * 1.3f64.powi(k as i32);
+            let t = h; // time does not enter Robertson
+            let psi = u.clone();
+            let w = weights_of(&u);
+            if let Err(e) = newton.solve(&Robertson, t, h, &psi, &p, &mut u, &w, 0.1, &mut ()) {
+                panic!("step {k} h {h}: {e:?} {u:?}");
+            }
+            // The error left, one exact Newton correction (I − hJ)⁻¹ r of
+            // the residual r, is within the tolerance.
+            let mut f = [0.0; 3];
+            Robertson.rhs(t, &u, &p, &mut f, &mut ());
+            let mut r: Vec<f64> = (0..3).map(|i| psi[i] + h * f[i] - u[i]).collect();
+            let mut jac = JacobianEval::new(&Robertson);
+            let mut values = vec![0.0; jac.pattern().nnz()];
+            jac.eval(t, &u, &p, &mut values);
+            let mut exact = IterationMatrix::new(jac.pattern(), LinearSolver::Dense);
+            exact.factor(h, &values).unwrap();
+            exact.solve(&mut r);
+            // (CVODES's test is heuristic: allow 10× the tolerance.)
+            let rms = (r.iter().zip(&w).map(|(e, w)| (e * w).powi(2)).sum::<f64>() / 3.0).sqrt();
+            assert!(rms < 1.0, "step {k}: error {r:?}, weighted {rms}");
+            newton.store(&mut mem);
+            out.push((u.clone(), mem.clone()));
+        }
+        out
+    }
+
+    #[test]
+    fn solves_robertson_steps_and_replays_them_bitwise() {
+        let mut newton = Newton::new(&Robertson, LinearSolver::Auto);
+        let layout = newton.layout();
+        let mut mem0 = vec![0.0; layout.len()];
+        layout.init(&mut mem0);
+        let all = run(&mut newton, 0, &Robertson.default_u0(), &mem0);
+        let stats = newton.stats();
+        // Modified Newton: J is reused across iterations and steps.
+        assert!(
+            stats.jacobian_evaluations < stats.iterations / 2,
+            "{stats:?}"
+        );
+        // Replay from step 17 with a fresh solver: the same bits.
+        let mut other = Newton::new(&Robertson, LinearSolver::Dense);
+        let (u17, mem17) = &all[16];
+        let replay = run(&mut other, 17, u17, mem17);
+        for (a, b) in all[17..].iter().zip(&replay) {
+            assert_eq!(
+                a.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.0.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+        }
+    }
+}
