@@ -28,6 +28,7 @@ try:
     with contextlib.redirect_stdout(sys.stderr):
         import jaxley as jx
         from jaxley.channels import HH
+        from jaxley.utils.cell_utils import params_to_pstate
     from peer_jax import blocked, mem_analysis
 except Exception as e:  # noqa: BLE001
     common.fatal(ENGINE, "import failed: %r" % e)
@@ -82,6 +83,14 @@ def model_facts(branch, current, n):
     }
     same = all(float(nodes[k].std()) == 0.0 for k in ("length", "radius", "HH_gNa"))
     facts["compartments_identical"] = bool(same) and len(nodes) == n
+    # Jaxley's axial coupling between neighbours, already divided by area and C_m (1/ms):
+    # the spec's g_ax / (area C_m) = pi r^2 / (Ra L area C_m) = 500 /ms.
+    branch.to_jax()
+    pstate = params_to_pstate(branch.get_parameters(), branch.indices_set_by_trainables)
+    axial = jax.device_get(branch.get_all_parameters(pstate)["axial_conductances"]["v"])
+    facts["axial_per_ms"] = {"min": float(axial.min()), "max": float(axial.max()),
+                             "directed_edges": int(axial.size),
+                             "spec": common.cable_axial_per_ms()}
     return facts
 
 
