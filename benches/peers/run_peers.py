@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Create benches/peers/.venv (and .venv-jaxley), run every peer script problem by problem (each in its own
-process, with a timeout) and collect all JSON records into results/peers.json.
+"""Create benches/peers/.venv (and .venv-jaxley), run every peer script problem by problem
+(each in its own process, with a timeout) and collect all JSON records into
+results/peers.json.
 
     python3.11 benches/peers/run_peers.py            # full problems
     python3.11 benches/peers/run_peers.py --quick    # shortened horizons, smoke test

@@ -167,8 +167,16 @@ def table(problem, records, flagged):
 
 
 def section(records, flagged):
-    """Markdown lines of the stiff problems' section (empty if no record has one)."""
-    recs = [r for r in records if r.get("problem") in NAMES]
+    """Markdown lines of the stiff problems' section (empty if no record has one).  Problems
+    of revode's stiff benches that no peer runs (e.g. the seed problem with beuler) get a
+    table of their own after the four shared ones."""
+    extra = []
+    for r in records:
+        p = r.get("problem")
+        if r.get("load_key") and p and p not in NAMES and p not in extra:
+            extra.append(p)
+    recs = [r for r in records if r.get("problem") in NAMES or
+            (r.get("load_key") and r.get("problem") in extra)]
     if not recs:
         return []
     lines = ["## Stiff problems (issue #15)", "",
@@ -184,7 +192,9 @@ def section(records, flagged):
              "stored; Jaxley with its defaults (`bwd_euler`, no checkpointing) and with "
              "`checkpoint_lengths` as a second row. Configurations and model checks in "
              "`benches/peers/README.md`.", ""]
-    for problem, title in PROBLEMS:
+    titled = PROBLEMS + [(p, "From revode's stiff benches only (no peer runs it).")
+                         for p in extra]
+    for problem, title in titled:
         lines += [f"### {problem}", "", title, ""]
         if not any(r.get("problem") == problem for r in recs):
             lines += ["No results.", ""]
