@@ -7,14 +7,14 @@
         cable: checks the unit conversion and the ordering that peer_jaxley.py applies.
     python3 check_peers.py agree results/peers.json
         The Robertson gradients of CVODES (CasADi) and Kvaerno5 (diffrax), two unrelated
-        solvers, against each other: relative difference below 1e-3 at rtol 1e-6 and below
+        solvers, against each other: relative difference below 1e-2 at rtol 1e-6 and below
         1e-5 at rtol 1e-8 (both solve the same ODE; they differ by their tolerances).
 """
 import json
 import math
 import sys
 
-BOUNDS = {"robertson_1e-6": 1e-3, "robertson_1e-8": 1e-5}
+BOUNDS = {"robertson_1e-6": 1e-2, "robertson_1e-8": 1e-5}
 
 
 def rel_diff(a, b):
