@@ -41,6 +41,84 @@ def net_u0(n):
     return u
 
 
+# Robertson's chemical kinetics (stiff; issue #15): y1' = -k1 y1 + k3 y2 y3,
+# y2' = k1 y1 - k2 y2^2 - k3 y2 y3, y3' = k2 y2^2; loss y3(T); gradient w.r.t. k and y0,
+# in the order [k1, k2, k3, y0_1, y0_2, y0_3].
+ROBERTSON_K = [0.04, 3e7, 1e4]
+ROBERTSON_Y0 = [1.0, 0.0, 0.0]
+ROBERTSON_T = 4e5
+ROBERTSON_T_QUICK = 40.0
+# problem name -> (rtol, atol)
+ROBERTSON_TOLS = {"robertson_1e-6": (1e-6, 1e-8), "robertson_1e-8": (1e-8, 1e-12)}
+ROBERTSON_GRAD_ORDER = ["k1", "k2", "k3", "y0_1", "y0_2", "y0_3"]
+
+
+def robertson_t_end(quick):
+    return ROBERTSON_T_QUICK if quick else ROBERTSON_T
+
+
+def robertson_rhs(y, k):
+    """The vector field written once for every engine that overloads * and - (JAX, CasADi)."""
+    y1, y2, y3 = y[0], y[1], y[2]
+    k1, k2, k3 = k[0], k[1], k[2]
+    return (-k1 * y1 + k3 * y2 * y3, k1 * y1 - k2 * y2 * y2 - k3 * y2 * y3, k2 * y2 * y2)
+
+
+# HH cable (issue #15): n compartments of a sealed unbranched cable, Hodgkin-Huxley 1952
+# channels in the modern convention (rest near -65 mV).  Units: mV, ms, um, uF/cm^2,
+# mS/cm^2, uA/cm^2, nA.
+CABLE_NS = [100, 1000]
+CABLE_RADIUS_UM = 1.0
+CABLE_LENGTH_UM = 10.0          # per compartment
+CABLE_RA_OHM_CM = 100.0
+CABLE_CM_UF_CM2 = 1.0
+CABLE_G_MS_CM2 = {"gNa": 120.0, "gK": 36.0, "gLeak": 0.3}
+CABLE_E_MV = {"eNa": 50.0, "eK": -77.0, "eLeak": -54.3}
+CABLE_V0 = -65.0                 # gates start at their steady state at V0
+CABLE_DT = 0.025
+CABLE_T = 100.0                  # 4 000 steps
+CABLE_T_QUICK = 10.0             # 400 steps
+CABLE_STIM_NA = 0.05             # into compartment 0 ...
+CABLE_STIM_ON, CABLE_STIM_OFF = 5.0, 95.0   # ... on for t in [5, 95) ms
+CABLE_TRACE_EVERY = 40           # far-end V saved every 40th step (1 ms)
+
+
+def cable_t_end(quick):
+    return CABLE_T_QUICK if quick else CABLE_T
+
+
+def cable_area_um2():
+    return 2.0 * math.pi * CABLE_RADIUS_UM * CABLE_LENGTH_UM
+
+
+def cable_axial_per_ms():
+    """g_ax / (area C_m) in 1/ms with g_ax = pi r^2 / (Ra L): pi r^2 / (Ra L area) comes out in
+    1/(Ohm cm um) = 1e7 mS/cm^2, and (mS/cm^2) / (uF/cm^2) = 1/ms.  500 /ms here."""
+    r, L = CABLE_RADIUS_UM, CABLE_LENGTH_UM
+    return math.pi * r * r / (CABLE_RA_OHM_CM * L * cable_area_um2()) * 1e7 / CABLE_CM_UF_CM2
+
+
+def cable_stim_uA_cm2():
+    """0.05 nA into one compartment as a density: nA/um^2 * 1e5 = uA/cm^2."""
+    return CABLE_STIM_NA / cable_area_um2() * 1e5
+
+
+def hh1952_rates(V, exp):
+    """(alpha_m, beta_m, alpha_h, beta_h, alpha_n, beta_n) in 1/ms; `exp` of the engine."""
+    am = 0.1 * (V + 40.0) / (1.0 - exp(-(V + 40.0) / 10.0))
+    bm = 4.0 * exp(-(V + 65.0) / 18.0)
+    ah = 0.07 * exp(-(V + 65.0) / 20.0)
+    bh = 1.0 / (1.0 + exp(-(V + 35.0) / 10.0))
+    an = 0.01 * (V + 55.0) / (1.0 - exp(-(V + 55.0) / 10.0))
+    bn = 0.125 * exp(-(V + 65.0) / 80.0)
+    return am, bm, ah, bh, an, bn
+
+
+def hh1952_steady_gates(V):
+    am, bm, ah, bh, an, bn = hh1952_rates(V, math.exp)
+    return am / (am + bm), ah / (ah + bh), an / (an + bn)
+
+
 def horizons(quick):
     """(t_end for the hh_seed problems, t_end for hh_network); quick mode shortens both."""
     return (6.0, 1.0) if quick else (600.0, 100.0)
@@ -214,10 +292,12 @@ class Bench:
                 "problem": problem, "quick": self.quick}
 
     def run(self, problem, method, forward, gradient, extra=None, reps=None, post=None,
+            grad_limit=300,
             memory_note="peak RSS increase (MiB) during the last timed call: VmHWM after "
                         "minus VmRSS before, VmHWM reset via /proc/self/clear_refs"):
         """forward() -> loss (float); gradient() -> (loss, grad sequence).
-        post() -> dict of extra fields, run after timing.
+        post() -> dict of extra fields, run after timing.  grad_limit: the whole gradient is
+        kept up to this many entries, a summary beyond.
         Any exception becomes an error record; nothing is dropped."""
         if not self.wanted(problem):
             return None
@@ -236,7 +316,7 @@ class Bench:
                 "peak_mem_gradient_mib": peak, "peak_mem_forward_mib": fpeak,
                 "memory_method": memory_note,
             })
-            rec.update(grad_fields(grad))
+            rec.update(grad_fields(grad, grad_limit))
             if post is not None:  # e.g. compiler memory analysis, after first_call timing
                 rec.update(post())
         except Exception as e:  # noqa: BLE001

@@ -92,6 +92,7 @@ def main():
         doc = None
     if isinstance(doc, dict):
         doc["load"] = record(before, after, waited)
+        doc.setdefault("load_label", args.engine)  # report.py's name for this run's load
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1)
     w = worst(record(before, after, waited))

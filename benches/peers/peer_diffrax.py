@@ -9,6 +9,12 @@ rtol = atol = 1e-8), differentiated with
   * BacksolveAdjoint (optimise-then-discretise continuous adjoint that integrates the state
     backwards together with the adjoint).
 The vector fields are the same JAX functions as in peer_jax.py.
+
+Robertson (robertson_1e-6, robertson_1e-8): Kvaerno5 (5th-order ESDIRK, diffrax's
+recommendation for stiff problems, as in its Robertson example) with a PIDController at the
+problem's rtol/atol, the initial step chosen by diffrax (dt0=None), its root finder at the
+default (VeryChord with the controller's tolerances), and RecursiveCheckpointAdjoint with one
+checkpoint per step taken; gradient of y3(T) w.r.t. k and y0.
 """
 import time
 
@@ -97,6 +103,58 @@ def rc_all(max_steps):
             "RecursiveCheckpointAdjoint(checkpoints=%d): every step stored" % max_steps)
 
 
+def robertson_loss(t_end, rtol, atol, adjoint, max_steps):
+    """loss(q), q = [k1, k2, k3, y0_1, y0_2, y0_3] -> y3(t_end); and the jitted solve."""
+    term = dfx.ODETerm(lambda t, y, k: jnp.stack(common.robertson_rhs(y, k)))
+    solver = dfx.Kvaerno5()
+    pid = dfx.PIDController(rtol=rtol, atol=atol)
+
+    def solve(q):
+        return dfx.diffeqsolve(term, solver, 0.0, t_end, None, q[3:], args=q[:3],
+                               saveat=dfx.SaveAt(t1=True), stepsize_controller=pid,
+                               adjoint=adjoint, max_steps=max_steps)
+
+    def loss(q):
+        return solve(q).ys[-1][2]
+    return loss, jax.jit(solve)
+
+
+def bench_robertson(b, problem):
+    if not b.wanted(problem):
+        return
+    rtol, atol = common.ROBERTSON_TOLS[problem]
+    t_end = common.robertson_t_end(b.quick)
+    method = "kvaerno5_RecursiveCheckpointAdjoint"
+    q0 = jnp.asarray(common.ROBERTSON_K + common.ROBERTSON_Y0, dtype=jnp.float64)
+    try:
+        # One forward solve (default adjoint: nothing stored per step) to size the store:
+        # max_steps = checkpoints = the steps taken (accepted + rejected) plus 5 %.
+        _, solve = robertson_loss(t_end, rtol, atol, dfx.RecursiveCheckpointAdjoint(),
+                                  1_000_000)
+        stats = solve(q0).stats
+        taken = int(stats["num_steps"])
+        max_steps = taken + max(16, taken // 20)
+        adjoint = dfx.RecursiveCheckpointAdjoint(checkpoints=max_steps)
+        loss, solve = robertson_loss(t_end, rtol, atol, adjoint, max_steps)
+        stats = solve(q0).stats
+        steps = {"accepted": int(stats["num_accepted_steps"]),
+                 "rejected": int(stats["num_rejected_steps"]),
+                 "total": int(stats["num_steps"])}
+    except Exception as e:  # noqa: BLE001
+        b.error(problem, method, common.error_text(e))
+        return
+    fwd = jax.jit(loss)
+    vg = jax.jit(jax.value_and_grad(loss))
+    b.run(problem, method, lambda: float(blocked(fwd(q0))),
+          lambda: tuple(map(jax.device_get, blocked(vg(q0)))),
+          extra={"rtol": rtol, "atol": atol, "t_end": t_end, "dt0": "auto (dt0=None)",
+                 "max_steps": max_steps, "steps": steps,
+                 "grad_order": common.ROBERTSON_GRAD_ORDER,
+                 "config": "Kvaerno5 (root finder VeryChord at the controller's tolerances), "
+                           "PIDController(rtol=%g, atol=%g), RecursiveCheckpointAdjoint("
+                           "checkpoints=%d): every step stored" % (rtol, atol, max_steps)})
+
+
 def main():
     b = common.Bench(ENGINE, lambda: "diffrax %s / equinox %s / jax %s" % (
         dfx.__version__, __import__("equinox").__version__, jax.__version__))
@@ -151,6 +209,8 @@ def main():
               common.net_u0(N), common.net_params(N), b.t_net, dfx.Euler(), const, dt, rc,
               n_net + 1, False, {"dt": dt, "n_steps_expected": n_net,
                                  "config": "Euler, " + rc_config})
+    for problem in common.ROBERTSON_TOLS:
+        bench_robertson(b, problem)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 """Write docs/performance.md (and an SVG plot) from revode's and the peers' JSON.
 
     python3 benches/peers/report.py [--revode results/revode.json] [--peers results/peers.json]
+                                    [--stiff results/revode_stiff.json,results/revode_robertson.json]
                                     [--out docs/performance.md] [--svg docs/performance-params.svg]
                                     [--allow-loaded]
 
@@ -24,6 +25,7 @@ import sys
 from datetime import datetime, timezone
 
 import loadwatch
+import stiff_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
@@ -124,12 +126,15 @@ def memory_of(r):
     return None if m is None else f"{m:.1f} MiB RSS Δ"
 
 
-def engine_loads(revode_doc, peers_doc, diffsol_doc):
+def engine_loads(revode_doc, peers_doc, diffsol_doc, stiff_docs=()):
     """{engine: load record or None}. Peers: per-peer loads of run_peers.py; an older peers
-    file without them falls back to its machine-wide load at start and end."""
+    file without them falls back to its machine-wide load at start and end.  revode's stiff
+    bench binaries each have their own entry ("revode (stiff_figures)", ...)."""
     loads = {"revode": revode_doc.get("load")}
     if diffsol_doc is not None:
         loads["diffsol"] = diffsol_doc.get("load")
+    for key, doc in stiff_docs:
+        loads[key] = doc.get("load")
     per_peer = peers_doc.get("loads") or {}
     start = peers_doc.get("machine", {}).get("loadavg_at_start")
     end = peers_doc.get("loadavg_at_end")
@@ -309,6 +314,10 @@ def main():
     ap.add_argument("--revode", default=os.path.join(HERE, "results", "revode.json"))
     ap.add_argument("--peers", default=None, help="peers JSON (default: results/peers.json, else newest measured/)")
     ap.add_argument("--diffsol", default=None, help="peer_diffsol JSON (default: results/diffsol.json, else newest measured/)")
+    ap.add_argument("--stiff", default=None,
+                    help="comma list of revode's stiff bench outputs (stiff_figures, "
+                         "robertson_figures), or 'none' (default: those of "
+                         "results/revode_stiff.json, results/revode_robertson.json that exist)")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"))
     ap.add_argument("--svg", default=os.path.join(ROOT, "docs", "performance-params.svg"))
     ap.add_argument("--allow-loaded", action="store_true",
@@ -332,7 +341,14 @@ def main():
         diffsol_doc = load(diffsol_path)
         records += diffsol_records(diffsol_doc)
 
-    loads = engine_loads(revode_doc, peers_doc, diffsol_doc)
+    if args.stiff is None:
+        stiff_paths = stiff_report.default_paths(os.path.join(HERE, "results"))
+    else:
+        stiff_paths = [p for p in args.stiff.split(",") if p and p != "none"]
+    stiff_docs = stiff_report.load_docs(stiff_paths)
+    stiff_records = stiff_report.records_of(stiff_docs)
+
+    loads = engine_loads(revode_doc, peers_doc, diffsol_doc, stiff_docs)
     flagged = {e: load_status(l) for e, l in loads.items()
                if (loadwatch.worst(l) or 0) > loadwatch.LOAD_LIMIT}
     if flagged and not args.allow_loaded:
@@ -411,6 +427,7 @@ def main():
                       + (" ‡: error over the entries the peer kept (its first and last 10, or its "
                          "first forward-mode chunk), scaled by the whole reference."
                          if any(x["err_partial"] and x["err"] is not None for x in rows) else ""), ""]
+    lines += stiff_report.section(stiff_records + records, flagged)
     svg_plot(records, args.svg)
     lines += ["## Gradient time against the number of parameters", "",
               f"![gradient time vs parameters]({os.path.relpath(args.svg, os.path.dirname(args.out))})", ""]

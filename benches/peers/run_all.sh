@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command for the side-by-side benchmarks: revode, diffsol and every Python peer in one
-# run, then docs/performance.md and its plot.
+# One command for the side-by-side benchmarks: revode (revode_figures, and the stiff
+# benches stiff_figures / robertson_figures where this checkout has them), diffsol and every
+# Python peer in one run, then docs/performance.md and its plot.
 #
 #   bash benches/peers/run_all.sh                 # full problems (the run of record)
 #   bash benches/peers/run_all.sh --quick         # shortened problems: a smoke test
@@ -42,6 +43,21 @@ elif grep -q diffsol-peer "$root/benches/Cargo.toml" \
 else
   echo "diffsol peer not built; its rows will be missing" >&2
 fi
+# revode's stiff bench binaries (issue #15), if this checkout has them: stiff_figures
+# (backward Euler, HH cable 100 / 1000) and robertson_figures (BDF, Robertson). Each prints
+# one JSON object (shape in README.md); a missing or failing binary only loses its rows.
+stiff_bins=()
+for bin in stiff_figures robertson_figures; do
+  if [ -f "$root/benches/src/bin/$bin.rs" ]; then
+    if (cd "$root" && cargo build --release -q -p revode-benches --bin "$bin"); then
+      stiff_bins+=("$bin")
+    else
+      echo "$bin did not build; its rows will be missing" >&2
+    fi
+  else
+    echo "$bin not in this checkout (benches/src/bin/$bin.rs); its rows will be missing" >&2
+  fi
+done
 python3 "$here/run_peers.py" --install-only ${peer_args[@]+"${peer_args[@]}"}
 
 echo "== measure" >&2
@@ -53,6 +69,16 @@ if [ "$diffsol" = 1 ]; then
     cargo run --release -q -p revode-benches --features diffsol-peer --bin peer_diffsol) \
     || echo "diffsol peer failed; see above" >&2
 fi
+stiff_outs=()
+for bin in ${stiff_bins[@]+"${stiff_bins[@]}"}; do
+  out="$here/results/revode_${bin%_figures}.json"
+  if (cd "$root" && python3 "$here/loadwatch.py" --engine "revode ($bin)" --out "$out" -- \
+      cargo run --release -q -p revode-benches --bin "$bin" -- ${quick[@]+"${quick[@]}"}); then
+    stiff_outs+=("$out")
+  else
+    echo "$bin failed; see above (its rows will be missing)" >&2
+  fi
+done
 python3 "$here/run_peers.py" --skip-install ${peer_args[@]+"${peer_args[@]}"}
 echo "== measured in $(( $(date +%s) - started )) s" >&2
 
@@ -62,5 +88,9 @@ if [ ${#quick[@]} -gt 0 ]; then
 fi
 diffsol_arg=(--diffsol none)   # never mix in an older run's diffsol figures
 [ "$diffsol" = 1 ] && diffsol_arg=(--diffsol "$here/results/diffsol.json")
+stiff_arg=(--stiff none)     # never mix in an older run's stiff figures
+if [ ${#stiff_outs[@]} -gt 0 ]; then
+  stiff_arg=(--stiff "$(IFS=,; echo "${stiff_outs[*]}")")
+fi
 python3 "$here/report.py" --revode "$here/results/revode.json" --peers "$here/results/peers.json" \
-  ${diffsol_arg[@]+"${diffsol_arg[@]}"} ${report_args[@]+"${report_args[@]}"}
+  ${diffsol_arg[@]+"${diffsol_arg[@]}"} "${stiff_arg[@]}" ${report_args[@]+"${report_args[@]}"}

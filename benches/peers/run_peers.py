@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Create benches/peers/.venv, run every peer script problem by problem (each in its own
-process, with a timeout) and collect all JSON records into results/peers.json.
+"""Create benches/peers/.venv (and .venv-jaxley), run every peer script problem by problem
+(each in its own process, with a timeout) and collect all JSON records into
+results/peers.json.
 
     python3.11 benches/peers/run_peers.py            # full problems
     python3.11 benches/peers/run_peers.py --quick    # shortened horizons, smoke test
@@ -24,17 +25,33 @@ import time
 import loadwatch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-VENV = os.path.join(HERE, ".venv")
-PY = os.path.join(VENV, "bin", "python")
+# requirements file -> its virtual environment.  Jaxley has its own: it brings pandas,
+# matplotlib, networkx and scipy, which the other peers' environment does without.
+VENVS = {
+    "requirements.txt": os.path.join(HERE, ".venv"),
+    "requirements-torch.txt": os.path.join(HERE, ".venv"),
+    "requirements-jaxley.txt": os.path.join(HERE, ".venv-jaxley"),
+}
 
 NETS = ["hh_network_10", "hh_network_50", "hh_network_100"]
 SEED = ["hh_seed_final", "hh_seed_all_steps", "hh_dopri5_final"]
+ROBERTSON = ["robertson_1e-6", "robertson_1e-8"]
+CABLES = ["hh_cable_100", "hh_cable_1000"]
 PEERS = {
     "jax": ("peer_jax.py", SEED + NETS, "requirements.txt"),
-    "diffrax": ("peer_diffrax.py", SEED + NETS, "requirements.txt"),
-    "casadi": ("peer_casadi.py", SEED, "requirements.txt"),
+    "diffrax": ("peer_diffrax.py", SEED + NETS + ROBERTSON, "requirements.txt"),
+    "casadi": ("peer_casadi.py", SEED + ROBERTSON + ["hh_cable_100"], "requirements.txt"),
     "torchdiffeq": ("peer_torchdiffeq.py", SEED, "requirements-torch.txt"),
+    "jaxley": ("peer_jaxley.py", CABLES, "requirements-jaxley.txt"),
 }
+# Seconds per (peer, problem) when --timeout is not given: 900, more for the big cable
+# (two compiled variants, 4 000 steps of 1 000 compartments, every step stored).
+DEFAULT_TIMEOUT = 900
+PROBLEM_TIMEOUT = {"hh_cable_1000": 1800}
+
+
+def python_of(req):
+    return os.path.join(VENVS[req], "bin", "python")
 # Single-threaded everywhere: fair to others on a shared machine and comparable to revode.
 THREAD_ENV = {
     "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
@@ -70,38 +87,43 @@ def machine():
 
 
 def install(skip, reqs):
-    """Installs the requirement files `reqs`; returns {requirements file: None or error}."""
+    """Installs the requirement files `reqs`, each into its venv; returns {requirements
+    file: None or error}."""
     status = {}
-    if not os.path.exists(PY):
-        r = sh([sys.executable, "-m", "venv", VENV])
-        if r.returncode != 0:
-            err = "venv creation failed: " + r.stderr[-1500:]
-            return {f: err for f in reqs}
-    if skip:
-        return {}
     for req in reqs:
-        print("installing", req, "...", file=sys.stderr, flush=True)
-        r = sh([PY, "-m", "pip", "install", "-q", "-r", os.path.join(HERE, req)])
+        venv = VENVS[req]
+        if not os.path.exists(python_of(req)):
+            r = sh([sys.executable, "-m", "venv", venv])
+            if r.returncode != 0:
+                status[req] = "venv creation failed (%s): %s" % (venv, r.stderr[-1500:])
+                continue
+        if skip:
+            continue
+        print("installing", req, "into", os.path.relpath(venv, HERE), "...", file=sys.stderr,
+              flush=True)
+        r = sh([python_of(req), "-m", "pip", "install", "-q", "-r", os.path.join(HERE, req)])
         status[req] = None if r.returncode == 0 else (
             "pip install -r %s failed (rc %d): %s" % (req, r.returncode, r.stderr[-1500:]))
     return status
 
 
-def run_one(peer, script, problem, args):
-    cmd = [PY, os.path.join(HERE, script), "--only", problem, "--reps", str(args.reps)]
+def run_one(peer, script, req, problem, args):
+    cmd = [python_of(req), os.path.join(HERE, script), "--only", problem, "--reps",
+           str(args.reps)]
     if args.quick:
         cmd.append("--quick")
     env = dict(os.environ, **THREAD_ENV)
+    timeout = args.timeout or PROBLEM_TIMEOUT.get(problem, DEFAULT_TIMEOUT)
     t0 = time.time()
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                            cwd=HERE, env=env)
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         recs = parse(out)
         recs.append({"engine": peer, "problem": problem, "method": "*",
                      "error": "timeout: process killed after %d s (records above, if any, "
-                              "finished before)" % args.timeout})
+                              "finished before)" % timeout})
         return recs
     recs = parse(r.stdout)
     if r.returncode != 0 or not recs:
@@ -134,7 +156,10 @@ def main():
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--problems", default="", help="comma list (default: all of each peer)")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--timeout", type=int, default=900, help="seconds per (peer, problem)")
+    ap.add_argument("--timeout", type=int, default=None,
+                    help="seconds per (peer, problem); default %d, %s"
+                         % (DEFAULT_TIMEOUT, ", ".join("%s %d" % kv
+                                                       for kv in PROBLEM_TIMEOUT.items())))
     ap.add_argument("--out", default=os.path.join(HERE, "results", "peers.json"))
     ap.add_argument("--update", action="store_true",
                     help="merge into an existing --out: replace only the (engine, problem) "
@@ -173,7 +198,7 @@ def main():
         print("%s: load before %s" % (peer, before), file=sys.stderr, flush=True)
         for problem in todo:
             print("running %s %s ..." % (peer, problem), file=sys.stderr, flush=True)
-            recs = run_one(peer, script, problem, args)
+            recs = run_one(peer, script, req, problem, args)
             for rec in recs:
                 brief = {k: rec.get(k) for k in ("method", "forward_ms", "gradient_ms",
                                                  "first_call_ms", "error")}

@@ -82,6 +82,8 @@ fn revode_side_of_the_harness_runs_and_reports() {
             "none",
             "--diffsol",
             "none",
+            "--stiff",
+            "none",
         ])
         .args([
             "--out",
@@ -130,7 +132,7 @@ fn report_with_load(before: f64, after: f64, extra: &[&str]) -> (Option<i32>, Op
     let out = Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/peers/report.py"))
         .args(["--revode", json_path.to_str().unwrap()])
-        .args(["--peers", "none", "--diffsol", "none"])
+        .args(["--peers", "none", "--diffsol", "none", "--stiff", "none"])
         .args(["--out", md.to_str().unwrap()])
         .args(["--svg", dir.path().join("p.svg").to_str().unwrap()])
         .args(extra)
