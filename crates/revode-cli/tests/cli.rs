@@ -239,7 +239,17 @@ fn network_size_errors_are_one_line() {
 fn check_model_passes_builtins() {
     let o = run(&["check-model", "hh"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("PASS"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("PASS"), "{out}");
+    // 4 samples × (4 × (4 + 3) VJP entries + 4 × 4 of the model's Jacobian)
+    assert!(
+        out.starts_with("hh: 176 Jacobian entries at 4 points"),
+        "{out}"
+    );
+    assert!(
+        out.contains("state Jacobian: the model's own, 10 entries in its pattern; 64 of the"),
+        "{out}"
+    );
     let o = run(&[
         "check-model",
         "hh_network",
@@ -253,7 +263,10 @@ fn check_model_passes_builtins() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["passed"], true);
     assert_eq!(v["samples"], 2);
-    assert_eq!(v["entries_checked"], 2 * 12 * (12 + 18));
+    assert_eq!(v["entries_checked"], 2 * 12 * (12 + 18) + 2 * 12 * 12);
+    // N² + 9N entries: the dense voltage block and each neuron's hh block
+    assert_eq!(v["jacobian"]["nnz"], 3 * 3 + 9 * 3);
+    assert_eq!(v["jacobian"]["entries_checked"], 2 * 12 * 12);
     assert_eq!(v["worst"].as_array().unwrap().len(), 5);
 }
 
