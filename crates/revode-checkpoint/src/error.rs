@@ -1,6 +1,6 @@
 use thiserror::Error;
 
-use crate::memory::TooLarge;
+use crate::memory::{BadLimit, TooLarge};
 use crate::Schedule;
 
 /// Errors of the checkpoint store itself (the chain's own errors pass through
@@ -43,6 +43,9 @@ pub enum CheckpointError {
         /// A schedule whose store fits, if any.
         fits: Option<Schedule>,
     },
+    /// The memory limit in the environment is malformed; nothing was allocated.
+    #[error("{0}")]
+    BadMemoryLimit(#[from] BadLimit),
 }
 
 fn steps_text(steps: Option<usize>) -> String {

@@ -8,7 +8,9 @@
 //! The memory available is, in this order:
 //! 1. the limit given in code ([`MemoryLimit::Bytes`], [`MemoryLimit::Unlimited`]);
 //! 2. the environment variable [`LIMIT_ENV`] (`REVODE_MEMORY_LIMIT`): a byte
-//!    count, optionally with a unit (`512MiB`, `2GB`), or `unlimited`;
+//!    count, optionally with a unit (`512MiB`, `2GB`), or `unlimited`; any
+//!    other value is an error ([`BadLimit`]), never silently ignored (set
+//!    but empty counts as not set);
 //! 3. Linux's `MemAvailable` (`/proc/meminfo`) less [`SYSTEM_MARGIN_PERCENT`]
 //!    percent, kept for everything else the process and the system need;
 //! 4. no limit, where none of these is known.
@@ -64,26 +66,57 @@ impl fmt::Display for LimitSource {
     }
 }
 
+/// [`LIMIT_ENV`] holds something that is not a memory limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadLimit {
+    /// The value as set (lossily decoded if it was not UTF-8).
+    pub value: String,
+}
+
+/// The forms [`parse_limit`] accepts, for messages.
+pub const LIMIT_FORMS: &str = "a byte count with an optional unit (B, kB, MB, GB, TB, KiB, \
+     MiB, GiB, TiB), e.g. 512MiB or 2GB, or \"unlimited\"";
+
+impl fmt::Display for BadLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{LIMIT_ENV} = {:?} is not a memory limit: use {LIMIT_FORMS}",
+            self.value
+        )
+    }
+}
+
+impl std::error::Error for BadLimit {}
+
 impl MemoryLimit {
-    /// The bytes available under this limit, or `None` for no limit.
-    pub fn available(&self) -> Option<Available> {
+    /// The bytes available under this limit, or `None` for no limit; a
+    /// malformed [`LIMIT_ENV`] is an error (it must neither lift the check
+    /// nor be replaced by a guess).
+    pub fn available(&self) -> Result<Option<Available>, BadLimit> {
         match *self {
-            MemoryLimit::Bytes(bytes) => Some(Available {
+            MemoryLimit::Bytes(bytes) => Ok(Some(Available {
                 bytes,
                 source: LimitSource::Given,
-            }),
-            MemoryLimit::Unlimited => None,
-            MemoryLimit::FromSystem => match std::env::var(LIMIT_ENV) {
-                Ok(text) => match parse_limit(&text) {
-                    Some(Some(bytes)) => Some(Available {
-                        bytes,
-                        source: LimitSource::Environment,
-                    }),
-                    Some(None) => None,
-                    // A malformed value must not silently lift the check.
-                    None => system_available(),
-                },
-                Err(_) => system_available(),
+            })),
+            MemoryLimit::Unlimited => Ok(None),
+            MemoryLimit::FromSystem => match std::env::var_os(LIMIT_ENV) {
+                // Set but empty (`REVODE_MEMORY_LIMIT= cmd`) reads as not set.
+                Some(os) if os.to_string_lossy().trim().is_empty() => Ok(system_available()),
+                Some(os) => {
+                    let text = os.to_string_lossy();
+                    match parse_limit(&text) {
+                        Some(Some(bytes)) => Ok(Some(Available {
+                            bytes,
+                            source: LimitSource::Environment,
+                        })),
+                        Some(None) => Ok(None),
+                        None => Err(BadLimit {
+                            value: text.into_owned(),
+                        }),
+                    }
+                }
+                None => Ok(system_available()),
             },
         }
     }
@@ -158,10 +191,29 @@ impl fmt::Display for TooLarge {
     }
 }
 
+/// Why a memory check refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryError {
+    TooLarge(TooLarge),
+    BadLimit(BadLimit),
+}
+
+impl fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MemoryError::TooLarge(e) => e.fmt(f),
+            MemoryError::BadLimit(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for MemoryError {}
+
 impl MemoryLimit {
     /// `Ok` if `needed` bytes fit in what is available.
-    pub fn check(&self, needed: usize) -> Result<(), TooLarge> {
-        check_within(self.available(), needed)
+    pub fn check(&self, needed: usize) -> Result<(), MemoryError> {
+        let available = self.available().map_err(MemoryError::BadLimit)?;
+        check_within(available, needed).map_err(MemoryError::TooLarge)
     }
 }
 
@@ -219,12 +271,31 @@ mod tests {
     fn a_given_limit_is_checked_to_the_byte() {
         let limit = MemoryLimit::Bytes(1000);
         assert!(limit.check(1000).is_ok());
-        let e = limit.check(1001).unwrap_err();
+        let MemoryError::TooLarge(e) = limit.check(1001).unwrap_err() else {
+            panic!("too large expected")
+        };
         assert_eq!((e.needed, e.available), (1001, 1000));
         assert!(e
             .to_string()
             .starts_with("1001 bytes (1001 B) are needed, but only 1000 bytes"));
         assert!(MemoryLimit::Unlimited.check(usize::MAX).is_ok());
+    }
+
+    #[test]
+    fn a_bad_limit_names_the_variable_and_the_forms() {
+        let e = BadLimit {
+            value: "plenty".into(),
+        }
+        .to_string();
+        assert!(
+            e.starts_with(
+                "REVODE_MEMORY_LIMIT = \"plenty\" is not a memory limit: use a byte count"
+            ),
+            "{e}"
+        );
+        for form in ["KiB", "GB", "512MiB", "unlimited"] {
+            assert!(e.contains(form), "{form} missing: {e}");
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl OnlineStore {
         };
         // Read once: growths are checked against the memory available when
         // the store was made (and allocate nothing to find out).
-        let available = limit.available();
+        let available = limit.available()?;
         check_slots(schedule, available, n_slots, state_len)?;
         let pool = SlotPool::new(n_slots, state_len);
         let stats = StoreStats {

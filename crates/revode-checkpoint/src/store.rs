@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::memory::check_within;
 use crate::pool::{slot_pair, SlotPool};
 use crate::{CheckpointError, MemoryLimit, Schedule};
 
@@ -78,14 +79,16 @@ impl CheckpointStore {
         limit: MemoryLimit,
     ) -> Result<Self, CheckpointError> {
         schedule.validate_for(n_steps, state_len)?;
-        limit
-            .check(schedule.bytes_needed(n_steps, state_len))
-            .map_err(|too_large| CheckpointError::OutOfMemory {
-                schedule,
-                steps: Some(n_steps),
-                fits: Schedule::fitting(n_steps, state_len, too_large.available),
-                too_large,
-            })?;
+        check_within(
+            limit.available()?,
+            schedule.bytes_needed(n_steps, state_len),
+        )
+        .map_err(|too_large| CheckpointError::OutOfMemory {
+            schedule,
+            steps: Some(n_steps),
+            fits: Schedule::fitting(n_steps, state_len, too_large.available),
+            too_large,
+        })?;
         let (n_checkpoints, segment) = schedule.slots(n_steps, state_len);
         let (slots, binomial) = match schedule {
             Schedule::BudgetBytes(_) => (Vec::new(), Some(SlotPool::new(n_checkpoints, state_len))),

@@ -1,44 +1,22 @@
 //! Budgeted stores allocate only when made: the number of heap allocations
 //! of a whole forward + reverse sweep does not depend on the chain length.
 //! The growing online schedules allocate at most logarithmically often.
-#![allow(unsafe_code)] // a counting global allocator needs `unsafe impl GlobalAlloc`
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+use revode_testing::alloc::{allocations_during, counting_is_active, CountingAllocator};
 
 use common::Affine;
 use revode_checkpoint::binomial::slot_bytes;
 use revode_checkpoint::{CheckpointStore, OnlineStore, Schedule};
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
-fn allocations_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    f();
-    ALLOCATIONS.with(Cell::get) - before
+#[test]
+fn the_allocation_counter_is_active() {
+    // guards the zero counts below: an allocation would be seen
+    assert!(counting_is_active());
 }
 
 fn fixed_sweep(schedule: Schedule, n: usize) -> usize {

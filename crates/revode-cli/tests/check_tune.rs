@@ -107,34 +107,6 @@ fn check_passes_on_the_seed_problem() {
 }
 
 #[test]
-fn check_fails_on_a_broken_vjp_and_names_the_parameter() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = short_problem(
-        "hh_broken_vjp",
-        r#"{"method": "euler", "dt": 0.01}"#,
-        r#"{"kind": "final"}"#,
-    );
-    let path = write_problem(dir.path(), &text);
-    let o = run(&["check", &path]);
-    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
-    let out = stdout(&o);
-    assert!(out.contains("1 of 3 FAIL"), "{out}");
-    assert!(out.trim_end().ends_with(": g_Kd"), "{out}");
-
-    let v = json(&run(&["check", &path, "--json"]));
-    assert_eq!(v["passed"], false);
-    assert_eq!(v["n_failed"], 1);
-    let failed: Vec<&str> = v["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["pass"] == false)
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(failed, ["g_Kd"]);
-}
-
-#[test]
 fn check_selects_params_by_index_and_by_sample() {
     let p = fixture("hh_rk4_short.json");
     let v = json(&run(&["check", &p, "--params", "2,0", "--json"]));
@@ -157,7 +129,7 @@ fn check_selects_params_by_index_and_by_sample() {
 }
 
 #[test]
-fn write_golden_writes_beside_the_problem_and_refuses_when_failing() {
+fn write_golden_writes_beside_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.json");
     std::fs::copy(fixture("hh_rk4_short.json"), &good).unwrap();
@@ -169,18 +141,7 @@ fn write_golden_writes_beside_the_problem_and_refuses_when_failing() {
     .unwrap();
     assert_eq!(golden["problem"], "good.json");
     assert_eq!(golden["gradient"].as_array().unwrap().len(), 3);
-
-    let bad = dir.path().join("bad.json");
-    let text = short_problem(
-        "hh_broken_vjp",
-        r#"{"method": "euler", "dt": 0.01}"#,
-        r#"{"kind": "final"}"#,
-    );
-    std::fs::write(&bad, text).unwrap();
-    let o = run(&["check", bad.to_str().unwrap(), "--write-golden"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stdout(&o).contains("NOT written"));
-    assert!(!dir.path().join("expected/bad.json").exists());
+    // A failing check writes nothing: crates/revode-test-cli/tests.
 }
 
 #[test]

@@ -84,11 +84,175 @@ fn a_large_network_is_refused_before_it_is_built() {
 }
 
 #[test]
-fn a_malformed_limit_falls_back_to_the_system() {
+fn a_malformed_limit_is_bad_input_naming_the_forms() {
     let text = r#"{"model": {"name": "hh"}, "tspan": [0.0, 1.0],
         "solver": {"method": "euler", "dt": 0.01}}"#;
-    let (o, _) = run(&["grad"], text, Some("plenty"));
+    let needles = [
+        "REVODE_MEMORY_LIMIT = \"plenty\" is not a memory limit",
+        "KiB",
+        "512MiB",
+        "\"unlimited\"",
+    ];
+    for args in [
+        &["grad"][..],
+        &["solve"],
+        &["solve", "--every", "1"],
+        &["check"],
+    ] {
+        let (o, _) = run(args, text, Some("plenty"));
+        assert_one_line_exit_2(&o, &needles);
+    }
+    let batch = format!("[{text}, {text}]");
+    let (o, _) = run(&["grad", "--batch"], &batch, Some("plenty"));
+    assert_one_line_exit_2(&o, &needles);
+    // set but empty reads as not set; a valid value works
+    for ok in ["", "1GiB", "unlimited"] {
+        let (o, _) = run(&["grad"], text, Some(ok));
+        assert!(
+            o.status.success(),
+            "{ok:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// 10⁹ Euler steps, nothing stored for a gradient (solve only).
+const BILLION_STEPS: &str = r#"{"model": {"name": "hh"}, "tspan": [0.0, 10000000.0],
+    "solver": {"method": "euler", "dt": 0.01}}"#;
+
+#[test]
+fn keeping_every_state_of_a_billion_steps_fails_fast() {
+    let (o, took) = run(&["solve", "--every", "1"], BILLION_STEPS, Some("1GiB"));
+    assert_one_line_exit_2(
+        &o,
+        &[
+            "--every: sampling every 1 of 1000000000 steps keeps 1000000001 states",
+            "1073741824 bytes (1.0 GiB) are available (REVODE_MEMORY_LIMIT)",
+            "steps fits",
+            "--csv FILE",
+        ],
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn the_suggested_sampling_interval_fits() {
+    // 10⁵ steps under a 16 KiB limit: every state does not fit, the
+    // suggested interval does.
+    let text = r#"{"model": {"name": "hh"}, "tspan": [0.0, 1000.0],
+        "solver": {"method": "euler", "dt": 0.01}}"#;
+    let (o, _) = run(&["solve", "--every", "1"], text, Some("16KiB"));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let s: u64 = err
+        .split("sampling every ")
+        .nth(2)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no interval in: {err}"));
+    let (o, _) = run(
+        &["solve", "--every", &s.to_string(), "--json"],
+        text,
+        Some("16KiB"),
+    );
+    assert!(
+        o.status.success(),
+        "every {s}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["samples"].as_array().unwrap().len() as u64,
+        1 + 100_000u64.div_ceil(s)
+    );
+    let (o, _) = run(
+        &["solve", "--every", &(s - 1).to_string()],
+        text,
+        Some("16KiB"),
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn adaptive_samples_stop_when_they_outgrow_memory_and_csv_streams() {
+    let text = r#"{"model": {"name": "hh"}, "tspan": [0.0, 1000.0],
+        "solver": {"method": "dopri5", "rtol": 1e-8, "atol": 1e-10, "max_steps": 100000000}}"#;
+    let (o, took) = run(&["solve", "--every", "1"], text, Some("64KiB"));
+    assert_one_line_exit_2(
+        &o,
+        &[
+            "--every: sampling every 1 accepted steps keeps",
+            "states by t = ",
+            "65536 bytes (64.0 KiB) are available (REVODE_MEMORY_LIMIT)",
+            "--csv FILE",
+        ],
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // --csv keeps nothing: the same solve runs within the same limit.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    let (o, _) = run(
+        &["solve", "--every", "1", "--csv", csv.to_str().unwrap()],
+        text,
+        Some("64KiB"),
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = std::fs::read_to_string(&csv).unwrap().lines().count();
+    assert!(
+        rows > 65536 / 80,
+        "{rows} rows: more than would have been kept"
+    );
+}
+
+#[test]
+fn batch_members_run_only_as_many_at_once_as_fit_together() {
+    // Three members each keeping every state of 10 000 steps (≈ 320 KB):
+    // one fits a 500 KB limit, two do not.
+    let batch = r#"{"base": {"model": {"name": "hh"}, "tspan": [0.0, 100.0],
+        "solver": {"method": "euler", "dt": 0.01}, "adjoint": {"checkpoints": "all"}},
+        "overrides": [{"params": [70, 10, 0.05]}, {"params": [60, 10, 0.05]},
+                      {"params": [50, 10, 0.05]}]}"#;
+    // Each member's loss and gradients (the timings in stats differ).
+    let lines = |o: &Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let r = &v["result"];
+                serde_json::json!([v["ok"], r["loss"], r["gradient"], r["gradient_u0"]])
+            })
+            .collect()
+    };
+    let (o, _) = run(&["grad", "--threads", "2", "--batch"], batch, Some("500KB"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.starts_with("note: running 1 member at a time instead of 2: the 2 largest need up to"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(500000 B) are available (REVODE_MEMORY_LIMIT)"),
+        "{err}"
+    );
+    let limited = lines(&o);
+    assert_eq!(limited.len(), 3);
+    assert!(limited.iter().all(|l| l[0] == true), "{limited:?}");
+    // With room for two, two run at once and say nothing; results are the same bits.
+    let (o, _) = run(&["grad", "--threads", "2", "--batch"], batch, Some("1MB"));
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(lines(&o), limited);
+    // three at once need ≈ 960 KB: two of three under 700 KB
+    let (o, _) = run(&["grad", "--threads", "3", "--batch"], batch, Some("700KB"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("note: running 2 members at a time instead of 3"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,3 +1,4 @@
+use revode_checkpoint::memory::{BadLimit, TooLarge};
 use revode_model::num::Num;
 use thiserror::Error;
 
@@ -50,6 +51,36 @@ pub enum ForwardError {
         component: usize,
         value: f64,
     },
+    /// The samples a fixed-step solve was asked to keep would not fit in
+    /// memory; checked before any step.
+    #[error("sampling every {every} of {n_steps} steps keeps {rows} states: {too_large}; {}", interval_text(*.fits))]
+    SamplesTooLarge {
+        every: usize,
+        n_steps: usize,
+        rows: usize,
+        too_large: TooLarge,
+        /// The smallest interval whose samples fit, if any.
+        fits: Option<usize>,
+    },
+    /// The samples an adaptive solve keeps outgrew the memory available
+    /// (checked before each growth, so nothing was allocated for them).
+    #[error("sampling every {every} accepted steps keeps {rows} states by t = {t}, and more do not fit: {too_large}; sample less often, or stream the samples instead of keeping them", t = Num(*.t))]
+    SamplesOutgrewMemory {
+        every: usize,
+        rows: usize,
+        t: f64,
+        too_large: TooLarge,
+    },
+    /// The memory limit in the environment is malformed.
+    #[error("{0}")]
+    MemoryLimit(#[from] BadLimit),
+}
+
+fn interval_text(fits: Option<usize>) -> String {
+    match fits {
+        Some(s) => format!("sampling every {s} steps fits"),
+        None => "no sampling fits".to_string(),
+    }
 }
 
 impl ForwardError {

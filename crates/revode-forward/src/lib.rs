@@ -21,9 +21,9 @@ mod trajectory;
 
 pub use adaptive::{
     check_tolerances, expand_atol, initial_step, solve_adaptive, solve_adaptive_observed,
-    solve_adaptive_with_stimulus, AdaptiveOptions, AdaptiveSolution, DenseStep, Dopri5, Dp5,
-    ModelRhs, OdeRhs, PiController, StepCounts, StepLayout, Tolerance, DEFAULT_MAX_STEPS,
-    ERR_OLD_INIT,
+    solve_adaptive_try_observed, solve_adaptive_with_stimulus, AdaptiveOptions, AdaptiveSolution,
+    DenseStep, Dopri5, Dp5, ModelRhs, OdeRhs, PiController, StepCounts, StepLayout, Tolerance,
+    DEFAULT_MAX_STEPS, ERR_OLD_INIT,
 };
 pub use error::ForwardError;
 pub use fixed::{FixedMethod, FixedStepper};
@@ -32,10 +32,11 @@ pub use linear::{IterationMatrix, LinearSolver, SingularMatrix};
 pub use newton::{Newton, NewtonFailure, NewtonMemory, NewtonStats};
 pub use plan::{StepPlan, StepTimes, SwitchedPlan, UniformPlan, ON_GRID_RTOL};
 pub use solve::{
-    solve_fixed, solve_fixed_observed, solve_fixed_plan, solve_fixed_with_stimulus, FixedSolution,
+    reserve_fixed_samples, solve_fixed, solve_fixed_observed, solve_fixed_plan,
+    solve_fixed_try_observed, solve_fixed_with_stimulus, FixedSolution,
 };
 pub use stimulus::{ParamSegments, Stimulus, StimulusFault, StimulusTrack};
-pub use trajectory::Trajectory;
+pub use trajectory::{SampleRoom, Trajectory};
 
 /// `true` when every component of `u` is finite (one pass, no branches per element).
 #[inline]

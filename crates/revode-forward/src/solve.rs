@@ -1,10 +1,11 @@
 //! A plain forward solve on a fixed grid (the `revode solve` path).
 
+use revode_checkpoint::MemoryLimit;
 use revode_model::Model;
 
 use crate::{
-    all_finite, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan, Stimulus,
-    SwitchedPlan, TimeGrid, Trajectory, UniformPlan,
+    all_finite, FixedMethod, FixedStepper, ForwardError, ParamSegments, SampleRoom, StepPlan,
+    Stimulus, SwitchedPlan, TimeGrid, Trajectory, UniformPlan,
 };
 
 /// Result of a forward solve: the final state and, if asked, samples.
@@ -18,7 +19,10 @@ pub struct FixedSolution {
 }
 
 /// Integrates `u0` over `grid`. `sample_every = Some(s)` records every s-th
-/// state (and the last); `None` keeps only the final state.
+/// state (and the last); `None` keeps only the final state. The samples are
+/// checked against the memory available ([`MemoryLimit::FromSystem`])
+/// before any step: too many is [`ForwardError::SamplesTooLarge`], naming an
+/// interval that fits.
 pub fn solve_fixed<M: Model>(
     model: &M,
     method: FixedMethod,
@@ -41,19 +45,16 @@ pub fn solve_fixed_with_stimulus<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<FixedSolution, ForwardError> {
-    let mut samples = Trajectory::with_capacity(0, u0.len());
-    let mut solution = solve_fixed_observed(
-        model,
-        method,
-        grid,
-        u0,
-        p,
-        stimulus,
-        sample_every,
-        |t, u| samples.push(t, u),
-    )?;
-    solution.samples = samples;
-    Ok(solution)
+    if stimulus.is_empty() {
+        let plan = UniformPlan {
+            grid: *grid,
+            params: p,
+        };
+        return solve_fixed_plan(model, method, &plan, u0, sample_every);
+    }
+    let segments = ParamSegments::new(p, stimulus, grid.t0, grid.t1)?;
+    let plan = SwitchedPlan::new(*grid, &segments);
+    solve_fixed_plan(model, method, &plan, u0, sample_every)
 }
 
 /// [`solve_fixed_with_stimulus`] handing `observe(t, u)` every s-th state
@@ -71,7 +72,35 @@ pub fn solve_fixed_observed<M: Model>(
     p: &[f64],
     stimulus: &Stimulus,
     sample_every: Option<usize>,
-    observe: impl FnMut(f64, &[f64]),
+    mut observe: impl FnMut(f64, &[f64]),
+) -> Result<FixedSolution, ForwardError> {
+    solve_fixed_try_observed(
+        model,
+        method,
+        grid,
+        u0,
+        p,
+        stimulus,
+        sample_every,
+        |t, u| {
+            observe(t, u);
+            Ok(())
+        },
+    )
+}
+
+/// [`solve_fixed_observed`] with an observer that may stop the solve: its
+/// first error is returned as the solve's.
+#[allow(clippy::too_many_arguments)]
+pub fn solve_fixed_try_observed<M: Model>(
+    model: &M,
+    method: FixedMethod,
+    grid: &TimeGrid,
+    u0: &[f64],
+    p: &[f64],
+    stimulus: &Stimulus,
+    sample_every: Option<usize>,
+    observe: impl FnMut(f64, &[f64]) -> Result<(), ForwardError>,
 ) -> Result<FixedSolution, ForwardError> {
     if stimulus.is_empty() {
         let plan = UniformPlan {
@@ -85,7 +114,8 @@ pub fn solve_fixed_observed<M: Model>(
     solve_on_plan(model, method, &plan, u0, sample_every, observe)
 }
 
-/// Integrates `u0` along the steps of `plan`.
+/// Integrates `u0` along the steps of `plan`; samples as [`solve_fixed`]
+/// (memory checked before the first step, then reserved at once).
 pub fn solve_fixed_plan<M: Model, P: StepPlan>(
     model: &M,
     method: FixedMethod,
@@ -94,11 +124,39 @@ pub fn solve_fixed_plan<M: Model, P: StepPlan>(
     sample_every: Option<usize>,
 ) -> Result<FixedSolution, ForwardError> {
     let mut samples = Trajectory::with_capacity(0, u0.len());
+    if let Some(every) = sample_every {
+        let rows = reserve_fixed_samples(plan.n_steps(), every, u0.len(), MemoryLimit::FromSystem)?;
+        samples.reserve_rows(rows);
+    }
     let mut solution = solve_on_plan(model, method, plan, u0, sample_every, |t, u| {
-        samples.push(t, u)
+        samples.push(t, u);
+        Ok(())
     })?;
     solution.samples = samples;
     Ok(solution)
+}
+
+/// The samples an `n_steps`-step solve keeps when sampling every `every`-th
+/// state (at most: every lattice step, u_0 and the last), checked against
+/// `limit`; returns the row count to reserve.
+pub fn reserve_fixed_samples(
+    n_steps: usize,
+    every: usize,
+    n_states: usize,
+    limit: MemoryLimit,
+) -> Result<usize, ForwardError> {
+    let every = every.max(1);
+    let rows = Trajectory::rows_for(n_steps, every);
+    let room = SampleRoom::for_trajectory(limit, n_states)?;
+    room.check(rows)
+        .map_err(|too_large| ForwardError::SamplesTooLarge {
+            every,
+            n_steps,
+            rows,
+            fits: room.fitting_interval(n_steps),
+            too_large,
+        })?;
+    Ok(rows)
 }
 
 /// The solve loop: `observe` sees u_0, the states on every s-th lattice time
@@ -109,7 +167,7 @@ fn solve_on_plan<M: Model, P: StepPlan>(
     plan: &P,
     u0: &[f64],
     sample_every: Option<usize>,
-    mut observe: impl FnMut(f64, &[f64]),
+    mut observe: impl FnMut(f64, &[f64]) -> Result<(), ForwardError>,
 ) -> Result<FixedSolution, ForwardError> {
     let n = plan.n_steps();
     let mut stepper = FixedStepper::new(method, u0.len());
@@ -118,7 +176,7 @@ fn solve_on_plan<M: Model, P: StepPlan>(
     let mut next = vec![0.0; u0.len()];
     let every = sample_every.map(|s| s.max(1));
     if every.is_some() {
-        observe(plan.time(0), &u);
+        observe(plan.time(0), &u)?;
     }
     for k in 0..n {
         let (t, h, p) = plan.step(k);
@@ -133,7 +191,7 @@ fn solve_on_plan<M: Model, P: StepPlan>(
                 None => s == 1,
             };
             if on_sample || k + 1 == n {
-                observe(plan.time(k + 1), &u);
+                observe(plan.time(k + 1), &u)?;
             }
         }
     }

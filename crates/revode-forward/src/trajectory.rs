@@ -1,7 +1,9 @@
 //! Sampled states of a forward solve: one time per row and one matrix,
-//! time × state.
+//! time × state; and [`SampleRoom`], the memory check made before samples
+//! are reserved or grown.
 
 use ndarray::{Array2, ArrayView1};
+use revode_checkpoint::memory::{check_within, Available, BadLimit, MemoryLimit, TooLarge};
 
 /// `times[r]` is the time of row `r` of `states` (rows: samples, columns:
 /// state components).
@@ -56,6 +58,90 @@ impl Trajectory {
     pub fn iter(&self) -> impl Iterator<Item = (f64, ArrayView1<'_, f64>)> + '_ {
         self.times.iter().copied().zip(self.states.rows())
     }
+
+    /// Samples there is room for without growing.
+    pub fn capacity(&self) -> usize {
+        self.times.capacity()
+    }
+
+    /// Makes room for `rows` samples in all (no-op if there is).
+    pub fn reserve_rows(&mut self, rows: usize) {
+        let more = rows.saturating_sub(self.len());
+        self.times.reserve_exact(more);
+        self.states
+            .reserve_rows(more)
+            .expect("row capacity fits in memory");
+    }
+}
+
+/// The memory a solve's samples may take, read once per solve: held
+/// samples are reserved or grown only after [`SampleRoom::check`] or
+/// [`SampleRoom::grow`] says they fit, so a sampling request too large is an
+/// error before the memory is touched, not an out-of-memory abort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleRoom {
+    available: Option<Available>,
+    row_bytes: usize,
+}
+
+/// Rows a growing sample buffer starts with.
+const FIRST_ROWS: usize = 64;
+
+impl SampleRoom {
+    /// Room under `limit` for rows of `row_bytes` bytes each.
+    pub fn new(limit: MemoryLimit, row_bytes: usize) -> Result<Self, BadLimit> {
+        Ok(SampleRoom {
+            available: limit.available()?,
+            row_bytes: row_bytes.max(1),
+        })
+    }
+
+    /// Room for [`Trajectory`] rows of `n_states` states.
+    pub fn for_trajectory(limit: MemoryLimit, n_states: usize) -> Result<Self, BadLimit> {
+        Self::new(limit, Trajectory::bytes(1, n_states))
+    }
+
+    /// `Ok` if `rows` rows fit.
+    pub fn check(&self, rows: usize) -> Result<(), TooLarge> {
+        check_within(self.available, rows.saturating_mul(self.row_bytes))
+    }
+
+    /// The row count to grow to when `len` rows are full: twice as many (at
+    /// least [`FIRST_ROWS`]), but no more than `max_rows` nor than what fits;
+    /// `Err` when not even one more row fits.
+    pub fn grow(&self, len: usize, max_rows: usize) -> Result<usize, TooLarge> {
+        let wanted = len
+            .saturating_mul(2)
+            .max(FIRST_ROWS)
+            .min(max_rows.max(len + 1));
+        let fitting = match self.available {
+            Some(a) => wanted.min(a.bytes / self.row_bytes),
+            None => wanted,
+        };
+        if fitting > len {
+            Ok(fitting)
+        } else {
+            Err(self.check(len + 1).expect_err("one more row does not fit"))
+        }
+    }
+
+    /// The smallest sampling interval whose samples of an `n_steps`-step
+    /// solve fit (the first and last sample, and one every `s` steps).
+    pub fn fitting_interval(&self, n_steps: usize) -> Option<usize> {
+        let Some(a) = self.available else {
+            return Some(1);
+        };
+        let rows = a.bytes / self.row_bytes;
+        let between = rows.checked_sub(2).filter(|&r| r > 0)?;
+        let fits = |s: usize| self.check(Trajectory::rows_for(n_steps, s)).is_ok();
+        // Fits by construction; a smaller one may too (the last sample is
+        // extra only when s does not divide the step count).
+        let mut s = n_steps.div_ceil(between).max(1);
+        while s > 1 && fits(s - 1) {
+            s -= 1;
+        }
+        fits(s).then_some(s)
+    }
 }
 
 #[cfg(test)]
@@ -83,5 +169,31 @@ mod tests {
             vec![(0.0, vec![1.0, 2.0, 3.0]), (0.5, vec![4.0, 5.0, 6.0])]
         );
         assert_eq!(Trajectory::bytes(2, 3), 64);
+    }
+
+    #[test]
+    fn room_grows_geometrically_up_to_what_fits() {
+        let row = Trajectory::bytes(1, 4); // 40 bytes
+        let room = SampleRoom::for_trajectory(MemoryLimit::Bytes(1000 * row), 4).unwrap();
+        assert_eq!(room.grow(0, usize::MAX), Ok(64));
+        assert_eq!(room.grow(64, usize::MAX), Ok(128));
+        assert_eq!(room.grow(512, usize::MAX), Ok(1000), "capped at what fits");
+        assert_eq!(room.grow(100, 150), Ok(150), "capped at the most needed");
+        let e = room.grow(1000, usize::MAX).unwrap_err();
+        assert_eq!((e.needed, e.available), (1001 * row, 1000 * row));
+        let free = SampleRoom::for_trajectory(MemoryLimit::Unlimited, 4).unwrap();
+        assert_eq!(free.grow(1 << 40, usize::MAX), Ok(1 << 41));
+    }
+
+    #[test]
+    fn the_fitting_interval_is_the_smallest_that_fits() {
+        let row = Trajectory::bytes(1, 4);
+        let room = SampleRoom::for_trajectory(MemoryLimit::Bytes(1 << 20), 4).unwrap();
+        let n = 1_000_000_000;
+        let s = room.fitting_interval(n).unwrap();
+        assert!(room.check(Trajectory::rows_for(n, s)).is_ok());
+        assert!(room.check(Trajectory::rows_for(n, s - 1)).is_err());
+        let tiny = SampleRoom::for_trajectory(MemoryLimit::Bytes(2 * row), 4).unwrap();
+        assert_eq!(tiny.fitting_interval(n), None);
     }
 }

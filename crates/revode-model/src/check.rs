@@ -71,6 +71,11 @@ pub struct CheckReport {
     pub model: String,
     pub samples: usize,
     pub entries_checked: usize,
+    /// Entries of the model's own Jacobian among `entries_checked`: all
+    /// n² per sample (values in the pattern, zeros outside); 0 without one.
+    pub jacobian_entries_checked: usize,
+    /// Entries in the model's [`Model::jacobian_pattern`], if it has one.
+    pub jacobian_nnz: Option<usize>,
     pub tolerance: f64,
     pub max_error: f64,
     /// The worst entries, worst first.
@@ -124,6 +129,7 @@ pub fn check_model_at<M: Model>(
     let mut worst: Vec<EntryError> = Vec::new();
     let mut max_error = 0.0f64;
     let mut checked = 0;
+    let mut jacobian_checked = 0;
     let names_u = model.state_names();
     let names_p = model.param_names();
 
@@ -213,6 +219,7 @@ pub fn check_model_at<M: Model>(
                     f64::INFINITY
                 };
                 checked += 1;
+                jacobian_checked += usize::from(from_jacobian);
                 max_error = max_error.max(error);
                 if options.worst > 0
                     && (worst.len() < options.worst || error > worst[worst.len() - 1].error)
@@ -247,6 +254,8 @@ pub fn check_model_at<M: Model>(
         model: model.name().to_string(),
         samples: points.len(),
         entries_checked: checked,
+        jacobian_entries_checked: jacobian_checked,
+        jacobian_nnz: pattern.as_ref().map(|p| p.nnz()),
         tolerance: options.tolerance,
         max_error,
         worst,

@@ -8,7 +8,7 @@
 
 use crate::exp::exp4;
 use crate::rates::{exprel_inv_and_deriv_em1, exprel_inv_em1};
-use crate::{Dims, Model};
+use crate::{Dims, Model, SparsityPattern};
 
 /// Threshold voltage V_T (mV).
 const V_T: f64 = -63.0;
@@ -215,6 +215,18 @@ impl Model for HodgkinHuxley {
             *acc += al0 * d;
         }
     }
+
+    /// The ten entries of [`NEURON_ENTRIES`]: `∂m'/∂h`, `∂h'/∂n`, … are
+    /// structurally 0 (docs/models/hh.md, "Jacobian").
+    fn jacobian_pattern(&self) -> Option<SparsityPattern> {
+        Some(SparsityPattern::from_entries(4, NEURON_ENTRIES))
+    }
+
+    #[inline]
+    fn jacobian(&self, _t: f64, u: &[f64], p: &[f64], values: &mut [f64], _work: &mut ()) {
+        let j = neuron_jacobian(&u[..4], [p[0], p[1], p[2]]);
+        values[..10].copy_from_slice(&j.csc_values());
+    }
 }
 
 /// One neuron's `f` into `du[..4]`: `u = [E, m, h, n]`, `g = [g_Na, g_Kd,
@@ -235,43 +247,104 @@ pub(crate) fn neuron_rhs(u: &[f64], g: [f64; 3], i_ext: f64, du: &mut [f64]) {
     du[3] = r.an * (1.0 - n) - r.bn * n;
 }
 
-/// One neuron's `out[..4] ← Jᵀ λ` (J = ∂f/∂u of [`neuron_rhs`]); returns
-/// `∂(dE/dt)/∂[g_Na, g_Kd, g_leak]`, which the caller scales by `α λ_E`
-/// (only dE/dt depends on the conductances).
+/// The ten structurally nonzero entries of one neuron's `∂f/∂u`
+/// ([`neuron_rhs`]), `j_rc` = `∂f_r/∂u_c` with `u = [E, m, h, n]`. The other
+/// six are identically 0: a gate's rate depends only on E and its own value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NeuronJacobian {
+    pub j00: f64,
+    pub j01: f64,
+    pub j02: f64,
+    pub j03: f64,
+    pub j10: f64,
+    pub j11: f64,
+    pub j20: f64,
+    pub j22: f64,
+    pub j30: f64,
+    pub j33: f64,
+}
+
+/// `(row, col)` of the entries of one neuron's Jacobian in compressed
+/// sparse column order: column E (all four rows), then m, h, n (row E and
+/// the gate's own row). [`NeuronJacobian::csc_values`] lists the values in
+/// the same order.
+pub(crate) const NEURON_ENTRIES: [(usize, usize); 10] = [
+    (0, 0),
+    (1, 0),
+    (2, 0),
+    (3, 0),
+    (0, 1),
+    (1, 1),
+    (0, 2),
+    (2, 2),
+    (0, 3),
+    (3, 3),
+];
+
+impl NeuronJacobian {
+    /// The values in [`NEURON_ENTRIES`] order.
+    #[inline(always)]
+    pub fn csc_values(&self) -> [f64; 10] {
+        [
+            self.j00, self.j10, self.j20, self.j30, self.j01, self.j11, self.j02, self.j22,
+            self.j03, self.j33,
+        ]
+    }
+}
+
+/// One neuron's `∂f/∂u` at `u = [E, m, h, n]` with conductances `g`; the
+/// rate derivatives come from the same exponentials and the same series
+/// switch as the VJP, so the entries stay accurate at the removable
+/// singularities (E = −50, −23, −48 mV; docs/models/hh.md).
 #[inline(always)]
-pub(crate) fn neuron_vjp(u: &[f64], g: [f64; 3], l: &[f64], out_u: &mut [f64]) -> [f64; 3] {
-    let (u, l, out_u) = (&u[..4], &l[..4], &mut out_u[..4]);
+pub(crate) fn neuron_jacobian(u: &[f64], g: [f64; 3]) -> NeuronJacobian {
+    let u = &u[..4];
     let (e, m, h, n) = (u[0], u[1], u[2], u[3]);
     let [g_na, g_k, g_l] = g;
     let (r, d) = Rates::with_derivs(e);
     let (m2, n2) = (m * m, n * n);
     let (m3, n3) = (m2 * m, n2 * n);
     let n4 = n2 * n2;
+    let (e_na, e_k) = (e - E_NA, e - E_K);
+    NeuronJacobian {
+        // Row 0, ∂(dE/dt)/∂u:
+        // ∂/∂E = −g_Na m³h − g_Kd n⁴ − g_leak
+        j00: -g_na * m3 * h - g_k * n4 - g_l,
+        // ∂/∂m = −3 (E−E_Na) g_Na m² h
+        j01: -3.0 * e_na * g_na * m2 * h,
+        // ∂/∂h = −(E−E_Na) g_Na m³
+        j02: -e_na * g_na * m3,
+        // ∂/∂n = −4 (E−E_K) g_Kd n³
+        j03: -4.0 * e_k * g_k * n3,
+        // Gate rows, ∂(dx/dt)/∂E = α_x'(1 − x) − β_x' x
+        j10: d.am * (1.0 - m) - d.bm * m,
+        j20: d.ah * (1.0 - h) - d.bh * h,
+        j30: d.an * (1.0 - n) - d.bn * n,
+        // and ∂(dx/dt)/∂x = −(α_x + β_x); other gate entries are 0.
+        j11: -(r.am + r.bm),
+        j22: -(r.ah + r.bh),
+        j33: -(r.an + r.bn),
+    }
+}
+
+/// One neuron's `out[..4] ← Jᵀ λ` (J = ∂f/∂u of [`neuron_rhs`], from
+/// [`neuron_jacobian`]); returns `∂(dE/dt)/∂[g_Na, g_Kd, g_leak]`, which the
+/// caller scales by `α λ_E` (only dE/dt depends on the conductances).
+#[inline(always)]
+pub(crate) fn neuron_vjp(u: &[f64], g: [f64; 3], l: &[f64], out_u: &mut [f64]) -> [f64; 3] {
+    let (u, l, out_u) = (&u[..4], &l[..4], &mut out_u[..4]);
+    let (e, m, h, n) = (u[0], u[1], u[2], u[3]);
+    let j = neuron_jacobian(u, g);
+    let m3 = m * m * m;
+    let n2 = n * n;
+    let n4 = n2 * n2;
     let (e_na, e_k, e_l) = (e - E_NA, e - E_K, e - E_LEAK);
 
-    // Row 0 of J, ∂(dE/dt)/∂u:
-    // ∂/∂E = −g_Na m³h − g_Kd n⁴ − g_leak
-    let j00 = -g_na * m3 * h - g_k * n4 - g_l;
-    // ∂/∂m = −3 (E−E_Na) g_Na m² h
-    let j01 = -3.0 * e_na * g_na * m2 * h;
-    // ∂/∂h = −(E−E_Na) g_Na m³
-    let j02 = -e_na * g_na * m3;
-    // ∂/∂n = −4 (E−E_K) g_Kd n³
-    let j03 = -4.0 * e_k * g_k * n3;
-    // Gate rows, ∂(dx/dt)/∂E = α_x'(1 − x) − β_x' x
-    let j10 = d.am * (1.0 - m) - d.bm * m;
-    let j20 = d.ah * (1.0 - h) - d.bh * h;
-    let j30 = d.an * (1.0 - n) - d.bn * n;
-    // and ∂(dx/dt)/∂x = −(α_x + β_x); other gate entries are 0.
-    let j11 = -(r.am + r.bm);
-    let j22 = -(r.ah + r.bh);
-    let j33 = -(r.an + r.bn);
-
     // out_u ← Jᵀ λ
-    out_u[0] = j00 * l[0] + j10 * l[1] + j20 * l[2] + j30 * l[3];
-    out_u[1] = j01 * l[0] + j11 * l[1];
-    out_u[2] = j02 * l[0] + j22 * l[2];
-    out_u[3] = j03 * l[0] + j33 * l[3];
+    out_u[0] = j.j00 * l[0] + j.j10 * l[1] + j.j20 * l[2] + j.j30 * l[3];
+    out_u[1] = j.j01 * l[0] + j.j11 * l[1];
+    out_u[2] = j.j02 * l[0] + j.j22 * l[2];
+    out_u[3] = j.j03 * l[0] + j.j33 * l[3];
 
     [
         // ∂(dE/dt)/∂g_Na = −(E−E_Na) m³h
@@ -286,6 +359,13 @@ pub(crate) fn neuron_vjp(u: &[f64], g: [f64; 3], l: &[f64], out_u: &mut [f64]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn neuron_entries_are_in_csc_order() {
+        // `jacobian` copies `csc_values` straight into the pattern's order.
+        let p = SparsityPattern::from_entries(4, NEURON_ENTRIES);
+        assert!(p.entries().eq(NEURON_ENTRIES));
+    }
 
     #[test]
     fn exp_m5_is_e_to_minus_5() {

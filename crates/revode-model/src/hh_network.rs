@@ -16,8 +16,8 @@
 
 use std::num::NonZeroUsize;
 
-use crate::hh::{neuron_rhs, neuron_vjp};
-use crate::{Dims, Model};
+use crate::hh::{neuron_jacobian, neuron_rhs, neuron_vjp, NEURON_ENTRIES};
+use crate::{Dims, Model, SparsityPattern};
 
 /// Steps of `α λ_E` and `E` collected before one blocked accumulation.
 const BLOCK_STEPS: usize = 32;
@@ -248,6 +248,52 @@ impl Model for HhNetwork {
         *block_len = b + 1;
         if *block_len == BLOCK_STEPS {
             fold_block(work, n);
+        }
+    }
+
+    /// Each neuron's `hh` block (10 entries) plus every voltage–voltage
+    /// entry `(E_i, E_j)`: the coupling `W` is a parameter, so no `W_ij` is
+    /// structurally 0 and the voltage block is dense; N² + 9N entries in all
+    /// (docs/models/hh_network.md, "Jacobian").
+    fn jacobian_pattern(&self) -> Option<SparsityPattern> {
+        let n = self.n;
+        let blocks = (0..n).flat_map(|k| NEURON_ENTRIES.map(|(r, c)| (4 * k + r, 4 * k + c)));
+        let voltages = (0..n).flat_map(|i| (0..n).map(move |j| (4 * i, 4 * j)));
+        Some(SparsityPattern::from_entries(4 * n, blocks.chain(voltages)))
+    }
+
+    /// Writes neuron by neuron. Neuron `j`'s four columns are the `n + 9`
+    /// entries from `j (n + 9)` on: column `E_j` holds rows `E_0 … E_{j−1}`,
+    /// `E_j, m_j, h_j, n_j`, `E_{j+1} … E_{n−1}` (so rows past neuron `j`'s
+    /// gates sit 3 further down), then columns `m_j, h_j, n_j`, two entries
+    /// each (row `E_j`, the gate's own row). The tests check these positions
+    /// against `SparsityPattern::position`.
+    #[inline]
+    fn jacobian(&self, _t: f64, u: &[f64], p: &[f64], values: &mut [f64], _work: &mut NetworkWork) {
+        let n = self.n;
+        let (u, p) = (&u[..4 * n], &p[..3 * n + n * n]);
+        let values = &mut values[..n * (n + 9)];
+        let w = &p[3 * n..];
+        for (j, col) in values.chunks_exact_mut(n + 9).enumerate() {
+            let nj = neuron_jacobian(&u[4 * j..4 * j + 4], [p[j], p[n + j], p[2 * n + j]]);
+            // Column E_j, rows E_i (i ≠ j): ∂(dE_i/dt)/∂E_j = W_ij.
+            for i in 0..j {
+                col[i] = w[i * n + j];
+            }
+            for i in j + 1..n {
+                col[i + 3] = w[i * n + j];
+            }
+            // Row E_j, column E_j: the neuron's own ∂(dE_j/dt)/∂E_j minus the
+            // coupling's row sum r_j = Σ_{k≠j} W_jk (from −E_j Σ_{k≠j} W_jk).
+            let row = &w[j * n..(j + 1) * n];
+            let r_j = sum_lanes(&row[..j]) + sum_lanes(&row[j + 1..]);
+            col[j] = nj.j00 - r_j;
+            // Rows m_j, h_j, n_j of column E_j: ∂(dx_j/dt)/∂E_j.
+            col[j + 1] = nj.j10;
+            col[j + 2] = nj.j20;
+            col[j + 3] = nj.j30;
+            // Columns m_j, h_j, n_j: row E_j and the gate's own row.
+            col[n + 3..].copy_from_slice(&[nj.j01, nj.j11, nj.j02, nj.j22, nj.j03, nj.j33]);
         }
     }
 

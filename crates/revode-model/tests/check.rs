@@ -2,7 +2,7 @@
 //! wrong derivatives.
 
 use revode_model::check::{check_model, CheckOptions, Wrt};
-use revode_model::{Dims, HhNetwork, HodgkinHuxley, Model};
+use revode_model::{Dims, HhNetwork, HodgkinHuxley, Model, SparsityPattern};
 
 /// How [`Broken`] gets `hh` wrong.
 #[derive(Debug, Clone, Copy)]
@@ -15,6 +15,10 @@ enum Fault {
     Accumulates,
     /// Ignores `alpha`.
     IgnoresAlpha,
+    /// Jacobian entry ∂(dm/dt)/∂E off by 1 %.
+    JacobianEntry,
+    /// Jacobian pattern without ∂(dE/dt)/∂n (so that entry reads as 0).
+    JacobianMissingEntry,
 }
 
 /// `hh` with one deliberate mistake in its VJP.
@@ -71,7 +75,7 @@ impl Model for Broken {
             }
             // ∂/∂g_leak = −(E − E_leak); the fault adds 2(E − E_leak) α λ_E
             Fault::ParamPartial => own_acc[2] += 2.0 * (u[0] + 65.0) * alpha * l[0],
-            Fault::Accumulates | Fault::IgnoresAlpha => {}
+            _ => {}
         }
         for k in 0..4 {
             if matches!(self.0, Fault::Accumulates) {
@@ -84,6 +88,28 @@ impl Model for Broken {
             acc[k] += own_acc[k];
         }
     }
+    fn jacobian_pattern(&self) -> Option<SparsityPattern> {
+        let full = HodgkinHuxley.jacobian_pattern()?;
+        match self.0 {
+            Fault::JacobianMissingEntry => Some(SparsityPattern::from_entries(
+                4,
+                full.entries().filter(|&e| e != (0, 3)),
+            )),
+            _ => Some(full),
+        }
+    }
+    fn jacobian(&self, t: f64, u: &[f64], p: &[f64], values: &mut [f64], w: &mut ()) {
+        let full = HodgkinHuxley.jacobian_pattern().unwrap();
+        let mut own = vec![0.0; full.nnz()];
+        HodgkinHuxley.jacobian(t, u, p, &mut own, w);
+        if matches!(self.0, Fault::JacobianEntry) {
+            own[full.position(1, 0).unwrap()] *= 1.01;
+        }
+        let pattern = self.jacobian_pattern().unwrap();
+        for (k, (r, c)) in pattern.entries().enumerate() {
+            values[k] = own[full.position(r, c).unwrap()];
+        }
+    }
 }
 
 #[test]
@@ -91,7 +117,10 @@ fn passes_the_builtin_models() {
     let options = CheckOptions::default();
     let r = check_model(&HodgkinHuxley, &options);
     assert!(r.passed, "{r:#?}");
-    assert_eq!(r.entries_checked, options.samples * 4 * (4 + 3));
+    // the VJPs (4 × (4 + 3)) and the Jacobian (4 × 4) at each sample
+    assert_eq!(r.entries_checked, options.samples * (4 * 7 + 4 * 4));
+    assert_eq!(r.jacobian_entries_checked, options.samples * 4 * 4);
+    assert_eq!(r.jacobian_nnz, Some(10));
     for n in [1, 3, 7] {
         let r = check_model(&HhNetwork::with_neurons(n).unwrap(), &options);
         assert!(r.passed, "n = {n}: {r:#?}");
@@ -117,6 +146,24 @@ fn names_a_wrong_parameter_partial() {
     assert_eq!((w.output, w.wrt), (0, Wrt::Param(2)));
     assert_eq!(w.label, "d(dE/dt)/dg_leak");
     assert!(w.analytic * w.finite_difference < 0.0, "{w:?}");
+}
+
+#[test]
+fn names_a_wrong_jacobian_entry_and_a_missing_one() {
+    let r = check_model(&Broken(Fault::JacobianEntry), &CheckOptions::default());
+    assert!(!r.passed);
+    let w = &r.worst[0];
+    assert_eq!((w.output, w.wrt), (1, Wrt::State(0)));
+    assert_eq!(w.label, "jacobian d(dm/dt)/dE");
+    assert!((w.error - 0.01).abs() < 1e-4, "{w:?}");
+    let r = check_model(
+        &Broken(Fault::JacobianMissingEntry),
+        &CheckOptions::default(),
+    );
+    assert!(!r.passed);
+    let w = &r.worst[0];
+    assert_eq!(w.label, "jacobian d(dE/dt)/dn");
+    assert_eq!(w.analytic, 0.0);
 }
 
 #[test]

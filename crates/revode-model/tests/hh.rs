@@ -399,3 +399,196 @@ fn gate_rate_derivatives_on_grid() {
         }
     }
 }
+
+// ---- the state Jacobian `Model::jacobian` ----
+
+/// `∂f/∂u` from `Model::jacobian`, dense, `j[r][c]` (0 outside the pattern).
+fn jacobian(u: &[f64; 4], p: &[f64; 3]) -> [[f64; 4]; 4] {
+    let pattern = HodgkinHuxley.jacobian_pattern().unwrap();
+    let mut values = vec![f64::NAN; pattern.nnz()];
+    HodgkinHuxley.jacobian(0.0, u, p, &mut values, &mut ());
+    let mut j = [[0.0; 4]; 4];
+    for (k, (r, c)) in pattern.entries().enumerate() {
+        j[r][c] = values[k];
+    }
+    j
+}
+
+/// The structural pattern of `hh`: column E is full, each gate column has
+/// row E and the gate's own row.
+fn structural(r: usize, c: usize) -> bool {
+    c == 0 || r == 0 || r == c
+}
+
+/// Every entry of the Jacobian against the 4th-order difference of `f_r`
+/// in `u_c` (the same step and floor as `check_vjp`, with one-hot λ).
+fn check_jacobian(u: [f64; 4], p: [f64; 3]) -> Result<(), TestCaseError> {
+    let j = jacobian(&u, &p);
+    let sc = term_scale(&u, &p);
+    for (r, row) in j.iter().enumerate() {
+        let floor = 1e-10 * sc[r];
+        for (c, &got) in row.iter().enumerate() {
+            let want = fd(
+                |dx| {
+                    let mut v = u;
+                    v[c] += dx;
+                    rhs(&v, &p)[r]
+                },
+                FD_H,
+            );
+            prop_assert!(
+                got.is_finite() && (got - want).abs() <= 1e-6 * want.abs() + floor,
+                "J[{}][{}] at u={:?} p={:?}: {} vs fd {}",
+                r,
+                c,
+                u,
+                p,
+                got,
+                want
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `Jᵀλ` from the Jacobian's entries against `vjp`: the same partials in
+/// the same order, so equal to a few roundings of `Σ|J_rc λ_r|`.
+fn check_jacobian_against_vjp(u: [f64; 4], p: [f64; 3], l: [f64; 4]) -> Result<(), TestCaseError> {
+    let j = jacobian(&u, &p);
+    let (out, _) = vjp(&u, &p, &l);
+    for c in 0..4 {
+        let jt_l: f64 = (0..4).map(|r| j[r][c] * l[r]).sum();
+        let size: f64 = (0..4).map(|r| (j[r][c] * l[r]).abs()).sum();
+        prop_assert!(
+            (jt_l - out[c]).abs() <= 4.0 * EPS * size,
+            "(Jᵀλ)[{}] at u={:?}: {} vs vjp {}",
+            c,
+            u,
+            jt_l,
+            out[c]
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn jacobian_matches_fd(e in -100.0..60.0f64, (m, h, n) in gates(), p in params()) {
+        check_jacobian([e, m, h, n], p)?;
+    }
+
+    #[test]
+    fn jacobian_matches_fd_near_singular_points(
+        e in near_singular(), (m, h, n) in gates(), p in params(),
+    ) {
+        check_jacobian([e, m, h, n], p)?;
+    }
+
+    #[test]
+    fn jacobian_transposed_times_lambda_is_the_vjp(
+        e in prop_oneof![-100.0..60.0f64, near_singular()], (m, h, n) in gates(),
+        p in params(), l in lambda(),
+    ) {
+        check_jacobian_against_vjp([e, m, h, n], p, l)?;
+    }
+}
+
+#[test]
+fn jacobian_at_singular_points_exactly() {
+    let mut rng = Lcg(19);
+    for s in SINGULAR {
+        for _ in 0..200 {
+            let u = [s, rng.next(), rng.next(), rng.next()];
+            let l = [0; 4].map(|_| rng.next() - 0.5);
+            check_jacobian(u, default_p()).unwrap();
+            check_jacobian_against_vjp(u, default_p(), l).unwrap();
+        }
+    }
+    // the rate-derivative limits of docs/models/hh.md, through J[gate][E]
+    // with the gate at 0 (J = α') or 1 (J = −β')
+    let p = default_p();
+    assert_eq!(jacobian(&[-50.0, 0.0, 0.5, 0.5], &p)[1][0], 0.16);
+    assert_eq!(jacobian(&[-23.0, 1.0, 0.5, 0.5], &p)[1][0], 0.14);
+    assert_eq!(jacobian(&[-48.0, 0.5, 0.5, 0.0], &p)[3][0], 0.016);
+}
+
+#[test]
+fn jacobian_pattern_is_exactly_the_structural_pattern() {
+    let pattern = HodgkinHuxley.jacobian_pattern().unwrap();
+    assert_eq!((pattern.n(), pattern.nnz()), (4, 10));
+    for r in 0..4 {
+        for c in 0..4 {
+            assert_eq!(
+                pattern.position(r, c).is_some(),
+                structural(r, c),
+                "({r}, {c})"
+            );
+        }
+    }
+    let mut rng = Lcg(23);
+    let mut seen_nonzero = [[false; 4]; 4];
+    for _ in 0..2000 {
+        let u = [
+            -100.0 + 160.0 * rng.next(),
+            rng.next(),
+            rng.next(),
+            rng.next(),
+        ];
+        let p = [
+            70.0 * (0.5 + rng.next()),
+            10.0 * (0.5 + rng.next()),
+            0.05 * (0.5 + rng.next()),
+        ];
+        let f = rhs(&u, &p);
+        let j = jacobian(&u, &p);
+        for c in 0..4 {
+            let mut v = u;
+            v[c] += 0.37 * (1.0 + u[c].abs());
+            let moved = rhs(&v, &p);
+            for r in 0..4 {
+                if structural(r, c) {
+                    seen_nonzero[r][c] |= j[r][c] != 0.0 && moved[r] != f[r];
+                } else {
+                    // outside the pattern f_r does not depend on u_c at all
+                    assert_eq!(moved[r].to_bits(), f[r].to_bits(), "f_{r} moved with u_{c}");
+                }
+            }
+        }
+    }
+    for r in 0..4 {
+        for c in 0..4 {
+            assert_eq!(seen_nonzero[r][c], structural(r, c), "entry ({r}, {c})");
+        }
+    }
+}
+
+#[test]
+fn check_model_passes_with_the_jacobian_at_singular_points() {
+    use revode_model::check::{check_model_at, CheckOptions, Point};
+    let mut rng = Lcg(29);
+    let mut points = Vec::new();
+    for k in 0..300 {
+        // every fourth point exactly at a singular voltage
+        let e = if k % 4 == 0 {
+            SINGULAR[(k / 4) % 3]
+        } else {
+            -100.0 + 160.0 * rng.next()
+        };
+        points.push(Point {
+            t: 0.1 * k as f64,
+            u: vec![e, rng.next(), rng.next(), rng.next()],
+            p: vec![
+                70.0 * (0.5 + rng.next()),
+                10.0 * (0.5 + rng.next()),
+                0.05 * (0.5 + rng.next()),
+            ],
+        });
+    }
+    let options = CheckOptions::default();
+    let r = check_model_at(&HodgkinHuxley, &points, &options);
+    assert!(r.passed, "{r:#?}");
+    // 4 × (4 + 3) VJP entries and 4 × 4 Jacobian entries per point
+    assert_eq!(r.entries_checked, points.len() * (4 * 7 + 4 * 4));
+}

@@ -308,3 +308,269 @@ proptest! {
     #[test]
     fn vjp_matches_finite_differences_n5(seed in any::<u64>()) { vjp_matches_fd(5, seed) }
 }
+
+// ---- the state Jacobian `Model::jacobian` ----
+
+/// E at which α_m, β_m, α_n are 0/0.
+const SINGULAR: [f64; 3] = [-50.0, -23.0, -48.0];
+
+/// `∂f/∂u` from `Model::jacobian`, dense row-major (0 outside the pattern).
+fn jacobian(m: &HhNetwork, u: &[f64], p: &[f64]) -> Vec<f64> {
+    let pattern = m.jacobian_pattern().unwrap();
+    let s = u.len();
+    let mut values = vec![f64::NAN; pattern.nnz()];
+    m.jacobian(0.0, u, p, &mut values, &mut m.new_work());
+    let mut j = vec![0.0; s * s];
+    for (k, (r, c)) in pattern.entries().enumerate() {
+        j[r * s + c] = values[k];
+    }
+    j
+}
+
+/// The structural pattern: each neuron's `hh` block (column E full, a gate
+/// column has row E and its own row) and every voltage–voltage entry.
+fn structural(r: usize, c: usize) -> bool {
+    let hh = |r: usize, c: usize| c == 0 || r == 0 || r == c;
+    (r / 4 == c / 4 && hh(r % 4, c % 4)) || (r.is_multiple_of(4) && c.is_multiple_of(4))
+}
+
+/// Magnitude of the terms summed in `f_r` (rounding floors for the FD).
+fn term_scale(n: usize, i_ext: f64, u: &[f64], p: &[f64], r: usize) -> f64 {
+    let i = r / 4;
+    let x = u[r];
+    if !r.is_multiple_of(4) {
+        // rates are below ~40 /ms for E in [−100, 60]
+        return 40.0 * (x.abs() + (1.0 - x).abs());
+    }
+    let (m, h, nn) = (u[4 * i + 1], u[4 * i + 2], u[4 * i + 3]);
+    let coupling: f64 = (0..n)
+        .filter(|&j| j != i)
+        .map(|j| (p[3 * n + i * n + j] * (u[4 * j] - x)).abs())
+        .sum();
+    ((x - 50.0) * p[i] * m.powi(3) * h).abs()
+        + ((x + 90.0) * p[n + i] * nn.powi(4)).abs()
+        + ((x + 65.0) * p[2 * n + i]).abs()
+        + i_ext.abs()
+        + coupling
+}
+
+/// Every entry against the 4th-order central difference of `f_r` in `u_c`
+/// (exact for the polynomial dependence on gates and on the other voltages;
+/// truncation ≈ 1e−14 in the neuron's own E).
+fn check_jacobian(m: &HhNetwork, u: &[f64], p: &[f64]) {
+    let s = u.len();
+    let j = jacobian(m, u, p);
+    let h = 1e-3;
+    let mut fd = vec![0.0; s * s];
+    let mut v = u.to_vec();
+    for c in 0..s {
+        let mut f_at = |dx: f64| {
+            v[c] = u[c] + dx;
+            rhs(m, &v, p)
+        };
+        let (p1, m1, p2, m2) = (f_at(h), f_at(-h), f_at(2.0 * h), f_at(-2.0 * h));
+        v[c] = u[c];
+        for r in 0..s {
+            fd[r * s + c] = (8.0 * (p1[r] - m1[r]) - (p2[r] - m2[r])) / (12.0 * h);
+        }
+    }
+    for r in 0..s {
+        let floor = 1e-10 * term_scale(m.neurons(), m.i_ext(), u, p, r);
+        for c in 0..s {
+            let (got, want) = (j[r * s + c], fd[r * s + c]);
+            assert!(
+                got.is_finite() && (got - want).abs() <= 1e-6 * want.abs() + floor,
+                "J[{r}][{c}] (n = {}) at u={u:?}: {got} vs fd {want}",
+                m.neurons()
+            );
+        }
+    }
+}
+
+/// `Jᵀλ` from the Jacobian's entries against the (flushed) `vjp`, to a few
+/// roundings of `Σ_r |J_rc λ_r|` (the VJP sums the coupling in another order).
+fn check_jacobian_against_vjp(m: &HhNetwork, u: &[f64], p: &[f64], l: &[f64]) {
+    let s = u.len();
+    let j = jacobian(m, u, p);
+    let (out, _) = vjp(m, u, p, l, 1.0);
+    for c in 0..s {
+        let jt_l: f64 = (0..s).map(|r| j[r * s + c] * l[r]).sum();
+        let size: f64 = (0..s).map(|r| (j[r * s + c] * l[r]).abs()).sum();
+        // the diagonal also carries the rounding of the row sums r_i
+        let row_sums: f64 = if c.is_multiple_of(4) {
+            let i = c / 4;
+            (0..m.neurons())
+                .map(|k| p[3 * m.neurons() + i * m.neurons() + k].abs())
+                .sum::<f64>()
+                * l[c].abs()
+        } else {
+            0.0
+        };
+        assert!(
+            (jt_l - out[c]).abs() <= 4.0 * s as f64 * f64::EPSILON * (size + row_sums),
+            "(Jᵀλ)[{c}] (n = {}): {jt_l} vs vjp {}",
+            m.neurons(),
+            out[c]
+        );
+    }
+}
+
+/// A random point with some voltages exactly at a singular value.
+fn random_point_with_singular(n: usize, rng: &mut Lcg) -> (Vec<f64>, Vec<f64>) {
+    let (mut u, p) = random_point(n, rng);
+    for i in 0..n {
+        if rng.next() < 0.4 {
+            u[4 * i] = SINGULAR[(3.0 * rng.next()) as usize];
+        }
+    }
+    (u, p)
+}
+
+fn jacobian_checks(n: usize, seed: u64) {
+    let mut rng = Lcg(seed);
+    let (u, p) = random_point_with_singular(n, &mut rng);
+    let m = net(n).with_i_ext(rng.next());
+    check_jacobian(&m, &u, &p);
+    let l: Vec<f64> = (0..4 * n).map(|_| rng.next() - 0.5).collect();
+    check_jacobian_against_vjp(&m, &u, &p, &l);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn jacobian_matches_fd_and_vjp_n1(seed in any::<u64>()) { jacobian_checks(1, seed) }
+    #[test]
+    fn jacobian_matches_fd_and_vjp_n2(seed in any::<u64>()) { jacobian_checks(2, seed) }
+    #[test]
+    fn jacobian_matches_fd_and_vjp_n5(seed in any::<u64>()) { jacobian_checks(5, seed) }
+    #[test]
+    fn jacobian_matches_fd_and_vjp_n9(seed in any::<u64>()) { jacobian_checks(9, seed) }
+}
+
+#[test]
+fn jacobian_at_singular_voltages_exactly() {
+    let mut rng = Lcg(41);
+    for n in [1, 3, 6] {
+        for k in 0..60 {
+            let (mut u, p) = random_point(n, &mut rng);
+            for i in 0..n {
+                u[4 * i] = SINGULAR[(k + i) % 3];
+            }
+            check_jacobian(&net(n), &u, &p);
+            let l: Vec<f64> = (0..4 * n).map(|_| rng.next() - 0.5).collect();
+            check_jacobian_against_vjp(&net(n), &u, &p, &l);
+        }
+    }
+}
+
+#[test]
+fn jacobian_pattern_is_exactly_the_structural_pattern() {
+    let mut rng = Lcg(43);
+    for n in [1, 2, 5] {
+        let m = net(n);
+        let s = 4 * n;
+        let pattern = m.jacobian_pattern().unwrap();
+        assert_eq!((pattern.n(), pattern.nnz()), (s, n * n + 9 * n));
+        for r in 0..s {
+            for c in 0..s {
+                assert_eq!(pattern.position(r, c).is_some(), structural(r, c));
+            }
+        }
+        let mut seen_nonzero = vec![false; s * s];
+        for _ in 0..300 {
+            let (u, p) = random_point(n, &mut rng);
+            let f = rhs(&m, &u, &p);
+            let j = jacobian(&m, &u, &p);
+            for c in 0..s {
+                let mut v = u.clone();
+                v[c] += 0.37 * (1.0 + u[c].abs());
+                let moved = rhs(&m, &v, &p);
+                for r in 0..s {
+                    if structural(r, c) {
+                        seen_nonzero[r * s + c] |= j[r * s + c] != 0.0 && moved[r] != f[r];
+                    } else {
+                        // outside the pattern f_r does not depend on u_c at all
+                        assert_eq!(moved[r].to_bits(), f[r].to_bits(), "n={n}: f_{r}, u_{c}");
+                    }
+                }
+            }
+        }
+        for r in 0..s {
+            for c in 0..s {
+                assert_eq!(
+                    seen_nonzero[r * s + c],
+                    structural(r, c),
+                    "n={n}: ({r}, {c})"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn jacobian_places_each_coupling_weight_at_its_entry() {
+    // Distinct weights: W_ij lands at (E_i, E_j), nowhere else; the diagonal
+    // of W has no effect.
+    let n = 5;
+    let m = net(n);
+    let mut rng = Lcg(47);
+    let (u, mut p) = random_point(n, &mut rng);
+    for i in 0..n {
+        for j in 0..n {
+            p[m.w_index(i, j)] = 1e-3 * (1 + i * n + j) as f64;
+        }
+    }
+    let pattern = m.jacobian_pattern().unwrap();
+    let mut values = vec![f64::NAN; pattern.nnz()];
+    m.jacobian(0.0, &u, &p, &mut values, &mut m.new_work());
+    for i in 0..n {
+        for j in (0..n).filter(|&j| j != i) {
+            let k = pattern.position(4 * i, 4 * j).unwrap();
+            assert_eq!(values[k], p[m.w_index(i, j)], "W_{i}{j}");
+        }
+    }
+    let before = values.clone();
+    for i in 0..n {
+        p[m.w_index(i, i)] = 123.0;
+    }
+    m.jacobian(0.0, &u, &p, &mut values, &mut m.new_work());
+    assert_eq!(before, values);
+}
+
+#[test]
+fn one_neuron_jacobian_is_hh_bit_for_bit() {
+    let mut rng = Lcg(53);
+    let m = net(1);
+    let pattern = m.jacobian_pattern().unwrap();
+    assert_eq!(Some(&pattern), HodgkinHuxley.jacobian_pattern().as_ref());
+    for _ in 0..2000 {
+        let (u, p) = random_point(1, &mut rng);
+        let mut hh = [0.0; 10];
+        HodgkinHuxley.jacobian(0.0, &u, &p[..3], &mut hh, &mut ());
+        let mut values = [0.0; 10];
+        m.jacobian(0.0, &u, &p, &mut values, &mut m.new_work());
+        assert_eq!(values.map(f64::to_bits), hh.map(f64::to_bits));
+    }
+}
+
+#[test]
+fn check_model_passes_with_the_jacobian_at_singular_voltages() {
+    use revode_model::check::{check_model_at, CheckOptions, Point};
+    let mut rng = Lcg(59);
+    for n in [1, 3, 8] {
+        let points: Vec<Point> = (0..40)
+            .map(|k| {
+                let (u, p) = random_point_with_singular(n, &mut rng);
+                Point {
+                    t: 0.1 * k as f64,
+                    u,
+                    p,
+                }
+            })
+            .collect();
+        let r = check_model_at(&net(n), &points, &CheckOptions::default());
+        assert!(r.passed, "n = {n}: {r:#?}");
+        let (s, np) = (4 * n, 3 * n + n * n);
+        assert_eq!(r.entries_checked, points.len() * (s * (s + np) + s * s));
+    }
+}

@@ -9,6 +9,13 @@
 //! is a handful of allocations per solve of tens of thousands of steps, so
 //! no per-worker pool (`map_init`) is kept.
 //!
+//! Memory: every member checks its own allocations against the memory
+//! available, but members run side by side, so a batch runs on no more
+//! threads than its largest members need together
+//! ([`fitting_concurrency`]): if the `t` largest members
+//! ([`crate::memory::gradient_bytes`]) do not fit at once, fewer threads are
+//! used. Results do not depend on the thread count.
+//!
 //! The batch file is either a JSON array of problem objects or
 //! `{"base": {problem}, "overrides": [{...}, ...]}`: member `k` is `base`
 //! with the top-level keys of `overrides[k]` replaced (a shallow merge: an
@@ -19,6 +26,8 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView1};
 use rayon::prelude::*;
 use serde_json::Value;
+
+use revode_checkpoint::memory::{Available, MemoryLimit};
 
 use crate::{gradient, Error, GradientReport, Problem};
 
@@ -34,23 +43,127 @@ pub enum Parallelism {
     AllCores,
 }
 
+/// How many batch members run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    /// Threads asked for (1 for [`Parallelism::Sequential`]; one per core
+    /// resolved to the count), at most one per member.
+    pub requested: usize,
+    /// Threads to use: at most `requested`, and only as many as the largest
+    /// members can run side by side within the memory available.
+    pub threads: usize,
+    /// What the `requested` largest members hold together (at most), bytes.
+    pub requested_bytes: usize,
+    /// The memory available (`None`: no limit).
+    pub available: Option<Available>,
+}
+
+impl Concurrency {
+    /// The parallelism to run with.
+    pub fn parallelism(&self) -> Parallelism {
+        if self.threads <= 1 {
+            Parallelism::Sequential
+        } else {
+            Parallelism::Threads(self.threads)
+        }
+    }
+}
+
+/// The threads a batch may use: `parallelism`'s, reduced until the members
+/// that could run together fit in the memory available. The worst case is
+/// the largest members running at once, so `t` threads are allowed when the
+/// `t` largest members' [`crate::memory::gradient_bytes`] add up to no more
+/// than what is available. A member too large on its own does not count: it
+/// fails its own memory check before allocating. A member that did not parse,
+/// or whose size cannot be told, counts as 0 (it fails on its own too).
+pub fn fitting_concurrency(
+    members: &[Result<Problem, Error>],
+    parallelism: Parallelism,
+) -> Result<Concurrency, Error> {
+    let requested = match parallelism {
+        Parallelism::Sequential => 1,
+        Parallelism::Threads(t) if t > 0 => t,
+        _ => rayon::current_num_threads(),
+    }
+    .clamp(1, members.len().max(1));
+    let available = MemoryLimit::FromSystem.available()?;
+    let needs: Vec<usize> = members
+        .iter()
+        .map(|m| match m {
+            Ok(p) => crate::memory::gradient_bytes(p).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .collect();
+    let (threads, requested_bytes) = threads_within(needs, requested, available.map(|a| a.bytes));
+    Ok(Concurrency {
+        requested,
+        threads,
+        requested_bytes,
+        available,
+    })
+}
+
+/// The most threads (1 at least, `requested` at most) whose largest
+/// members fit together in `available` bytes, and what the `requested`
+/// largest hold together. Members larger than `available` alone do not
+/// count (they fail on their own).
+fn threads_within(
+    mut needs: Vec<usize>,
+    requested: usize,
+    available: Option<usize>,
+) -> (usize, usize) {
+    if let Some(a) = available {
+        needs.retain(|&b| b <= a);
+    }
+    needs.sort_unstable_by(|a, b| b.cmp(a));
+    let together = |t: usize| {
+        needs
+            .iter()
+            .take(t)
+            .fold(0usize, |s, &b| s.saturating_add(b))
+    };
+    let mut threads = requested.max(1);
+    if let Some(a) = available {
+        while threads > 1 && together(threads) > a {
+            threads -= 1;
+        }
+    }
+    (threads, together(requested))
+}
+
 /// The gradient of every problem, in input order.
 pub fn gradients(
     problems: &[Problem],
     parallelism: Parallelism,
 ) -> Result<Vec<Result<GradientReport, Error>>, Error> {
-    run(parallelism, || match parallelism {
-        Parallelism::Sequential => problems.iter().map(gradient).collect(),
-        _ => problems.par_iter().map(gradient).collect(),
-    })
+    let members: Vec<Result<Problem, Error>> = problems.iter().cloned().map(Ok).collect();
+    gradients_of_members(members, parallelism)
 }
 
 /// Like [`gradients`] for members that may already have failed to parse
-/// (as returned by [`parse_batch`]); those keep their error.
+/// (as returned by [`parse_batch`]); those keep their error. Runs on the
+/// threads [`fitting_concurrency`] allows.
 pub fn gradients_of_members(
     members: Vec<Result<Problem, Error>>,
     parallelism: Parallelism,
 ) -> Result<Vec<Result<GradientReport, Error>>, Error> {
+    let parallelism = match parallelism {
+        Parallelism::Sequential => Parallelism::Sequential,
+        _ => {
+            let c = fitting_concurrency(&members, parallelism)?;
+            if c.threads < c.requested {
+                log::warn!(
+                    "batch: {} members at a time instead of {}: the {} largest need up to {} \
+                     bytes together",
+                    c.threads,
+                    c.requested,
+                    c.requested,
+                    c.requested_bytes
+                );
+            }
+            c.parallelism()
+        }
+    };
     let one = |m: Result<Problem, Error>| m.and_then(|p| gradient(&p));
     run(parallelism, || match parallelism {
         Parallelism::Sequential => members.into_iter().map(one).collect(),
@@ -175,4 +288,23 @@ pub fn read_batch(path: &Path) -> Result<Vec<Result<Problem, Error>>, Error> {
         source,
     })?;
     parse_batch_in(&text, &path.display().to_string(), path.parent())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::threads_within;
+
+    #[test]
+    fn threads_are_limited_by_the_largest_members_together() {
+        let needs = vec![30, 50, 10, 40, 20];
+        // the 4 largest: 50 + 40 + 30 + 20 = 140
+        assert_eq!(threads_within(needs.clone(), 4, None), (4, 140));
+        assert_eq!(threads_within(needs.clone(), 4, Some(140)), (4, 140));
+        // 50 + 40 + 30 = 120 > 100: two at once (50 + 40)
+        assert_eq!(threads_within(needs.clone(), 4, Some(100)), (2, 140));
+        assert_eq!(threads_within(needs.clone(), 4, Some(89)), (1, 140));
+        // a member too large alone does not hold the others back
+        assert_eq!(threads_within(vec![500, 10, 10], 2, Some(100)), (2, 20));
+        assert_eq!(threads_within(vec![], 3, Some(1)), (3, 0));
+    }
 }

@@ -38,6 +38,9 @@ pub enum Error {
         too_large: revode_checkpoint::memory::TooLarge,
         advice: String,
     },
+    /// `REVODE_MEMORY_LIMIT` is set to something that is not a limit.
+    #[error("{0}")]
+    MemoryLimit(#[from] revode_checkpoint::memory::BadLimit),
 }
 
 impl Error {
@@ -49,6 +52,7 @@ impl Error {
             | Error::Invalid { .. }
             | Error::Argument { .. }
             | Error::OutOfMemory { .. }
+            | Error::MemoryLimit(_)
             | Error::ModelFile(_) => 2,
             Error::Gradient(e) => match e {
                 GradientError::Forward(
@@ -59,7 +63,10 @@ impl Error {
                     | ForwardError::AtolLength { .. }
                     | ForwardError::StopTimeOutside { .. }
                     | ForwardError::StopTimesUnsorted { .. }
-                    | ForwardError::Stimulus { .. },
+                    | ForwardError::Stimulus { .. }
+                    | ForwardError::SamplesTooLarge { .. }
+                    | ForwardError::SamplesOutgrewMemory { .. }
+                    | ForwardError::MemoryLimit(_),
                 )
                 | GradientError::Checkpoint(_)
                 | GradientError::WrongLength { .. }

@@ -18,6 +18,7 @@
 
 pub mod batch;
 pub mod check;
+pub mod custom;
 mod error;
 pub mod fit;
 pub mod golden;
@@ -25,10 +26,9 @@ pub mod memory;
 pub mod model_check;
 pub mod problem;
 mod run;
-#[doc(hidden)]
-pub mod testing;
 pub mod tune;
 
+pub use custom::register_model;
 pub use error::Error;
 pub use problem::{ModelSpec, ModelVisitor, Problem, StimulusSpec};
 pub use run::{gradient, loss, solve, solve_observed, GradientReport, SolveReport};

@@ -1,12 +1,16 @@
 //! Memory checks of the allocations that grow with the input besides the
-//! checkpoint store (which checks itself, see [`revode_checkpoint::memory`]):
-//! a sampled trajectory, and a model's parameter-sized buffers.
+//! checkpoint store (which checks itself, see [`revode_checkpoint::memory`])
+//! and sampled trajectories (`revode_forward::SampleRoom`): a model's
+//! parameter-sized buffers, and what a gradient run holds in all (for
+//! running batch members side by side).
 
-use revode_checkpoint::memory::{MemoryLimit, TooLarge};
-use revode_forward::Trajectory;
-use revode_model::Dims;
+use revode_checkpoint::binomial::slot_bytes;
+use revode_checkpoint::memory::{MemoryError, MemoryLimit};
+use revode_checkpoint::Schedule;
+use revode_forward::StepLayout;
+use revode_model::{Dims, Model};
 
-use crate::Error;
+use crate::{Error, ModelVisitor, Problem};
 
 /// Bytes a gradient run holds per model parameter, about: the parameter
 /// vector and its default, the gradient, the model's deferred gradient sums
@@ -17,52 +21,71 @@ pub const BYTES_PER_PARAM: usize = 5 * std::mem::size_of::<f64>() + 40;
 /// `Ok` if a run of a model with these dimensions fits.
 pub fn check_model(limit: MemoryLimit, model: &str, dims: Dims) -> Result<(), Error> {
     let needed = dims.n_params.saturating_mul(BYTES_PER_PARAM);
-    limit.check(needed).map_err(|too_large| Error::OutOfMemory {
-        what: format!("model {model} with {} parameters", dims.n_params),
-        too_large,
-        advice: "use a smaller model".to_string(),
+    limit.check(needed).map_err(|e| match e {
+        MemoryError::TooLarge(too_large) => Error::OutOfMemory {
+            what: format!("model {model} with {} parameters", dims.n_params),
+            too_large,
+            advice: "use a smaller model".to_string(),
+        },
+        MemoryError::BadLimit(bad) => Error::MemoryLimit(bad),
     })
 }
 
-/// `Ok` if `rows` samples of `n_states` fit; `n_steps` steps (at most, for
-/// an adaptive solve) are sampled every `sample_every`-th.
-pub fn check_trajectory(
-    limit: MemoryLimit,
-    n_steps: usize,
-    sample_every: usize,
-    n_states: usize,
-    adaptive: bool,
-) -> Result<(), Error> {
-    let rows = Trajectory::rows_for(n_steps, sample_every);
-    let needed = Trajectory::bytes(rows, n_states);
-    limit.check(needed).map_err(|too_large| Error::OutOfMemory {
-        what: format!(
-            "sampling every {sample_every} of {}{n_steps} steps keeps {rows} states",
-            if adaptive { "at most " } else { "" }
-        ),
-        advice: fitting_interval(&too_large, n_steps, n_states)
-            .map_or("no sampling fits".to_string(), |s| {
-                format!("sampling every {s} steps fits")
-            }),
-        too_large,
-    })
+/// At most about the bytes a gradient run of `problem` holds in the
+/// allocations the memory checks count: its checkpoint store and its
+/// parameter-sized buffers. A fixed-step store's size is exact; an adaptive
+/// run's store grows with the accepted steps, so it is counted as if all
+/// `max_steps` were taken (a byte budget: the budget). Used to run batch
+/// members side by side only as far as they fit together.
+pub fn gradient_bytes(problem: &Problem) -> Result<usize, Error> {
+    problem.model.visit(GradientBytes(problem))?
 }
 
-/// The smallest sampling interval whose trajectory fits.
-fn fitting_interval(too_large: &TooLarge, n_steps: usize, n_states: usize) -> Option<usize> {
-    let rows = too_large.available / Trajectory::bytes(1, n_states);
-    // The first and last samples, and n_steps / s between them.
-    let between = rows.checked_sub(2).filter(|&r| r > 0)?;
-    let fits = |s: usize| {
-        Trajectory::bytes(Trajectory::rows_for(n_steps, s), n_states) <= too_large.available
-    };
-    // Fits by construction; a smaller one may too (the last sample is
-    // extra only when s does not divide the step count).
-    let mut s = n_steps.div_ceil(between).max(1);
-    while s > 1 && fits(s - 1) {
-        s -= 1;
+struct GradientBytes<'a>(&'a Problem);
+
+impl ModelVisitor for GradientBytes<'_> {
+    type Output = Result<usize, Error>;
+
+    fn visit<M: Model>(self, model: &M) -> Self::Output {
+        let problem = self.0;
+        let dims = model.dims();
+        let params = dims.n_params.saturating_mul(BYTES_PER_PARAM);
+        let store = match crate::run::fixed_setup(problem)? {
+            Some((_, grid)) => {
+                let n_steps = grid.n_steps();
+                problem
+                    .schedule_for(n_steps, dims.n_states)
+                    .bytes_needed(n_steps, dims.n_states)
+            }
+            None => {
+                let options = problem.solver.adaptive_options().expect("dopri5");
+                // The adaptive store keeps whole solver states (state, stages).
+                let slot = slot_bytes(StepLayout { n: dims.n_states }.len());
+                let states = options.max_steps.saturating_add(2);
+                match problem.adjoint.checkpoints.unwrap_or(Schedule::All) {
+                    Schedule::BudgetBytes(b) => b,
+                    Schedule::All => states.saturating_mul(slot),
+                    // checkpoints, and the segment replayed between two
+                    Schedule::Every(k) => {
+                        let k = k.max(1);
+                        (states / k + 1 + (k - 1).max(2)).saturating_mul(slot)
+                    }
+                }
+            }
+        };
+        Ok(store.saturating_add(params))
     }
-    fits(s).then_some(s)
+}
+
+/// Bytes of one kept sample row of `n_states` states as
+/// [`crate::solve`] keeps it: a `Vec` of `[t, u…]` with its header, and
+/// about 16 bytes of allocator bookkeeping.
+pub fn kept_row_bytes(n_states: usize) -> usize {
+    std::mem::size_of::<Vec<f64>>()
+        + 16
+        + n_states
+            .saturating_add(1)
+            .saturating_mul(std::mem::size_of::<f64>())
 }
 
 #[cfg(test)]
@@ -70,32 +93,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_trajectory_too_large_suggests_an_interval_that_fits() {
-        let limit = MemoryLimit::Bytes(1 << 20);
-        assert!(check_trajectory(limit, 1000, 1, 4, false).is_ok());
-        let e = check_trajectory(limit, 1_000_000_000, 1, 4, false).unwrap_err();
-        let text = e.to_string();
-        assert!(
-            text.starts_with(
-                "sampling every 1 of 1000000000 steps keeps 1000000001 states: 40000000040 bytes"
-            ),
-            "{text}"
-        );
-        let Error::OutOfMemory { advice, .. } = &e else {
-            panic!("{e:?}")
-        };
-        let s: usize = advice
-            .strip_prefix("sampling every ")
-            .and_then(|r| r.strip_suffix(" steps fits"))
+    fn gradient_bytes_count_the_store_and_the_parameters() {
+        let problem = |solver: &str, checkpoints: &str| {
+            Problem::from_json(
+                &format!(
+                    r#"{{"model": {{"name": "hh"}}, "tspan": [0, 100], "solver": {solver},
+                        "adjoint": {{"checkpoints": {checkpoints}}}}}"#
+                ),
+                "p",
+            )
             .unwrap()
-            .parse()
-            .unwrap();
-        assert!(check_trajectory(limit, 1_000_000_000, s, 4, false).is_ok());
-        assert!(check_trajectory(limit, 1_000_000_000, s - 1, 4, false).is_err());
-        assert_eq!(e.exit_code(), 2);
-        let tiny = MemoryLimit::Bytes(50);
-        let e = check_trajectory(tiny, 1000, 1, 4, true).unwrap_err();
-        assert!(e.to_string().ends_with("no sampling fits"), "{e}");
+        };
+        let euler = r#"{"method": "euler", "dt": 0.01}"#;
+        let params = 3 * BYTES_PER_PARAM;
+        // every state of 10 000 steps: about 10 000 slots of 4 f64s
+        let all = Schedule::All.bytes_needed(10_000, 4);
+        assert!((10_000 * 32..=10_002 * 32).contains(&all), "{all}");
+        assert_eq!(
+            gradient_bytes(&problem(euler, r#""all""#)).unwrap(),
+            all + params
+        );
+        assert_eq!(
+            gradient_bytes(&problem(euler, r#"{"budget_bytes": 4096}"#)).unwrap(),
+            Schedule::BudgetBytes(4096).bytes_needed(10_000, 4) + params
+        );
+        let dopri = r#"{"method": "dopri5", "rtol": 1e-6, "atol": 1e-8, "max_steps": 1000}"#;
+        let slot = slot_bytes(4 + 3 * 4);
+        assert_eq!(
+            gradient_bytes(&problem(dopri, r#"{"budget_bytes": 65536}"#)).unwrap(),
+            65536 + params
+        );
+        assert_eq!(
+            gradient_bytes(&problem(dopri, r#""all""#)).unwrap(),
+            1002 * slot + params
+        );
     }
 
     #[test]

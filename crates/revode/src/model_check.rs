@@ -29,7 +29,7 @@ pub fn model_spec(name: &str, n: Option<u64>) -> Result<ModelSpec, Error> {
         }
         _ => {}
     }
-    serde_json::from_value(value).map_err(|e| Error::Invalid {
+    crate::problem::model_or_file(value).map_err(|e: serde_json::Error| Error::Invalid {
         origin: "check-model".into(),
         message: e.to_string(),
     })

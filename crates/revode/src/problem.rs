@@ -40,6 +40,7 @@ use revode_model::{HhNetwork, HodgkinHuxley, Model};
 use revode_ode::OdeModel;
 use serde::{Deserialize, Serialize};
 
+use crate::custom::CustomModel;
 use crate::Error;
 
 /// Which built-in model, with its options.
@@ -57,13 +58,10 @@ pub enum ModelSpec {
         #[serde(default = "default_i_ext")]
         i_ext: f64,
     },
-    /// Test-only: HH with a deliberately wrong parameter VJP, so that tests
-    /// can see `revode check` fail (see [`crate::testing`]). Not in the
-    /// problem format unless the `test-models` feature is on (tests only).
-    #[doc(hidden)]
-    #[serde(rename = "hh_broken_vjp")]
-    #[cfg_attr(not(feature = "test-models"), serde(skip))]
-    HhBrokenVjp,
+    /// A Rust model registered at run time under its name
+    /// ([`crate::custom::register_model`]); read by [`model_or_file`].
+    #[serde(skip)]
+    Custom(CustomModel),
     /// A model file: `{"file": "models/seed_hh.ode"}` (docs/model-files.md);
     /// read by [`Problem`]'s `model` key (see [`model_or_file`]).
     #[serde(skip)]
@@ -143,10 +141,26 @@ fn neuron_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<NonZeroUsize, 
         })
 }
 
-/// The problem file's `model` value: `{"file": …}` or a built-in `{"name": …}`.
+/// The problem file's `model` value: `{"file": …}`, a built-in `{"name": …}`
+/// or the name of a registered model (no other keys).
 pub fn model_or_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ModelSpec, D::Error> {
     let value = serde_json::Value::deserialize(d)?;
-    let parsed = if value.get("file").is_some() {
+    let custom = value
+        .get("name")
+        .and_then(|n| n.as_str())
+        .and_then(crate::custom::registered);
+    let parsed = if let Some(model) = custom {
+        match value
+            .as_object()
+            .and_then(|o| o.keys().find(|k| *k != "name"))
+        {
+            Some(key) => Err(serde::de::Error::custom(format!(
+                "model {:?} takes no options, got {key:?}",
+                model.name()
+            ))),
+            None => Ok(ModelSpec::Custom(model)),
+        }
+    } else if value.get("file").is_some() {
         serde_json::from_value(value).map(ModelSpec::File)
     } else {
         serde_json::from_value(value)
@@ -157,6 +171,7 @@ pub fn model_or_file<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ModelSpec
 pub fn serialize_model<S: serde::Serializer>(spec: &ModelSpec, s: S) -> Result<S::Ok, S::Error> {
     match spec {
         ModelSpec::File(file) => file.serialize(s),
+        ModelSpec::Custom(model) => serde_json::json!({ "name": model.name() }).serialize(s),
         builtin => builtin.serialize(s),
     }
 }
@@ -177,7 +192,7 @@ impl ModelSpec {
             ModelSpec::HhNetwork { n, i_ext } => {
                 visitor.visit(&HhNetwork::new(*n).with_i_ext(*i_ext))
             }
-            ModelSpec::HhBrokenVjp => visitor.visit(&crate::testing::HhBrokenVjp::default()),
+            ModelSpec::Custom(model) => visitor.visit(model),
             ModelSpec::File(file) => visitor.visit(&*file.model()?),
         })
     }
@@ -541,7 +556,7 @@ impl Problem {
     }
 }
 
-#[cfg(all(test, not(feature = "test-models")))]
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -11,8 +11,9 @@ use revode_adjoint::{
 use revode_checkpoint::MemoryLimit;
 use revode_checkpoint::Schedule;
 use revode_forward::{
-    solve_adaptive_observed, solve_fixed_observed, AdaptiveOptions, FixedMethod, ParamSegments,
-    Stimulus, TimeGrid,
+    solve_adaptive_try_observed, solve_fixed_try_observed, AdaptiveOptions, FixedMethod,
+    ForwardError, ParamSegments, SampleRoom, StepTimes, Stimulus, SwitchedPlan, TimeGrid,
+    Trajectory,
 };
 use revode_model::Model;
 use serde::Serialize;
@@ -66,7 +67,7 @@ pub struct SolveReport {
 }
 
 /// The fixed method and grid, or None for an adaptive solver.
-fn fixed_setup(problem: &Problem) -> Result<Option<(FixedMethod, TimeGrid)>, Error> {
+pub(crate) fn fixed_setup(problem: &Problem) -> Result<Option<(FixedMethod, TimeGrid)>, Error> {
     let (method, dt) = match problem.solver {
         SolverSpec::Euler { dt } => (FixedMethod::Euler, dt),
         SolverSpec::Rk4 { dt } => (FixedMethod::Rk4, dt),
@@ -197,10 +198,68 @@ pub fn gradient(problem: &Problem) -> Result<GradientReport, Error> {
 /// Receives `(t, u)` of sampled states.
 type Observer<'o> = &'o mut dyn FnMut(f64, &[f64]);
 
-/// Where sampled states go: every `every`-th state to `observe`.
+/// Where sampled states go: every `every`-th state to `sink`.
 struct Sampling<'o> {
     every: usize,
-    observe: Observer<'o>,
+    sink: Sink<'o>,
+}
+
+enum Sink<'o> {
+    /// Handed to the caller as the solve goes.
+    Stream(Observer<'o>),
+    /// Kept as `[t, u…]` rows, reserved or grown only after a memory check.
+    Keep(&'o mut Vec<Vec<f64>>),
+}
+
+/// The observer a solve calls: `sink` streamed or kept, or nothing.
+fn observer<'o>(
+    sink: Option<Sink<'o>>,
+    room: Option<SampleRoom>,
+    max_rows: usize,
+    every: Option<usize>,
+) -> impl FnMut(f64, &[f64]) -> Result<(), ForwardError> + 'o {
+    let (mut stream, mut keep) = match (sink, room) {
+        (Some(Sink::Stream(observe)), _) => (Some(observe), None),
+        (Some(Sink::Keep(rows)), Some(room)) => (
+            None,
+            Some(keep_rows(rows, room, max_rows, every.unwrap_or(1))),
+        ),
+        _ => (None, None),
+    };
+    move |t, u| {
+        if let Some(observe) = stream.as_mut() {
+            observe(t, u);
+        }
+        match keep.as_mut() {
+            Some(keep) => keep(t, u),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An observer keeping `[t, u…]` rows in `rows`: whenever they are full,
+/// grown geometrically (at most to `max_rows`) after `room` says it fits.
+fn keep_rows<'r>(
+    rows: &'r mut Vec<Vec<f64>>,
+    room: SampleRoom,
+    max_rows: usize,
+    every: usize,
+) -> impl FnMut(f64, &[f64]) -> Result<(), ForwardError> + 'r {
+    move |t, u| {
+        if rows.len() == rows.capacity() {
+            let grown = room.grow(rows.len(), max_rows).map_err(|too_large| {
+                ForwardError::SamplesOutgrewMemory {
+                    every,
+                    rows: rows.len(),
+                    t,
+                    too_large,
+                }
+            })?;
+            rows.reserve_exact(grown - rows.len());
+        }
+        rows.push(std::iter::once(t).chain(u.iter().copied()).collect());
+        Ok(())
+    }
 }
 
 struct SolveRun<'a, 'o>(&'a Problem, Option<Sampling<'o>>);
@@ -213,9 +272,14 @@ impl ModelVisitor for SolveRun<'_, '_> {
         crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
-        let (every, observe): (_, Observer<'_>) = match sampling {
-            Some(s) => (Some(s.every), s.observe),
-            None => (None, &mut |_, _| {}),
+        let every = sampling.as_ref().map(|s| s.every);
+        let mut sink = sampling.map(|s| s.sink);
+        let room = match sink {
+            Some(Sink::Keep(_)) => Some(SampleRoom::new(
+                MemoryLimit::FromSystem,
+                crate::memory::kept_row_bytes(model.dims().n_states),
+            )?),
+            _ => None,
         };
         let started = Instant::now();
         let (steps, rejected_steps, t_final, final_state) = match fixed_setup(problem)? {
@@ -227,8 +291,33 @@ impl ModelVisitor for SolveRun<'_, '_> {
                     method,
                 };
                 validate_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?;
-                let sol = solve_fixed_observed(
-                    model, method, &grid, &u0, &params, &stimulus, every, observe,
+                let mut max_rows = 0;
+                if let (Some(room), Some(every)) = (room, every) {
+                    // Every row is known before the first step: check and
+                    // reserve them all at once.
+                    let n_steps = fixed_steps(&grid, &params, &stimulus)?;
+                    max_rows = Trajectory::rows_for(n_steps, every);
+                    room.check(max_rows)
+                        .map_err(|too_large| ForwardError::SamplesTooLarge {
+                            every,
+                            n_steps,
+                            rows: max_rows,
+                            fits: room.fitting_interval(n_steps),
+                            too_large,
+                        })?;
+                    if let Some(Sink::Keep(rows)) = sink.as_mut() {
+                        rows.reserve_exact(max_rows);
+                    }
+                }
+                let sol = solve_fixed_try_observed(
+                    model,
+                    method,
+                    &grid,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    every,
+                    observer(sink, room, max_rows, every),
                 )?;
                 (sol.n_steps, 0, sol.t_final, sol.final_state)
             }
@@ -243,8 +332,18 @@ impl ModelVisitor for SolveRun<'_, '_> {
                     options: &options,
                 };
                 validate_adaptive(model, &adaptive, &loss)?;
-                let sol = solve_adaptive_observed(
-                    model, &options, t0, t1, &u0, &params, &stimulus, every, observe,
+                // u_0, every s-th of at most max_steps accepted steps, the last.
+                let max_rows = Trajectory::rows_for(options.max_steps, every.unwrap_or(1));
+                let sol = solve_adaptive_try_observed(
+                    model,
+                    &options,
+                    t0,
+                    t1,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    every,
+                    observer(sink, room, max_rows, every),
                 )?;
                 let c = sol.counts;
                 (c.accepted, c.rejected, sol.t_final, sol.final_state)
@@ -275,17 +374,33 @@ impl ModelVisitor for SolveRun<'_, '_> {
 }
 
 /// Solves a problem forward; `sample_every = Some(s)` also returns every
-/// s-th state (the first and the last always).
+/// s-th state (the first and the last always). The samples are checked
+/// against the memory available before they are reserved (fixed steps:
+/// all at once, before the first step) or grown (dopri5); too many is an
+/// error that names an interval that fits, or the time the samples
+/// outgrew memory. [`solve_observed`] streams them instead.
 pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveReport, Error> {
     let Some(every) = sample_every else {
         return problem.model.visit(SolveRun(problem, None))?;
     };
     let mut samples = Vec::new();
-    let mut report = solve_observed(problem, every, &mut |t, u| {
-        samples.push(std::iter::once(t).chain(u.iter().copied()).collect())
-    })?;
+    let sampling = Sampling {
+        every: every.max(1),
+        sink: Sink::Keep(&mut samples),
+    };
+    let mut report = problem.model.visit(SolveRun(problem, Some(sampling)))??;
     report.samples = samples;
     Ok(report)
+}
+
+/// Steps of the fixed-step solve on `grid`, cut at the stimulus's switch
+/// times.
+fn fixed_steps(grid: &TimeGrid, params: &[f64], stimulus: &Stimulus) -> Result<usize, Error> {
+    if stimulus.is_empty() {
+        return Ok(grid.n_steps());
+    }
+    let segments = ParamSegments::new(params, stimulus, grid.t0, grid.t1)?;
+    Ok(SwitchedPlan::new(*grid, &segments).n_steps())
 }
 
 /// Solves a problem forward, handing `observe(t, u)` every `every`-th state
@@ -298,7 +413,7 @@ pub fn solve_observed(
 ) -> Result<SolveReport, Error> {
     let sampling = Sampling {
         every: every.max(1),
-        observe,
+        sink: Sink::Stream(observe),
     };
     problem.model.visit(SolveRun(problem, Some(sampling)))?
 }

@@ -56,7 +56,9 @@ fn check_passes_for_hh_with_every_solver() {
 
 /// The problem with the test-only model whose g_Kd derivative is 1 % off.
 fn broken(mut p: Problem) -> Problem {
-    p.model = revode::ModelSpec::HhBrokenVjp;
+    p.model = revode::ModelSpec::Custom(revode::custom::CustomModel::new(
+        revode_testing::HhBrokenVjp::default(),
+    ));
     p
 }
 

@@ -79,6 +79,9 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
         print_json(&json!({
             "model": r.model, "passed": r.passed, "samples": r.samples,
             "entries_checked": r.entries_checked, "tolerance": r.tolerance,
+            "jacobian": r.jacobian_nnz.map(|nnz| json!({
+                "nnz": nnz, "entries_checked": r.jacobian_entries_checked,
+            })),
             "max_error": r.max_error, "worst": worst,
         }));
     } else {
@@ -91,10 +94,21 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
             r.tolerance,
             if r.passed { "PASS" } else { "FAIL" }
         );
+        match r.jacobian_nnz {
+            Some(nnz) => outln!(
+                "state Jacobian: the model's own, {nnz} entries in its pattern; {} of the entries \
+                 above are its values and the zeros outside its pattern",
+                r.jacobian_entries_checked
+            ),
+            None => outln!(
+                "state Jacobian: none of its own (implicit steppers assemble it from VJPs, \
+                 checked above)"
+            ),
+        }
         outln!("worst entries:");
         for w in &r.worst {
             outln!(
-                "  sample {:>3}  {:<28} vjp {:>22.15e}  fd {:>22.15e}  error {:.2e}",
+                "  sample {:>3}  {:<28} analytic {:>22.15e}  fd {:>22.15e}  error {:.2e}",
                 w.sample,
                 w.label,
                 w.analytic,

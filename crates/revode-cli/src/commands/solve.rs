@@ -34,7 +34,7 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
             let (report, rows) = write_csv(&problem, path, every.unwrap_or(1))?;
             (report, Some(rows))
         }
-        None => (revode::solve(&problem, every)?, None),
+        None => (revode::solve(&problem, every).map_err(suggest_csv)?, None),
     };
     if args.json {
         print_json(&report);
@@ -71,6 +71,21 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Kept samples that do not fit: --csv streams them instead.
+fn suggest_csv(e: Error) -> Error {
+    use revode::adjoint::GradientError::Forward;
+    use revode::forward::ForwardError::{SamplesOutgrewMemory, SamplesTooLarge};
+    match e {
+        Error::Gradient(Forward(SamplesTooLarge { .. } | SamplesOutgrewMemory { .. })) => {
+            Error::Invalid {
+                origin: "--every".into(),
+                message: format!("{e}; --csv FILE writes every sample as the solve goes"),
+            }
+        }
+        other => other,
+    }
 }
 
 struct StateNames;

@@ -1,9 +1,10 @@
 //! A plain adaptive forward solve (the `revode solve` path).
 
+use revode_checkpoint::MemoryLimit;
 use revode_model::Model;
 
 use super::{AdaptiveOptions, Dopri5, StepCounts, StepLayout};
-use crate::{ForwardError, ParamSegments, Stimulus, Trajectory};
+use crate::{ForwardError, ParamSegments, SampleRoom, Stimulus, Trajectory};
 
 /// Result of an adaptive forward solve.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,7 +16,11 @@ pub struct AdaptiveSolution {
     pub samples: Trajectory,
 }
 
-/// Integrates `u0` over `[t0, t1]` with Dormand–Prince 5(4).
+/// Integrates `u0` over `[t0, t1]` with Dormand–Prince 5(4). With
+/// `sample_every = Some(s)` the samples grow geometrically as the solve
+/// goes, each growth checked first against the memory available
+/// ([`MemoryLimit::FromSystem`]): samples that outgrow it stop the solve
+/// with [`ForwardError::SamplesOutgrewMemory`].
 pub fn solve_adaptive<M: Model>(
     model: &M,
     options: &AdaptiveOptions,
@@ -51,7 +56,17 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
     sample_every: Option<usize>,
 ) -> Result<AdaptiveSolution, ForwardError> {
     let mut samples = Trajectory::with_capacity(0, u0.len());
-    let mut solution = solve_adaptive_observed(
+    let room = match sample_every {
+        Some(_) => Some(SampleRoom::for_trajectory(
+            MemoryLimit::FromSystem,
+            u0.len(),
+        )?),
+        None => None,
+    };
+    let every = sample_every.unwrap_or(1).max(1);
+    // u_0, every s-th of at most max_steps accepted steps, and the last.
+    let max_rows = Trajectory::rows_for(options.max_steps, every);
+    let mut solution = solve_adaptive_try_observed(
         model,
         options,
         t0,
@@ -60,7 +75,21 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
         p,
         stimulus,
         sample_every,
-        |t, u| samples.push(t, u),
+        |t, u| {
+            if let (Some(room), true) = (room, samples.len() == samples.capacity()) {
+                let rows = room.grow(samples.len(), max_rows).map_err(|too_large| {
+                    ForwardError::SamplesOutgrewMemory {
+                        every,
+                        rows: samples.len(),
+                        t,
+                        too_large,
+                    }
+                })?;
+                samples.reserve_rows(rows);
+            }
+            samples.push(t, u);
+            Ok(())
+        },
     )?;
     solution.samples = samples;
     Ok(solution)
@@ -81,6 +110,36 @@ pub fn solve_adaptive_observed<M: Model>(
     sample_every: Option<usize>,
     mut observe: impl FnMut(f64, &[f64]),
 ) -> Result<AdaptiveSolution, ForwardError> {
+    solve_adaptive_try_observed(
+        model,
+        options,
+        t0,
+        t1,
+        u0,
+        p,
+        stimulus,
+        sample_every,
+        |t, u| {
+            observe(t, u);
+            Ok(())
+        },
+    )
+}
+
+/// [`solve_adaptive_observed`] with an observer that may stop the solve:
+/// its first error is returned as the solve's.
+#[allow(clippy::too_many_arguments)]
+pub fn solve_adaptive_try_observed<M: Model>(
+    model: &M,
+    options: &AdaptiveOptions,
+    t0: f64,
+    t1: f64,
+    u0: &[f64],
+    p: &[f64],
+    stimulus: &Stimulus,
+    sample_every: Option<usize>,
+    mut observe: impl FnMut(f64, &[f64]) -> Result<(), ForwardError>,
+) -> Result<AdaptiveSolution, ForwardError> {
     let n = u0.len();
     let mut solver = Dopri5::new(options, n, t0, t1, &[])?;
     if !stimulus.is_empty() {
@@ -93,7 +152,7 @@ pub fn solve_adaptive_observed<M: Model>(
     solver.initial_state(model, p, &mut work, u0, &mut x)?;
     let every = sample_every.map(|s| s.max(1));
     if every.is_some() {
-        observe(t0, u0);
+        observe(t0, u0)?;
     }
     let mut k = 0;
     while !solver.is_last(&x) {
@@ -102,7 +161,7 @@ pub fn solve_adaptive_observed<M: Model>(
         k += 1;
         if let Some(s) = every {
             if k % s == 0 || solver.is_last(&x) {
-                observe(x[StepLayout::T], layout.u(&x));
+                observe(x[StepLayout::T], layout.u(&x))?;
             }
         }
     }

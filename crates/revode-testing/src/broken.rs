@@ -1,17 +1,13 @@
-//! Models that exist only to test the gradient checker.
-//!
-//! `revode check` must be seen to fail when an adjoint is wrong; these
-//! models are wrong on purpose. Library tests put them in a problem
-//! directly (`ModelSpec::HhBrokenVjp`); problem files name them
-//! (`{"name": "hh_broken_vjp"}`) only when the `test-models` feature is on,
-//! as it is for the command-line tests, never in a normal build.
+//! A model that is wrong on purpose: `revode check` and `check-model` must be
+//! seen to fail when an adjoint is wrong. Library tests put it in a problem
+//! as `ModelSpec::Custom`; the CLI tests run it through `revode-test-cli`,
+//! which registers it under its name `hh_broken_vjp`.
 
 use revode_model::{Dims, HodgkinHuxley, Model};
 
 /// Hodgkin–Huxley with the VJP contribution of one parameter scaled by
 /// `factor` (1 % too large by default, for g_Kd): the forward solve is
 /// right, the gradient of that one parameter is wrong.
-#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HhBrokenVjp {
     pub param: usize,

@@ -1,0 +1,12 @@
+//! Test support for revode, used only as a dev-dependency (and by the
+//! `revode-test-cli` binary): nothing here is ever part of the `revode`
+//! library's problem format or of the `revode` binary.
+//!
+//! * [`HhBrokenVjp`]: Hodgkin–Huxley with a deliberately wrong parameter
+//!   VJP, so that tests can see the gradient checks fail;
+//! * [`alloc`]: a counting global allocator for the no-allocation tests.
+
+pub mod alloc;
+mod broken;
+
+pub use broken::HhBrokenVjp;
