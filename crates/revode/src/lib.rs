@@ -25,6 +25,7 @@ pub mod memory;
 pub mod model_check;
 pub mod problem;
 mod run;
+mod run_bdf;
 #[doc(hidden)]
 pub mod testing;
 pub mod tune;
