@@ -10,11 +10,13 @@ mod stiff;
 use common::Predator;
 use revode_adjoint::{
     bdf_budget, gradient_continuous_bdf, gradient_continuous_bdf_with_stimulus, gradient_fixed,
-    loss_bdf_with_stimulus, BdfProblem, ContinuousOptions, ErrorControl, FixedProblem, Gradient,
-    GradientError, Loss,
+    gradient_continuous_with_stimulus, loss_bdf_with_stimulus, AdaptiveProblem, BdfProblem,
+    ContinuousOptions, ErrorControl, FixedProblem, Gradient, GradientError, Loss,
 };
 use revode_checkpoint::{CheckpointError, Schedule};
-use revode_forward::{BdfOptions, FixedMethod, ForwardError, Stimulus, StimulusTrack, TimeGrid};
+use revode_forward::{
+    AdaptiveOptions, BdfOptions, FixedMethod, ForwardError, Stimulus, StimulusTrack, TimeGrid,
+};
 use revode_model::{HodgkinHuxley, Model};
 use stiff::{linear_exact, Robertson, StiffLinear};
 
@@ -68,21 +70,36 @@ fn linear_stiff_state_and_gradient_converge_with_tolerance() {
         error_control: ErrorControl::LambdaAndMu,
         ..ContinuousOptions::default()
     };
+    // The error relative to the largest entry (∂L/∂b and ∂L/∂c are 10⁻⁵
+    // and 10⁻⁸ of ∂L/∂a: an absolute tolerance of 10⁻⁴ does not resolve them).
+    let normwise = |g: &[f64], e: &[f64]| {
+        let scale = e.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        g.iter()
+            .zip(e)
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs() / scale))
+    };
     let mut errors = vec![];
     for tol in [1e-4, 1e-6, 1e-8, 1e-10] {
         let options = BdfOptions::new(tol, tol);
         let problem = problem(&u0, &p, t1, &options);
         let g = gradient_continuous_bdf(&m, &problem, &loss, &adjoint, Schedule::All).unwrap();
         let loss_err = (g.loss - exact_loss).abs() / exact_loss.abs();
-        let err = max_rel(&g.gradient, &exact_p).max(max_rel(&g.gradient_u0, &exact_u0));
+        let err = normwise(&g.gradient, &exact_p).max(normwise(&g.gradient_u0, &exact_u0));
         eprintln!(
-            "tol {tol:e}: loss {loss_err:e}, gradient {err:e}; {} steps forward, {} back",
-            g.stats.steps, g.stats.backward_steps
+            "tol {tol:e}: loss {loss_err:e}, gradient {err:e}, per entry {:e}; {} steps forward, {} back",
+            max_rel(&g.gradient, &exact_p),
+            g.stats.steps,
+            g.stats.backward_steps
         );
         assert!(loss_err < 100.0 * tol, "tol {tol:e}: loss error {loss_err:e}");
         assert!(err < 1000.0 * tol, "tol {tol:e}: gradient error {err:e}");
         // Stiff: explicit methods would need c·T/3 = 10⁴ steps.
         assert!(g.stats.steps < 1000, "{:?}", g.stats);
+        if tol == 1e-10 {
+            // Even the tiny entries, once μ is under error control.
+            assert!(max_rel(&g.gradient, &exact_p) < 1e-3, "{:?}", g.gradient);
+            assert!(max_rel(&g.gradient_u0, &exact_u0) < 1e-7);
+        }
         errors.push(err);
     }
     assert!(errors[3] < errors[0] * 1e-4, "{errors:?}");
@@ -221,10 +238,11 @@ fn identical_across_schedules_and_budgets_held_to_the_byte() {
     }
 }
 
-/// A parameter switched twice (once off any step): the gradient against
-/// central differences of the BDF loss at a tight tolerance.
+/// A parameter switched twice (once off any step), with a trace loss: the
+/// gradient against the dopri5 continuous adjoint at a tight tolerance (an
+/// independent integrator) and against central differences of the BDF loss.
 #[test]
-fn stimulus_gradient_matches_finite_differences() {
+fn stimulus_gradient_matches_dopri5_and_finite_differences() {
     let m = Predator;
     let (u0, p) = (m.default_u0(), m.default_params());
     let stimulus = Stimulus {
@@ -239,23 +257,50 @@ fn stimulus_gradient_matches_finite_differences() {
         values: vec![1.0, 0.8, 0.5, 0.3],
     };
     let options = BdfOptions::new(1e-10, 1e-10);
-    let run = |p: &[f64], u0: &[f64]| {
-        let problem = problem(u0, p, 4.0, &options);
-        loss_bdf_with_stimulus(&m, &problem, &stimulus, &loss).unwrap()
-    };
-    let problem = problem(&u0, &p, 4.0, &options);
     let g = gradient_continuous_bdf_with_stimulus(
         &m,
-        &problem,
+        &problem(&u0, &p, 4.0, &options),
         &stimulus,
         &loss,
         &ContinuousOptions::default(),
         Schedule::Every(5),
     )
     .unwrap();
-    assert_eq!(g.loss.to_bits(), run(&p, &u0).to_bits());
+    let tight = AdaptiveOptions::new(1e-12, 1e-12);
+    let adaptive = AdaptiveProblem {
+        u0: &u0,
+        params: &p,
+        t0: 0.0,
+        t1: 4.0,
+        options: &tight,
+    };
+    let reference = gradient_continuous_with_stimulus(
+        &m,
+        &adaptive,
+        &stimulus,
+        &loss,
+        &ContinuousOptions::default(),
+        Schedule::All,
+    )
+    .unwrap();
+    let err = max_rel(&g.gradient, &reference.gradient)
+        .max(max_rel(&g.gradient_u0, &reference.gradient_u0));
+    assert!(err < 1e-6, "{err:e}: {:?} vs {:?}", g.gradient, reference.gradient);
+    // Central differences of the BDF loss at 1e-12 (the adaptive loss is
+    // only as smooth in p as its tolerance: a wide step keeps that noise
+    // small).
+    let fine = BdfOptions::new(1e-12, 1e-12);
+    let run = |p: &[f64], u0: &[f64]| {
+        loss_bdf_with_stimulus(&m, &problem(u0, p, 4.0, &fine), &stimulus, &loss).unwrap()
+    };
+    assert_eq!(
+        g.loss.to_bits(),
+        loss_bdf_with_stimulus(&m, &problem(&u0, &p, 4.0, &options), &stimulus, &loss)
+            .unwrap()
+            .to_bits()
+    );
     let fd = |x: &[f64], i: usize, on_p: bool| {
-        let h = 1e-5 * x[i].abs().max(1.0);
+        let h = 1e-3 * x[i].abs().max(1.0);
         let (mut plus, mut minus) = (x.to_vec(), x.to_vec());
         plus[i] += h;
         minus[i] -= h;
@@ -265,7 +310,7 @@ fn stimulus_gradient_matches_finite_differences() {
     for i in 0..3 {
         let want = fd(&p, i, true);
         assert!(
-            (g.gradient[i] - want).abs() < 1e-5 * want.abs().max(1e-2),
+            (g.gradient[i] - want).abs() < 1e-4 * want.abs().max(1e-2),
             "p{i}: {} vs {want}",
             g.gradient[i]
         );
@@ -273,7 +318,7 @@ fn stimulus_gradient_matches_finite_differences() {
     for i in 0..2 {
         let want = fd(&u0, i, false);
         assert!(
-            (g.gradient_u0[i] - want).abs() < 1e-5 * want.abs().max(1e-2),
+            (g.gradient_u0[i] - want).abs() < 1e-4 * want.abs().max(1e-2),
             "u0{i}: {} vs {want}",
             g.gradient_u0[i]
         );
