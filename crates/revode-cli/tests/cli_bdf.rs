@@ -147,10 +147,10 @@ fn failed_solves_are_one_line_exit_3_naming_t() {
     assert_error(&o, 3, "max_steps = 10 accepted steps exceeded at t = ");
     let o = run_text(
         "solve",
-        &robertson_with(r#"{"method": "bdf", "rtol": 1e-6, "atol": 1e-8, "h_min": 1}"#),
+        &robertson_with(r#"{"method": "bdf", "rtol": 1e-6, "atol": 1e-8, "h_min": 1e-2}"#),
         &[],
     );
-    assert_error(&o, 3, "fell below the minimum 1e0 at t = 0");
+    assert_error(&o, 3, "fell below the minimum 1e-2 at t = 0");
     // x' = x² has no backward-Euler solution for h > 1/(4x): with the
     // minimum step above that, Newton cannot converge.
     let blow_up = "par k=1\ninit x=1\nx' = k*x^2\n";
@@ -158,6 +158,13 @@ fn failed_solves_are_one_line_exit_3_naming_t() {
         "solver": {"method": "bdf", "rtol": 1e-6, "atol": 1e-8, "h_min": 0.5}}"#;
     let o = run_text("solve", problem, &[("blow_up.ode", blow_up)]);
     assert_error(&o, 3, "Newton iteration failed to converge at t = 0");
+    // Without a minimum the steps shrink towards the blow-up at t = 1 until
+    // t + h no longer moves t.
+    let problem = r#"{"model": {"file": "blow_up.ode"}, "tspan": [0, 5],
+        "solver": {"method": "bdf", "rtol": 1e-6, "atol": 1e-8},
+        "adjoint": {"method": "continuous"}}"#;
+    let o = run_text("grad", problem, &[("blow_up.ode", blow_up)]);
+    assert_error(&o, 3, "at t = 0.99");
     // x' = −√(x − 1) at x = 1: f is finite, its Jacobian is not.
     let cusp = "par k=1\ninit x=1\nx' = -k*sqrt(x - 1)\n";
     let problem = r#"{"model": {"file": "cusp.ode"}, "tspan": [0, 5],
