@@ -172,3 +172,50 @@ fn failed_solves_are_one_line_exit_3_naming_t() {
     let o = run_text("solve", problem, &[("cusp.ode", cusp)]);
     assert_error(&o, 3, "singular at t = 0");
 }
+
+/// `check` against Richardson-extrapolated finite differences: at a tight
+/// tolerance the BDF loss is smooth enough in the inputs for FD to converge
+/// (and tiny atol on λ components that start at 0 still gives a first
+/// adjoint step that moves t).
+#[test]
+fn check_passes_at_a_tight_tolerance() {
+    let problem = robertson_with(r#"{"method": "bdf", "rtol": 1e-10, "atol": 1e-14}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("problem.json");
+    std::fs::write(&path, problem).unwrap();
+    let o = run(&["check", path.to_str().unwrap(), "--u0"]);
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("all 6 pass"), "{}", stdout(&o));
+}
+
+/// `grad --batch` over k1 values: each member bitwise its one-by-one run.
+#[test]
+fn batch_members_equal_single_runs() {
+    let base = robertson_with(r#"{"method": "bdf", "rtol": 1e-6, "atol": 1e-8}"#);
+    let batch = format!(
+        r#"{{"base": {base}, "overrides": [{{"params": [0.04, 3e7, 1e4]}}, {{"params": [0.05, 3e7, 1e4]}}]}}"#
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("batch.json");
+    std::fs::write(&path, batch).unwrap();
+    let o = run(&["grad", "--batch", path.to_str().unwrap(), "--threads", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (k, k1) in [0.04, 0.05].iter().enumerate() {
+        let mut single: Value = serde_json::from_str(&base).unwrap();
+        single["params"] = serde_json::json!([k1, 3e7, 1e4]);
+        let single_path = dir.path().join(format!("single{k}.json"));
+        std::fs::write(&single_path, single.to_string()).unwrap();
+        let o = run(&["grad", single_path.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let one: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let member = &lines[k];
+        let member = member.get("result").unwrap_or(member);
+        assert_eq!(member["gradient"], one["gradient"], "member {k}: {member}");
+        assert_eq!(member["gradient_u0"], one["gradient_u0"]);
+    }
+}

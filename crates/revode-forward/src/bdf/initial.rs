@@ -68,10 +68,12 @@ pub fn initial_step<C: Corrector>(
     if hub * hub_inv > 1.0 {
         hub = 1.0 / hub_inv;
     }
-    let mut hg = (hlb * hub).sqrt();
     if hub < hlb {
-        return sign * hg;
+        // Tiny tolerances on a component that starts at 0 with a nonzero
+        // slope: the bound would not move t. Take the smallest step that does.
+        return sign * hlb;
     }
+    let mut hg = (hlb * hub).sqrt();
     let mut hnew = hg;
     for pass in 1..=PASSES {
         // ‖y''‖ ≈ ‖(g(t + h, y + h f0) − f0)/h‖.
