@@ -353,8 +353,16 @@ impl<M: Model> Corrector for AdjointCorrector<'_, '_, M> {
         self.ring.eval(t, &mut self.lin.u);
         let (dl, dmu) = out.split_at_mut(n);
         dmu.fill(0.0);
-        self.model
-            .vjp(t, &self.lin.u, self.params, &z[..n], dl, -1.0, dmu, self.work);
+        self.model.vjp(
+            t,
+            &self.lin.u,
+            self.params,
+            &z[..n],
+            dl,
+            -1.0,
+            dmu,
+            self.work,
+        );
         self.model.flush_vjp(dmu, self.work);
         for d in dl.iter_mut() {
             *d = -*d;

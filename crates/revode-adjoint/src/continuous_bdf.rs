@@ -130,7 +130,14 @@ pub fn gradient_continuous_bdf<M: Model>(
     adjoint: &ContinuousOptions,
     schedule: Schedule,
 ) -> Result<Gradient, GradientError> {
-    gradient_continuous_bdf_with_stimulus(model, problem, &Stimulus::none(), loss, adjoint, schedule)
+    gradient_continuous_bdf_with_stimulus(
+        model,
+        problem,
+        &Stimulus::none(),
+        loss,
+        adjoint,
+        schedule,
+    )
 }
 
 /// [`gradient_continuous_bdf`] with parameters following `stimulus`. The

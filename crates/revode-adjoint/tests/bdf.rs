@@ -9,9 +9,9 @@ mod stiff;
 
 use common::Predator;
 use revode_adjoint::{
-    bdf_budget, gradient_continuous_bdf, gradient_continuous_bdf_with_stimulus, gradient_fixed,
-    gradient_continuous_with_stimulus, loss_bdf_with_stimulus, AdaptiveProblem, BdfProblem,
-    ContinuousOptions, ErrorControl, FixedProblem, Gradient, GradientError, Loss,
+    bdf_budget, gradient_continuous_bdf, gradient_continuous_bdf_with_stimulus,
+    gradient_continuous_with_stimulus, gradient_fixed, loss_bdf_with_stimulus, AdaptiveProblem,
+    BdfProblem, ContinuousOptions, ErrorControl, FixedProblem, Gradient, GradientError, Loss,
 };
 use revode_checkpoint::{CheckpointError, Schedule};
 use revode_forward::{
@@ -91,7 +91,10 @@ fn linear_stiff_state_and_gradient_converge_with_tolerance() {
             g.stats.steps,
             g.stats.backward_steps
         );
-        assert!(loss_err < 100.0 * tol, "tol {tol:e}: loss error {loss_err:e}");
+        assert!(
+            loss_err < 100.0 * tol,
+            "tol {tol:e}: loss error {loss_err:e}"
+        );
         assert!(err < 1000.0 * tol, "tol {tol:e}: gradient error {err:e}");
         // Stiff: explicit methods would need c·T/3 = 10⁴ steps.
         assert!(g.stats.steps < 1000, "{:?}", g.stats);
@@ -111,7 +114,8 @@ fn robertson_reference() -> (Vec<f64>, Vec<f64>, f64) {
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/reference/robertson_bdf.json"
     );
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let vec = |k: &str| -> Vec<f64> {
         v[k].as_array()
             .unwrap()
@@ -119,7 +123,11 @@ fn robertson_reference() -> (Vec<f64>, Vec<f64>, f64) {
             .map(|x| x.as_f64().unwrap())
             .collect()
     };
-    (vec("gradient"), vec("gradient_u0"), v["loss"].as_f64().unwrap())
+    (
+        vec("gradient"),
+        vec("gradient_u0"),
+        v["loss"].as_f64().unwrap(),
+    )
 }
 
 #[test]
@@ -140,8 +148,16 @@ fn robertson_matches_the_forward_sensitivity_reference() {
             g.stats
         );
         assert!((g.loss - ref_loss).abs() < 10.0 * rtol, "{}", g.loss);
-        assert!(err_p <= bound, "rtol {rtol:e}: {:?} vs {ref_p:?}", g.gradient);
-        assert!(err_u0 <= bound, "rtol {rtol:e}: {:?} vs {ref_u0:?}", g.gradient_u0);
+        assert!(
+            err_p <= bound,
+            "rtol {rtol:e}: {:?} vs {ref_p:?}",
+            g.gradient
+        );
+        assert!(
+            err_u0 <= bound,
+            "rtol {rtol:e}: {:?} vs {ref_u0:?}",
+            g.gradient_u0
+        );
         if rtol == 1e-6 {
             // Within 2.5× diffrax Kvaerno5's 254 steps.
             assert!(g.stats.steps <= 635, "{:?}", g.stats);
@@ -227,14 +243,33 @@ fn identical_across_schedules_and_budgets_held_to_the_byte() {
                 _ => {}
             }
         }
-        let e = bdf(&m, &u0, &p, 4e4, &options, &loss, Schedule::BudgetBytes(minimum - 1))
-            .unwrap_err();
-        let GradientError::Checkpoint(CheckpointError::BudgetTooSmall { minimum: stated, .. }) = e
+        let e = bdf(
+            &m,
+            &u0,
+            &p,
+            4e4,
+            &options,
+            &loss,
+            Schedule::BudgetBytes(minimum - 1),
+        )
+        .unwrap_err();
+        let GradientError::Checkpoint(CheckpointError::BudgetTooSmall {
+            minimum: stated, ..
+        }) = e
         else {
             panic!("{e:?}");
         };
         assert_eq!(stated, minimum);
-        bdf(&m, &u0, &p, 4e4, &options, &loss, Schedule::BudgetBytes(minimum)).unwrap();
+        bdf(
+            &m,
+            &u0,
+            &p,
+            4e4,
+            &options,
+            &loss,
+            Schedule::BudgetBytes(minimum),
+        )
+        .unwrap();
     }
 }
 
@@ -285,7 +320,12 @@ fn stimulus_gradient_matches_dopri5_and_finite_differences() {
     .unwrap();
     let err = max_rel(&g.gradient, &reference.gradient)
         .max(max_rel(&g.gradient_u0, &reference.gradient_u0));
-    assert!(err < 1e-6, "{err:e}: {:?} vs {:?}", g.gradient, reference.gradient);
+    assert!(
+        err < 1e-6,
+        "{err:e}: {:?} vs {:?}",
+        g.gradient,
+        reference.gradient
+    );
     // Central differences of the BDF loss at 1e-12 (the adaptive loss is
     // only as smooth in p as its tolerance: a wide step keeps that noise
     // small).
@@ -364,7 +404,10 @@ fn bad_options_and_failed_solves_are_errors() {
         Schedule::All,
     )
     .unwrap_err();
-    assert!(matches!(e, GradientError::LossNeedsFixedSteps { .. }), "{e}");
+    assert!(
+        matches!(e, GradientError::LossNeedsFixedSteps { .. }),
+        "{e}"
+    );
 }
 
 /// Orders capped at 1 to 5 all converge to the reference (lower orders

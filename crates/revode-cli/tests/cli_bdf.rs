@@ -54,7 +54,12 @@ fn robertson_fixture_matches_the_reference() {
     }
     let steps = v["stats"]["steps"].as_u64().unwrap();
     assert!(steps <= 635, "{steps}");
-    assert!(v["stats"]["newton"]["forward"]["factorizations"].as_u64().unwrap() > 0);
+    assert!(
+        v["stats"]["newton"]["forward"]["factorizations"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     // The text report names the Newton work.
     let o = run(&["grad", &fixture("robertson_bdf.json")]);
     assert!(stdout(&o).contains("newton: forward"), "{}", stdout(&o));
@@ -62,7 +67,13 @@ fn robertson_fixture_matches_the_reference() {
 
 #[test]
 fn solve_samples_and_csv() {
-    let o = run(&["solve", &fixture("robertson_bdf.json"), "--json", "--every", "50"]);
+    let o = run(&[
+        "solve",
+        &fixture("robertson_bdf.json"),
+        "--json",
+        "--every",
+        "50",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["t_final"].as_f64(), Some(4e5));

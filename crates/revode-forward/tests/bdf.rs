@@ -77,7 +77,6 @@ impl Model for Robertson {
     }
 }
 
-
 fn robertson(options: &BdfOptions, t1: f64) -> revode_forward::AdaptiveSolution {
     let m = Robertson;
     solve_bdf(
@@ -133,7 +132,9 @@ fn replay_from_any_restart_state_is_bitwise() {
     let mut k = 0;
     while !solver.is_last(&states[k]) {
         let mut next = vec![0.0; layout.len()];
-        solver.advance(&p, &mut (), k, &states[k], &mut next).unwrap();
+        solver
+            .advance(&p, &mut (), k, &states[k], &mut next)
+            .unwrap();
         states.push(next);
         k += 1;
     }
@@ -147,7 +148,10 @@ fn replay_from_any_restart_state_is_bitwise() {
         for (k, want) in states.iter().enumerate().skip(start + 1).take(40) {
             let mut next = vec![0.0; layout.len()];
             fresh.advance(&p, &mut (), k - 1, &x, &mut next).unwrap();
-            let same = next.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = next
+                .iter()
+                .zip(want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "step {k} replayed from {start}");
             x = next;
         }
@@ -168,7 +172,9 @@ fn dense_output_interpolates_the_steps() {
     let layout = solver.layout();
     let mut x = vec![0.0; layout.len()];
     let mut next = x.clone();
-    solver.initial_state(&p, &mut (), &m.default_u0(), &mut x).unwrap();
+    solver
+        .initial_state(&p, &mut (), &m.default_u0(), &mut x)
+        .unwrap();
     let mut out = [0.0; 3];
     let mut k = 0;
     let mut worst: f64 = 0.0;
@@ -200,9 +206,28 @@ fn a_switch_restarts_the_history() {
             switches: vec![[10.0, 0.4]],
         }],
     };
-    let joined = solve_bdf(&m, &options, 0.0, 50.0, &m.default_u0(), &p, &stimulus, None).unwrap();
-    let first = solve_bdf(&m, &options, 0.0, 10.0, &m.default_u0(), &p, &Stimulus::none(), None)
-        .unwrap();
+    let joined = solve_bdf(
+        &m,
+        &options,
+        0.0,
+        50.0,
+        &m.default_u0(),
+        &p,
+        &stimulus,
+        None,
+    )
+    .unwrap();
+    let first = solve_bdf(
+        &m,
+        &options,
+        0.0,
+        10.0,
+        &m.default_u0(),
+        &p,
+        &Stimulus::none(),
+        None,
+    )
+    .unwrap();
     let mut p2 = p.clone();
     p2[0] = 0.4;
     let second = solve_bdf(
@@ -225,7 +250,9 @@ fn a_switch_restarts_the_history() {
     let layout = solver.layout();
     let mut x = vec![0.0; layout.len()];
     let mut next = x.clone();
-    solver.initial_state(&p, &mut (), &m.default_u0(), &mut x).unwrap();
+    solver
+        .initial_state(&p, &mut (), &m.default_u0(), &mut x)
+        .unwrap();
     let mut k = 0;
     let mut restarted = false;
     while !solver.is_last(&x) {
@@ -257,7 +284,10 @@ fn failures_name_t() {
         None,
     )
     .unwrap_err();
-    assert!(matches!(e, ForwardError::MaxStepsExceeded { max_steps: 20, .. }), "{e}");
+    assert!(
+        matches!(e, ForwardError::MaxStepsExceeded { max_steps: 20, .. }),
+        "{e}"
+    );
     // A minimum step far above what the transient needs.
     let mut options = BdfOptions::new(1e-6, 1e-8);
     options.adaptive.h_min = Some(10.0);

@@ -434,8 +434,7 @@ impl BdfCore {
         if self.hist.qwait == 0 {
             self.hist.qwait = 2;
             let eta_lower = if q > 1 {
-                let ddn = wrms(col(&self.zn, len, q), &self.ewt, controlled)
-                    * self.coef.tq[1];
+                let ddn = wrms(col(&self.zn, len, q), &self.ewt, controlled) * self.coef.tq[1];
                 1.0 / ((BIAS_LOWER * ddn).powf(1.0 / q as f64) + ADDON)
             } else {
                 0.0

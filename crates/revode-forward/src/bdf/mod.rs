@@ -29,8 +29,8 @@ pub use solve::{solve_bdf, solve_bdf_observed};
 use revode_model::Model;
 
 use crate::{
-    AdaptiveOptions, ForwardError, LinearSolver, Newton, NewtonFailure, NewtonMemory,
-    NewtonStats, ParamSegments, StepCounts, Tolerance,
+    AdaptiveOptions, ForwardError, LinearSolver, Newton, NewtonFailure, NewtonMemory, NewtonStats,
+    ParamSegments, StepCounts, Tolerance,
 };
 use stops::Stops;
 
@@ -199,7 +199,17 @@ impl<M: Model> Corrector for NewtonCorrector<'_, '_, M> {
         tol: f64,
     ) -> Result<(), CorrectorFailure> {
         self.newton
-            .solve(self.model, t, gamma, psi, self.params, y, ewt, tol, self.work)
+            .solve(
+                self.model,
+                t,
+                gamma,
+                psi,
+                self.params,
+                y,
+                ewt,
+                tol,
+                self.work,
+            )
             .map(|_| ())
             .map_err(|e| match e {
                 NewtonFailure::Diverged { .. } => CorrectorFailure::Diverged,
@@ -263,7 +273,16 @@ fn first_step<M: Model>(
 ) -> f64 {
     let h = match h0 {
         Some(h) => h,
-        None => initial_step(corrector, t, t_out, core.y(), f0, tol, f64::INFINITY, initial),
+        None => initial_step(
+            corrector,
+            t,
+            t_out,
+            core.y(),
+            f0,
+            tol,
+            f64::INFINITY,
+            initial,
+        ),
     };
     h.max(h_min.unwrap_or(0.0))
 }
