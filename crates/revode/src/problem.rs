@@ -259,12 +259,6 @@ impl SolverSpec {
         }
     }
 
-    /// `true` for the adaptive solvers (dopri5, bdf), which land on
-    /// observation times and use the continuous adjoint.
-    pub fn is_adaptive(&self) -> bool {
-        matches!(self, SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. })
-    }
-
     /// The options of a `bdf` solver (None for the others).
     pub fn bdf_options(&self) -> Option<revode_forward::BdfOptions> {
         match self {

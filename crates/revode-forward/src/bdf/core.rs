@@ -339,7 +339,7 @@ impl BdfCore {
                 }
             }
             let dsm = wrms(&self.acor, &self.ewt, controlled) * self.coef.tq[2];
-            if !(dsm <= 1.0) {
+            if dsm > 1.0 || dsm.is_nan() {
                 nd::unpredict(&mut self.zn, len, q);
                 self.counts.rejected += 1;
                 error_fails += 1;
