@@ -4,7 +4,7 @@
 //! rejected steps both ways, Newton iterations, Jacobian evaluations and
 //! factorisations both ways, peak store bytes, and the largest relative
 //! error against the forward-sensitivity reference
-//! (fixtures/reference/robertson_bdf.json).
+//! (fixtures/reference/robertson/robertson_bdf.json).
 //!
 //! `cargo run --release -p revode-benches --bin robertson_figures [-- --repeat R]`
 
@@ -26,7 +26,8 @@ fn main() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let model = OdeModel::from_file(root.join("models/robertson.ode")).unwrap();
     let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("fixtures/reference/robertson_bdf.json")).unwrap(),
+        &std::fs::read_to_string(root.join("fixtures/reference/robertson/robertson_bdf.json"))
+            .unwrap(),
     )
     .unwrap();
     let ref_entries: Vec<f64> = ["gradient", "gradient_u0"]

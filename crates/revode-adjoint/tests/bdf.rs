@@ -108,11 +108,11 @@ fn linear_stiff_state_and_gradient_converge_with_tolerance() {
     assert!(errors[3] < errors[0] * 1e-4, "{errors:?}");
 }
 
-/// The reference of fixtures/reference/robertson_sensitivities.py.
+/// The reference of fixtures/reference/robertson/robertson_sensitivities.py.
 fn robertson_reference() -> (Vec<f64>, Vec<f64>, f64) {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../fixtures/reference/robertson_bdf.json"
+        "/../../fixtures/reference/robertson/robertson_bdf.json"
     );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

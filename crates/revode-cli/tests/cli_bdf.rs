@@ -44,7 +44,7 @@ fn robertson_fixture_matches_the_reference() {
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["solver"], "bdf");
     let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixture("reference/robertson_bdf.json")).unwrap(),
+        &std::fs::read_to_string(fixture("reference/robertson/robertson_bdf.json")).unwrap(),
     )
     .unwrap();
     for key in ["gradient", "gradient_u0"] {

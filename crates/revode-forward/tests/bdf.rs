@@ -92,7 +92,7 @@ fn robertson(options: &BdfOptions, t1: f64) -> revode_forward::AdaptiveSolution 
     .unwrap()
 }
 
-/// y(4e5) of scipy's Radau at rtol 1e-12 (fixtures/reference/).
+/// y3(4e5) of scipy's Radau at rtol 1e-12 (fixtures/reference/robertson/).
 const ROBERTSON_Y3: f64 = 0.9950617056290814;
 
 #[test]
