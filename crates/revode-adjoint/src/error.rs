@@ -44,6 +44,10 @@ pub enum GradientError {
     LossNeedsFixedSteps { loss: &'static str },
     #[error("adjoint step size {h:e} fell below the minimum {h_min:e} at t = {t}", t = Num(*.t))]
     AdjointStepTooSmall { t: f64, h: f64, h_min: f64 },
+    #[error("adjoint iteration matrix I + gamma*J^T is singular at t = {t} (step {h:e}, pivot {index}); is the Jacobian finite there?", t = Num(*.t))]
+    AdjointSingular { t: f64, h: f64, index: usize },
+    #[error("adjoint linear solve failed to converge at t = {t} (step {h:e}, after repeated step reductions)", t = Num(*.t))]
+    AdjointDiverged { t: f64, h: f64 },
     #[error("adjoint atol has {got} entries, expected 1, {n_states} (one per state) or {full} (states then parameters)")]
     AdjointAtolLength {
         got: usize,

@@ -5,10 +5,13 @@
 //! [`crate::gradient_fixed`] uses, over bitwise the same states, so the two
 //! loss values are equal to the last bit.
 
-use revode_forward::{all_finite, FixedStepper, ForwardError, StepLayout, StepPlan, Stimulus};
+use revode_forward::{
+    all_finite, BdfLayout, FixedStepper, ForwardError, StepLayout, StepPlan, Stimulus,
+};
 use revode_model::Model;
 
 use crate::continuous_adaptive::adaptive_solver;
+use crate::continuous_bdf::{bdf_solver, validate_bdf, BdfProblem};
 use crate::fixed_pass::{on_plan, PlanVisitor};
 use crate::loss::{dot, StepLoss};
 use crate::{
@@ -118,6 +121,42 @@ pub fn loss_adaptive_with_stimulus<M: Model>(
             return Ok(value);
         }
         solver.advance(model, problem.params, &mut work, k, &x, &mut next)?;
+        std::mem::swap(&mut x, &mut next);
+        k += 1;
+    }
+}
+
+/// The loss of the BDF solution of `problem` (forward only), accumulated as
+/// [`crate::gradient_continuous_bdf_with_stimulus`] does: bitwise equal to
+/// its loss.
+pub fn loss_bdf_with_stimulus<M: Model>(
+    model: &M,
+    problem: &BdfProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+) -> Result<f64, GradientError> {
+    validate_bdf(model, problem, loss)?;
+    let mut solver = bdf_solver(model, problem, stimulus, loss)?;
+    let times = loss.observation_times();
+    let layout = solver.layout();
+    let mut work = model.new_work();
+    let mut x = vec![0.0; layout.len()];
+    let mut next = x.clone();
+    solver.initial_state(problem.params, &mut work, problem.u0, &mut x)?;
+    let (mut value, mut next_obs, mut k) = (0.0, 0, 0);
+    loop {
+        let t = x[BdfLayout::T];
+        if next_obs < times.len() && t == times[next_obs] {
+            value += loss.observation_term(next_obs, layout.u(&x));
+            next_obs += 1;
+        }
+        if solver.is_last(&x) {
+            if let Some(w) = loss.final_weights() {
+                value += dot(w, layout.u(&x));
+            }
+            return Ok(value);
+        }
+        solver.advance(problem.params, &mut work, k, &x, &mut next)?;
         std::mem::swap(&mut x, &mut next);
         k += 1;
     }

@@ -9,10 +9,14 @@
 //!
 //! [`gradient_continuous`] solves the continuous adjoint ODE backwards
 //! (adaptively, forward state from Dormand–Prince dense output);
+//! [`gradient_continuous_bdf`] does so with backward BDF against a BDF
+//! forward's Nordsieck polynomials (stiff problems);
 //! [`gradient_continuous_fixed`] does so with the forward's fixed scheme.
 
+mod adjoint_bdf;
 mod adjoint_ode;
 mod continuous_adaptive;
+mod continuous_bdf;
 mod continuous_fixed;
 mod discrete;
 mod error;
@@ -26,14 +30,19 @@ pub use continuous_adaptive::{
     adaptive_budget, gradient_continuous, gradient_continuous_with_stimulus, validate_adaptive,
     AdaptiveBudget, AdaptiveProblem,
 };
+pub use continuous_bdf::{
+    bdf_budget, gradient_continuous_bdf, gradient_continuous_bdf_with_stimulus, validate_bdf,
+    BdfProblem,
+};
 pub use continuous_fixed::{gradient_continuous_fixed, gradient_continuous_fixed_with_stimulus};
 pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};
 pub use fixed_driver::{
     gradient_fixed, gradient_fixed_with_stimulus, validate_fixed, validate_fixed_with_stimulus,
-    FixedProblem, Gradient, GradientStats,
+    FixedProblem, Gradient, GradientStats, ImplicitStats,
 };
 pub use forward_loss::{
-    loss_adaptive, loss_adaptive_with_stimulus, loss_fixed, loss_fixed_with_stimulus,
+    loss_adaptive, loss_adaptive_with_stimulus, loss_bdf_with_stimulus, loss_fixed,
+    loss_fixed_with_stimulus,
 };
 pub use loss::{Loss, StepLoss};

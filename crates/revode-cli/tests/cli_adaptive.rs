@@ -206,7 +206,11 @@ fn unsupported_combinations_exit_2() {
     ))
     .unwrap();
     v["solver"] = serde_json::from_str(r#"{"method": "euler", "dt": 0.01}"#).unwrap();
-    assert_error(&run_text("grad", &v.to_string()), 2, "dopri5 solver only");
+    assert_error(
+        &run_text("grad", &v.to_string()),
+        2,
+        "adaptive solvers (dopri5, bdf) only",
+    );
 }
 
 #[test]

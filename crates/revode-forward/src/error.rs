@@ -39,6 +39,10 @@ pub enum ForwardError {
     MaxStepsExceeded { t: f64, max_steps: usize },
     #[error("step size {h:e} fell below the minimum {h_min:e} at t = {t}", t = Num(*.t))]
     StepSizeTooSmall { t: f64, h: f64, h_min: f64 },
+    #[error("Newton iteration failed to converge at t = {t} (step {h:e}, after repeated step reductions)", t = Num(*.t))]
+    NewtonDiverged { t: f64, h: f64 },
+    #[error("iteration matrix I - gamma*J is singular at t = {t} (step {h:e}, pivot {index}); is the Jacobian finite there?", t = Num(*.t))]
+    SingularIterationMatrix { t: f64, h: f64, index: usize },
     #[error("stimulus of parameter {param}: {fault}")]
     Stimulus {
         param: usize,

@@ -6,9 +6,11 @@
 //! (made once per solve) and take the model's scratch by `&mut`, so a step
 //! allocates nothing. A [`Stimulus`] makes parameters piecewise constant in
 //! time: fixed grids split at its switch times ([`SwitchedPlan`]) and the
-//! adaptive solver stops there.
+//! adaptive solvers stop there. For stiff problems, variable-order BDF
+//! ([`Bdf`], [`bdf`]) on the shared modified Newton ([`Newton`]).
 
 mod adaptive;
+pub mod bdf;
 mod error;
 mod fixed;
 mod grid;
@@ -25,6 +27,7 @@ pub use adaptive::{
     DenseStep, Dopri5, Dp5, ModelRhs, OdeRhs, PiController, StepCounts, StepLayout, Tolerance,
     DEFAULT_MAX_STEPS, ERR_OLD_INIT,
 };
+pub use bdf::{solve_bdf, solve_bdf_observed, solve_bdf_try_observed, Bdf, BdfLayout, BdfOptions};
 pub use error::ForwardError;
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;

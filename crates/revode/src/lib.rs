@@ -26,6 +26,7 @@ pub mod memory;
 pub mod model_check;
 pub mod problem;
 mod run;
+mod run_bdf;
 pub mod tune;
 
 pub use custom::register_model;

@@ -4,6 +4,7 @@
 //! parameter-sized buffers, and what a gradient run holds in all (for
 //! running batch members side by side).
 
+use revode_adjoint::bdf_budget;
 use revode_checkpoint::binomial::slot_bytes;
 use revode_checkpoint::memory::{MemoryError, MemoryLimit};
 use revode_checkpoint::Schedule;
@@ -58,10 +59,20 @@ impl ModelVisitor for GradientBytes<'_> {
                     .bytes_needed(n_steps, dims.n_states)
             }
             None => {
-                let options = problem.solver.adaptive_options().expect("dopri5");
-                // The adaptive store keeps whole solver states (state, stages).
-                let slot = slot_bytes(StepLayout { n: dims.n_states }.len());
-                let states = options.max_steps.saturating_add(2);
+                // The adaptive store keeps whole solver states (state,
+                // stages or history, Newton memory).
+                let (max_steps, state_len) = match problem.solver.bdf_options() {
+                    Some(bdf) => (
+                        bdf.adaptive.max_steps,
+                        bdf_budget(dims.n_states, bdf.max_order).state_len,
+                    ),
+                    None => {
+                        let options = problem.solver.adaptive_options().expect("dopri5");
+                        (options.max_steps, StepLayout { n: dims.n_states }.len())
+                    }
+                };
+                let slot = slot_bytes(state_len);
+                let states = max_steps.saturating_add(2);
                 match problem.adjoint.checkpoints.unwrap_or(Schedule::All) {
                     Schedule::BudgetBytes(b) => b,
                     Schedule::All => states.saturating_mul(slot),

@@ -228,6 +228,23 @@ pub enum SolverSpec {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         h_min: Option<f64>,
     },
+    /// Variable-step, variable-order BDF for stiff problems (docs/stiff.md).
+    Bdf {
+        rtol: f64,
+        atol: Atol,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_steps: Option<usize>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        h0: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        h_min: Option<f64>,
+        /// Highest order, 1 to 5 (default 5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_order: Option<usize>,
+        /// `"auto"` (default), `"dense"` or `"sparse"` LU of I − γJ.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        linear_solver: Option<revode_forward::LinearSolver>,
+    },
 }
 
 /// An absolute tolerance: one number, or one per component.
@@ -253,6 +270,33 @@ impl SolverSpec {
             SolverSpec::Euler { .. } => "euler",
             SolverSpec::Rk4 { .. } => "rk4",
             SolverSpec::Dopri5 { .. } => "dopri5",
+            SolverSpec::Bdf { .. } => "bdf",
+        }
+    }
+
+    /// The options of a `bdf` solver (None for the others).
+    pub fn bdf_options(&self) -> Option<revode_forward::BdfOptions> {
+        match self {
+            SolverSpec::Bdf {
+                rtol,
+                atol,
+                max_steps,
+                h0,
+                h_min,
+                max_order,
+                linear_solver,
+            } => Some(revode_forward::BdfOptions {
+                adaptive: revode_forward::AdaptiveOptions {
+                    rtol: *rtol,
+                    atol: atol.to_vec(),
+                    max_steps: max_steps.unwrap_or(revode_forward::DEFAULT_MAX_STEPS),
+                    h0: *h0,
+                    h_min: *h_min,
+                },
+                max_order: max_order.unwrap_or(revode_forward::bdf::MAX_ORDER),
+                linear_solver: linear_solver.unwrap_or_default(),
+            }),
+            _ => None,
         }
     }
 
@@ -317,13 +361,13 @@ pub enum AdjointMethod {
 pub struct AdjointSpec {
     #[serde(default)]
     pub method: AdjointMethod,
-    /// Continuous adjoint of dopri5 only: tolerances of the backward
-    /// integration (default: the solver's).
+    /// Continuous adjoint of dopri5 and bdf only: tolerances of the
+    /// backward integration (default: the solver's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtol: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub atol: Option<Atol>,
-    /// Continuous adjoint of dopri5 only: `"lambda"` (default) or
+    /// Continuous adjoint of dopri5 and bdf only: `"lambda"` (default) or
     /// `"lambda_and_mu"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_control: Option<revode_adjoint::ErrorControl>,

@@ -71,7 +71,7 @@ pub(crate) fn fixed_setup(problem: &Problem) -> Result<Option<(FixedMethod, Time
     let (method, dt) = match problem.solver {
         SolverSpec::Euler { dt } => (FixedMethod::Euler, dt),
         SolverSpec::Rk4 { dt } => (FixedMethod::Rk4, dt),
-        SolverSpec::Dopri5 { .. } => return Ok(None),
+        SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => return Ok(None),
     };
     let [t0, t1] = problem.tspan;
     Ok(Some((method, TimeGrid::new(t0, t1, dt)?)))
@@ -84,7 +84,7 @@ fn invalid(message: impl Into<String>) -> Error {
     }
 }
 
-/// The continuous adjoint's own options (dopri5 only).
+/// The continuous adjoint's own options (dopri5 and bdf).
 fn continuous_options(problem: &Problem) -> ContinuousOptions {
     let a = &problem.adjoint;
     ContinuousOptions {
@@ -108,7 +108,7 @@ fn run_gradient<M: Model>(
         (Some((method, grid)), method_kind) => {
             if adjoint.rtol.is_some() || adjoint.atol.is_some() || adjoint.error_control.is_some() {
                 return Err(invalid(
-                    "adjoint rtol, atol and error_control apply to the dopri5 solver only",
+                    "adjoint rtol, atol and error_control apply to the adaptive solvers (dopri5, bdf) only",
                 ));
             }
             let schedule = problem.schedule_for(grid.n_steps(), model.dims().n_states);
@@ -130,9 +130,25 @@ fn run_gradient<M: Model>(
         }
         (None, AdjointMethod::Discrete) => Err(invalid(
             "the discrete adjoint needs a fixed-step solver (euler or rk4); \
-             use \"adjoint\": {\"method\": \"continuous\"} with dopri5",
+             use \"adjoint\": {\"method\": \"continuous\"} with dopri5 or bdf",
         )),
         (None, AdjointMethod::Continuous) => {
+            // The step count is unknown before the run: keep every state
+            // unless a schedule is given.
+            let schedule = adjoint.checkpoints.unwrap_or(Schedule::All);
+            if let Some(options) = problem.solver.bdf_options() {
+                let g = crate::run_bdf::gradient(
+                    model,
+                    problem,
+                    &options,
+                    (u0, params),
+                    stimulus,
+                    loss,
+                    &continuous_options(problem),
+                    schedule,
+                )?;
+                return Ok((g, schedule));
+            }
             let options = problem.solver.adaptive_options().expect("dopri5");
             let [t0, t1] = problem.tspan;
             let adaptive = AdaptiveProblem {
@@ -142,9 +158,6 @@ fn run_gradient<M: Model>(
                 t1,
                 options: &options,
             };
-            // The step count is unknown before the run: keep every state
-            // unless a schedule is given.
-            let schedule = adjoint.checkpoints.unwrap_or(Schedule::All);
             let g = gradient_continuous_with_stimulus(
                 model,
                 &adaptive,
@@ -321,6 +334,22 @@ impl ModelVisitor for SolveRun<'_, '_> {
                 )?;
                 (sol.n_steps, 0, sol.t_final, sol.final_state)
             }
+            None if problem.solver.bdf_options().is_some() => {
+                let options = problem.solver.bdf_options().expect("bdf");
+                let max_rows = Trajectory::rows_for(options.adaptive.max_steps, every.unwrap_or(1));
+                let sol = crate::run_bdf::solve(
+                    model,
+                    problem,
+                    &options,
+                    (&u0, &params),
+                    &stimulus,
+                    &loss,
+                    every,
+                    observer(sink, room, max_rows, every),
+                )?;
+                let c = sol.counts;
+                (c.accepted, c.rejected, sol.t_final, sol.final_state)
+            }
             None => {
                 let options: AdaptiveOptions = problem.solver.adaptive_options().expect("dopri5");
                 let [t0, t1] = problem.tspan;
@@ -436,6 +465,10 @@ impl ModelVisitor for LossRun<'_> {
                     method,
                 };
                 Ok(loss_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?)
+            }
+            None if problem.solver.bdf_options().is_some() => {
+                let options = problem.solver.bdf_options().expect("bdf");
+                crate::run_bdf::loss(model, problem, &options, (&u0, &params), &stimulus, &loss)
             }
             None => {
                 let options = problem.solver.adaptive_options().expect("dopri5");

@@ -43,6 +43,17 @@ impl StoreSizing {
         }
     }
 
+    /// The continuous adjoint of a bdf solve of `n_states` states, orders
+    /// up to `max_order`.
+    pub fn bdf(n_states: usize, max_order: usize) -> Self {
+        let b = revode_adjoint::bdf_budget(n_states, max_order);
+        StoreSizing {
+            state_len: b.state_len,
+            beside_bytes: b.beside_bytes,
+            min_budget: b.min_bytes,
+        }
+    }
+
     /// Bytes a schedule holds over `n_steps` steps, as a budget counts them
     /// (for dopri5's growing `all`/`every` stores: what they would hold
     /// without growth slack).
@@ -233,6 +244,10 @@ pub fn tune(
     let n_states = reference.gradient_u0.len();
     let sizing = match problem.solver {
         SolverSpec::Dopri5 { .. } => StoreSizing::adaptive(n_states),
+        SolverSpec::Bdf { max_order, .. } => StoreSizing::bdf(
+            n_states,
+            max_order.unwrap_or(revode_forward::bdf::MAX_ORDER),
+        ),
         _ => StoreSizing::fixed(steps, n_states),
     };
     let candidates = candidate_schedules(steps, sizing, options.memory_budget);

@@ -71,13 +71,24 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
         s.recomputed_steps,
         fmt_bytes(s.peak_store_bytes)
     );
-    if r.solver == "dopri5" {
+    if r.solver == "dopri5" || r.solver == "bdf" {
         outln!(
             "steps: forward {} accepted, {} rejected; backward {} accepted, {} rejected",
             s.steps,
             s.rejected_steps,
             s.backward_steps,
             s.backward_rejected
+        );
+    }
+    if let Some(n) = s.newton {
+        outln!(
+            "newton: forward {} iterations, {} Jacobians, {} factorisations; backward {} iterations, {} Jacobians, {} factorisations",
+            n.forward.iterations,
+            n.forward.jacobian_evaluations,
+            n.forward.factorizations,
+            n.backward.iterations,
+            n.backward.jacobian_evaluations,
+            n.backward.factorizations
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@ use revode_checkpoint::MemoryLimit;
 use revode_model::Model;
 
 use super::{AdaptiveOptions, Dopri5, StepCounts, StepLayout};
+use crate::trajectory::growing_sampler;
 use crate::{ForwardError, ParamSegments, SampleRoom, Stimulus, Trajectory};
 
 /// Result of an adaptive forward solve.
@@ -64,8 +65,7 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
         None => None,
     };
     let every = sample_every.unwrap_or(1).max(1);
-    // u_0, every s-th of at most max_steps accepted steps, and the last.
-    let max_rows = Trajectory::rows_for(options.max_steps, every);
+    let sampler = growing_sampler(&mut samples, room, options.max_steps, every);
     let mut solution = solve_adaptive_try_observed(
         model,
         options,
@@ -75,21 +75,7 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
         p,
         stimulus,
         sample_every,
-        |t, u| {
-            if let (Some(room), true) = (room, samples.len() == samples.capacity()) {
-                let rows = room.grow(samples.len(), max_rows).map_err(|too_large| {
-                    ForwardError::SamplesOutgrewMemory {
-                        every,
-                        rows: samples.len(),
-                        t,
-                        too_large,
-                    }
-                })?;
-                samples.reserve_rows(rows);
-            }
-            samples.push(t, u);
-            Ok(())
-        },
+        sampler,
     )?;
     solution.samples = samples;
     Ok(solution)

@@ -131,7 +131,7 @@ pub fn check_times(
     }
     let dt = match solver {
         SolverSpec::Euler { dt } | SolverSpec::Rk4 { dt } => *dt,
-        SolverSpec::Dopri5 { .. } => return Ok(times.to_vec()),
+        SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => return Ok(times.to_vec()),
     };
     let grid = revode_forward::TimeGrid::new(t0, t1, dt)?;
     let tolerance = ON_GRID_TOLERANCE * (t1 - t0);

@@ -809,7 +809,7 @@ pub fn fitted_traces(
                 SolverSpec::Euler { dt } | SolverSpec::Rk4 { dt } => {
                     ((sweep.tspan[1] - sweep.tspan[0]) / dt).round() as usize
                 }
-                SolverSpec::Dopri5 { .. } => points,
+                SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => points,
             };
             let every = (steps / points.max(1)).max(1);
             let solved = crate::solve(&p, Some(every))?;
