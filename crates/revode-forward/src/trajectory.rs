@@ -146,6 +146,35 @@ impl SampleRoom {
     }
 }
 
+/// The observer of an adaptive solve that keeps every sample it is handed
+/// in `samples`, growing them geometrically (at most to the rows of
+/// `max_steps` accepted steps sampled every `every`) only after `room` says
+/// the growth fits; with no room (no sampling asked) it just pushes.
+pub fn growing_sampler(
+    samples: &mut Trajectory,
+    room: Option<SampleRoom>,
+    max_steps: usize,
+    every: usize,
+) -> impl FnMut(f64, &[f64]) -> Result<(), ForwardError> + '_ {
+    // u_0, every s-th of at most max_steps accepted steps, and the last.
+    let max_rows = Trajectory::rows_for(max_steps, every);
+    move |t, u| {
+        if let (Some(room), true) = (room, samples.len() == samples.capacity()) {
+            let rows = room.grow(samples.len(), max_rows).map_err(|too_large| {
+                ForwardError::SamplesOutgrewMemory {
+                    every,
+                    rows: samples.len(),
+                    t,
+                    too_large,
+                }
+            })?;
+            samples.reserve_rows(rows);
+        }
+        samples.push(t, u);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,34 +226,5 @@ mod tests {
         assert!(room.check(Trajectory::rows_for(n, s - 1)).is_err());
         let tiny = SampleRoom::for_trajectory(MemoryLimit::Bytes(2 * row), 4).unwrap();
         assert_eq!(tiny.fitting_interval(n), None);
-    }
-}
-
-/// The observer of an adaptive solve that keeps every sample it is handed
-/// in `samples`, growing them geometrically (at most to the rows of
-/// `max_steps` accepted steps sampled every `every`) only after `room` says
-/// the growth fits; with no room (no sampling asked) it just pushes.
-pub fn growing_sampler(
-    samples: &mut Trajectory,
-    room: Option<SampleRoom>,
-    max_steps: usize,
-    every: usize,
-) -> impl FnMut(f64, &[f64]) -> Result<(), ForwardError> + '_ {
-    // u_0, every s-th of at most max_steps accepted steps, and the last.
-    let max_rows = Trajectory::rows_for(max_steps, every);
-    move |t, u| {
-        if let (Some(room), true) = (room, samples.len() == samples.capacity()) {
-            let rows = room.grow(samples.len(), max_rows).map_err(|too_large| {
-                ForwardError::SamplesOutgrewMemory {
-                    every,
-                    rows: samples.len(),
-                    t,
-                    too_large,
-                }
-            })?;
-            samples.reserve_rows(rows);
-        }
-        samples.push(t, u);
-        Ok(())
     }
 }
