@@ -134,7 +134,7 @@ pub enum ExprKind {
     Shift(NameRef, ExprId),
 }
 
-/// An expression node and where it starts (binary nodes: their operator).
+/// An expression node and where it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExprNode {
     pub kind: ExprKind,

@@ -404,7 +404,9 @@ impl State<'_, '_, '_> {
                 Op::Bin(b) => {
                     let rhs = self.pop_operand();
                     let lhs = self.pop_operand();
-                    self.push(ExprKind::Binary(b, lhs, rhs), pos);
+                    // where the expression starts (errors point there)
+                    let start = self.exprs.get(lhs).pos;
+                    self.push(ExprKind::Binary(b, lhs, rhs), start);
                 }
             }
         }

@@ -537,13 +537,15 @@ impl<'a> Lowerer<'a> {
                 );
             }
         }
+        let at = match (env.j, env.i) {
+            (Some(j), Some(i)) => format!(" at j = {j}, i' = {i}"),
+            (Some(j), None) => format!(" at j = {j}"),
+            (None, Some(i)) => format!(" at i' = {i}"),
+            (None, None) => String::new(),
+        };
         Located::new(
             pos,
-            format!(
-                "unknown name '{full}' (written '{}'{})",
-                name.written(),
-                at_j(env)
-            ),
+            format!("unknown name '{full}' (written '{}'{at})", name.written()),
         )
     }
 

@@ -871,7 +871,7 @@ mod tests {
             ("x' = i'", (1, 6), "summation index"),
             ("x' = sum(1)of(1)", (1, 6), "two bounds"),
             ("x' = sum(1,2)(1)", (1, 14), "expected 'of'"),
-            ("x' = shift(1+x, 1)", (1, 13), "must be the name"),
+            ("x' = shift(1+x, 1)", (1, 12), "must be the name"),
             ("%[1..2]\nx[1..2]' = 1\n%", (2, 2), "nesting"),
             ("%[1..2]\n%[1..2]\n%", (2, 1), "nesting"),
             ("%[1..2]\nx[j]' = 1", (1, 1), "not closed"),
