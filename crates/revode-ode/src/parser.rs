@@ -35,6 +35,10 @@ struct Block {
 pub fn parse_file(text: &str) -> Result<Parsed, Located> {
     let mut parsed = Parsed::default();
     let mut block: Option<Block> = None;
+    // Tokens of a line continued with a trailing '\' (XPPAUT's line
+    // continuation); each keeps its own line and column.
+    let mut pending: Vec<Token> = Vec::new();
+    let mut last_end = Pos::default();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim_start();
@@ -49,47 +53,23 @@ pub fn parse_file(text: &str) -> Result<Parsed, Located> {
             Some(at) => &raw[..at],
             None => raw,
         };
-        let tokens = tokenize(code, line)?;
-        if tokens.is_empty() {
-            continue;
-        }
-        if matches!(&tokens[..], [Token { tok: Tok::Ident(w), .. }] if w == "done") {
-            break;
-        }
-        let end = Pos {
+        let continued = code.trim_end().strip_suffix('\\');
+        pending.extend(tokenize(continued.unwrap_or(code), line)?);
+        last_end = Pos {
             line,
             col: code.chars().count() + 1,
         };
-        if tokens[0].tok == Tok::Other('%') {
-            block_line(&tokens, end, &mut parsed, &mut block)?;
+        if continued.is_some() {
             continue;
         }
-        let in_block = block.is_some();
-        let line_ctx = LineContext {
-            in_block,
-            in_array: in_block || tokens.iter().any(|t| t.tok == Tok::DotDot),
-        };
-        let mut stmts = Vec::new();
-        let mut range = None;
-        parse_line(
-            &tokens,
-            end,
-            &mut parsed.exprs,
-            line_ctx,
-            &mut stmts,
-            &mut range,
-        )?;
-        match (range, block.as_mut()) {
-            (Some(r), _) => parsed.items.push(Item::Repeat(Repeat {
-                lo: r.lo,
-                hi: r.hi,
-                pos: r.pos,
-                literal: r.literal,
-                stmts,
-            })),
-            (None, Some(b)) => b.repeat.stmts.extend(stmts),
-            (None, None) => parsed.items.extend(stmts.into_iter().map(Item::Stmt)),
+        let tokens = std::mem::take(&mut pending);
+        if logical_line(&tokens, last_end, &mut parsed, &mut block)? == Flow::Done {
+            pending.clear();
+            break;
         }
+    }
+    if !pending.is_empty() {
+        logical_line(&pending, last_end, &mut parsed, &mut block)?;
     }
     if let Some(b) = block {
         return fail(
@@ -98,6 +78,59 @@ pub fn parse_file(text: &str) -> Result<Parsed, Located> {
         );
     }
     Ok(parsed)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Next,
+    Done,
+}
+
+/// One line (joined with its continuations): its statements go into
+/// `parsed`, or into the open block.
+fn logical_line(
+    tokens: &[Token],
+    end: Pos,
+    parsed: &mut Parsed,
+    block: &mut Option<Block>,
+) -> Result<Flow, Located> {
+    if tokens.is_empty() {
+        return Ok(Flow::Next);
+    }
+    if matches!(tokens, [Token { tok: Tok::Ident(w), .. }] if w == "done") {
+        return Ok(Flow::Done);
+    }
+    if tokens[0].tok == Tok::Other('%') {
+        block_line(tokens, end, parsed, block)?;
+        return Ok(Flow::Next);
+    }
+    let in_block = block.is_some();
+    let line_ctx = LineContext {
+        in_block,
+        in_array: in_block || tokens.iter().any(|t| t.tok == Tok::DotDot),
+    };
+    let mut stmts = Vec::new();
+    let mut range = None;
+    parse_line(
+        tokens,
+        end,
+        &mut parsed.exprs,
+        line_ctx,
+        &mut stmts,
+        &mut range,
+    )?;
+    match (range, block.as_mut()) {
+        (Some(r), _) => parsed.items.push(Item::Repeat(Repeat {
+            lo: r.lo,
+            hi: r.hi,
+            pos: r.pos,
+            literal: r.literal,
+            stmts,
+        })),
+        (None, Some(b)) => b.repeat.stmts.extend(stmts),
+        (None, None) => parsed.items.extend(stmts.into_iter().map(Item::Stmt)),
+    }
+    Ok(Flow::Next)
 }
 
 /// `%[lo..hi]` opens a block, `%` alone closes it.
@@ -820,6 +853,22 @@ mod tests {
         assert!(
             matches!(s[17], Stmt::Option { name, value } if name.text == "meth" && value == "euler")
         );
+    }
+
+    #[test]
+    fn lines_continue_after_a_backslash() {
+        let p = parse("x = a + \\\n   b*c \\ # comment\n  - d\ny = 1\n");
+        let s = stmts(&p);
+        assert_eq!(s.len(), 2);
+        let Stmt::Fixed { expr, .. } = s[0] else {
+            panic!()
+        };
+        assert_eq!(show(&p, *expr), "(Sub (Add a (Mul b c)) d)");
+        // positions stay those of the physical lines
+        let e = err("x = a + \\\n  b +\n");
+        assert_eq!(e.pos, Pos { line: 2, col: 6 });
+        let e = err("x = (a + \\\n  b");
+        assert_eq!((e.pos.line, e.pos.col), (2, 4));
     }
 
     #[test]
