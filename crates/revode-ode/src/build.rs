@@ -86,7 +86,7 @@ fn defined_name(l: &mut Lowerer, lhs: &Lhs, j: Option<i64>) -> Result<String, Lo
     }
     let mut values = Vec::new();
     for e in lhs.name.indices() {
-        let k = l.integer(e, j, &format!("the index of '{}'", lhs.name.written()))?;
+        let k = l.integer(e, j, || format!("the index of '{}'", lhs.name.written()))?;
         if k < 0 {
             return fail(
                 lhs.pos,
@@ -221,8 +221,8 @@ fn declare_repeat(
     exprs: &Exprs,
     r: &Repeat,
 ) -> Result<(), Located> {
-    let lo = l.integer(r.lo, None, "the first index of the range")?;
-    let hi = l.integer(r.hi, None, "the last index of the range")?;
+    let lo = l.integer(r.lo, None, || "the first index of the range".into())?;
+    let hi = l.integer(r.hi, None, || "the last index of the range".into())?;
     if lo < 0 || hi < 0 {
         return fail(
             r.pos,

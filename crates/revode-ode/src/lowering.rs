@@ -241,25 +241,26 @@ pub struct Lowerer<'a> {
     active: Vec<Active>,
 }
 
-/// `x` as an integer, or why not.
-fn as_integer(x: Option<f64>, pos: Pos, what: &str) -> Result<i64, Located> {
+/// `x` as an integer, or why not (`what` names it; made only on error).
+fn as_integer(x: Option<f64>, pos: Pos, what: impl FnOnce() -> String) -> Result<i64, Located> {
     let Some(x) = x else {
         return fail(
             pos,
             format!(
-                "{what} must be a constant integer (numbers, 'number' constants, j, i'), \
-                 but it changes during the solve"
+                "{} must be a constant integer (numbers, 'number' constants, j, i'), \
+                 but it changes during the solve",
+                what()
             ),
         );
     };
     if !x.is_finite() {
-        return fail(pos, format!("{what} is not finite ({x})"));
+        return fail(pos, format!("{} is not finite ({x})", what()));
     }
     if x.fract() != 0.0 {
-        return fail(pos, format!("{what} is {x}, not an integer"));
+        return fail(pos, format!("{} is {x}, not an integer", what()));
     }
     if x.abs() > 9.0e15 {
-        return fail(pos, format!("{what} is {x}, too large"));
+        return fail(pos, format!("{} is {x}, too large", what()));
     }
     Ok(x as i64)
 }
@@ -318,7 +319,12 @@ impl<'a> Lowerer<'a> {
     }
 
     /// An integer-valued expression (a bound or an index) at `j`.
-    pub fn integer(&mut self, root: ExprId, j: Option<i64>, what: &str) -> Result<i64, Located> {
+    pub fn integer(
+        &mut self,
+        root: ExprId,
+        j: Option<i64>,
+        what: impl FnOnce() -> String,
+    ) -> Result<i64, Located> {
         let id = self.eval(root, Env::constant(j))?;
         as_integer(self.dag.constant(id), self.exprs.get(root).pos, what)
     }
@@ -505,8 +511,8 @@ impl<'a> Lowerer<'a> {
         let ids = self.pop_n(n);
         let mut values = Vec::with_capacity(n);
         for (&id, e) in ids.iter().zip(name.indices()) {
-            let what = format!("the index of '{}'{}", name.written(), at_j(env));
-            let k = as_integer(self.dag.constant(id), self.exprs.get(e).pos, &what)?;
+            let what = || format!("the index of '{}'{}", name.written(), at_j(env));
+            let k = as_integer(self.dag.constant(id), self.exprs.get(e).pos, what)?;
             if k < 0 {
                 return fail(
                     pos,
@@ -695,8 +701,8 @@ impl<'a> Lowerer<'a> {
             }
             ExprKind::Index(inner) => {
                 let id = self.pop();
-                let what = format!("the bracketed value{}", at_j(env));
-                let k = as_integer(self.dag.constant(id), self.exprs.get(*inner).pos, &what)?;
+                let what = || format!("the bracketed value{}", at_j(env));
+                let k = as_integer(self.dag.constant(id), self.exprs.get(*inner).pos, what)?;
                 self.constant(k as f64);
             }
             ExprKind::Call(name, args) => {
@@ -723,8 +729,8 @@ impl<'a> Lowerer<'a> {
             }
             ExprKind::Shift(name, offset) => {
                 let off = self.pop();
-                let what = format!("the offset of shift{}", at_j(env));
-                let off = as_integer(self.dag.constant(off), self.exprs.get(*offset).pos, &what)?;
+                let what = || format!("the offset of shift{}", at_j(env));
+                let off = as_integer(self.dag.constant(off), self.exprs.get(*offset).pos, what)?;
                 let base = match name.as_plain() {
                     Some(text) => text.to_string(),
                     None => self.indexed_name(name, pos, env)?,
@@ -909,10 +915,10 @@ impl<'a> Lowerer<'a> {
         let hi = self.pop();
         let lo = self.pop();
         let bound = |id: Id, at: ExprId, which: &str| -> Result<i64, Located> {
-            let what = format!("the {which} bound of sum{}", at_j(env));
+            let what = || format!("the {which} bound of sum{}", at_j(env));
             // As XPPAUT: the integer part of each bound.
             let x = self.dag.constant(id).map(f64::trunc);
-            as_integer(x, self.exprs.get(at).pos, &what)
+            as_integer(x, self.exprs.get(at).pos, what)
         };
         let (lo, hi) = (bound(lo, lo_e, "lower")?, bound(hi, hi_e, "upper")?);
         if lo > hi {
