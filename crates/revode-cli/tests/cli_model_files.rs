@@ -137,6 +137,17 @@ fn model_file_errors_are_one_located_line_with_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stdout(&o).is_empty());
     assert!(stderr(&o).starts_with(&format!("error: {}: cannot read", missing.display())));
+    assert!(stderr(&o).contains("no such file"), "{}", stderr(&o));
+    // a folder, with or without a trailing separator, is not a built-in name
+    for folder in [
+        dir.path().display().to_string(),
+        format!("{}/", dir.path().display()),
+    ] {
+        let o = run(&["check-model", &folder]);
+        assert_eq!(o.status.code(), Some(2), "{folder}");
+        assert!(stdout(&o).is_empty());
+        assert!(stderr(&o).contains("is a folder"), "{}", stderr(&o));
+    }
 }
 
 #[test]

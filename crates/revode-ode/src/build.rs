@@ -1,11 +1,16 @@
-//! From statements to the model's DAG: names resolved, declarations
-//! checked, fixed quantities sorted by dependency, user functions inlined.
+//! From statements to the model's DAG: arrays expanded, names defined and
+//! checked, then every fixed quantity, function, value and equation lowered
+//! ([`crate::lowering`]).
 
 use std::collections::HashMap;
 
-use crate::dag::{Bin, Dag, Id, Un};
+use crate::ast::{ExprKind, Exprs, Item, Lhs, Parsed, Piece, Repeat, Stmt, Value};
+use crate::dag::{Dag, Id};
 use crate::error::{fail, Located, Pos};
-use crate::parser::{BinOp, Expr, ExprKind, Name, Stmt};
+use crate::lowering::{
+    describe, unknown_function_message, unknown_name_message, Def, Env, FixedDef, FunctionDef,
+    Lowerer, BUILTINS, LOAD_TIME_FUNCTIONS,
+};
 
 /// A model as the DAG sees it.
 #[derive(Debug, Clone)]
@@ -23,468 +28,378 @@ pub struct Lowered {
     pub options: Vec<(String, String)>,
 }
 
-/// Built-in functions: name, arity.
-const BUILTINS: &[(&str, usize)] = &[
-    ("exp", 1),
-    ("ln", 1),
-    ("log", 1),
-    ("log10", 1),
-    ("sqrt", 1),
-    ("abs", 1),
-    ("sin", 1),
-    ("cos", 1),
-    ("tan", 1),
-    ("tanh", 1),
-    ("sinh", 1),
-    ("cosh", 1),
-    ("atan", 1),
-    ("heav", 1),
-    ("sign", 1),
-    ("min", 2),
-    ("max", 2),
-];
-
-/// XPPAUT functions outside the subset (named in the error).
-const XPP_UNSUPPORTED_FUNCTIONS: &[&str] = &[
-    "delay",
-    "ran",
-    "normal",
-    "besselj",
-    "bessely",
-    "besseli",
-    "erf",
-    "erfc",
-    "lgamma",
-    "flr",
-    "mod",
-    "shift",
-    "del_shift",
-    "ishift",
-    "sum",
-    "int",
-    "hom_bcs",
-    "asin",
-    "acos",
-    "atan2",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "gamma",
-    "poisson",
-    "not",
-];
-
 /// Words that cannot name anything.
-const RESERVED: &[&str] = &["t", "if", "then", "else", "done"];
+const RESERVED: &[&str] = &["t", "if", "then", "else", "done", "sum", "of", "shift"];
 
-#[derive(Debug, Clone, Copy)]
-enum Def {
-    Param(usize),
-    Number(f64),
-    State(usize),
-    Fixed(usize),
-    Function(usize),
-    Aux,
+/// A definition waiting for its expression to be lowered.
+struct Pending<T> {
+    name: String,
+    pos: Pos,
+    what: T,
+    j: Option<i64>,
 }
 
-struct FixedDef {
-    name: Name,
-    expr: Expr,
+#[derive(Default)]
+struct Definitions {
+    param_names: Vec<String>,
+    param_values: Vec<(Value, Option<i64>)>,
+    states: Vec<Pending<u32>>,
+    inits: Vec<Pending<Value>>,
+    /// Initial values by name (duplicates are errors).
+    init_seen: HashMap<String, Pos>,
+    aux: Vec<Pending<u32>>,
+    options: Vec<(String, String)>,
 }
 
-struct FunctionDef {
-    args: Vec<Name>,
-    body: Expr,
-}
-
-struct Builder {
-    dag: Dag,
-    defs: HashMap<String, (Def, Pos)>,
-    fixed: Vec<FixedDef>,
-    fixed_ids: Vec<Option<Id>>,
-    /// Fixed quantities being lowered (cycle detection), in order.
-    fixed_stack: Vec<usize>,
-    functions: Vec<FunctionDef>,
-    /// Functions being expanded (recursion detection).
-    function_stack: Vec<usize>,
-}
-
-fn describe(def: Def) -> &'static str {
-    match def {
-        Def::Param(_) => "a parameter",
-        Def::Number(_) => "a number",
-        Def::State(_) => "a state",
-        Def::Fixed(_) => "a fixed quantity",
-        Def::Function(_) => "a function",
-        Def::Aux => "an aux output",
+fn define(l: &mut Lowerer, text: &str, pos: Pos, def: Def) -> Result<(), Located> {
+    if RESERVED.contains(&text) {
+        return fail(pos, format!("'{text}' is reserved and cannot be defined"));
     }
+    if BUILTINS
+        .iter()
+        .chain(LOAD_TIME_FUNCTIONS)
+        .any(|(b, _)| *b == text)
+    {
+        return fail(
+            pos,
+            format!("'{text}' is a built-in function and cannot be redefined"),
+        );
+    }
+    if let Some((old, at)) = l.defs.get(text) {
+        return fail(
+            pos,
+            format!(
+                "'{text}' is already defined (as {} at line {})",
+                describe(*old),
+                at.line
+            ),
+        );
+    }
+    l.defs.insert(text.to_string(), (def, pos));
+    Ok(())
 }
 
-impl Builder {
-    fn define(&mut self, name: &Name, def: Def) -> Result<(), Located> {
-        let text = name.text.as_str();
-        if RESERVED.contains(&text) {
+/// The name `lhs` defines at array index `j`.
+fn defined_name(l: &mut Lowerer, lhs: &Lhs, j: Option<i64>) -> Result<String, Located> {
+    if let Some(text) = lhs.name.as_plain() {
+        return Ok(text.to_string());
+    }
+    let mut values = Vec::new();
+    for e in lhs.name.indices() {
+        let k = l.integer(e, j, || format!("the index of '{}'", lhs.name.written()))?;
+        if k < 0 {
             return fail(
-                name.pos,
-                format!("'{text}' is reserved and cannot be defined"),
-            );
-        }
-        if BUILTINS.iter().any(|(b, _)| *b == text) {
-            return fail(
-                name.pos,
-                format!("'{text}' is a built-in function and cannot be redefined"),
-            );
-        }
-        if let Some((old, at)) = self.defs.get(text) {
-            return fail(
-                name.pos,
+                lhs.pos,
                 format!(
-                    "'{text}' is already defined (as {} at line {})",
-                    describe(*old),
-                    at.line
+                    "index {k} of '{}' is negative: array names are the root and a \
+                     non-negative integer",
+                    lhs.name.written()
                 ),
             );
         }
-        self.defs.insert(text.to_string(), (def, name.pos));
-        Ok(())
+        values.push(k);
     }
-
-    fn fixed_id(&mut self, k: usize) -> Result<Id, Located> {
-        if let Some(id) = self.fixed_ids[k] {
-            return Ok(id);
-        }
-        if let Some(at) = self.fixed_stack.iter().position(|&j| j == k) {
-            let mut names: Vec<&str> = self.fixed_stack[at..]
-                .iter()
-                .map(|&j| self.fixed[j].name.text.as_str())
-                .collect();
-            names.push(&self.fixed[k].name.text);
-            return fail(
-                self.fixed[k].name.pos,
-                format!("cycle among fixed quantities: {}", names.join(" -> ")),
-            );
-        }
-        self.fixed_stack.push(k);
-        let expr = self.fixed[k].expr.clone();
-        let id = self.lower(&expr, &HashMap::new())?;
-        self.fixed_stack.pop();
-        self.fixed_ids[k] = Some(id);
-        Ok(id)
-    }
-
-    fn lower(&mut self, e: &Expr, locals: &HashMap<String, Id>) -> Result<Id, Located> {
-        Ok(match &e.kind {
-            ExprKind::Num(x) => self.dag.constant_node(*x),
-            ExprKind::Name(name) => {
-                if let Some(&id) = locals.get(name) {
-                    return Ok(id);
-                }
-                if name == "t" {
-                    return Ok(self.dag.time());
-                }
-                match self.defs.get(name).map(|d| d.0) {
-                    Some(Def::Param(k)) => self.dag.param(k),
-                    Some(Def::Number(x)) => self.dag.constant_node(x),
-                    Some(Def::State(i)) => self.dag.state(i),
-                    Some(Def::Fixed(k)) => self.fixed_id(k)?,
-                    Some(Def::Function(_)) => {
-                        return fail(
-                            e.pos,
-                            format!("'{name}' is a function: call it as {name}(…)"),
-                        )
-                    }
-                    Some(Def::Aux) => {
-                        return fail(
-                            e.pos,
-                            format!(
-                                "'{name}' is an aux output and cannot be used in equations \
-                                 (define a fixed quantity and report it with aux)"
-                            ),
-                        )
-                    }
-                    None if BUILTINS.iter().any(|(b, _)| b == name) => {
-                        return fail(
-                            e.pos,
-                            format!("'{name}' is a built-in function: call it as {name}(…)"),
-                        )
-                    }
-                    None => return fail(e.pos, format!("unknown name '{name}'")),
-                }
-            }
-            ExprKind::Neg(a) => {
-                let a = self.lower(a, locals)?;
-                self.dag.neg(a)
-            }
-            ExprKind::Binary(op, a, b) => {
-                let a = self.lower(a, locals)?;
-                let b = self.lower(b, locals)?;
-                let op = match op {
-                    BinOp::Add => Bin::Add,
-                    BinOp::Sub => Bin::Sub,
-                    BinOp::Mul => Bin::Mul,
-                    BinOp::Div => Bin::Div,
-                    BinOp::Pow => Bin::Pow,
-                    BinOp::Lt => Bin::Lt,
-                    BinOp::Gt => Bin::Gt,
-                    BinOp::Le => Bin::Le,
-                    BinOp::Ge => Bin::Ge,
-                    BinOp::Eq => Bin::Eq,
-                    BinOp::Ne => Bin::Ne,
-                    BinOp::And => Bin::And,
-                    BinOp::Or => Bin::Or,
-                };
-                self.dag.bin(op, a, b)
-            }
-            ExprKind::If(c, a, b) => {
-                let c = self.lower(c, locals)?;
-                let a = self.lower(a, locals)?;
-                let b = self.lower(b, locals)?;
-                self.dag.select(c, a, b)
-            }
-            ExprKind::Call(name, args) => self.call(e.pos, name, args, locals)?,
-        })
-    }
-
-    fn call(
-        &mut self,
-        pos: Pos,
-        name: &str,
-        args: &[Expr],
-        locals: &HashMap<String, Id>,
-    ) -> Result<Id, Located> {
-        let arity_error = |want: usize| {
-            fail(
-                pos,
-                format!(
-                    "function '{name}' takes {want} argument{}, got {}",
-                    if want == 1 { "" } else { "s" },
-                    args.len()
-                ),
-            )
-        };
-        if locals.contains_key(name) {
-            return fail(pos, format!("'{name}' is an argument, not a function"));
-        }
-        if let Some(&(_, arity)) = BUILTINS.iter().find(|(b, _)| *b == name) {
-            if args.len() != arity {
-                return arity_error(arity);
-            }
-            let mut ids = Vec::with_capacity(arity);
-            for a in args {
-                ids.push(self.lower(a, locals)?);
-            }
-            let un = |op| (op, ids[0]);
-            let (op, x) = match name {
-                "min" => return Ok(self.dag.bin(Bin::Min, ids[0], ids[1])),
-                "max" => return Ok(self.dag.bin(Bin::Max, ids[0], ids[1])),
-                "exp" => un(Un::Exp),
-                "ln" | "log" => un(Un::Ln),
-                "log10" => un(Un::Log10),
-                "sqrt" => un(Un::Sqrt),
-                "abs" => un(Un::Abs),
-                "sin" => un(Un::Sin),
-                "cos" => un(Un::Cos),
-                "tan" => un(Un::Tan),
-                "tanh" => un(Un::Tanh),
-                "sinh" => un(Un::Sinh),
-                "cosh" => un(Un::Cosh),
-                "atan" => un(Un::Atan),
-                "heav" => un(Un::Heav),
-                "sign" => un(Un::Sign),
-                _ => unreachable!("every built-in is listed"),
-            };
-            return Ok(self.dag.un(op, x));
-        }
-        let k = match self.defs.get(name).map(|d| d.0) {
-            Some(Def::Function(k)) => k,
-            Some(other) => {
-                return fail(
-                    pos,
-                    format!("'{name}' is {}, not a function", describe(other)),
-                )
-            }
-            None if XPP_UNSUPPORTED_FUNCTIONS.contains(&name) => {
-                return fail(
-                    pos,
-                    format!("'{name}' is an XPPAUT function revode does not support"),
-                )
-            }
-            None => return fail(pos, format!("unknown function '{name}'")),
-        };
-        let want = self.functions[k].args.len();
-        if args.len() != want {
-            return arity_error(want);
-        }
-        if self.function_stack.contains(&k) {
-            return fail(
-                pos,
-                format!("function '{name}' calls itself (recursion is not supported)"),
-            );
-        }
-        let mut inner = HashMap::new();
-        for (arg, e) in self.functions[k].args.clone().iter().zip(args) {
-            let id = self.lower(e, locals)?;
-            inner.insert(arg.text.clone(), id);
-        }
-        self.function_stack.push(k);
-        let body = self.functions[k].body.clone();
-        let id = self.lower(&body, &inner);
-        self.function_stack.pop();
-        id
-    }
+    Ok(lhs.name.with_indices(&values))
 }
 
-/// Checks the statements and builds the DAG.
-pub fn lower(stmts: Vec<Stmt>) -> Result<Lowered, Located> {
-    let mut b = Builder {
-        dag: Dag::default(),
-        defs: HashMap::new(),
-        fixed: Vec::new(),
-        fixed_ids: Vec::new(),
-        fixed_stack: Vec::new(),
-        functions: Vec::new(),
-        function_stack: Vec::new(),
-    };
-    let mut param_names = Vec::new();
-    let mut p0 = Vec::new();
-    let mut states: Vec<(Name, Expr)> = Vec::new();
-    let mut inits: Vec<(Name, f64)> = Vec::new();
-    let mut aux: Vec<(Name, Expr)> = Vec::new();
-    let mut options = Vec::new();
-    for stmt in stmts {
-        match stmt {
-            Stmt::Param { name, value } => {
-                b.define(&name, Def::Param(param_names.len()))?;
-                param_names.push(name.text);
-                p0.push(value);
-            }
-            Stmt::Number { name, value } => b.define(&name, Def::Number(value))?,
-            Stmt::Init { name, value } => {
-                if let Some((first, _)) = inits.iter().find(|(n, _)| n.text == name.text) {
-                    return fail(
-                        name.pos,
-                        format!(
-                            "initial value of '{}' given twice (first at line {})",
-                            name.text, first.pos.line
-                        ),
-                    );
-                }
-                inits.push((name, value));
-            }
-            Stmt::Deriv { name, expr } => {
-                if let Some((Def::State(_), at)) = b.defs.get(&name.text) {
-                    return fail(
-                        name.pos,
-                        format!(
-                            "second derivative equation for '{}' (first at line {})",
-                            name.text, at.line
-                        ),
-                    );
-                }
-                b.define(&name, Def::State(states.len()))?;
-                states.push((name, expr));
-            }
-            Stmt::Fixed { name, expr } => {
-                b.define(&name, Def::Fixed(b.fixed.len()))?;
-                b.fixed.push(FixedDef { name, expr });
-                b.fixed_ids.push(None);
-            }
-            Stmt::Function { name, args, body } => {
-                for (i, a) in args.iter().enumerate() {
-                    if args[..i].iter().any(|o| o.text == a.text) {
-                        return fail(a.pos, format!("argument '{}' appears twice", a.text));
-                    }
-                    if a.text == "t" {
-                        return fail(a.pos, "'t' is the time and cannot be an argument name");
-                    }
-                }
-                b.define(&name, Def::Function(b.functions.len()))?;
-                b.functions.push(FunctionDef { args, body });
-            }
-            Stmt::Aux { name, expr } => {
-                b.define(&name, Def::Aux)?;
-                aux.push((name, expr));
-            }
-            Stmt::Option { name, value } => options.push((name.text, value)),
+/// Defines the names of one statement at array index `j`.
+fn declare(
+    l: &mut Lowerer,
+    d: &mut Definitions,
+    stmt: &Stmt,
+    j: Option<i64>,
+) -> Result<(), Located> {
+    match stmt {
+        Stmt::Param { name, value } => {
+            let text = defined_name(l, name, j)?;
+            define(l, &text, name.pos, Def::Param(d.param_names.len()))?;
+            d.param_names.push(text);
+            d.param_values.push((*value, j));
         }
-    }
-    // Every state needs an initial value, every initial value a state.
-    let mut u0 = vec![f64::NAN; states.len()];
-    for (name, value) in &inits {
-        match b.defs.get(&name.text) {
-            Some((Def::State(i), _)) => u0[*i] = *value,
-            Some((other, _)) => {
+        Stmt::Number { name, value } => {
+            let text = defined_name(l, name, j)?;
+            let id = l.eval(value.expr, Env::constant(j))?;
+            let x = constant_value(l, id, value.pos, &format!("number '{text}'"))?;
+            define(l, &text, name.pos, Def::Number(x))?;
+        }
+        Stmt::Init { name, value } => {
+            let text = defined_name(l, name, j)?;
+            if let Some(first) = d.init_seen.get(&text) {
                 return fail(
                     name.pos,
                     format!(
+                        "initial value of '{text}' given twice (first at line {})",
+                        first.line
+                    ),
+                );
+            }
+            d.init_seen.insert(text.clone(), name.pos);
+            d.inits.push(Pending {
+                name: text,
+                pos: name.pos,
+                what: *value,
+                j,
+            });
+        }
+        Stmt::Deriv { name, expr } => {
+            let text = defined_name(l, name, j)?;
+            if let Some((Def::State(_), at)) = l.defs.get(&text) {
+                return fail(
+                    name.pos,
+                    format!(
+                        "second derivative equation for '{text}' (first at line {})",
+                        at.line
+                    ),
+                );
+            }
+            define(l, &text, name.pos, Def::State(d.states.len()))?;
+            d.states.push(Pending {
+                name: text,
+                pos: name.pos,
+                what: *expr,
+                j,
+            });
+        }
+        Stmt::Fixed { name, expr } => {
+            let text = defined_name(l, name, j)?;
+            define(l, &text, name.pos, Def::Fixed(l.fixed.len()))?;
+            l.fixed.push(FixedDef::new(text, name.pos, *expr, j));
+        }
+        Stmt::Function { name, args, body } => {
+            define(l, &name.text, name.pos, Def::Function(l.functions.len()))?;
+            l.functions
+                .push(FunctionDef::new(name.text.clone(), args.len(), *body, j));
+        }
+        Stmt::Aux { name, expr } => {
+            let text = defined_name(l, name, j)?;
+            define(l, &text, name.pos, Def::Aux)?;
+            d.aux.push(Pending {
+                name: text,
+                pos: name.pos,
+                what: *expr,
+                j,
+            });
+        }
+        Stmt::Option { name, value } => d.options.push((name.text.clone(), value.clone())),
+    }
+    Ok(())
+}
+
+/// The constant value of `id`, or an error naming `what`.
+fn constant_value(l: &Lowerer, id: Id, pos: Pos, what: &str) -> Result<f64, Located> {
+    let Some(x) = l.dag.constant(id) else {
+        return fail(
+            pos,
+            format!(
+                "the value of {what} must be a constant (numbers, 'number' constants, j and \
+                 functions of them), but it depends on a state, a parameter or t"
+            ),
+        );
+    };
+    if !x.is_finite() {
+        return fail(pos, format!("the value of {what} is not finite ({x})"));
+    }
+    Ok(x)
+}
+
+/// The statement's defined name, for arrays registered by their range.
+fn lhs_of(stmt: &Stmt) -> Option<&Lhs> {
+    match stmt {
+        Stmt::Param { name, .. }
+        | Stmt::Number { name, .. }
+        | Stmt::Deriv { name, .. }
+        | Stmt::Fixed { name, .. }
+        | Stmt::Aux { name, .. } => Some(name),
+        Stmt::Init { .. } | Stmt::Function { .. } | Stmt::Option { .. } => None,
+    }
+}
+
+/// Expands `repeat` for each `j` of its range.
+fn declare_repeat(
+    l: &mut Lowerer,
+    d: &mut Definitions,
+    exprs: &Exprs,
+    r: &Repeat,
+) -> Result<(), Located> {
+    let lo = l.integer(r.lo, None, || "the first index of the range".into())?;
+    let hi = l.integer(r.hi, None, || "the last index of the range".into())?;
+    if lo < 0 || hi < 0 {
+        return fail(
+            r.pos,
+            format!(
+                "the range [{lo}..{hi}] has a negative index: array names are the root and a \
+                 non-negative integer"
+            ),
+        );
+    }
+    if hi < lo && !r.literal {
+        return fail(
+            r.pos,
+            format!(
+                "empty range: its bounds are [{lo}..{hi}] (a range with named bounds needs \
+                 first ≤ last; only literal ranges like [10..1] count down, as in XPPAUT)"
+            ),
+        );
+    }
+    let count = lo.abs_diff(hi) + 1;
+    l.charge(count.saturating_mul(r.stmts.len() as u64), r.pos)?;
+    let (first, last) = (lo.min(hi), lo.max(hi));
+    for stmt in &r.stmts {
+        if let Some(lhs) = lhs_of(stmt) {
+            if let [Piece::Text(root), Piece::Index(e)] = lhs.name.pieces.as_slice() {
+                if exprs.get(*e).kind == ExprKind::ArrayIndex {
+                    l.arrays.insert(root.clone(), (first, last));
+                }
+            }
+        }
+    }
+    let step = if hi >= lo { 1 } else { -1 };
+    let mut j = lo;
+    loop {
+        for stmt in &r.stmts {
+            declare(l, d, stmt, Some(j))?;
+        }
+        if j == hi {
+            return Ok(());
+        }
+        j += step;
+    }
+}
+
+/// Every plain name and called function is defined (also in branches a
+/// constant condition drops, and in functions nobody calls).
+fn check_names(l: &Lowerer, exprs: &Exprs) -> Result<(), Located> {
+    for node in exprs.iter() {
+        match &node.kind {
+            ExprKind::Name(name) => {
+                if let Some(text) = name.as_plain() {
+                    if !l.defs.contains_key(text) && !matches!(text, "t" | "pi" | "j") {
+                        return fail(node.pos, unknown_name_message(text));
+                    }
+                }
+            }
+            ExprKind::Call(name, _) => {
+                let known = BUILTINS
+                    .iter()
+                    .chain(LOAD_TIME_FUNCTIONS)
+                    .any(|(b, _)| b == name)
+                    || l.defs.contains_key(name);
+                if !known {
+                    return fail(node.pos, unknown_function_message(name));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks the statements and builds the DAG.
+pub fn lower(parsed: Parsed) -> Result<Lowered, Located> {
+    let Parsed { exprs, items } = parsed;
+    let mut l = Lowerer::new(&exprs);
+    let mut d = Definitions::default();
+    // Numbers first: ranges and indices may use them wherever they are declared.
+    for item in &items {
+        if let Item::Stmt(stmt @ Stmt::Number { .. }) = item {
+            declare(&mut l, &mut d, stmt, None)?;
+        }
+    }
+    for item in &items {
+        match item {
+            Item::Stmt(Stmt::Number { .. }) => {}
+            Item::Stmt(stmt) => declare(&mut l, &mut d, stmt, None)?,
+            Item::Repeat(r) => declare_repeat(&mut l, &mut d, &exprs, r)?,
+        }
+    }
+    l.n_states = d.states.len();
+    l.n_params = d.param_names.len();
+    check_names(&l, &exprs)?;
+    // Every state needs an initial value, every initial value a state.
+    let mut init_of: Vec<Option<usize>> = vec![None; d.states.len()];
+    for (k, init) in d.inits.iter().enumerate() {
+        match l.defs.get(&init.name) {
+            Some((Def::State(i), _)) => init_of[*i] = Some(k),
+            Some((other, _)) => {
+                return fail(
+                    init.pos,
+                    format!(
                         "initial value for '{}', which is {}, not a state (states are defined by {}' = …)",
-                        name.text,
+                        init.name,
                         describe(*other),
-                        name.text
+                        init.name
                     ),
                 )
             }
             None => {
                 return fail(
-                    name.pos,
+                    init.pos,
                     format!(
                         "initial value for '{}', which has no derivative (add {}' = …)",
-                        name.text, name.text
+                        init.name, init.name
                     ),
                 )
             }
         }
     }
-    for (i, (name, _)) in states.iter().enumerate() {
-        if u0[i].is_nan() {
+    for (state, init) in d.states.iter().zip(&init_of) {
+        if init.is_none() {
             return fail(
-                name.pos,
+                state.pos,
                 format!(
                     "state '{}' has no initial value (add 'init {}=…' or '{}(0)=…')",
-                    name.text, name.text, name.text
+                    state.name, state.name, state.name
                 ),
             );
         }
     }
-    if states.is_empty() {
+    if d.states.is_empty() {
         return fail(
             Pos::default(),
             "no state: the file has no derivative equation (v' = … or dv/dt = …)",
         );
     }
     // Every fixed quantity and function is checked, used or not.
-    for k in 0..b.fixed.len() {
-        b.fixed_id(k)?;
+    for k in 0..l.fixed.len() {
+        l.fixed_node(k)?;
     }
-    for k in 0..b.functions.len() {
-        let placeholders: HashMap<String, Id> = b.functions[k]
-            .args
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.text.clone(), b.dag.lambda(u32::MAX as usize - i)))
+    for k in 0..l.functions.len() {
+        let placeholders: Vec<Id> = (0..l.functions[k].n_args)
+            .map(|i| l.dag.lambda(u32::MAX as usize - i))
             .collect();
-        let body = b.functions[k].body.clone();
-        b.function_stack.push(k);
-        b.lower(&body, &placeholders)?;
-        b.function_stack.pop();
+        let body = l.functions[k].body;
+        l.call(k, placeholders, exprs.get(body).pos)?;
     }
-    let mut rhs = Vec::with_capacity(states.len());
-    for (_, expr) in &states {
-        rhs.push(b.lower(expr, &HashMap::new())?);
+    let mut p0 = Vec::with_capacity(d.param_values.len());
+    for (k, (value, j)) in d.param_values.iter().enumerate() {
+        let id = l.eval(value.expr, Env::at(*j))?;
+        let what = format!("parameter '{}'", d.param_names[k]);
+        p0.push(constant_value(&l, id, value.pos, &what)?);
     }
-    let mut aux_ids = Vec::with_capacity(aux.len());
-    for (_, expr) in &aux {
-        aux_ids.push(b.lower(expr, &HashMap::new())?);
+    let mut u0 = Vec::with_capacity(d.states.len());
+    for (state, init) in d.states.iter().zip(&init_of) {
+        let init = &d.inits[init.unwrap_or_default()];
+        let id = l.eval(init.what.expr, Env::at(init.j))?;
+        let what = format!("the initial value of '{}'", state.name);
+        u0.push(constant_value(&l, id, init.what.pos, &what)?);
+    }
+    let mut rhs = Vec::with_capacity(d.states.len());
+    for s in &d.states {
+        rhs.push(l.eval(s.what, Env::at(s.j))?);
+    }
+    let mut aux = Vec::with_capacity(d.aux.len());
+    for a in &d.aux {
+        aux.push(l.eval(a.what, Env::at(a.j))?);
     }
     Ok(Lowered {
-        dag: b.dag,
-        state_names: states.into_iter().map(|(n, _)| n.text).collect(),
+        dag: l.dag,
+        state_names: d.states.into_iter().map(|s| s.name).collect(),
         u0,
-        param_names,
+        param_names: d.param_names,
         p0,
         rhs,
-        aux_names: aux.into_iter().map(|(n, _)| n.text).collect(),
-        aux: aux_ids,
-        options,
+        aux_names: d.aux.into_iter().map(|a| a.name).collect(),
+        aux,
+        options: d.options,
     })
 }

@@ -15,6 +15,9 @@ pub enum Tok {
     LParen,
     RParen,
     LBracket,
+    RBracket,
+    /// `..` (array ranges `x[1..n]`)
+    DotDot,
     Comma,
     Assign,
     /// `'` (as in `v' = …`)
@@ -45,6 +48,8 @@ impl Tok {
             Tok::LParen => "'('".into(),
             Tok::RParen => "')'".into(),
             Tok::LBracket => "'['".into(),
+            Tok::RBracket => "']'".into(),
+            Tok::DotDot => "'..'".into(),
             Tok::Comma => "','".into(),
             Tok::Assign => "'='".into(),
             Tok::Prime => "\"'\"".into(),
@@ -66,6 +71,15 @@ impl Tok {
 pub struct Token {
     pub tok: Tok,
     pub pos: Pos,
+    /// Its length in characters (so `W_[i]_[k]` can tell adjacent pieces).
+    pub len: usize,
+}
+
+impl Token {
+    /// The column just after this token.
+    pub fn end_col(&self) -> usize {
+        self.pos.col + self.len
+    }
 }
 
 /// Tokens of `text` (one line, comment already removed); `line` is 1-based.
@@ -86,18 +100,24 @@ pub fn tokenize(text: &str, line: usize) -> Result<Vec<Token>, Located> {
                 let (x, len) = number(&chars[i..], pos)?;
                 (Tok::Num(x), len)
             } else if c.is_alphabetic() || c == '_' {
-                let len = chars[i..]
-                    .iter()
-                    .take_while(|c| c.is_alphanumeric() || **c == '_' || **c == '.')
-                    .count();
-                // A trailing '.' is not part of a name (XPPAUT allows dots inside names).
-                let mut len = len;
-                while chars[i + len - 1] == '.' {
-                    len -= 1;
+                // XPPAUT allows dots inside names, but not a trailing one,
+                // and `..` (a range, `x[n..m]`) ends a name.
+                let mut len = 1;
+                while let Some(&d) = chars.get(i + len) {
+                    let dot_inside = d == '.'
+                        && chars
+                            .get(i + len + 1)
+                            .is_some_and(|e| e.is_alphanumeric() || *e == '_');
+                    if d.is_alphanumeric() || d == '_' || dot_inside {
+                        len += 1;
+                    } else {
+                        break;
+                    }
                 }
                 (Tok::Ident(chars[i..i + len].iter().collect()), len)
             } else {
                 match (c, next) {
+                    ('.', Some('.')) => (Tok::DotDot, 2),
                     ('*', Some('*')) => (Tok::Pow, 2),
                     ('<', Some('=')) => (Tok::Le, 2),
                     ('>', Some('=')) => (Tok::Ge, 2),
@@ -111,6 +131,7 @@ pub fn tokenize(text: &str, line: usize) -> Result<Vec<Token>, Located> {
                     ('(', _) => (Tok::LParen, 1),
                     (')', _) => (Tok::RParen, 1),
                     ('[', _) => (Tok::LBracket, 1),
+                    (']', _) => (Tok::RBracket, 1),
                     (',', _) => (Tok::Comma, 1),
                     ('=', _) => (Tok::Assign, 1),
                     ('\'', _) => (Tok::Prime, 1),
@@ -122,7 +143,7 @@ pub fn tokenize(text: &str, line: usize) -> Result<Vec<Token>, Located> {
                     (c, _) => (Tok::Other(c), 1),
                 }
             };
-        out.push(Token { tok, pos });
+        out.push(Token { tok, pos, len });
         i += len;
     }
     Ok(out)
@@ -138,7 +159,8 @@ fn number(chars: &[char], pos: Pos) -> Result<(f64, usize), Located> {
             .count()
     };
     n += digits(n);
-    if chars.get(n) == Some(&'.') {
+    // `1..n` is a range: its dot is not a decimal point.
+    if chars.get(n) == Some(&'.') && chars.get(n + 1) != Some(&'.') {
         n += 1;
         n += digits(n);
     }
@@ -161,6 +183,12 @@ fn number(chars: &[char], pos: Pos) -> Result<(f64, usize), Located> {
     let x: f64 = text
         .parse()
         .map_err(|_| Located::new(pos, format!("malformed number '{text}'")))?;
+    if !x.is_finite() {
+        return fail(
+            pos,
+            format!("number '{text}' is too large (not finite as a 64-bit float)"),
+        );
+    }
     Ok((x, n))
 }
 

@@ -21,12 +21,15 @@
 //! assert_eq!(du, [-6.0]);
 //! ```
 
+mod ast;
 mod build;
 pub mod dag;
 mod diff;
 mod error;
+mod expr_parser;
 mod jit;
 mod lexer;
+mod lowering;
 mod model;
 mod parser;
 pub mod program;

@@ -76,7 +76,13 @@ impl OdeModel {
             file: shown.clone(),
             line: 0,
             col: 0,
-            message: format!("cannot read the model file: {e}"),
+            message: match e.kind() {
+                _ if path.is_dir() => "cannot read the model file: it is a folder".to_string(),
+                std::io::ErrorKind::NotFound => {
+                    "cannot read the model file: no such file".to_string()
+                }
+                _ => format!("cannot read the model file: {e}"),
+            },
         })?;
         let name = path
             .file_name()

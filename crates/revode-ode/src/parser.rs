@@ -1,90 +1,16 @@
-//! Lines of a model file into statements; expressions into trees.
+//! Lines of a model file into statements.
 //!
 //! The grammar is line based, as in XPPAUT: one statement per line (a
 //! declaration line may list several names), `#` starts a comment, `done`
-//! ends the file. See docs/model-files.md for the accepted subset.
+//! ends the file. A line whose defined name carries a range (`x[1..n]' = …`)
+//! is repeated for `j = 1..n`; so are the lines of a `%[lo..hi] … %` block.
+//! Expressions are read by [`crate::expr_parser`]. See docs/model-files.md
+//! for the accepted subset.
 
+use crate::ast::{ExprKind, Exprs, Item, Lhs, Name, NameRef, Parsed, Piece, Repeat, Stmt, Value};
 use crate::error::{fail, Located, Pos};
+use crate::expr_parser::{expression, ExprContext};
 use crate::lexer::{tokenize, Tok, Token};
-
-/// Binary operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinOp {
-    Add,
-    Sub,
-    Mul,
-    Div,
-    Pow,
-    Lt,
-    Gt,
-    Le,
-    Ge,
-    Eq,
-    Ne,
-    And,
-    Or,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExprKind {
-    Num(f64),
-    Name(String),
-    Call(String, Vec<Expr>),
-    Neg(Box<Expr>),
-    Binary(BinOp, Box<Expr>, Box<Expr>),
-    If(Box<Expr>, Box<Expr>, Box<Expr>),
-}
-
-/// An expression and where it starts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Expr {
-    pub kind: ExprKind,
-    pub pos: Pos,
-}
-
-/// A name with its position.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Name {
-    pub text: String,
-    pub pos: Pos,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Stmt {
-    Param {
-        name: Name,
-        value: f64,
-    },
-    Number {
-        name: Name,
-        value: f64,
-    },
-    Init {
-        name: Name,
-        value: f64,
-    },
-    Deriv {
-        name: Name,
-        expr: Expr,
-    },
-    Fixed {
-        name: Name,
-        expr: Expr,
-    },
-    Function {
-        name: Name,
-        args: Vec<Name>,
-        body: Expr,
-    },
-    Aux {
-        name: Name,
-        expr: Expr,
-    },
-    Option {
-        name: Name,
-        value: String,
-    },
-}
 
 /// XPPAUT statements outside the supported subset, by their leading word.
 const UNSUPPORTED_KEYWORDS: &[&str] = &[
@@ -92,9 +18,27 @@ const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "solv", "only", "#include",
 ];
 
-/// Parses a whole file into statements (up to `done`).
-pub fn parse_file(text: &str) -> Result<Vec<Stmt>, Located> {
-    let mut out = Vec::new();
+/// A range `[lo..hi]` read on a line.
+struct LineRange {
+    lo: u32,
+    hi: u32,
+    pos: Pos,
+    literal: bool,
+}
+
+/// An open `%[lo..hi]` block and the statements read in it so far.
+struct Block {
+    repeat: Repeat,
+}
+
+/// Parses a whole file (up to `done`).
+pub fn parse_file(text: &str) -> Result<Parsed, Located> {
+    let mut parsed = Parsed::default();
+    let mut block: Option<Block> = None;
+    // Tokens of a line continued with a trailing '\' (XPPAUT's line
+    // continuation); each keeps its own line and column.
+    let mut pending: Vec<Token> = Vec::new();
+    let mut last_end = Pos::default();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
         let trimmed = raw.trim_start();
@@ -109,42 +53,200 @@ pub fn parse_file(text: &str) -> Result<Vec<Stmt>, Located> {
             Some(at) => &raw[..at],
             None => raw,
         };
-        let tokens = tokenize(code, line)?;
-        if tokens.is_empty() {
+        let continued = code.trim_end().strip_suffix('\\');
+        pending.extend(tokenize(continued.unwrap_or(code), line)?);
+        last_end = Pos {
+            line,
+            col: code.chars().count() + 1,
+        };
+        if continued.is_some() {
             continue;
         }
-        if matches!(&tokens[..], [Token { tok: Tok::Ident(w), .. }] if w == "done") {
+        let tokens = std::mem::take(&mut pending);
+        if logical_line(&tokens, last_end, &mut parsed, &mut block)? == Flow::Done {
+            pending.clear();
             break;
         }
-        parse_line(&tokens, line, code.chars().count() + 1, &mut out)?;
     }
-    Ok(out)
+    if !pending.is_empty() {
+        logical_line(&pending, last_end, &mut parsed, &mut block)?;
+    }
+    if let Some(b) = block {
+        return fail(
+            b.repeat.pos,
+            "this '%[lo..hi]' block is not closed (end it with a line '%')",
+        );
+    }
+    Ok(parsed)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Next,
+    Done,
+}
+
+/// One line (joined with its continuations): its statements go into
+/// `parsed`, or into the open block.
+fn logical_line(
+    tokens: &[Token],
+    end: Pos,
+    parsed: &mut Parsed,
+    block: &mut Option<Block>,
+) -> Result<Flow, Located> {
+    if tokens.is_empty() {
+        return Ok(Flow::Next);
+    }
+    if matches!(tokens, [Token { tok: Tok::Ident(w), .. }] if w == "done") {
+        return Ok(Flow::Done);
+    }
+    if tokens[0].tok == Tok::Other('%') {
+        block_line(tokens, end, parsed, block)?;
+        return Ok(Flow::Next);
+    }
+    let in_block = block.is_some();
+    let line_ctx = LineContext {
+        in_block,
+        in_array: in_block || tokens.iter().any(|t| t.tok == Tok::DotDot),
+    };
+    let mut stmts = Vec::new();
+    let mut range = None;
+    parse_line(
+        tokens,
+        end,
+        &mut parsed.exprs,
+        line_ctx,
+        &mut stmts,
+        &mut range,
+    )?;
+    match (range, block.as_mut()) {
+        (Some(r), _) => parsed.items.push(Item::Repeat(Repeat {
+            lo: r.lo,
+            hi: r.hi,
+            pos: r.pos,
+            literal: r.literal,
+            stmts,
+        })),
+        (None, Some(b)) => b.repeat.stmts.extend(stmts),
+        (None, None) => parsed.items.extend(stmts.into_iter().map(Item::Stmt)),
+    }
+    Ok(Flow::Next)
+}
+
+/// `%[lo..hi]` opens a block, `%` alone closes it.
+fn block_line(
+    tokens: &[Token],
+    end: Pos,
+    parsed: &mut Parsed,
+    block: &mut Option<Block>,
+) -> Result<(), Located> {
+    let pos = tokens[0].pos;
+    if tokens.len() == 1 {
+        return match block.take() {
+            Some(b) => {
+                parsed.items.push(Item::Repeat(b.repeat));
+                Ok(())
+            }
+            None => fail(pos, "'%' closes no '%[lo..hi]' block"),
+        };
+    }
+    if let Some(b) = block {
+        return fail(
+            pos,
+            format!(
+                "a '%[lo..hi]' block inside another (opened at line {}): nesting is not supported",
+                b.repeat.pos.line
+            ),
+        );
+    }
+    let mut c = Cursor { tokens, at: 1, end };
+    c.expect(&Tok::LBracket, "'[' after '%' (a block is '%[lo..hi]')")?;
+    let (lo, hi, literal) = range_bounds(&mut c, &mut parsed.exprs)?;
+    c.expect(&Tok::RBracket, "']' after the range")?;
+    c.expect_end()?;
+    *block = Some(Block {
+        repeat: Repeat {
+            lo,
+            hi,
+            pos,
+            literal,
+            stmts: Vec::new(),
+        },
+    });
+    Ok(())
+}
+
+/// Bracket contents on a defining line (`j` is the index there).
+fn in_brackets(in_array: bool) -> ExprContext<'static> {
+    ExprContext {
+        in_array,
+        bracket: true,
+        args: &[],
+    }
+}
+
+/// Fails if the nodes from `start` on use `j` (a bound of its own range).
+fn no_index_in_bounds(exprs: &Exprs, start: usize) -> Result<(), Located> {
+    match exprs
+        .since(start)
+        .iter()
+        .find(|n| n.kind == ExprKind::ArrayIndex)
+    {
+        Some(j) => fail(j.pos, "'j' cannot be used in the bounds of its own range"),
+        None => Ok(()),
+    }
+}
+
+/// `lo..hi` (the cursor after the '['), bounds without `j`.
+fn range_bounds(c: &mut Cursor, exprs: &mut Exprs) -> Result<(u32, u32, bool), Located> {
+    let start = exprs.len();
+    let lo = expression(c, exprs, in_brackets(true))?;
+    c.expect(&Tok::DotDot, "'..' in the range '[lo..hi]'")?;
+    let hi = expression(c, exprs, in_brackets(true))?;
+    no_index_in_bounds(exprs, start)?;
+    let literal = [lo, hi]
+        .iter()
+        .all(|&e| matches!(exprs.get(e).kind, ExprKind::Num(_)));
+    Ok((lo, hi, literal))
 }
 
 /// A cursor over one line's tokens.
-struct Cursor<'a> {
-    tokens: &'a [Token],
-    at: usize,
+pub(crate) struct Cursor<'a> {
+    pub(crate) tokens: &'a [Token],
+    pub(crate) at: usize,
     /// Position just after the last token (for "unexpected end of line").
-    end: Pos,
+    pub(crate) end: Pos,
 }
 
 impl<'a> Cursor<'a> {
-    fn peek(&self) -> Option<&'a Tok> {
+    pub(crate) fn peek(&self) -> Option<&'a Tok> {
         self.tokens.get(self.at).map(|t| &t.tok)
     }
-    fn peek_at(&self, k: usize) -> Option<&'a Tok> {
+    pub(crate) fn peek_at(&self, k: usize) -> Option<&'a Tok> {
         self.tokens.get(self.at + k).map(|t| &t.tok)
     }
-    fn pos(&self) -> Pos {
+    pub(crate) fn pos(&self) -> Pos {
         self.tokens.get(self.at).map_or(self.end, |t| t.pos)
     }
-    fn bump(&mut self) -> Option<&'a Token> {
+    /// The column after the current token.
+    pub(crate) fn current_end_col(&self) -> usize {
+        self.tokens
+            .get(self.at)
+            .map_or(self.end.col, Token::end_col)
+    }
+    /// The column after the previous token.
+    fn previous_end_col(&self) -> usize {
+        self.at
+            .checked_sub(1)
+            .and_then(|k| self.tokens.get(k))
+            .map_or(0, Token::end_col)
+    }
+    pub(crate) fn bump(&mut self) -> Option<&'a Token> {
         let t = self.tokens.get(self.at);
         self.at += 1;
         t
     }
-    fn eat(&mut self, tok: &Tok) -> bool {
+    pub(crate) fn eat(&mut self, tok: &Tok) -> bool {
         if self.peek() == Some(tok) {
             self.at += 1;
             true
@@ -152,11 +254,11 @@ impl<'a> Cursor<'a> {
             false
         }
     }
-    fn found(&self) -> String {
+    pub(crate) fn found(&self) -> String {
         self.peek()
             .map_or_else(|| "the end of the line".to_string(), Tok::describe)
     }
-    fn expect(&mut self, tok: &Tok, what: &str) -> Result<(), Located> {
+    pub(crate) fn expect(&mut self, tok: &Tok, what: &str) -> Result<(), Located> {
         if self.eat(tok) {
             Ok(())
         } else {
@@ -197,17 +299,98 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Where a line is.
+#[derive(Debug, Clone, Copy)]
+struct LineContext {
+    /// Inside a `%[lo..hi]` block.
+    in_block: bool,
+    /// In a block or on a line with a range: `[j]` means the index.
+    in_array: bool,
+}
+
+impl LineContext {
+    fn exprs(self) -> ExprContext<'static> {
+        ExprContext {
+            in_array: self.in_array,
+            bracket: false,
+            args: &[],
+        }
+    }
+}
+
+/// The name a statement defines: `x`, `x[j+1]`, `W_[j]_[k]`, or with a
+/// range `x[1..n]` (recorded in `range`; the name's index is then `j`).
+fn defined_name(
+    c: &mut Cursor,
+    exprs: &mut Exprs,
+    line: LineContext,
+    range: &mut Option<LineRange>,
+    what: &str,
+) -> Result<Lhs, Located> {
+    let first = c.name(what)?;
+    let pos = first.pos;
+    let mut pieces = vec![Piece::Text(first.text)];
+    let mut adjacent_to = None;
+    while c.peek() == Some(&Tok::LBracket) && adjacent_to.is_none_or(|col| c.pos().col == col) {
+        let open = c.pos();
+        c.bump();
+        let start = exprs.len();
+        let index = expression(c, exprs, in_brackets(line.in_array))?;
+        if c.peek() == Some(&Tok::DotDot) {
+            if line.in_block {
+                return fail(
+                    open,
+                    "a range inside a '%[lo..hi]' block: nesting is not supported \
+                     (inside a block, write x[j])",
+                );
+            }
+            if range.is_some() {
+                return fail(open, "only one range '[lo..hi]' per line");
+            }
+            c.bump();
+            let hi = expression(c, exprs, in_brackets(true))?;
+            no_index_in_bounds(exprs, start)?;
+            let literal = [index, hi]
+                .iter()
+                .all(|&e| matches!(exprs.get(e).kind, ExprKind::Num(_)));
+            *range = Some(LineRange {
+                lo: index,
+                hi,
+                pos: open,
+                literal,
+            });
+            c.expect(&Tok::RBracket, "']' after the range")?;
+            let j = exprs.push(ExprKind::ArrayIndex, open);
+            pieces.push(Piece::Index(j));
+        } else {
+            c.expect(&Tok::RBracket, "']'")?;
+            pieces.push(Piece::Index(index));
+        }
+        let mut end = c.previous_end_col();
+        if let Some(Tok::Ident(text)) = c.peek() {
+            if c.pos().col == end {
+                pieces.push(Piece::Text(text.clone()));
+                end = c.current_end_col();
+                c.bump();
+            }
+        }
+        adjacent_to = Some(end);
+    }
+    Ok(Lhs {
+        name: NameRef { pieces },
+        pos,
+    })
+}
+
 fn parse_line(
     tokens: &[Token],
-    line: usize,
-    end_col: usize,
+    end: Pos,
+    exprs: &mut Exprs,
+    line: LineContext,
     out: &mut Vec<Stmt>,
+    range: &mut Option<LineRange>,
 ) -> Result<(), Located> {
-    let mut c = Cursor {
-        tokens,
-        at: 0,
-        end: Pos { line, col: end_col },
-    };
+    let mut c = Cursor { tokens, at: 0, end };
     let first = &tokens[0];
     match &first.tok {
         Tok::At => {
@@ -224,12 +407,6 @@ fn parse_line(
             return fail(
                 first.pos,
                 "derived parameters ('!name = …') are an XPPAUT feature revode does not support",
-            )
-        }
-        Tok::Other('%') => {
-            return fail(
-                first.pos,
-                "'%[…]' loops are an XPPAUT feature revode does not support",
             )
         }
         Tok::Ident(_) => {}
@@ -268,14 +445,14 @@ fn parse_line(
             c.bump();
             return match kind {
                 ListKind::Aux => {
-                    let name = c.name("a name after 'aux'")?;
+                    let name = defined_name(&mut c, exprs, line, range, "a name after 'aux'")?;
                     c.expect(&Tok::Assign, "'=' after the aux name")?;
-                    let expr = expression(&mut c)?;
+                    let expr = expression(&mut c, exprs, line.exprs())?;
                     c.expect_end()?;
                     out.push(Stmt::Aux { name, expr });
                     Ok(())
                 }
-                kind => value_list(&mut c, kind, out),
+                kind => value_list(&mut c, exprs, line, range, kind, out),
             };
         }
         // `dv/dt` starts with an identifier followed by '/', not a name.
@@ -284,51 +461,38 @@ fn parse_line(
             format!("unknown statement '{word}' (expected '=' after a name, or one of par, number, init, aux)"),
         );
     }
-    let name = c.name("a name")?;
+    let name = defined_name(&mut c, exprs, line, range, "a name")?;
+    let root = name.name.root().to_string();
     match c.peek() {
         Some(Tok::Prime) => {
             c.bump();
             c.expect(&Tok::Assign, "'=' after v'")?;
-            let expr = expression(&mut c)?;
+            let expr = expression(&mut c, exprs, line.exprs())?;
             c.expect_end()?;
             out.push(Stmt::Deriv { name, expr });
         }
-        Some(Tok::Slash) if name.text.len() > 1 && name.text.starts_with('d') => {
+        Some(Tok::Slash) if root.len() > 1 && root.starts_with('d') => {
             c.bump();
             let dt = c.name("'dt' in 'dv/dt'")?;
             if dt.text != "dt" {
                 return fail(
                     dt.pos,
-                    format!(
-                        "expected 'dt' in 'd{}/dt', found '{}'",
-                        &name.text[1..],
-                        dt.text
-                    ),
+                    format!("expected 'dt' in 'd{}/dt', found '{}'", &root[1..], dt.text),
                 );
             }
             c.expect(&Tok::Assign, "'=' after dv/dt")?;
-            let expr = expression(&mut c)?;
+            let expr = expression(&mut c, exprs, line.exprs())?;
             c.expect_end()?;
-            let state = Name {
-                text: name.text[1..].to_string(),
-                pos: Pos {
-                    line: name.pos.line,
-                    col: name.pos.col + 1,
-                },
-            };
+            let mut state = name;
+            state.name.pieces[0] = Piece::Text(root[1..].to_string());
+            state.pos.col += 1;
             out.push(Stmt::Deriv { name: state, expr });
         }
         Some(Tok::Assign) => {
             c.bump();
-            let expr = expression(&mut c)?;
+            let expr = expression(&mut c, exprs, line.exprs())?;
             c.expect_end()?;
             out.push(Stmt::Fixed { name, expr });
-        }
-        Some(Tok::LBracket) => {
-            return fail(
-                c.pos(),
-                "arrays ('x[1..n]') are an XPPAUT feature revode does not support",
-            )
         }
         Some(Tok::LParen) => {
             c.bump();
@@ -337,60 +501,101 @@ fn parse_line(
                 c.bump();
                 c.bump();
                 c.expect(&Tok::Assign, "'=' after v(0)")?;
-                let value = signed_number(&mut c)?;
+                let value = value(&mut c, exprs, line)?;
                 c.expect_end()?;
                 out.push(Stmt::Init { name, value });
                 return Ok(());
             }
-            let mut args = Vec::new();
-            if !c.eat(&Tok::RParen) {
-                loop {
-                    match c.peek() {
-                        Some(Tok::Ident(_)) => args.push(c.name("an argument name")?),
-                        _ => {
-                            return fail(
-                                c.pos(),
-                                format!(
-                                    "expected an argument name in the definition of function '{}', found {} \
-                                     (maps 'x(t+1)=…' and delay equations are XPPAUT features revode does not support)",
-                                    name.text,
-                                    c.found()
-                                ),
-                            )
-                        }
-                    }
-                    if c.eat(&Tok::RParen) {
-                        break;
-                    }
-                    if !c.eat(&Tok::Comma) {
-                        return fail(
-                            c.pos(),
-                            format!(
-                                "expected ',' or ')' in the argument list of function '{}', found {} \
-                                 (maps 'x(t+1)=…' are an XPPAUT feature revode does not support)",
-                                name.text,
-                                c.found()
-                            ),
-                        );
-                    }
-                }
-            }
-            c.expect(&Tok::Assign, "'=' after the function's argument list")?;
-            let body = expression(&mut c)?;
-            c.expect_end()?;
-            out.push(Stmt::Function { name, args, body });
+            let Some(fname) = name.name.as_plain() else {
+                return fail(
+                    name.pos,
+                    "a function name cannot have an index (arrays of functions are not supported)",
+                );
+            };
+            let fname = Name {
+                text: fname.to_string(),
+                pos: name.pos,
+            };
+            function_definition(&mut c, exprs, line, fname, out)?;
         }
         _ => {
             return fail(
                 c.pos(),
                 format!(
                     "expected '=', \"'\" or '(' after '{}', found {}",
-                    name.text,
+                    name.name.written(),
                     c.found()
                 ),
             )
         }
     }
+    Ok(())
+}
+
+/// `f(x, y) = body` (the cursor after the '(').
+fn function_definition(
+    c: &mut Cursor,
+    exprs: &mut Exprs,
+    line: LineContext,
+    name: Name,
+    out: &mut Vec<Stmt>,
+) -> Result<(), Located> {
+    let mut args: Vec<Name> = Vec::new();
+    if !c.eat(&Tok::RParen) {
+        loop {
+            match c.peek() {
+                Some(Tok::Ident(_)) => {
+                    let a = c.name("an argument name")?;
+                    args.push(a);
+                }
+                _ => {
+                    return fail(
+                        c.pos(),
+                        format!(
+                            "expected an argument name in the definition of function '{}', found {} \
+                             (maps 'x(t+1)=…' and delay equations are XPPAUT features revode does not support)",
+                            name.text,
+                            c.found()
+                        ),
+                    )
+                }
+            }
+            if c.eat(&Tok::RParen) {
+                break;
+            }
+            if !c.eat(&Tok::Comma) {
+                return fail(
+                    c.pos(),
+                    format!(
+                        "expected ',' or ')' in the argument list of function '{}', found {} \
+                         (maps 'x(t+1)=…' are an XPPAUT feature revode does not support)",
+                        name.text,
+                        c.found()
+                    ),
+                );
+            }
+        }
+    }
+    for (k, a) in args.iter().enumerate() {
+        if args[..k].iter().any(|o| o.text == a.text) {
+            return fail(a.pos, format!("argument '{}' appears twice", a.text));
+        }
+        if a.text == "t" {
+            return fail(a.pos, "'t' is the time and cannot be an argument name");
+        }
+    }
+    c.expect(&Tok::Assign, "'=' after the function's argument list")?;
+    let body = expression(
+        c,
+        exprs,
+        ExprContext {
+            in_array: line.in_array,
+            bracket: false,
+            args: &args,
+        },
+    )?;
+    c.expect_end()?;
+    out.push(Stmt::Function { name, args, body });
     Ok(())
 }
 
@@ -402,18 +607,29 @@ enum ListKind {
     Aux,
 }
 
+/// A value after `=`: an expression, evaluated once at load.
+fn value(c: &mut Cursor, exprs: &mut Exprs, line: LineContext) -> Result<Value, Located> {
+    let pos = c.pos();
+    let expr = expression(c, exprs, line.exprs())?;
+    Ok(Value { expr, pos })
+}
+
 /// `name=value, name=value …` (commas optional).
-fn value_list(c: &mut Cursor, kind: ListKind, out: &mut Vec<Stmt>) -> Result<(), Located> {
+fn value_list(
+    c: &mut Cursor,
+    exprs: &mut Exprs,
+    line: LineContext,
+    range: &mut Option<LineRange>,
+    kind: ListKind,
+    out: &mut Vec<Stmt>,
+) -> Result<(), Located> {
     loop {
-        let name = c.name("a name")?;
-        if c.peek() == Some(&Tok::LBracket) {
-            return fail(
-                c.pos(),
-                "arrays ('x[1..n]') are an XPPAUT feature revode does not support",
-            );
-        }
-        c.expect(&Tok::Assign, &format!("'=' after '{}'", name.text))?;
-        let value = signed_number(c)?;
+        let name = defined_name(c, exprs, line, range, "a name")?;
+        c.expect(
+            &Tok::Assign,
+            &format!("'=' after '{}'", name.name.written()),
+        )?;
+        let value = value(c, exprs, line)?;
         out.push(match kind {
             ListKind::Param => Stmt::Param { name, value },
             ListKind::Number => Stmt::Number { name, value },
@@ -467,264 +683,143 @@ fn signed_number(c: &mut Cursor) -> Result<f64, Located> {
     }
 }
 
-/// The whole expression grammar, lowest precedence first:
-/// `|`, `&`, comparisons, `+ -`, `* /`, unary `- +`, `^ **` (right
-/// associative; its exponent may carry a sign), primaries.
-fn expression(c: &mut Cursor) -> Result<Expr, Located> {
-    if c.done() {
-        return fail(c.pos(), "expected an expression, found the end of the line");
-    }
-    or_expr(c)
-}
-
-fn binary(op: BinOp, pos: Pos, a: Expr, b: Expr) -> Expr {
-    Expr {
-        kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
-        pos,
-    }
-}
-
-fn or_expr(c: &mut Cursor) -> Result<Expr, Located> {
-    let mut a = and_expr(c)?;
-    while c.peek() == Some(&Tok::Or) {
-        let pos = c.pos();
-        c.bump();
-        let b = and_expr(c)?;
-        a = binary(BinOp::Or, pos, a, b);
-    }
-    Ok(a)
-}
-
-fn and_expr(c: &mut Cursor) -> Result<Expr, Located> {
-    let mut a = cmp_expr(c)?;
-    while c.peek() == Some(&Tok::And) {
-        let pos = c.pos();
-        c.bump();
-        let b = cmp_expr(c)?;
-        a = binary(BinOp::And, pos, a, b);
-    }
-    Ok(a)
-}
-
-fn cmp_expr(c: &mut Cursor) -> Result<Expr, Located> {
-    let a = add_expr(c)?;
-    let op = match c.peek() {
-        Some(Tok::Lt) => BinOp::Lt,
-        Some(Tok::Gt) => BinOp::Gt,
-        Some(Tok::Le) => BinOp::Le,
-        Some(Tok::Ge) => BinOp::Ge,
-        Some(Tok::EqEq) => BinOp::Eq,
-        Some(Tok::Ne) => BinOp::Ne,
-        _ => return Ok(a),
-    };
-    let pos = c.pos();
-    c.bump();
-    let b = add_expr(c)?;
-    if matches!(
-        c.peek(),
-        Some(Tok::Lt | Tok::Gt | Tok::Le | Tok::Ge | Tok::EqEq | Tok::Ne)
-    ) {
-        return fail(c.pos(), "comparisons do not chain: write 'a < b & b < c'");
-    }
-    Ok(binary(op, pos, a, b))
-}
-
-fn add_expr(c: &mut Cursor) -> Result<Expr, Located> {
-    let mut a = mul_expr(c)?;
-    loop {
-        let op = match c.peek() {
-            Some(Tok::Plus) => BinOp::Add,
-            Some(Tok::Minus) => BinOp::Sub,
-            _ => return Ok(a),
-        };
-        let pos = c.pos();
-        c.bump();
-        let b = mul_expr(c)?;
-        a = binary(op, pos, a, b);
-    }
-}
-
-fn mul_expr(c: &mut Cursor) -> Result<Expr, Located> {
-    let mut a = unary_expr(c)?;
-    loop {
-        let op = match c.peek() {
-            Some(Tok::Star) => BinOp::Mul,
-            Some(Tok::Slash) => BinOp::Div,
-            _ => return Ok(a),
-        };
-        let pos = c.pos();
-        c.bump();
-        let b = unary_expr(c)?;
-        a = binary(op, pos, a, b);
-    }
-}
-
-fn unary_expr(c: &mut Cursor) -> Result<Expr, Located> {
-    let pos = c.pos();
-    if c.eat(&Tok::Minus) {
-        let a = unary_expr(c)?;
-        return Ok(Expr {
-            kind: ExprKind::Neg(Box::new(a)),
-            pos,
-        });
-    }
-    if c.eat(&Tok::Plus) {
-        return unary_expr(c);
-    }
-    pow_expr(c)
-}
-
-fn pow_expr(c: &mut Cursor) -> Result<Expr, Located> {
-    let base = primary(c)?;
-    if c.peek() == Some(&Tok::Pow) {
-        let pos = c.pos();
-        c.bump();
-        let exponent = unary_expr(c)?;
-        return Ok(binary(BinOp::Pow, pos, base, exponent));
-    }
-    Ok(base)
-}
-
-fn primary(c: &mut Cursor) -> Result<Expr, Located> {
-    let pos = c.pos();
-    match c.peek() {
-        Some(Tok::Num(x)) => {
-            let x = *x;
-            c.bump();
-            Ok(Expr {
-                kind: ExprKind::Num(x),
-                pos,
-            })
-        }
-        Some(Tok::LParen) => {
-            c.bump();
-            let e = expression(c)?;
-            c.expect(&Tok::RParen, "')'")?;
-            Ok(e)
-        }
-        Some(Tok::Ident(word)) if word == "if" && c.peek_at(1) == Some(&Tok::LParen) => {
-            c.bump();
-            let part = |c: &mut Cursor, keyword: Option<&str>| -> Result<Expr, Located> {
-                if let Some(k) = keyword {
-                    match c.peek() {
-                        Some(Tok::Ident(w)) if w == k => {
-                            c.bump();
-                        }
-                        _ => {
-                            return fail(
-                                c.pos(),
-                                format!(
-                                    "expected '{k}' in if(…)then(…)else(…), found {}",
-                                    c.found()
-                                ),
-                            )
-                        }
-                    }
-                }
-                c.expect(&Tok::LParen, "'('")?;
-                let e = expression(c)?;
-                c.expect(&Tok::RParen, "')'")?;
-                Ok(e)
-            };
-            let cond = part(c, None)?;
-            let then = part(c, Some("then"))?;
-            let other = part(c, Some("else"))?;
-            Ok(Expr {
-                kind: ExprKind::If(Box::new(cond), Box::new(then), Box::new(other)),
-                pos,
-            })
-        }
-        Some(Tok::Ident(word)) => {
-            let word = word.clone();
-            c.bump();
-            if c.peek() == Some(&Tok::LBracket) {
-                return fail(
-                    c.pos(),
-                    "arrays ('x[1..n]') are an XPPAUT feature revode does not support",
-                );
-            }
-            if !c.eat(&Tok::LParen) {
-                return Ok(Expr {
-                    kind: ExprKind::Name(word),
-                    pos,
-                });
-            }
-            let mut args = Vec::new();
-            if !c.eat(&Tok::RParen) {
-                loop {
-                    args.push(expression(c)?);
-                    if c.eat(&Tok::RParen) {
-                        break;
-                    }
-                    c.expect(&Tok::Comma, "',' or ')' in the argument list")?;
-                }
-            }
-            Ok(Expr {
-                kind: ExprKind::Call(word, args),
-                pos,
-            })
-        }
-        _ => fail(pos, format!("expected an expression, found {}", c.found())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ast::{BinOp, ExprId};
 
-    fn one(s: &str) -> Stmt {
-        let mut v = parse_file(s).unwrap();
-        assert_eq!(v.len(), 1, "{v:?}");
-        v.remove(0)
+    fn parse(s: &str) -> Parsed {
+        parse_file(s).unwrap_or_else(|e| panic!("{s}: {e:?}"))
     }
 
-    fn expr_of(s: &str) -> Expr {
-        match one(&format!("x = {s}")) {
-            Stmt::Fixed { expr, .. } => expr,
-            other => panic!("{other:?}"),
+    fn stmts(p: &Parsed) -> Vec<&Stmt> {
+        p.items
+            .iter()
+            .flat_map(|i| match i {
+                Item::Stmt(s) => vec![s],
+                Item::Repeat(r) => r.stmts.iter().collect(),
+            })
+            .collect()
+    }
+
+    /// A compact prefix rendering for precedence tests (small inputs only).
+    fn show(p: &Parsed, e: ExprId) -> String {
+        let node = p.exprs.get(e);
+        match &node.kind {
+            ExprKind::Num(x) => format!("{x}"),
+            ExprKind::Name(n) => {
+                let mut out = String::new();
+                for piece in &n.pieces {
+                    match piece {
+                        Piece::Text(s) => out.push_str(s),
+                        Piece::Index(i) => out.push_str(&format!("[{}]", show(p, *i))),
+                    }
+                }
+                out
+            }
+            ExprKind::Index(i) => format!("[{}]", show(p, *i)),
+            ExprKind::ArrayIndex => "j".into(),
+            ExprKind::SumIndex => "i'".into(),
+            ExprKind::Arg(k) => format!("arg{k}"),
+            ExprKind::Call(f, a) => format!(
+                "{f}({})",
+                a.iter().map(|&x| show(p, x)).collect::<Vec<_>>().join(",")
+            ),
+            ExprKind::Neg(a) => format!("(neg {})", show(p, *a)),
+            ExprKind::Binary(op, a, b) => format!("({op:?} {} {})", show(p, *a), show(p, *b)),
+            ExprKind::If(c, a, b) => {
+                format!("(if {} {} {})", show(p, *c), show(p, *a), show(p, *b))
+            }
+            ExprKind::Sum(lo, hi, body) => {
+                format!("(sum {} {} {})", show(p, *lo), show(p, *hi), show(p, *body))
+            }
+            ExprKind::Shift(n, k) => format!("(shift {} {})", n.written(), show(p, *k)),
         }
     }
 
-    /// A compact prefix rendering for precedence tests.
-    fn show(e: &Expr) -> String {
-        match &e.kind {
-            ExprKind::Num(x) => format!("{x}"),
-            ExprKind::Name(n) => n.clone(),
-            ExprKind::Call(f, a) => {
-                format!("{f}({})", a.iter().map(show).collect::<Vec<_>>().join(","))
-            }
-            ExprKind::Neg(a) => format!("(neg {})", show(a)),
-            ExprKind::Binary(op, a, b) => format!("({op:?} {} {})", show(a), show(b)),
-            ExprKind::If(c, a, b) => format!("(if {} {} {})", show(c), show(a), show(b)),
+    fn expr_of(s: &str) -> String {
+        let p = parse(&format!("x = {s}"));
+        match stmts(&p)[..] {
+            [Stmt::Fixed { expr, .. }] => show(&p, *expr),
+            ref other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn precedence() {
-        assert_eq!(show(&expr_of("-x^2")), "(neg (Pow x 2))");
-        assert_eq!(show(&expr_of("2^-x")), "(Pow 2 (neg x))");
-        assert_eq!(show(&expr_of("a**b**c")), "(Pow a (Pow b c))");
-        assert_eq!(show(&expr_of("-0.32*y")), "(Mul (neg 0.32) y)");
-        assert_eq!(show(&expr_of("a-b-c")), "(Sub (Sub a b) c)");
-        assert_eq!(show(&expr_of("a/b*c")), "(Mul (Div a b) c)");
+        assert_eq!(expr_of("-x^2"), "(neg (Pow x 2))");
+        assert_eq!(expr_of("2^-x"), "(Pow 2 (neg x))");
+        assert_eq!(expr_of("2^-x^2"), "(Pow 2 (neg (Pow x 2)))");
+        assert_eq!(expr_of("a^-b*c"), "(Mul (Pow a (neg b)) c)");
+        assert_eq!(expr_of("a**b**c"), "(Pow a (Pow b c))");
+        assert_eq!(expr_of("-0.32*y"), "(Mul (neg 0.32) y)");
+        assert_eq!(expr_of("a*-b"), "(Mul a (neg b))");
+        assert_eq!(expr_of("a-b-c"), "(Sub (Sub a b) c)");
+        assert_eq!(expr_of("a/b*c"), "(Mul (Div a b) c)");
+        assert_eq!(expr_of("+a - +b"), "(Sub a b)");
         assert_eq!(
-            show(&expr_of("a<b & c>=d | e==f")),
+            expr_of("a<b & c>=d | e==f"),
             "(Or (And (Lt a b) (Ge c d)) (Eq e f))"
         );
+        assert_eq!(expr_of("(a<b)<c"), "(Lt (Lt a b) c)");
         assert_eq!(
-            show(&expr_of("if(x>1)then(a+1)else(min(a,b))")),
+            expr_of("if(x>1)then(a+1)else(min(a,b))"),
             "(if (Gt x 1) (Add a 1) min(a,b))"
         );
+        assert_eq!(expr_of("((((a))))*g()"), "(Mul a g())");
+        assert_eq!(expr_of("f(a, -b, (c))"), "f(a,(neg b),c)");
+    }
+
+    #[test]
+    fn arrays_sums_and_shifts() {
+        let p = parse("x[1..3]' = -x[j] + x[j-1]*[2*j] + W_[j]_[j+1]");
+        let [Item::Repeat(r)] = &p.items[..] else {
+            panic!("{:?}", p.items)
+        };
+        assert!(r.literal);
+        assert_eq!((show(&p, r.lo), show(&p, r.hi)), ("1".into(), "3".into()));
+        let [Stmt::Deriv { name, expr }] = &r.stmts[..] else {
+            panic!()
+        };
+        assert_eq!(name.name.written(), "x[…]");
+        assert_eq!(
+            show(&p, *expr),
+            "(Add (Add (neg x[j]) (Mul x[(Sub j 1)] [(Mul 2 j)])) W_[j]_[(Add j 1)])"
+        );
+        assert_eq!(
+            expr_of("sum(1, n)of(w[i']*shift(u0, i'-1))"),
+            "(sum 1 n (Mul w[i'] (shift u0 (Sub i' 1))))"
+        );
+        // dx[1..n]/dt, init and par lists, %[..] blocks
+        let p = parse(
+            "number n=2\ndx[1..n]/dt = 1\npar a[1..2]=.25, b[j]=.3\n%[0..1]\ny[j]' = x[j+1]\n%\n",
+        );
+        assert_eq!(p.items.len(), 4);
+        let Item::Repeat(r) = &p.items[1] else {
+            panic!()
+        };
+        assert!(!r.literal);
+        assert!(
+            matches!(&r.stmts[0], Stmt::Deriv { name, .. } if name.name.root() == "x" && name.pos.col == 2)
+        );
+        let Item::Repeat(r) = &p.items[2] else {
+            panic!()
+        };
+        assert_eq!(r.stmts.len(), 2);
+        let Item::Repeat(r) = &p.items[3] else {
+            panic!()
+        };
+        assert_eq!(r.pos, Pos { line: 4, col: 1 });
     }
 
     #[test]
     fn statement_forms() {
-        let s = parse_file(
+        let p = parse(
             "# comment\n\npar a=1, b=-2.5e-3 c=.5\nparam d=2\np e=3\nnumber k=20\n\
              init v=-65, m=0.05\nw(0)=1\nv' = -v # trailing\ndw/dt = a*w\n\
              f(x, y) = x+y\ng() = 1\nq = f(v, w)\naux out = q\n@ dt=.01, total=600, meth=euler\ndone\nthis is ignored",
-        )
-        .unwrap();
+        );
+        let s = stmts(&p);
         let kinds: Vec<&str> = s
             .iter()
             .map(|s| match s {
@@ -746,21 +841,43 @@ mod tests {
             ]
         );
         assert!(
-            matches!(&s[1], Stmt::Param { name, value } if name.text == "b" && *value == -2.5e-3)
+            matches!(s[1], Stmt::Param { name, value } if name.name.as_plain() == Some("b") && show(&p, value.expr) == "(neg 0.0025)")
         );
-        assert!(matches!(&s[9], Stmt::Deriv { name, .. } if name.text == "v"));
+        assert!(matches!(s[9], Stmt::Deriv { name, .. } if name.name.as_plain() == Some("v")));
         assert!(
-            matches!(&s[10], Stmt::Deriv { name, .. } if name.text == "w" && name.pos.col == 2)
+            matches!(s[10], Stmt::Deriv { name, .. } if name.name.as_plain() == Some("w") && name.pos.col == 2)
         );
         assert!(
-            matches!(&s[17], Stmt::Option { name, value } if name.text == "meth" && value == "euler")
+            matches!(s[11], Stmt::Function { body, .. } if show(&p, *body) == "(Add arg0 arg1)")
+        );
+        assert!(
+            matches!(s[17], Stmt::Option { name, value } if name.text == "meth" && value == "euler")
         );
     }
 
     #[test]
+    fn lines_continue_after_a_backslash() {
+        let p = parse("x = a + \\\n   b*c \\ # comment\n  - d\ny = 1\n");
+        let s = stmts(&p);
+        assert_eq!(s.len(), 2);
+        let Stmt::Fixed { expr, .. } = s[0] else {
+            panic!()
+        };
+        assert_eq!(show(&p, *expr), "(Sub (Add a (Mul b c)) d)");
+        // positions stay those of the physical lines
+        let e = err("x = a + \\\n  b +\n");
+        assert_eq!(e.pos, Pos { line: 2, col: 6 });
+        let e = err("x = (a + \\\n  b");
+        assert_eq!((e.pos.line, e.pos.col), (2, 4));
+    }
+
+    #[test]
     fn keywords_are_names_when_assigned() {
-        assert!(matches!(one("p = 3"), Stmt::Fixed { .. }));
-        assert!(matches!(one("i(x) = x"), Stmt::Function { .. }));
+        assert!(matches!(stmts(&parse("p = 3"))[..], [Stmt::Fixed { .. }]));
+        assert!(matches!(
+            stmts(&parse("i(x) = x"))[..],
+            [Stmt::Function { .. }]
+        ));
     }
 
     fn err(s: &str) -> Located {
@@ -777,14 +894,52 @@ mod tests {
         assert!(e.message.contains("expected an expression"));
         assert!(err("x = 1 2").message.contains("unexpected number"));
         assert!(err("x = a < b < c").message.contains("do not chain"));
+        assert!(err("x = a < b + c == d").message.contains("do not chain"));
         assert!(err("par a").message.contains("expected '='"));
-        assert!(err("par a=b").message.contains("expected a number"));
+        assert!(err("par a=").message.contains("expected an expression"));
         assert!(err("dv/dx = 1").message.contains("expected 'dt'"));
         assert!(err("x = if(a)(b)else(c)")
             .message
             .contains("expected 'then'"));
+        assert!(err("x = f(a b)").message.contains("expected ',' or ')'"));
         assert!(err("= 3").message.contains("cannot start"));
         assert!(err("foo bar = 3").message.contains("unknown statement"));
+    }
+
+    #[test]
+    fn array_syntax_errors_have_positions() {
+        for (text, pos, fragment) in [
+            ("x' = y[j]", (1, 8), "defines no array"),
+            ("x' = y[1..2]", (1, 9), "can only follow the name"),
+            ("x[1..2]' = y[j", (1, 15), "expected ']'"),
+            (
+                "x[1..2]' = sum(1,2)of(sum(1,2)of(i'))",
+                (1, 23),
+                "inside the body of another sum",
+            ),
+            ("x' = i'", (1, 6), "summation index"),
+            ("x' = sum(1)of(1)", (1, 6), "two bounds"),
+            ("x' = sum(1,2)(1)", (1, 14), "expected 'of'"),
+            ("x' = shift(1+x, 1)", (1, 12), "must be the name"),
+            ("%[1..2]\nx[1..2]' = 1\n%", (2, 2), "nesting"),
+            ("%[1..2]\n%[1..2]\n%", (2, 1), "nesting"),
+            ("%[1..2]\nx[j]' = 1", (1, 1), "not closed"),
+            ("%", (1, 1), "closes no"),
+            ("par a[1..2]=1, b[1..2]=2", (1, 17), "one range"),
+            ("x[j..2]' = 1", (1, 3), "own range"),
+            ("x[1..2*j]' = 1", (1, 8), "own range"),
+            ("f[1..2](x) = x", (1, 1), "cannot have an index"),
+            (
+                "%[1..2]\nx[j]' = y[j](1)\n%",
+                (2, 13),
+                "cannot have an index",
+            ),
+            ("%[j..2]\n%", (1, 3), "own range"),
+        ] {
+            let e = err(text);
+            assert!(e.message.contains(fragment), "{text}: {}", e.message);
+            assert_eq!((e.pos.line, e.pos.col), pos, "{text}: {}", e.message);
+        }
     }
 
     #[test]
@@ -797,18 +952,33 @@ mod tests {
             ("volterra k", "'volterra'"),
             ("special k=conv(…)", "'special'"),
             ("set x {a=1}", "'set'"),
-            ("x[1..10]' = -x[j]", "arrays"),
-            ("par a[1..3]=1", "arrays"),
-            ("y = x[1]", "arrays"),
             ("x(t+1) = x", "maps"),
             ("0 = x - 1", "algebraic"),
             ("!b = a*2", "derived parameters"),
-            ("%[1..3]", "loops"),
             ("#include other.ode", "#include"),
         ] {
             let e = err(&format!("\n{text}"));
             assert_eq!(e.pos.line, 2, "{text}");
             assert!(e.message.contains(word), "{text}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_parses_without_recursion() {
+        let n = 100_000;
+        let text = format!("x = {}a{}", "(".repeat(n), ")".repeat(n));
+        assert_eq!(expr_of_text(&text), "a");
+        let text = format!("x = {}a", "-".repeat(2 * n));
+        let p = parse(&text);
+        assert_eq!(p.exprs.len(), 2 * n + 1);
+        let _ = BinOp::Add;
+    }
+
+    fn expr_of_text(text: &str) -> String {
+        let p = parse(text);
+        match stmts(&p)[..] {
+            [Stmt::Fixed { expr, .. }] => show(&p, *expr),
+            ref other => panic!("{other:?}"),
         }
     }
 }

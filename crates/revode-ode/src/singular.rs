@@ -31,6 +31,11 @@ struct Affine {
 /// Largest number of atoms an affine form may have (guards pathological DAGs).
 const MAX_TERMS: usize = 32;
 
+/// Deepest subexpression the readers below descend into: they recurse, and
+/// a generated sum of 10⁵ terms in a denominator must not exhaust the stack
+/// (such a form is never the recognised one anyway).
+const MAX_DEPTH: u32 = 64;
+
 impl Affine {
     fn constant(c: f64) -> Self {
         Affine {
@@ -61,19 +66,25 @@ impl Affine {
 }
 
 fn affine(dag: &Dag, id: Id) -> Option<Affine> {
+    affine_within(dag, id, MAX_DEPTH)
+}
+
+fn affine_within(dag: &Dag, id: Id, depth: u32) -> Option<Affine> {
+    let depth = depth.checked_sub(1)?;
+    let affine = |id| affine_within(dag, id, depth);
     Some(match dag.node(id) {
         Node::Const(bits) => Affine::constant(f64::from_bits(bits)),
-        Node::Un(Un::Neg, a) => affine(dag, a)?.scale(-1.0),
-        Node::Bin(Bin::Add, a, b) => affine(dag, a)?.plus(affine(dag, b)?)?,
-        Node::Bin(Bin::Sub, a, b) => affine(dag, a)?.plus(affine(dag, b)?.scale(-1.0))?,
+        Node::Un(Un::Neg, a) => affine(a)?.scale(-1.0),
+        Node::Bin(Bin::Add, a, b) => affine(a)?.plus(affine(b)?)?,
+        Node::Bin(Bin::Sub, a, b) => affine(a)?.plus(affine(b)?.scale(-1.0))?,
         Node::Bin(Bin::Mul, a, b) if dag.constant(a).is_some() => {
-            affine(dag, b)?.scale(dag.constant(a)?)
+            affine(b)?.scale(dag.constant(a)?)
         }
         Node::Bin(Bin::Mul, a, b) if dag.constant(b).is_some() => {
-            affine(dag, a)?.scale(dag.constant(b)?)
+            affine(a)?.scale(dag.constant(b)?)
         }
         Node::Bin(Bin::Div, a, b) if dag.constant(b).is_some() => {
-            affine(dag, a)?.scale(1.0 / dag.constant(b)?)
+            affine(a)?.scale(1.0 / dag.constant(b)?)
         }
         _ => Affine {
             terms: vec![(id, 1.0)],
@@ -122,9 +133,21 @@ struct Factor {
 
 /// `id^power = κ · Π canonical(f)^{f.power}`: κ is multiplied in, factors pushed.
 fn factorize(dag: &Dag, id: Id, power: i32, kappa: &mut f64, out: &mut Vec<Factor>) -> Option<()> {
+    factorize_within(dag, id, power, kappa, out, MAX_DEPTH)
+}
+
+fn factorize_within(
+    dag: &Dag,
+    id: Id,
+    power: i32,
+    kappa: &mut f64,
+    out: &mut Vec<Factor>,
+    depth: u32,
+) -> Option<()> {
     if out.len() > MAX_TERMS {
         return None;
     }
+    let depth = depth.checked_sub(1)?;
     match dag.node(id) {
         Node::Const(bits) => {
             let c = f64::from_bits(bits);
@@ -132,18 +155,18 @@ fn factorize(dag: &Dag, id: Id, power: i32, kappa: &mut f64, out: &mut Vec<Facto
         }
         Node::Un(Un::Neg, a) => {
             *kappa = -*kappa;
-            factorize(dag, a, power, kappa, out)?;
+            factorize_within(dag, a, power, kappa, out, depth)?;
         }
         Node::Bin(Bin::Mul, a, b) => {
-            factorize(dag, a, power, kappa, out)?;
-            factorize(dag, b, power, kappa, out)?;
+            factorize_within(dag, a, power, kappa, out, depth)?;
+            factorize_within(dag, b, power, kappa, out, depth)?;
         }
         Node::Bin(Bin::Div, a, b) => {
-            factorize(dag, a, power, kappa, out)?;
-            factorize(dag, b, -power, kappa, out)?;
+            factorize_within(dag, a, power, kappa, out, depth)?;
+            factorize_within(dag, b, -power, kappa, out, depth)?;
         }
         _ => {
-            let form = affine(dag, id)?;
+            let form = affine_within(dag, id, depth)?;
             let (key, node, scale) = match form.terms.as_slice() {
                 [] => return None,
                 // `id` is `c·atom` (e.g. `a + a`): canonical is the atom.

@@ -276,7 +276,7 @@ fn every_error_case() {
         ("init x=0\nx' = 1\nvolterra k", 3, 1, "'volterra'"),
         ("init x=0\nx' = 1\nspecial k=conv(x)", 3, 1, "'special'"),
         ("init x=0\nx' = 1\nset a {x=1}", 3, 1, "'set'"),
-        ("x[1..3]' = 1", 1, 2, "arrays"),
+        ("x[1..3]' = 1", 1, 1, "state 'x1' has no initial value"),
         ("init x=0\nx(t+1) = x", 2, 4, "maps"),
         ("0 = x", 1, 1, "algebraic"),
     ];

@@ -5,11 +5,22 @@ use revode_model::Model;
 
 use crate::{Error, ModelSpec, ModelVisitor};
 
+/// Whether `name` names a model file rather than a built-in model: it ends
+/// in `.ode`, contains a path separator, or is something on disk (a folder
+/// given by mistake gets the file reader's "it is a folder").
+fn is_file_name(name: &str) -> bool {
+    const BUILTIN: &[&str] = &["hh", "hh_network"];
+    name.ends_with(".ode")
+        || name.contains('/')
+        || name.contains(std::path::MAIN_SEPARATOR)
+        || (!BUILTIN.contains(&name) && std::path::Path::new(name).exists())
+}
+
 /// Builds a model spec from a name and an optional neuron count, with the
 /// problem-file rules (`n` only for `hh_network`, `n ≥ 1`). A name ending
-/// in `.ode` is a model file, read and compiled now.
+/// in `.ode` (or any path) is a model file, read and compiled now.
 pub fn model_spec(name: &str, n: Option<u64>) -> Result<ModelSpec, Error> {
-    if name.ends_with(".ode") {
+    if is_file_name(name) {
         if n.is_some() {
             return Err(Error::Invalid {
                 origin: "check-model".into(),
