@@ -70,12 +70,28 @@ pub struct EntryError {
 pub struct CheckReport {
     pub model: String,
     pub samples: usize,
+    /// All entries compared (the VJP's and, if any, the Jacobian's).
     pub entries_checked: usize,
     pub tolerance: f64,
     pub max_error: f64,
     /// The worst entries, worst first.
     pub worst: Vec<EntryError>,
     pub passed: bool,
+    /// The model's own Jacobian, when it has one.
+    pub jacobian: Option<JacobianCheck>,
+}
+
+/// The part of a [`CheckReport`] about the model's own Jacobian
+/// ([`Model::jacobian`]): every state entry of every sample compared, those
+/// outside the pattern against a zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JacobianCheck {
+    /// Entries of the sparsity pattern (of n × n).
+    pub nnz: usize,
+    pub n: usize,
+    /// Entries compared: n² per sample.
+    pub entries_checked: usize,
+    pub max_error: f64,
 }
 
 /// A sample point.
@@ -124,6 +140,7 @@ pub fn check_model_at<M: Model>(
     let mut worst: Vec<EntryError> = Vec::new();
     let mut max_error = 0.0f64;
     let mut checked = 0;
+    let (mut jac_checked, mut jac_max_error) = (0, 0.0f64);
     let names_u = model.state_names();
     let names_p = model.param_names();
 
@@ -214,6 +231,10 @@ pub fn check_model_at<M: Model>(
                 };
                 checked += 1;
                 max_error = max_error.max(error);
+                if from_jacobian {
+                    jac_checked += 1;
+                    jac_max_error = jac_max_error.max(error);
+                }
                 if options.worst > 0
                     && (worst.len() < options.worst || error > worst[worst.len() - 1].error)
                 {
@@ -251,6 +272,12 @@ pub fn check_model_at<M: Model>(
         max_error,
         worst,
         passed: max_error <= options.tolerance,
+        jacobian: pattern.map(|p| JacobianCheck {
+            nnz: p.nnz(),
+            n: ns,
+            entries_checked: jac_checked,
+            max_error: jac_max_error,
+        }),
     }
 }
 

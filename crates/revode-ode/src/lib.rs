@@ -22,15 +22,22 @@
 //! ```
 
 mod build;
+mod compiled_jacobian;
 pub mod dag;
 mod diff;
 mod error;
+pub mod jacobian;
 mod jit;
 mod lexer;
 mod model;
+mod native;
 mod parser;
+mod profile;
 pub mod program;
 pub mod singular;
+pub mod synthetic;
 
+pub use compiled_jacobian::JacobianProfile;
 pub use error::OdeError;
-pub use model::{Backend, OdeModel, OdeWork, ProgramStats};
+pub use model::{Backend, JacobianStats, OdeModel, OdeWork, ProgramStats};
+pub use profile::LoadProfile;
