@@ -349,6 +349,9 @@ pub fn lower(stmts: Vec<Stmt>) -> Result<Lowered, Located> {
     let mut p0 = Vec::new();
     let mut states: Vec<(Name, Expr)> = Vec::new();
     let mut inits: Vec<(Name, f64)> = Vec::new();
+    // Where each initial value is in `inits` (a linear search per `init`
+    // made loading quadratic in the number of states).
+    let mut init_at: HashMap<String, usize> = HashMap::new();
     let mut aux: Vec<(Name, Expr)> = Vec::new();
     let mut options = Vec::new();
     for stmt in stmts {
@@ -360,7 +363,7 @@ pub fn lower(stmts: Vec<Stmt>) -> Result<Lowered, Located> {
             }
             Stmt::Number { name, value } => b.define(&name, Def::Number(value))?,
             Stmt::Init { name, value } => {
-                if let Some((first, _)) = inits.iter().find(|(n, _)| n.text == name.text) {
+                if let Some((first, _)) = init_at.get(&name.text).map(|&k| &inits[k]) {
                     return fail(
                         name.pos,
                         format!(
@@ -369,6 +372,7 @@ pub fn lower(stmts: Vec<Stmt>) -> Result<Lowered, Located> {
                         ),
                     );
                 }
+                init_at.insert(name.text.clone(), inits.len());
                 inits.push((name, value));
             }
             Stmt::Deriv { name, expr } => {
