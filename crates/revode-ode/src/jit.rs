@@ -5,8 +5,9 @@
 //! run in order) that compute every instruction into an SSA value (no
 //! register file, no dispatch) and store each of the program's roots into
 //! `out` as soon as it is computed. Arithmetic, integer powers and selects
-//! are inlined, `exp` too (the same operations as
-//! `revode_model::exp::exp`); `g(z)`/`g'(z)` and the rarer operations call
+//! are inlined, `exp` too in small programs (the same operations as
+//! `revode_model::exp::exp`; a call of it in large ones, [`ExpCode`]);
+//! `g(z)`/`g'(z)` and the rarer operations call
 //! the same Rust functions the interpreter uses, so both backends give
 //! bitwise equal results (tested in tests/backends.rs).
 //!
@@ -329,8 +330,20 @@ struct Shared {
     ptr: types::Type,
 }
 
+/// How `exp` is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpCode {
+    /// Inline, operation for operation ([`emit_exp`]): 45 Cranelift
+    /// instructions each, the fastest code for small models.
+    Inline,
+    /// A call of `revode_model::exp::exp` (the same result): a third of the
+    /// compile time of a large model, and no more host instructions per
+    /// call (callgrind).
+    Call,
+}
+
 /// Compiles the programs, in order; `Err` if the host is not supported.
-pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
+pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, String> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, k: &str, v: &str| {
         flags
@@ -401,6 +414,7 @@ pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
             sources: &sources,
             cache: vec![(None, 0, 0); program.n_registers],
             uses_scratch: false,
+            exp_code,
         };
         let mut ids = Vec::new();
         let n_chunks = program.instrs.len().div_ceil(CHUNK).max(1);
@@ -455,6 +469,7 @@ struct Emitter<'a> {
     /// was materialised, and the chunk (values do not cross functions).
     cache: Vec<(Option<Value>, u32, u32)>,
     uses_scratch: bool,
+    exp_code: ExpCode,
 }
 
 /// The function's parameters.
@@ -586,6 +601,12 @@ impl Emitter<'_> {
                 Instr::Neg { d, a } => {
                     let x = arg!(a);
                     (d, b.ins().fneg(x))
+                }
+                Instr::Exp { d, a } if self.exp_code == ExpCode::Call => {
+                    let x = arg!(a);
+                    let code = b.ins().iconst(types::I32, code_of(&UNARY, &Un::Exp));
+                    let call = b.ins().call(un_f, &[code, x]);
+                    (d, b.inst_results(call)[0])
                 }
                 Instr::Exp { d, a } => {
                     let x = arg!(a);

@@ -10,12 +10,14 @@
 //! ready, in the middle of a solve if need be: results do not depend on
 //! when that happens, only speed does. Programs of up to [`SYNC_LIMIT`]
 //! estimated Cranelift instructions (~0.05 s of compiling; every shipped
-//! model) are compiled at load, as before.
+//! model) are compiled at load, as before. Background compiles call `exp`
+//! instead of inlining it ([`ExpCode::Call`]: a third of the compile time,
+//! no more host instructions per call).
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use crate::jit::{compile, native_size, JitCode};
+use crate::jit::{compile, native_size, ExpCode, JitCode};
 use crate::program::Program;
 
 /// Largest estimated size ([`native_size`]) compiled at load.
@@ -41,19 +43,19 @@ impl Native {
         let size: usize = programs.iter().map(native_size).sum();
         let scratch_bound = programs.iter().map(Program::n_registers).max().unwrap_or(0);
         let code = Arc::new(OnceLock::new());
-        let compile_all = |programs: &[Program]| {
+        let compile_all = |programs: &[Program], exp_code| {
             let refs: Vec<&Program> = programs.iter().collect();
-            compile(&refs).ok()
+            compile(&refs, exp_code).ok()
         };
         let mut worker = None;
         if size <= SYNC_LIMIT {
-            let _ = code.set(compile_all(&programs));
+            let _ = code.set(compile_all(&programs, ExpCode::Inline));
         } else {
             let target = Arc::clone(&code);
             let spawned = std::thread::Builder::new()
                 .name("revode-jit".into())
                 .spawn(move || {
-                    let _ = target.set(compile_all(&programs));
+                    let _ = target.set(compile_all(&programs, ExpCode::Call));
                 });
             match spawned {
                 Ok(handle) => worker = Some(handle),
