@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use revode_model::SparsityPattern;
 
 use crate::dag::{Dag, Id};
+use crate::jit::JitCode;
 use crate::native::Native;
 use crate::program::Program;
 
@@ -69,11 +70,21 @@ impl CompiledJacobian {
         }
     }
 
-    /// `values ← ∂f/∂u` in pattern order: natively when the code is
-    /// ready, else on `registers` (made by `program.new_registers()`).
+    /// The native code, if it is ready.
+    #[inline]
+    pub fn code(&self) -> Option<&JitCode> {
+        self.native.as_ref().and_then(Native::get)
+    }
+
+    /// `values ← ∂f/∂u` in pattern order: by `code` (from
+    /// [`CompiledJacobian::code`], asked once by the caller, who sized
+    /// `scratch` for it), else on `registers` (made by
+    /// `program.new_registers()`).
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn eval(
         &self,
+        code: Option<&JitCode>,
         t: f64,
         u: &[f64],
         p: &[f64],
@@ -86,7 +97,7 @@ impl CompiledJacobian {
             self.pattern.nnz(),
             "Jacobian values: one per pattern entry"
         );
-        match self.native.as_ref().and_then(Native::get) {
+        match code {
             Some(code) => code.call(0, t, u, p, &[], values, scratch),
             None => {
                 self.program.run(registers, t, u, p, &[]);

@@ -533,7 +533,9 @@ impl Model for OdeModel {
     /// (steppers ask for the pattern first, so theirs never do).
     fn jacobian(&self, t: f64, u: &[f64], p: &[f64], values: &mut [f64], work: &mut OdeWork) {
         let j = self.compiled_jacobian();
-        match j.native.as_ref().and_then(Native::get) {
+        // asked once: the code may become ready at any moment
+        let code = j.code();
+        match code {
             Some(code) => {
                 if work.scratch.len() < code.scratch_len(0) {
                     work.scratch.resize(code.scratch_len(0), 0.0);
@@ -545,7 +547,7 @@ impl Model for OdeModel {
                 }
             }
         }
-        j.eval(t, u, p, values, &mut work.jacobian, &mut work.scratch);
+        j.eval(code, t, u, p, values, &mut work.jacobian, &mut work.scratch);
     }
 
     fn aux_names(&self) -> Vec<String> {
