@@ -214,6 +214,16 @@ fn structural_zeros_are_left_out() {
     let m = OdeModel::from_str(text).unwrap();
     let got: Vec<(usize, usize)> = m.jacobian_sparsity().entries().collect();
     assert_eq!(got, [(0, 0), (2, 0), (1, 1), (2, 1), (2, 2)]);
+    // a derivative proved identically 0 is left out; one that is 0 only
+    // at some points stays, with the value 0 there
+    let m =
+        OdeModel::from_str("init x=0.5, y=0.2\nx' = x - x + y\ny' = if(y > 1)then(x)else(2*y)\n")
+            .unwrap();
+    let got: Vec<(usize, usize)> = m.jacobian_sparsity().entries().collect();
+    assert_eq!(got, [(1, 0), (0, 1), (1, 1)]);
+    let mut values = [f64::NAN; 3];
+    m.jacobian(0.0, &[0.5, 0.2], &[], &mut values, &mut m.new_work());
+    assert_eq!(values, [0.0, 1.0, 2.0]);
 }
 
 #[test]
