@@ -78,11 +78,27 @@ fn every_command_runs_on_a_model_file() {
         "6",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // 6 × 4 × (4 + 3) from the VJP, 6 × 4 × 4 from the model's own Jacobian
+    let out = stdout(&o);
     assert!(
-        stdout(&o).starts_with("seed_hh.ode: 168 Jacobian entries at 6 points"),
-        "{}",
-        stdout(&o)
+        out.starts_with("seed_hh.ode: 264 Jacobian entries at 6 points"),
+        "{out}"
     );
+    assert!(
+        out.lines().nth(1).unwrap().starts_with(
+            "  of which the model's own state Jacobian: 10 nonzeros of 16 (62.50%), 96 entries"
+        ),
+        "{out}"
+    );
+    let o = run(&[
+        "check-model",
+        repo("models/seed_hh.ode").to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["jacobian"]["nnz"], 10);
+    assert_eq!(v["jacobian"]["entries_checked"], 4 * 16);
+    assert!(v["jacobian"]["max_error"].as_f64().unwrap() < 1e-6);
 }
 
 fn assert_located_error(o: &Output, file: &Path, line: usize, col: usize, needle: &str) {

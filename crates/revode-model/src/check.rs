@@ -70,17 +70,28 @@ pub struct EntryError {
 pub struct CheckReport {
     pub model: String,
     pub samples: usize,
+    /// All entries compared (the VJP's and, if any, the Jacobian's).
     pub entries_checked: usize,
-    /// Entries of the model's own Jacobian among `entries_checked`: all
-    /// n² per sample (values in the pattern, zeros outside); 0 without one.
-    pub jacobian_entries_checked: usize,
-    /// Entries in the model's [`Model::jacobian_pattern`], if it has one.
-    pub jacobian_nnz: Option<usize>,
     pub tolerance: f64,
     pub max_error: f64,
     /// The worst entries, worst first.
     pub worst: Vec<EntryError>,
     pub passed: bool,
+    /// The model's own Jacobian, when it has one.
+    pub jacobian: Option<JacobianCheck>,
+}
+
+/// The part of a [`CheckReport`] about the model's own Jacobian
+/// ([`Model::jacobian`]): every state entry of every sample compared, those
+/// outside the pattern against a zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JacobianCheck {
+    /// Entries of the sparsity pattern (of n × n).
+    pub nnz: usize,
+    pub n: usize,
+    /// Entries compared: n² per sample.
+    pub entries_checked: usize,
+    pub max_error: f64,
 }
 
 /// A sample point.
@@ -129,7 +140,7 @@ pub fn check_model_at<M: Model>(
     let mut worst: Vec<EntryError> = Vec::new();
     let mut max_error = 0.0f64;
     let mut checked = 0;
-    let mut jacobian_checked = 0;
+    let (mut jac_checked, mut jac_max_error) = (0, 0.0f64);
     let names_u = model.state_names();
     let names_p = model.param_names();
 
@@ -219,8 +230,11 @@ pub fn check_model_at<M: Model>(
                     f64::INFINITY
                 };
                 checked += 1;
-                jacobian_checked += usize::from(from_jacobian);
                 max_error = max_error.max(error);
+                if from_jacobian {
+                    jac_checked += 1;
+                    jac_max_error = jac_max_error.max(error);
+                }
                 if options.worst > 0
                     && (worst.len() < options.worst || error > worst[worst.len() - 1].error)
                 {
@@ -254,12 +268,16 @@ pub fn check_model_at<M: Model>(
         model: model.name().to_string(),
         samples: points.len(),
         entries_checked: checked,
-        jacobian_entries_checked: jacobian_checked,
-        jacobian_nnz: pattern.as_ref().map(|p| p.nnz()),
         tolerance: options.tolerance,
         max_error,
         worst,
         passed: max_error <= options.tolerance,
+        jacobian: pattern.map(|p| JacobianCheck {
+            nnz: p.nnz(),
+            n: ns,
+            entries_checked: jac_checked,
+            max_error: jac_max_error,
+        }),
     }
 }
 

@@ -217,15 +217,30 @@ pub fn powi(x: f64, n: i32) -> f64 {
     }
 }
 
-/// The DAG and its hash-consing index.
+/// The DAG and its hash-consing index (foldhash: several times cheaper
+/// than the standard SipHash on these small keys, and hashing is most of
+/// what building and differentiating costs).
 #[derive(Debug, Default, Clone)]
 pub struct Dag {
     nodes: Vec<Node>,
-    index: HashMap<Node, Id>,
+    index: HashMap<Node, Id, foldhash::fast::RandomState>,
     /// Depends on a state or a parameter (needs an adjoint).
     active: Vec<bool>,
     /// Depends on a state.
     on_state: Vec<bool>,
+    singular: SingularStats,
+}
+
+/// What the removable-singularity rewrite ([`crate::singular`]) did while
+/// the DAG was built: a stage of the load profile.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct SingularStats {
+    /// Quotients with a non-constant denominator examined.
+    pub examined: usize,
+    /// Quotients rewritten into `K·R·g(w)`.
+    pub rewritten: usize,
+    /// Time spent examining and rewriting.
+    pub time: std::time::Duration,
 }
 
 impl Dag {
@@ -239,6 +254,11 @@ impl Dag {
 
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// What the singularity rewrite did so far.
+    pub fn singular_stats(&self) -> SingularStats {
+        self.singular
     }
 
     pub fn is_active(&self, id: Id) -> bool {
@@ -384,8 +404,15 @@ impl Dag {
                 if self.is_const(a, 0.0) {
                     return self.constant_node(0.0);
                 }
-                if let Some(rewritten) = crate::singular::rewrite_quotient(self, a, b) {
-                    return rewritten;
+                if self.constant(b).is_none() {
+                    let start = std::time::Instant::now();
+                    let rewritten = crate::singular::rewrite_quotient(self, a, b);
+                    self.singular.examined += 1;
+                    self.singular.time += start.elapsed();
+                    if let Some(id) = rewritten {
+                        self.singular.rewritten += 1;
+                        return id;
+                    }
                 }
             }
             Bin::Pow => {

@@ -41,21 +41,70 @@ pub fn adjoints(dag: &mut Dag, rhs: &[Id], n_params: usize) -> Adjoints {
             continue;
         };
         let adj = rest.iter().fold(first, |acc, &c| dag.add(acc, c));
-        let mut push = |dag: &Dag, child: Id, c: Id| {
-            if dag.is_active(child) && dag.constant(c) != Some(0.0) {
-                contributions[child as usize].push(c);
-            }
-        };
         match dag.node(id) {
             Node::State(i) => out.states[i as usize] = Some(adj),
             Node::Param(k) => out.params[k as usize] = Some(adj),
-            Node::Const(_) | Node::Time | Node::Lambda(_) => {}
-            Node::Un(op, a) => {
+            _ => propagate(
+                dag,
+                id,
+                adj,
+                |dag, child| dag.is_active(child),
+                |child, c| contributions[child as usize].push(c),
+            ),
+        }
+    }
+    out
+}
+
+/// The operands of `node` its derivative flows to: those with a partial
+/// that is not identically zero in [`propagate`] (not the operands of
+/// `heav`, `sign`, comparisons and `& |`, not a select's condition).
+pub fn derivative_operands(node: Node) -> impl Iterator<Item = Id> {
+    let (a, b) = match node {
+        Node::Un(Un::Heav | Un::Sign, _) => (None, None),
+        Node::Un(_, a) | Node::PowI(a, _) => (Some(a), None),
+        Node::Bin(
+            Bin::Lt | Bin::Gt | Bin::Le | Bin::Ge | Bin::Eq | Bin::Ne | Bin::And | Bin::Or,
+            _,
+            _,
+        ) => (None, None),
+        Node::Bin(_, a, b) | Node::Select(_, a, b) => (Some(a), Some(b)),
+        Node::Const(_) | Node::State(_) | Node::Param(_) | Node::Time | Node::Lambda(_) => {
+            (None, None)
+        }
+    };
+    a.into_iter().chain(b)
+}
+
+/// The reverse-mode step at node `id` with adjoint `adj`: calls
+/// `push(child, adj · ∂node/∂child)` for every operand that `wanted`
+/// accepts and whose contribution is not the constant 0 (partials of
+/// unwanted operands are not built). The one place the partials are
+/// written; the vjp ([`adjoints`]) and the Jacobian ([`crate::jacobian`])
+/// both use it.
+pub fn propagate(
+    dag: &mut Dag,
+    id: Id,
+    adj: Id,
+    wanted: impl Fn(&Dag, Id) -> bool,
+    mut push: impl FnMut(Id, Id),
+) {
+    let mut push = |dag: &Dag, child: Id, c: Id| {
+        if wanted(dag, child) && dag.constant(c) != Some(0.0) {
+            push(child, c);
+        }
+    };
+    match dag.node(id) {
+        Node::Const(_) | Node::State(_) | Node::Param(_) | Node::Time | Node::Lambda(_) => {}
+        Node::Un(op, a) => {
+            if wanted(dag, a) {
                 if let Some(c) = unary_contribution(dag, op, id, a, adj) {
                     push(dag, a, c);
                 }
             }
-            Node::PowI(a, k) => {
+        }
+        Node::PowI(a, k) => {
+            if wanted(dag, a) {
                 // d(a^k) = k a^(k−1)
                 let kc = dag.constant_node(k as f64);
                 let p = dag.powi(a, k - 1);
@@ -63,17 +112,23 @@ pub fn adjoints(dag: &mut Dag, rhs: &[Id], n_params: usize) -> Adjoints {
                 let c = dag.mul(adj, d);
                 push(dag, a, c);
             }
-            Node::Bin(op, a, b) => binary_contributions(dag, op, id, a, b, adj, &mut push),
-            Node::Select(c, a, b) => {
-                let zero = dag.constant_node(0.0);
+        }
+        Node::Bin(op, a, b) => {
+            let (want_a, want_b) = (wanted(dag, a), wanted(dag, b));
+            binary_contributions(dag, op, id, a, b, adj, want_a, want_b, &mut push)
+        }
+        Node::Select(c, a, b) => {
+            let zero = dag.constant_node(0.0);
+            if wanted(dag, a) {
                 let ca = dag.select(c, adj, zero);
-                let cb = dag.select(c, zero, adj);
                 push(dag, a, ca);
+            }
+            if wanted(dag, b) {
+                let cb = dag.select(c, zero, adj);
                 push(dag, b, cb);
             }
         }
     }
-    out
 }
 
 /// `adj · dy/da` for `y = op(a)` (node `y`), or None when it is 0.
@@ -160,6 +215,8 @@ fn binary_contributions(
     a: Id,
     b: Id,
     adj: Id,
+    want_a: bool,
+    want_b: bool,
     push: &mut impl FnMut(&Dag, Id, Id),
 ) {
     match op {
@@ -169,34 +226,36 @@ fn binary_contributions(
         }
         Bin::Sub => {
             push(dag, a, adj);
-            if dag.is_active(b) {
+            if want_b {
                 let n = dag.neg(adj);
                 push(dag, b, n);
             }
         }
         Bin::Mul => {
-            if dag.is_active(a) {
+            if want_a {
                 let c = dag.mul(adj, b);
                 push(dag, a, c);
             }
-            if dag.is_active(b) {
+            if want_b {
                 let c = dag.mul(adj, a);
                 push(dag, b, c);
             }
         }
         // y = a/b: ∂y/∂a = 1/b, ∂y/∂b = −y/b; adj/b is shared.
         Bin::Div => {
-            let q = dag.div(adj, b);
-            push(dag, a, q);
-            if dag.is_active(b) {
-                let qy = dag.mul(q, y);
-                let n = dag.neg(qy);
-                push(dag, b, n);
+            if want_a || want_b {
+                let q = dag.div(adj, b);
+                push(dag, a, q);
+                if want_b {
+                    let qy = dag.mul(q, y);
+                    let n = dag.neg(qy);
+                    push(dag, b, n);
+                }
             }
         }
         // y = a^b: ∂y/∂a = b a^(b−1), ∂y/∂b = y ln a.
         Bin::Pow => {
-            if dag.is_active(a) {
+            if want_a {
                 let one = dag.constant_node(1.0);
                 let bm1 = dag.sub(b, one);
                 let p = dag.bin(Bin::Pow, a, bm1);
@@ -204,7 +263,7 @@ fn binary_contributions(
                 let c = dag.mul(adj, d);
                 push(dag, a, c);
             }
-            if dag.is_active(b) {
+            if want_b {
                 let ln = dag.un(Un::Ln, a);
                 let d = dag.mul(y, ln);
                 let c = dag.mul(adj, d);
@@ -216,10 +275,14 @@ fn binary_contributions(
             let cmp = if op == Bin::Min { Bin::Le } else { Bin::Ge };
             let picks_a = dag.bin(cmp, a, b);
             let zero = dag.constant_node(0.0);
-            let ca = dag.select(picks_a, adj, zero);
-            let cb = dag.select(picks_a, zero, adj);
-            push(dag, a, ca);
-            push(dag, b, cb);
+            if want_a {
+                let ca = dag.select(picks_a, adj, zero);
+                push(dag, a, ca);
+            }
+            if want_b {
+                let cb = dag.select(picks_a, zero, adj);
+                push(dag, b, cb);
+            }
         }
         Bin::Lt | Bin::Gt | Bin::Le | Bin::Ge | Bin::Eq | Bin::Ne | Bin::And | Bin::Or => {}
     }

@@ -1,13 +1,31 @@
 //! Native code for the straight-line programs, through Cranelift.
 //!
-//! Each [`Program`] becomes one function
-//! `f(u, p, λ, t, out)` that loads its inputs, computes every instruction
-//! into an SSA value (no register file, no dispatch) and stores the
-//! program's roots into `out`. Arithmetic, integer powers and selects are
-//! inlined, `exp` too (the same operations as `revode_model::exp::exp`);
-//! `g(z)`/`g'(z)` and the rarer operations call the same Rust functions the
-//! interpreter uses, so both backends give bitwise equal results (tested in
-//! tests/backends.rs).
+//! Each [`Program`] becomes one or more functions
+//! `f(u, p, λ, t, out, scratch)` (one per chunk of [`CHUNK`] instructions,
+//! run in order) that compute every instruction into an SSA value (no
+//! register file, no dispatch) and store each of the program's roots into
+//! `out` as soon as it is computed. Arithmetic, integer powers and selects
+//! are inlined, `exp` too in small programs (the same operations as
+//! `revode_model::exp::exp`; a call of it in large ones, [`ExpCode`]);
+//! `g(z)`/`g'(z)` and the rarer operations call
+//! the same Rust functions the interpreter uses, so both backends give
+//! bitwise equal results (tested in tests/backends.rs).
+//!
+//! **Bounded live ranges.** Cranelift's register allocator slows down
+//! sharply (superlinearly) when thousands of values are live at once, which
+//! a straight-line program of a large model would otherwise have: every
+//! input loaded at the start, every constant hoisted, and, in the vjp, every
+//! forward value waiting for the reverse sweep. So no SSA value here lives
+//! longer than [`WINDOW`] instructions: inputs are loaded where they are
+//! used, constants are emitted where they are used, and a computed value
+//! needed later than that (or in a later chunk) is stored into `scratch`
+//! (the interpreter's register numbering, one `f64` per register) when it
+//! is computed and loaded again where it is used. Compile time is then
+//! linear in the program's length (about 10⁴ host instructions per
+//! Cranelift instruction, callgrind). Small models barely notice (host
+//! instructions per call, callgrind, against every value left live: the
+//! seed model's rhs 615 vs 583 and vjp 899 vs 851, the cortical model's 1 430
+//! vs 1 480 and 2 955 vs 3 206).
 //!
 //! `unsafe` is confined to this module: calling a function pointer that
 //! Cranelift produced, and declaring the finished code `Send + Sync`.
@@ -27,8 +45,14 @@ use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use crate::dag::{eval_bin, eval_un, Bin, Un};
 use crate::program::{Input, Instr, Program};
 
-/// `f(u, p, λ, t, out)`.
-type Compiled = extern "C" fn(*const f64, *const f64, *const f64, f64, *mut f64);
+/// `f(u, p, λ, t, out, scratch)`.
+type Compiled = extern "C" fn(*const f64, *const f64, *const f64, f64, *mut f64, *mut f64);
+
+/// Longest live range of an SSA value, in instructions (see the module docs).
+const WINDOW: u32 = 32;
+
+/// Instructions per native function.
+const CHUNK: usize = 4096;
 
 extern "C" fn exprel_pair_helper(z: f64, out: *mut f64) {
     let (g, dg) = revode_model::exprel_inv_and_deriv_em1(z, revode_model::exp::exp(z) - 1.0);
@@ -150,12 +174,18 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     b.ins().fmul(er, two_k)
 }
 
+/// One program's native code: its chunks, run in order.
+struct CompiledProgram {
+    chunks: Vec<Compiled>,
+    /// Input lengths the code reads (states, parameters, seeds), the output
+    /// length it writes, and the scratch length it uses.
+    needs: [usize; 5],
+}
+
 /// Compiled code of several programs, kept alive with its module.
 pub struct JitCode {
     module: Option<JITModule>,
-    functions: Vec<Compiled>,
-    /// Input lengths the code reads (states, parameters, seeds) and writes.
-    needs: Vec<[usize; 4]>,
+    programs: Vec<CompiledProgram>,
 }
 
 // SAFETY: after `finalize_definitions` the code memory is immutable and the
@@ -166,7 +196,12 @@ unsafe impl Sync for JitCode {}
 
 impl fmt::Debug for JitCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JitCode({} functions)", self.functions.len())
+        let chunks: usize = self.programs.iter().map(|p| p.chunks.len()).sum();
+        write!(
+            f,
+            "JitCode({} programs, {chunks} functions)",
+            self.programs.len()
+        )
     }
 }
 
@@ -181,21 +216,134 @@ impl Drop for JitCode {
 }
 
 impl JitCode {
-    /// Runs function `k`. Panics (never undefined behaviour) if a slice is
+    /// Scratch length program `k` needs (0 if it keeps everything in
+    /// registers).
+    pub fn scratch_len(&self, k: usize) -> usize {
+        self.programs[k].needs[4]
+    }
+
+    /// Runs program `k`. Panics (never undefined behaviour) if a slice is
     /// shorter than the program reads or writes.
     #[inline]
-    pub fn call(&self, k: usize, t: f64, u: &[f64], p: &[f64], lambda: &[f64], out: &mut [f64]) {
-        let [nu, np, nl, no] = self.needs[k];
+    pub fn call(
+        &self,
+        k: usize,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        lambda: &[f64],
+        out: &mut [f64],
+        scratch: &mut [f64],
+    ) {
+        let program = &self.programs[k];
+        let [nu, np, nl, no, ns] = program.needs;
         assert!(
-            u.len() >= nu && p.len() >= np && lambda.len() >= nl && out.len() >= no,
-            "input or output slice too short for the compiled model"
+            u.len() >= nu
+                && p.len() >= np
+                && lambda.len() >= nl
+                && out.len() >= no
+                && scratch.len() >= ns,
+            "input, output or scratch slice too short for the compiled model"
         );
-        (self.functions[k])(u.as_ptr(), p.as_ptr(), lambda.as_ptr(), t, out.as_mut_ptr());
+        for f in &program.chunks {
+            f(
+                u.as_ptr(),
+                p.as_ptr(),
+                lambda.as_ptr(),
+                t,
+                out.as_mut_ptr(),
+                scratch.as_mut_ptr(),
+            );
+        }
     }
 }
 
+/// Where each register is used: its last use (instruction index), and the
+/// root slots it is stored into.
+struct Uses {
+    last: Vec<u32>,
+    /// `(register, slot)` sorted by register.
+    roots: Vec<(u32, u32)>,
+}
+
+const NEVER: u32 = u32::MAX;
+
+impl Uses {
+    fn of(program: &Program) -> Uses {
+        let mut last = vec![NEVER; program.n_registers];
+        for (i, ins) in program.instrs.iter().enumerate() {
+            for r in operands(ins) {
+                last[r as usize] = i as u32;
+            }
+        }
+        let mut roots: Vec<(u32, u32)> = program
+            .roots
+            .iter()
+            .enumerate()
+            .map(|(k, &r)| (r, k as u32))
+            .collect();
+        roots.sort_unstable();
+        Uses { last, roots }
+    }
+
+    fn root_slots(&self, r: u32) -> impl Iterator<Item = u32> + '_ {
+        let at = self.roots.partition_point(|&(x, _)| x < r);
+        self.roots[at..]
+            .iter()
+            .take_while(move |&&(x, _)| x == r)
+            .map(|&(_, k)| k)
+    }
+}
+
+/// The registers an instruction reads.
+fn operands(ins: &Instr) -> impl Iterator<Item = u32> {
+    let (a, b, c) = match *ins {
+        Instr::Add { a, b, .. }
+        | Instr::Sub { a, b, .. }
+        | Instr::Mul { a, b, .. }
+        | Instr::Div { a, b, .. }
+        | Instr::Bin { a, b, .. } => (Some(a), Some(b), None),
+        Instr::Neg { a, .. }
+        | Instr::Exp { a, .. }
+        | Instr::PowI { a, .. }
+        | Instr::Un { a, .. } => (Some(a), None, None),
+        Instr::ExprelPair { z, .. } => (Some(z), None, None),
+        Instr::Select { c, a, b, .. } => (Some(c), Some(a), Some(b)),
+    };
+    a.into_iter().chain(b).chain(c)
+}
+
+/// How a register that is not computed by an instruction gets its value.
+#[derive(Clone, Copy)]
+enum Source {
+    Computed,
+    Constant(f64),
+    Input(Input),
+}
+
+/// Signatures and imported helpers shared by every function.
+struct Shared {
+    main_sig: cranelift_codegen::ir::Signature,
+    pair_id: FuncId,
+    un_id: FuncId,
+    bin_id: FuncId,
+    ptr: types::Type,
+}
+
+/// How `exp` is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpCode {
+    /// Inline, operation for operation ([`emit_exp`]): 45 Cranelift
+    /// instructions each, the fastest code for small models.
+    Inline,
+    /// A call of `revode_model::exp::exp` (the same result): a third of the
+    /// compile time of a large model, and no more host instructions per
+    /// call (callgrind).
+    Call,
+}
+
 /// Compiles the programs, in order; `Err` if the host is not supported.
-pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
+pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, String> {
     let mut flags = settings::builder();
     let set = |flags: &mut settings::Builder, k: &str, v: &str| {
         flags
@@ -205,6 +353,7 @@ pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
     set(&mut flags, "opt_level", "speed")?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
     set(&mut flags, "is_pic", "false")?;
+    set(&mut flags, "enable_verifier", "false")?;
     let isa = cranelift_native::builder()
         .map_err(|e| format!("host not supported by cranelift: {e}"))?
         .finish(settings::Flags::new(flags))
@@ -226,169 +375,322 @@ pub fn compile(programs: &[&Program]) -> Result<JitCode, String> {
     let pair_sig = sig(&[f64t, ptr], None, &module);
     let un_sig = sig(&[types::I32, f64t], Some(f64t), &module);
     let bin_sig = sig(&[types::I32, f64t, f64t], Some(f64t), &module);
-    let main_sig = sig(&[ptr, ptr, ptr, f64t, ptr], None, &module);
+    let main_sig = sig(&[ptr, ptr, ptr, f64t, ptr, ptr], None, &module);
     let declare = |m: &mut JITModule, name: &str, s: &cranelift_codegen::ir::Signature| {
         m.declare_function(name, Linkage::Import, s)
             .map_err(|e| e.to_string())
     };
-    let pair_id = declare(&mut module, "revode_exprel_pair", &pair_sig)?;
-    let un_id = declare(&mut module, "revode_unary", &un_sig)?;
-    let bin_id = declare(&mut module, "revode_binary", &bin_sig)?;
+    let shared = Shared {
+        pair_id: declare(&mut module, "revode_exprel_pair", &pair_sig)?,
+        un_id: declare(&mut module, "revode_unary", &un_sig)?,
+        bin_id: declare(&mut module, "revode_binary", &bin_sig)?,
+        main_sig,
+        ptr,
+    };
 
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
-    let mut ids: Vec<FuncId> = Vec::new();
-    let mut needs = Vec::new();
+    let mut declared: Vec<(Vec<FuncId>, [usize; 5])> = Vec::new();
     for (k, program) in programs.iter().enumerate() {
-        let id = module
-            .declare_function(&format!("program{k}"), Linkage::Local, &main_sig)
-            .map_err(|e| e.to_string())?;
-        ctx.func.signature = main_sig.clone();
-        ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let mut need = [0usize; 4];
-        {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-            let block = b.create_block();
-            b.append_block_params_for_function_params(block);
-            b.switch_to_block(block);
-            b.seal_block(block);
-            let params = b.block_params(block).to_vec();
-            let (pu, pp, pl, pt, pout) = (params[0], params[1], params[2], params[3], params[4]);
-            let pair_f = module.declare_func_in_func(pair_id, b.func);
-            let un_f = module.declare_func_in_func(un_id, b.func);
-            let bin_f = module.declare_func_in_func(bin_id, b.func);
-            let slot =
-                b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 3));
-            let flags = MemFlagsData::trusted();
-            let mut reg: Vec<Option<Value>> = vec![None; program.n_registers];
-            for &(r, x) in &program.constants {
-                reg[r as usize] = Some(b.ins().f64const(x));
-            }
-            for &(r, input) in &program.inputs {
-                let load = |b: &mut FunctionBuilder, base: Value, i: usize| {
-                    b.ins().load(f64t, flags, base, (8 * i) as i32)
-                };
-                reg[r as usize] = Some(match input {
-                    Input::State(i) => {
-                        need[0] = need[0].max(i + 1);
-                        load(&mut b, pu, i)
-                    }
-                    Input::Param(i) => {
-                        need[1] = need[1].max(i + 1);
-                        load(&mut b, pp, i)
-                    }
-                    Input::Lambda(i) => {
-                        need[2] = need[2].max(i + 1);
-                        load(&mut b, pl, i)
-                    }
-                    Input::Time => pt,
-                });
-            }
-            let v = |reg: &Vec<Option<Value>>, r: u32| reg[r as usize].expect("defined before use");
-            for ins in &program.instrs {
-                match *ins {
-                    Instr::Add { d, a, b: c } => {
-                        let x = b.ins().fadd(v(&reg, a), v(&reg, c));
-                        reg[d as usize] = Some(x);
-                    }
-                    Instr::Sub { d, a, b: c } => {
-                        let x = b.ins().fsub(v(&reg, a), v(&reg, c));
-                        reg[d as usize] = Some(x);
-                    }
-                    Instr::Mul { d, a, b: c } => {
-                        let x = b.ins().fmul(v(&reg, a), v(&reg, c));
-                        reg[d as usize] = Some(x);
-                    }
-                    Instr::Div { d, a, b: c } => {
-                        let x = b.ins().fdiv(v(&reg, a), v(&reg, c));
-                        reg[d as usize] = Some(x);
-                    }
-                    Instr::Neg { d, a } => {
-                        let x = b.ins().fneg(v(&reg, a));
-                        reg[d as usize] = Some(x);
-                    }
-                    Instr::Exp { d, a } => {
-                        reg[d as usize] = Some(emit_exp(&mut b, v(&reg, a)));
-                    }
-                    Instr::PowI { d, a, n } => {
-                        // the same multiplications as dag::powi
-                        let mut k = n.unsigned_abs();
-                        let mut base = v(&reg, a);
-                        let mut acc: Option<Value> = None;
-                        while k > 0 {
-                            if k & 1 == 1 {
-                                acc = Some(match acc {
-                                    None => base,
-                                    Some(x) => b.ins().fmul(x, base),
-                                });
-                            }
-                            k >>= 1;
-                            if k > 0 {
-                                base = b.ins().fmul(base, base);
-                            }
-                        }
-                        let mut x = match acc {
-                            Some(x) => x,
-                            None => b.ins().f64const(1.0),
-                        };
-                        if n < 0 {
-                            let one = b.ins().f64const(1.0);
-                            x = b.ins().fdiv(one, x);
-                        }
-                        reg[d as usize] = Some(x);
-                    }
-                    Instr::ExprelPair { g, dg, z } => {
-                        let addr = b.ins().stack_addr(ptr, slot, 0);
-                        b.ins().call(pair_f, &[v(&reg, z), addr]);
-                        reg[g as usize] = Some(b.ins().stack_load(ptr, f64t, slot, 0));
-                        reg[dg as usize] = Some(b.ins().stack_load(ptr, f64t, slot, 8));
-                    }
-                    Instr::Select { d, c, a, b: e } => {
-                        // `c != 0` is true for NaN, as in the interpreter
-                        let zero = b.ins().f64const(0.0);
-                        let cond = b.ins().fcmp(FloatCC::NotEqual, v(&reg, c), zero);
-                        let x = b.ins().select(cond, v(&reg, a), v(&reg, e));
-                        reg[d as usize] = Some(x);
-                    }
-                    Instr::Un { op, d, a } => {
-                        let code = b.ins().iconst(types::I32, code_of(&UNARY, &op));
-                        let call = b.ins().call(un_f, &[code, v(&reg, a)]);
-                        reg[d as usize] = Some(b.inst_results(call)[0]);
-                    }
-                    Instr::Bin { op, d, a, b: c } => {
-                        let code = b.ins().iconst(types::I32, code_of(&BINARY, &op));
-                        let call = b.ins().call(bin_f, &[code, v(&reg, a), v(&reg, c)]);
-                        reg[d as usize] = Some(b.inst_results(call)[0]);
-                    }
-                }
-            }
-            for (k, &r) in program.roots.iter().enumerate() {
-                b.ins().store(flags, v(&reg, r), pout, (8 * k) as i32);
-            }
-            need[3] = program.roots.len();
-            b.ins().return_(&[]);
-            b.finalize(module.target_config());
+        let uses = Uses::of(program);
+        let mut sources = vec![Source::Computed; program.n_registers];
+        for &(r, x) in &program.constants {
+            sources[r as usize] = Source::Constant(x);
         }
-        module
-            .define_function(id, &mut ctx)
-            .map_err(|e| format!("cranelift: {e:?}"))?;
-        module.clear_context(&mut ctx);
-        ids.push(id);
-        needs.push(need);
+        let mut needs = [0usize; 5];
+        for &(r, input) in &program.inputs {
+            sources[r as usize] = Source::Input(input);
+            match input {
+                Input::State(i) => needs[0] = needs[0].max(i + 1),
+                Input::Param(i) => needs[1] = needs[1].max(i + 1),
+                Input::Lambda(i) => needs[2] = needs[2].max(i + 1),
+                Input::Time => {}
+            }
+        }
+        needs[3] = program.roots.len();
+        let mut emitter = Emitter {
+            program,
+            uses: &uses,
+            sources: &sources,
+            cache: vec![(None, 0, 0); program.n_registers],
+            uses_scratch: false,
+            exp_code,
+        };
+        let mut ids = Vec::new();
+        let n_chunks = program.instrs.len().div_ceil(CHUNK).max(1);
+        for c in 0..n_chunks {
+            let id = module
+                .declare_function(&format!("program{k}_{c}"), Linkage::Local, &shared.main_sig)
+                .map_err(|e| e.to_string())?;
+            ctx.func.signature = shared.main_sig.clone();
+            ctx.func.name = UserFuncName::user(0, id.as_u32());
+            emitter.emit_chunk(&mut module, &mut ctx, &mut fctx, &shared, c)?;
+            module
+                .define_function(id, &mut ctx)
+                .map_err(|e| format!("cranelift: {e:?}"))?;
+            module.clear_context(&mut ctx);
+            ids.push(id);
+        }
+        if emitter.uses_scratch {
+            needs[4] = program.n_registers;
+        }
+        declared.push((ids, needs));
     }
     module.finalize_definitions().map_err(|e| e.to_string())?;
-    let functions = ids
-        .iter()
-        .map(|&id| {
-            let code = module.get_finalized_function(id);
-            // SAFETY: the function was built with `main_sig`, which is the C
-            // calling convention of the host for exactly these arguments.
-            unsafe { std::mem::transmute::<*const u8, Compiled>(code) }
+    let programs = declared
+        .into_iter()
+        .map(|(ids, needs)| CompiledProgram {
+            chunks: ids
+                .iter()
+                .map(|&id| {
+                    let code = module.get_finalized_function(id);
+                    // SAFETY: the function was built with `main_sig`, which is
+                    // the C calling convention of the host for exactly these
+                    // arguments.
+                    unsafe { std::mem::transmute::<*const u8, Compiled>(code) }
+                })
+                .collect(),
+            needs,
         })
         .collect();
     Ok(JitCode {
         module: Some(module),
-        functions,
-        needs,
+        programs,
     })
+}
+
+/// Emits a program's chunks, keeping every SSA value's live range within
+/// [`WINDOW`] instructions (see the module docs).
+struct Emitter<'a> {
+    program: &'a Program,
+    uses: &'a Uses,
+    sources: &'a [Source],
+    /// Per register: its current SSA value, the instruction index where it
+    /// was materialised, and the chunk (values do not cross functions).
+    cache: Vec<(Option<Value>, u32, u32)>,
+    uses_scratch: bool,
+    exp_code: ExpCode,
+}
+
+/// The function's parameters.
+#[derive(Clone, Copy)]
+struct Params {
+    u: Value,
+    p: Value,
+    lambda: Value,
+    t: Value,
+    out: Value,
+    scratch: Value,
+}
+
+fn chunk_of(i: u32) -> u32 {
+    i / CHUNK as u32
+}
+
+impl Emitter<'_> {
+    /// A computed register must be stored if it is read later than the
+    /// window reaches or in another chunk.
+    fn must_store(&self, r: u32, at: u32) -> bool {
+        let last = self.uses.last[r as usize];
+        last != NEVER && (last > at + WINDOW || chunk_of(last) != chunk_of(at))
+    }
+
+    /// The value of register `r` for a use at instruction `at`.
+    fn read(&mut self, b: &mut FunctionBuilder, fp: Params, r: u32, at: u32) -> Value {
+        let (cached, since, chunk) = self.cache[r as usize];
+        if let Some(v) = cached {
+            if chunk == chunk_of(at) && at - since <= WINDOW {
+                return v;
+            }
+        }
+        let flags = MemFlagsData::trusted();
+        let load = |b: &mut FunctionBuilder, base: Value, i: usize| {
+            b.ins().load(types::F64, flags, base, (8 * i) as i32)
+        };
+        let v = match self.sources[r as usize] {
+            Source::Constant(x) => b.ins().f64const(x),
+            Source::Input(Input::State(i)) => load(b, fp.u, i),
+            Source::Input(Input::Param(i)) => load(b, fp.p, i),
+            Source::Input(Input::Lambda(i)) => load(b, fp.lambda, i),
+            Source::Input(Input::Time) => fp.t,
+            Source::Computed => load(b, fp.scratch, r as usize),
+        };
+        self.cache[r as usize] = (Some(v), at, chunk_of(at));
+        v
+    }
+
+    /// Records a computed register's value: stores it into `scratch` if it
+    /// is needed beyond the window and into `out` if it is a root.
+    fn define(&mut self, b: &mut FunctionBuilder, fp: Params, r: u32, at: u32, v: Value) {
+        let flags = MemFlagsData::trusted();
+        self.cache[r as usize] = (Some(v), at, chunk_of(at));
+        if self.must_store(r, at) {
+            self.uses_scratch = true;
+            b.ins().store(flags, v, fp.scratch, (8 * r) as i32);
+        }
+        for k in self.uses.root_slots(r) {
+            b.ins().store(flags, v, fp.out, (8 * k) as i32);
+        }
+    }
+
+    fn emit_chunk(
+        &mut self,
+        module: &mut JITModule,
+        ctx: &mut cranelift_codegen::Context,
+        fctx: &mut FunctionBuilderContext,
+        shared: &Shared,
+        chunk: usize,
+    ) -> Result<(), String> {
+        let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+        let block = b.create_block();
+        b.append_block_params_for_function_params(block);
+        b.switch_to_block(block);
+        b.seal_block(block);
+        let params = b.block_params(block).to_vec();
+        let fp = Params {
+            u: params[0],
+            p: params[1],
+            lambda: params[2],
+            t: params[3],
+            out: params[4],
+            scratch: params[5],
+        };
+        let pair_f = module.declare_func_in_func(shared.pair_id, b.func);
+        let un_f = module.declare_func_in_func(shared.un_id, b.func);
+        let bin_f = module.declare_func_in_func(shared.bin_id, b.func);
+        let slot =
+            b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 3));
+        let (ptr, f64t) = (shared.ptr, types::F64);
+        let flags = MemFlagsData::trusted();
+        if chunk == 0 {
+            // Roots that are inputs or constants: stored once, first.
+            for &(r, k) in &self.uses.roots {
+                if !matches!(self.sources[r as usize], Source::Computed) {
+                    let v = self.read(&mut b, fp, r, 0);
+                    b.ins().store(flags, v, fp.out, (8 * k) as i32);
+                }
+            }
+        }
+        let first = chunk * CHUNK;
+        let end = (first + CHUNK).min(self.program.instrs.len());
+        for i in first..end {
+            let at = i as u32;
+            let ins = self.program.instrs[i];
+            macro_rules! arg {
+                ($r:expr) => {
+                    self.read(&mut b, fp, $r, at)
+                };
+            }
+            let (d, x) = match ins {
+                Instr::Add { d, a, b: c } => {
+                    let (x, y) = (arg!(a), arg!(c));
+                    (d, b.ins().fadd(x, y))
+                }
+                Instr::Sub { d, a, b: c } => {
+                    let (x, y) = (arg!(a), arg!(c));
+                    (d, b.ins().fsub(x, y))
+                }
+                Instr::Mul { d, a, b: c } => {
+                    let (x, y) = (arg!(a), arg!(c));
+                    (d, b.ins().fmul(x, y))
+                }
+                Instr::Div { d, a, b: c } => {
+                    let (x, y) = (arg!(a), arg!(c));
+                    (d, b.ins().fdiv(x, y))
+                }
+                Instr::Neg { d, a } => {
+                    let x = arg!(a);
+                    (d, b.ins().fneg(x))
+                }
+                Instr::Exp { d, a } if self.exp_code == ExpCode::Call => {
+                    let x = arg!(a);
+                    let code = b.ins().iconst(types::I32, code_of(&UNARY, &Un::Exp));
+                    let call = b.ins().call(un_f, &[code, x]);
+                    (d, b.inst_results(call)[0])
+                }
+                Instr::Exp { d, a } => {
+                    let x = arg!(a);
+                    (d, emit_exp(&mut b, x))
+                }
+                Instr::PowI { d, a, n } => {
+                    let x = arg!(a);
+                    (d, emit_powi(&mut b, x, n))
+                }
+                Instr::ExprelPair { g, dg, z } => {
+                    let z = arg!(z);
+                    let addr = b.ins().stack_addr(ptr, slot, 0);
+                    b.ins().call(pair_f, &[z, addr]);
+                    let gv = b.ins().stack_load(ptr, f64t, slot, 0);
+                    let dv = b.ins().stack_load(ptr, f64t, slot, 8);
+                    self.define(&mut b, fp, g, at, gv);
+                    (dg, dv)
+                }
+                Instr::Select { d, c, a, b: e } => {
+                    // `c != 0` is true for NaN, as in the interpreter
+                    let (cv, x, y) = (arg!(c), arg!(a), arg!(e));
+                    let zero = b.ins().f64const(0.0);
+                    let cond = b.ins().fcmp(FloatCC::NotEqual, cv, zero);
+                    (d, b.ins().select(cond, x, y))
+                }
+                Instr::Un { op, d, a } => {
+                    let x = arg!(a);
+                    let code = b.ins().iconst(types::I32, code_of(&UNARY, &op));
+                    let call = b.ins().call(un_f, &[code, x]);
+                    (d, b.inst_results(call)[0])
+                }
+                Instr::Bin { op, d, a, b: c } => {
+                    let (x, y) = (arg!(a), arg!(c));
+                    let code = b.ins().iconst(types::I32, code_of(&BINARY, &op));
+                    let call = b.ins().call(bin_f, &[code, x, y]);
+                    (d, b.inst_results(call)[0])
+                }
+            };
+            self.define(&mut b, fp, d, at, x);
+        }
+        b.ins().return_(&[]);
+        b.finalize(module.target_config());
+        Ok(())
+    }
+}
+
+/// `x^n` with the same multiplications as `dag::powi`.
+fn emit_powi(b: &mut FunctionBuilder, x: Value, n: i32) -> Value {
+    let mut k = n.unsigned_abs();
+    let mut base = x;
+    let mut acc: Option<Value> = None;
+    while k > 0 {
+        if k & 1 == 1 {
+            acc = Some(match acc {
+                None => base,
+                Some(a) => b.ins().fmul(a, base),
+            });
+        }
+        k >>= 1;
+        if k > 0 {
+            base = b.ins().fmul(base, base);
+        }
+    }
+    let mut v = match acc {
+        Some(v) => v,
+        None => b.ins().f64const(1.0),
+    };
+    if n < 0 {
+        let one = b.ins().f64const(1.0);
+        v = b.ins().fdiv(one, v);
+    }
+    v
+}
+
+/// About how many Cranelift instructions `program` becomes (compile time is
+/// proportional to it): what [`crate::native`] decides by.
+pub fn native_size(program: &Program) -> usize {
+    let per_instruction = |ins: &Instr| match *ins {
+        // emit_exp, and its operand's load
+        Instr::Exp { .. } => 46,
+        Instr::PowI { n, .. } => 3 + 2 * (32 - n.unsigned_abs().leading_zeros() as usize),
+        Instr::ExprelPair { .. } => 7,
+        Instr::Select { .. } | Instr::Un { .. } | Instr::Bin { .. } => 5,
+        _ => 3,
+    };
+    program.instrs.iter().map(per_instruction).sum::<usize>() + program.roots.len()
 }

@@ -23,17 +23,24 @@
 
 mod ast;
 mod build;
+mod compiled_jacobian;
 pub mod dag;
 mod diff;
 mod error;
 mod expr_parser;
+pub mod jacobian;
 mod jit;
 mod lexer;
 mod lowering;
 mod model;
+mod native;
 mod parser;
+mod profile;
 pub mod program;
 pub mod singular;
+pub mod synthetic;
 
+pub use compiled_jacobian::JacobianProfile;
 pub use error::OdeError;
-pub use model::{Backend, OdeModel, OdeWork, ProgramStats};
+pub use model::{Backend, JacobianStats, OdeModel, OdeWork, ProgramStats};
+pub use profile::LoadProfile;

@@ -1,20 +1,27 @@
 //! [`OdeModel`]: a model file as a [`revode_model::Model`].
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
-use revode_model::{Dims, Model};
+use revode_model::{Dims, Model, SparsityPattern};
 
 use crate::build::{lower, Lowered};
-use crate::dag::Dag;
+use crate::compiled_jacobian::CompiledJacobian;
+use crate::dag::{Dag, Id};
 use crate::diff::adjoints;
 use crate::error::OdeError;
-use crate::jit::JitCode;
+use crate::native::Native;
 use crate::parser::parse_file;
+use crate::profile::LoadProfile;
 use crate::program::Program;
 
 /// A model read from an XPPAUT-style `.ode` file, with its right-hand side
-/// and vector–Jacobian product compiled to straight-line programs at load.
+/// and vector–Jacobian product compiled to straight-line programs at load,
+/// and its state Jacobian `∂f/∂u` (sparsity pattern and values) derived and
+/// compiled the first time it is asked for ([`OdeModel::jacobian_sparsity`],
+/// [`Model::jacobian_pattern`]), so models never solved implicitly do not
+/// pay for it.
 #[derive(Debug, Clone)]
 pub struct OdeModel {
     name: String,
@@ -34,8 +41,27 @@ pub struct OdeModel {
     /// The same as positions among the vjp program's roots (for the JIT).
     vjp_slots: (Vec<Option<usize>>, Vec<(usize, usize)>),
     dag_nodes: usize,
-    /// Native code of `rhs` (function 0) and `vjp` (function 1), if compiled.
-    jit: Option<Arc<JitCode>>,
+    /// Native code of `rhs` (function 0) and `vjp` (function 1); `None` on
+    /// the interpreter backend.
+    native: Option<Native>,
+    /// The DAG and the rhs roots, kept to derive the Jacobian from.
+    dag: Arc<Dag>,
+    rhs_roots: Arc<[Id]>,
+    /// The Jacobian, once derived (shared by clones of one backend).
+    jacobian: Arc<OnceLock<CompiledJacobian>>,
+}
+
+/// What a model is made from: the lowered file, or a DAG built directly.
+struct Parts {
+    dag: Dag,
+    state_names: Vec<String>,
+    u0: Vec<f64>,
+    param_names: Vec<String>,
+    p0: Vec<f64>,
+    rhs: Vec<Id>,
+    aux_names: Vec<String>,
+    aux: Vec<Id>,
+    options: Vec<(String, String)>,
 }
 
 /// How `rhs` and `vjp` run.
@@ -55,6 +81,10 @@ pub struct OdeWork {
     vjp: Vec<f64>,
     /// The JIT's vjp outputs (state adjoints, then parameter adjoints).
     vjp_out: Vec<f64>,
+    /// Values the JIT's code keeps in memory (crate::jit, "Bounded live ranges").
+    scratch: Vec<f64>,
+    /// The interpreter's Jacobian registers.
+    jacobian: Vec<f64>,
 }
 
 /// Sizes of what was built at load, for diagnostics and benchmarks.
@@ -65,6 +95,22 @@ pub struct ProgramStats {
     pub vjp_instructions: usize,
     pub rhs_registers: usize,
     pub vjp_registers: usize,
+    /// The Jacobian's, once derived (else `None`).
+    pub jacobian: Option<JacobianStats>,
+}
+
+/// Sizes of a derived Jacobian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JacobianStats {
+    /// Entries of the sparsity pattern.
+    pub nnz: usize,
+    pub instructions: usize,
+    pub registers: usize,
+    /// Shared subexpressions whose gradient was accumulated once
+    /// (crate::jacobian).
+    pub barriers: usize,
+    /// DAG nodes after deriving it.
+    pub dag_nodes: usize,
 }
 
 impl OdeModel {
@@ -98,13 +144,101 @@ impl OdeModel {
 
     /// Compiles model text; `file` names it in errors, `name` is the model's name.
     pub fn from_str_named(text: &str, file: &str, name: &str) -> Result<OdeModel, OdeError> {
-        let stmts = parse_file(text).map_err(|e| e.in_file(file))?;
-        let lowered = lower(stmts).map_err(|e| e.in_file(file))?;
-        Ok(Self::compile(lowered, name))
+        Self::load(text, file, name, Backend::Jit, &mut LoadProfile::default())
     }
 
-    fn compile(lowered: Lowered, name: &str) -> OdeModel {
+    /// Compiles model text like [`OdeModel::from_str`], and its Jacobian,
+    /// timing each stage, and waiting for native code compiled in the
+    /// background (`examples/ode_load_profile.rs` prints these). With
+    /// [`Backend::Interpreter`] nothing is compiled to native code (for
+    /// instruction counts of the other stages under callgrind).
+    pub fn from_str_profiled(
+        text: &str,
+        backend: Backend,
+    ) -> Result<(OdeModel, LoadProfile), OdeError> {
+        let mut profile = LoadProfile::default();
+        let model = Self::load(text, "<string>", "model", backend, &mut profile)?;
+        let start = Instant::now();
+        if let Some(n) = &model.native {
+            n.wait();
+        }
+        profile.native_wait = start.elapsed();
+        let jacobian = model.compiled_jacobian();
+        profile.jacobian = jacobian.profile;
+        let start = Instant::now();
+        if let Some(n) = &jacobian.native {
+            n.wait();
+        }
+        profile.jacobian.native_wait = start.elapsed();
+        profile.jacobian_nnz = jacobian.pattern.nnz();
+        profile.jacobian_instructions = jacobian.program.instructions().len();
+        Ok((model, profile))
+    }
+
+    fn load(
+        text: &str,
+        file: &str,
+        name: &str,
+        backend: Backend,
+        profile: &mut LoadProfile,
+    ) -> Result<OdeModel, OdeError> {
+        let start = Instant::now();
+        let stmts = parse_file(text).map_err(|e| e.in_file(file))?;
+        profile.parse = start.elapsed();
+        let start = Instant::now();
+        let lowered = lower(stmts).map_err(|e| e.in_file(file))?;
+        profile.lower = start.elapsed();
+        profile.singular = lowered.dag.singular_stats();
+        profile.lowered_nodes = lowered.dag.len();
         let Lowered {
+            dag,
+            state_names,
+            u0,
+            param_names,
+            p0,
+            rhs,
+            aux_names,
+            aux,
+            options,
+            ..
+        } = lowered;
+        let parts = Parts {
+            dag,
+            state_names,
+            u0,
+            param_names,
+            p0,
+            rhs,
+            aux_names,
+            aux,
+            options,
+        };
+        Ok(Self::compile(parts, name, backend, profile))
+    }
+
+    /// A model straight from a DAG built with the [`crate::dag`] API, with
+    /// states `x0, x1, …` (`u0` their initial values) and parameters
+    /// `p0, p1, …` (`p0` their values): shapes the file reader does not
+    /// produce, for tests of the stages after it.
+    #[doc(hidden)]
+    pub fn from_dag(dag: Dag, rhs: Vec<Id>, u0: Vec<f64>, p0: Vec<f64>) -> OdeModel {
+        assert_eq!(rhs.len(), u0.len(), "one initial value per state");
+        let parts = Parts {
+            dag,
+            state_names: (0..rhs.len()).map(|i| format!("x{i}")).collect(),
+            u0,
+            param_names: (0..p0.len()).map(|k| format!("p{k}")).collect(),
+            p0,
+            rhs,
+            aux_names: Vec::new(),
+            aux: Vec::new(),
+            options: Vec::new(),
+        };
+        Self::compile(parts, "dag", Backend::Jit, &mut LoadProfile::default())
+    }
+
+    fn compile(parts: Parts, name: &str, backend: Backend, profile: &mut LoadProfile) -> OdeModel {
+        let Parts {
             mut dag,
             state_names,
             u0,
@@ -114,8 +248,11 @@ impl OdeModel {
             aux_names,
             aux,
             options,
-        } = lowered;
+        } = parts;
+        let start = Instant::now();
         let adj = adjoints(&mut dag, &rhs, param_names.len());
+        profile.differentiate = start.elapsed();
+        let start = Instant::now();
         let rhs_program = Program::compile(&dag, &rhs);
         let aux_program = Program::compile(&dag, &aux);
         // vjp roots: the state adjoints, then the parameter adjoints.
@@ -135,10 +272,15 @@ impl OdeModel {
             }
         }
         let vjp_program = Program::compile(&dag, &roots);
+        profile.programs = start.elapsed();
+        let start = Instant::now();
         // Where Cranelift cannot run, the interpreter does the same work.
-        let jit = crate::jit::compile(&[&rhs_program, &vjp_program])
-            .ok()
-            .map(Arc::new);
+        let native = (backend == Backend::Jit)
+            .then(|| Native::start(vec![rhs_program.clone(), vjp_program.clone()]));
+        profile.jit = start.elapsed();
+        profile.jit_in_background = native.as_ref().is_some_and(Native::pending);
+        profile.dag_nodes = dag.len();
+        profile.instructions = rhs_program.instructions().len() + vjp_program.instructions().len();
         let reg = |slot: usize| vjp_program.roots()[slot];
         OdeModel {
             name: name.to_string(),
@@ -154,23 +296,69 @@ impl OdeModel {
             vjp: vjp_program,
             aux: aux_program,
             dag_nodes: dag.len(),
-            jit,
+            native,
             vjp_slots: (state_slots, param_slots),
+            dag: Arc::new(dag),
+            rhs_roots: rhs.into(),
+            jacobian: Arc::new(OnceLock::new()),
         }
     }
 
-    /// The backend `rhs` and `vjp` run on.
+    /// The Jacobian, derived and compiled on first use.
+    fn compiled_jacobian(&self) -> &CompiledJacobian {
+        self.jacobian.get_or_init(|| {
+            CompiledJacobian::build(&self.dag, &self.rhs_roots, self.native.is_some())
+        })
+    }
+
+    /// The sparsity pattern of `∂f/∂u` (compressed sparse columns): row `i`
+    /// has column `j` iff `f_i`'s derivative with respect to `u_j` is not
+    /// identically zero (docs/model-files.md, "The Jacobian"). The first
+    /// call derives and compiles the Jacobian.
+    pub fn jacobian_sparsity(&self) -> &SparsityPattern {
+        &self.compiled_jacobian().pattern
+    }
+
+    /// The backend `rhs` and `vjp` run on now. A large model runs on the
+    /// interpreter until its native code, compiled in the background, is
+    /// ready ([`OdeModel::native_code_pending`], crate::native).
     pub fn backend(&self) -> Backend {
-        if self.jit.is_some() {
+        if self.native.as_ref().and_then(Native::get).is_some() {
             Backend::Jit
         } else {
             Backend::Interpreter
         }
     }
 
-    /// The same model on the register interpreter.
+    /// Native code is still being compiled in the background (for `rhs`
+    /// and `vjp`, or for a derived Jacobian); until it is ready the
+    /// interpreter runs, with bitwise the same results.
+    pub fn native_code_pending(&self) -> bool {
+        self.native.as_ref().is_some_and(Native::pending)
+            || self
+                .jacobian
+                .get()
+                .and_then(|j| j.native.as_ref())
+                .is_some_and(Native::pending)
+    }
+
+    /// Blocks until all native code being compiled in the background is
+    /// ready (benchmarks call it before timing).
+    pub fn wait_for_native_code(&self) {
+        if let Some(n) = &self.native {
+            n.wait();
+        }
+        if let Some(n) = self.jacobian.get().and_then(|j| j.native.as_ref()) {
+            n.wait();
+        }
+    }
+
+    /// The same model on the register interpreter (its Jacobian too).
     pub fn interpreted(mut self) -> OdeModel {
-        self.jit = None;
+        if self.native.take().is_some() {
+            // a Jacobian derived from here on runs interpreted as well
+            self.jacobian = Arc::new(OnceLock::new());
+        }
         self
     }
 
@@ -199,6 +387,13 @@ impl OdeModel {
             vjp_instructions: self.vjp.instructions().len(),
             rhs_registers: self.rhs.n_registers(),
             vjp_registers: self.vjp.n_registers(),
+            jacobian: self.jacobian.get().map(|j| JacobianStats {
+                nnz: j.pattern.nnz(),
+                instructions: j.program.instructions().len(),
+                registers: j.program.n_registers(),
+                barriers: j.barriers,
+                dag_nodes: j.dag_nodes,
+            }),
         }
     }
 
@@ -242,26 +437,56 @@ impl Model for OdeModel {
         self.p0.clone()
     }
 
+    /// Registers for this model: the interpreter's unless native code is
+    /// ready, the native code's unless it failed to compile; for the
+    /// Jacobian too if it has been derived (else a Work grows them once, on
+    /// its first `jacobian` call).
     fn new_work(&self) -> OdeWork {
-        if self.jit.is_some() {
-            return OdeWork {
-                rhs: Vec::new(),
-                vjp: Vec::new(),
-                vjp_out: vec![0.0; self.vjp.roots().len()],
-            };
-        }
+        let interpreted = self.backend() == Backend::Interpreter;
+        let native = self
+            .native
+            .as_ref()
+            .filter(|n| n.get().is_some() || n.pending());
+        let jacobian = self.jacobian.get();
+        let jacobian_native = jacobian.and_then(|j| j.native.as_ref());
+        let registers = |p: &Program, needed: bool| {
+            if needed {
+                p.new_registers()
+            } else {
+                Vec::new()
+            }
+        };
         OdeWork {
-            rhs: self.rhs.new_registers(),
-            vjp: self.vjp.new_registers(),
-            vjp_out: Vec::new(),
+            rhs: registers(&self.rhs, interpreted),
+            vjp: registers(&self.vjp, interpreted),
+            vjp_out: vec![
+                0.0;
+                if native.is_some() {
+                    self.vjp.roots().len()
+                } else {
+                    0
+                }
+            ],
+            scratch: vec![
+                0.0;
+                native
+                    .map_or(0, |n| n.scratch_len(0..2))
+                    .max(jacobian_native.map_or(0, |n| n.scratch_len(0..1)))
+            ],
+            jacobian: match jacobian {
+                Some(j) if j.native.as_ref().and_then(Native::get).is_none() => {
+                    j.program.new_registers()
+                }
+                _ => Vec::new(),
+            },
         }
     }
 
     #[inline]
     fn rhs(&self, t: f64, u: &[f64], p: &[f64], du: &mut [f64], work: &mut OdeWork) {
-        if let Some(jit) = &self.jit {
+        if let Some(jit) = self.native.as_ref().and_then(Native::get) {
             // rhs's roots are the states in order: written straight into du
-            jit.call(0, t, u, p, &[], du);
+            jit.call(0, t, u, p, &[], du, &mut work.scratch);
             return;
         }
         let regs = &mut work.rhs;
@@ -283,9 +508,9 @@ impl Model for OdeModel {
         acc_p: &mut [f64],
         work: &mut OdeWork,
     ) {
-        if let Some(jit) = &self.jit {
+        if let Some(jit) = self.native.as_ref().and_then(Native::get) {
             let out = &mut work.vjp_out;
-            jit.call(1, t, u, p, lambda, out);
+            jit.call(1, t, u, p, lambda, out, &mut work.scratch);
             let (states, params) = &self.vjp_slots;
             for (o, slot) in out_u.iter_mut().zip(states) {
                 *o = slot.map_or(0.0, |s| out[s]);
@@ -303,6 +528,32 @@ impl Model for OdeModel {
         for &(k, r) in &self.vjp_params {
             acc_p[k] += alpha * regs[r as usize];
         }
+    }
+
+    fn jacobian_pattern(&self) -> Option<SparsityPattern> {
+        Some(self.jacobian_sparsity().clone())
+    }
+
+    /// Allocation-free, except that a Work made before the Jacobian was
+    /// first derived grows its Jacobian registers once, on its first call
+    /// (steppers ask for the pattern first, so theirs never do).
+    fn jacobian(&self, t: f64, u: &[f64], p: &[f64], values: &mut [f64], work: &mut OdeWork) {
+        let j = self.compiled_jacobian();
+        // asked once: the code may become ready at any moment
+        let code = j.code();
+        match code {
+            Some(code) => {
+                if work.scratch.len() < code.scratch_len(0) {
+                    work.scratch.resize(code.scratch_len(0), 0.0);
+                }
+            }
+            None => {
+                if work.jacobian.len() != j.program.n_registers() {
+                    work.jacobian = j.program.new_registers();
+                }
+            }
+        }
+        j.eval(code, t, u, p, values, &mut work.jacobian, &mut work.scratch);
     }
 
     fn aux_names(&self) -> Vec<String> {

@@ -31,11 +31,6 @@ struct Affine {
 /// Largest number of atoms an affine form may have (guards pathological DAGs).
 const MAX_TERMS: usize = 32;
 
-/// Deepest subexpression the readers below descend into: they recurse, and
-/// a generated sum of 10⁵ terms in a denominator must not exhaust the stack
-/// (such a form is never the recognised one anyway).
-const MAX_DEPTH: u32 = 64;
-
 impl Affine {
     fn constant(c: f64) -> Self {
         Affine {
@@ -65,32 +60,69 @@ impl Affine {
     }
 }
 
-fn affine(dag: &Dag, id: Id) -> Option<Affine> {
-    affine_within(dag, id, MAX_DEPTH)
-}
+/// Most nodes [`affine`] and [`factorize`] look at for one quotient: keeps
+/// the rewrite O(1) per quotient however large or deep (or, through shared
+/// nodes, exponentially large as a tree) the operands are. Rate functions
+/// need a few dozen.
+const VISIT_BUDGET: usize = 256;
 
-fn affine_within(dag: &Dag, id: Id, depth: u32) -> Option<Affine> {
-    let depth = depth.checked_sub(1)?;
-    let affine = |id| affine_within(dag, id, depth);
-    Some(match dag.node(id) {
-        Node::Const(bits) => Affine::constant(f64::from_bits(bits)),
-        Node::Un(Un::Neg, a) => affine(a)?.scale(-1.0),
-        Node::Bin(Bin::Add, a, b) => affine(a)?.plus(affine(b)?)?,
-        Node::Bin(Bin::Sub, a, b) => affine(a)?.plus(affine(b)?.scale(-1.0))?,
-        Node::Bin(Bin::Mul, a, b) if dag.constant(a).is_some() => {
-            affine(b)?.scale(dag.constant(a)?)
+/// `id` read as an affine form; `None` if it has more than [`MAX_TERMS`]
+/// atoms or more than [`VISIT_BUDGET`] nodes. Iterative (an explicit stack
+/// replaying the natural recursion, so coefficients round exactly as they
+/// would there): safe at any depth.
+fn affine(dag: &Dag, id: Id) -> Option<Affine> {
+    enum Step {
+        Visit(Id),
+        /// Pop one form and scale it.
+        Scale(f64),
+        /// Pop `b` then `a`; push `a + sign·b`.
+        Combine(f64),
+    }
+    let mut steps = vec![Step::Visit(id)];
+    let mut forms: Vec<Affine> = Vec::new();
+    let mut visits = 0;
+    while let Some(step) = steps.pop() {
+        match step {
+            Step::Visit(id) => {
+                visits += 1;
+                if visits > VISIT_BUDGET {
+                    return None;
+                }
+                match dag.node(id) {
+                    Node::Const(bits) => forms.push(Affine::constant(f64::from_bits(bits))),
+                    Node::Un(Un::Neg, a) => steps.extend([Step::Scale(-1.0), Step::Visit(a)]),
+                    Node::Bin(op @ (Bin::Add | Bin::Sub), a, b) => {
+                        let sign = if op == Bin::Add { 1.0 } else { -1.0 };
+                        steps.extend([Step::Combine(sign), Step::Visit(b), Step::Visit(a)]);
+                    }
+                    Node::Bin(Bin::Mul, a, b) if dag.constant(a).is_some() => {
+                        steps.extend([Step::Scale(dag.constant(a)?), Step::Visit(b)]);
+                    }
+                    Node::Bin(Bin::Mul, a, b) if dag.constant(b).is_some() => {
+                        steps.extend([Step::Scale(dag.constant(b)?), Step::Visit(a)]);
+                    }
+                    Node::Bin(Bin::Div, a, b) if dag.constant(b).is_some() => {
+                        steps.extend([Step::Scale(1.0 / dag.constant(b)?), Step::Visit(a)]);
+                    }
+                    _ => forms.push(Affine {
+                        terms: vec![(id, 1.0)],
+                        constant: 0.0,
+                    }),
+                }
+            }
+            Step::Scale(c) => {
+                let f = forms.pop()?;
+                forms.push(f.scale(c));
+            }
+            Step::Combine(sign) => {
+                let b = forms.pop()?;
+                let a = forms.pop()?;
+                let b = if sign < 0.0 { b.scale(-1.0) } else { b };
+                forms.push(a.plus(b)?);
+            }
         }
-        Node::Bin(Bin::Mul, a, b) if dag.constant(b).is_some() => {
-            affine(a)?.scale(dag.constant(b)?)
-        }
-        Node::Bin(Bin::Div, a, b) if dag.constant(b).is_some() => {
-            affine(a)?.scale(1.0 / dag.constant(b)?)
-        }
-        _ => Affine {
-            terms: vec![(id, 1.0)],
-            constant: 0.0,
-        },
-    })
+    }
+    forms.pop()
 }
 
 /// Equal up to a few ulps (coefficients reached by different roundings).
@@ -131,58 +163,48 @@ struct Factor {
     power: i32,
 }
 
-/// `id^power = κ · Π canonical(f)^{f.power}`: κ is multiplied in, factors pushed.
+/// `id^power = κ · Π canonical(f)^{f.power}`: κ is multiplied in, factors
+/// pushed, in the order of a left-to-right walk (an explicit stack: safe at
+/// any depth). `None` beyond [`MAX_TERMS`] factors or [`VISIT_BUDGET`]
+/// nodes.
 fn factorize(dag: &Dag, id: Id, power: i32, kappa: &mut f64, out: &mut Vec<Factor>) -> Option<()> {
-    factorize_within(dag, id, power, kappa, out, MAX_DEPTH)
-}
-
-fn factorize_within(
-    dag: &Dag,
-    id: Id,
-    power: i32,
-    kappa: &mut f64,
-    out: &mut Vec<Factor>,
-    depth: u32,
-) -> Option<()> {
-    if out.len() > MAX_TERMS {
-        return None;
-    }
-    let depth = depth.checked_sub(1)?;
-    match dag.node(id) {
-        Node::Const(bits) => {
-            let c = f64::from_bits(bits);
-            *kappa *= if power > 0 { c } else { 1.0 / c };
+    let mut stack = vec![(id, power)];
+    let mut visits = 0;
+    while let Some((id, power)) = stack.pop() {
+        visits += 1;
+        if out.len() > MAX_TERMS || visits > VISIT_BUDGET {
+            return None;
         }
-        Node::Un(Un::Neg, a) => {
-            *kappa = -*kappa;
-            factorize_within(dag, a, power, kappa, out, depth)?;
-        }
-        Node::Bin(Bin::Mul, a, b) => {
-            factorize_within(dag, a, power, kappa, out, depth)?;
-            factorize_within(dag, b, power, kappa, out, depth)?;
-        }
-        Node::Bin(Bin::Div, a, b) => {
-            factorize_within(dag, a, power, kappa, out, depth)?;
-            factorize_within(dag, b, -power, kappa, out, depth)?;
-        }
-        _ => {
-            let form = affine_within(dag, id, depth)?;
-            let (key, node, scale) = match form.terms.as_slice() {
-                [] => return None,
-                // `id` is `c·atom` (e.g. `a + a`): canonical is the atom.
-                [(atom, c)] if form.constant == 0.0 => (Key::Node(*atom), id, *c),
-                [(_, s), ..] => {
-                    let s = *s;
-                    (Key::Affine(form.scale(1.0 / s)), id, s)
-                }
-            };
-            *kappa *= if power > 0 { scale } else { 1.0 / scale };
-            out.push(Factor {
-                key,
-                node,
-                scale,
-                power,
-            });
+        match dag.node(id) {
+            Node::Const(bits) => {
+                let c = f64::from_bits(bits);
+                *kappa *= if power > 0 { c } else { 1.0 / c };
+            }
+            Node::Un(Un::Neg, a) => {
+                *kappa = -*kappa;
+                stack.push((a, power));
+            }
+            Node::Bin(Bin::Mul, a, b) => stack.extend([(b, power), (a, power)]),
+            Node::Bin(Bin::Div, a, b) => stack.extend([(b, -power), (a, power)]),
+            _ => {
+                let form = affine(dag, id)?;
+                let (key, node, scale) = match form.terms.as_slice() {
+                    [] => return None,
+                    // `id` is `c·atom` (e.g. `a + a`): canonical is the atom.
+                    [(atom, c)] if form.constant == 0.0 => (Key::Node(*atom), id, *c),
+                    [(_, s), ..] => {
+                        let s = *s;
+                        (Key::Affine(form.scale(1.0 / s)), id, s)
+                    }
+                };
+                *kappa *= if power > 0 { scale } else { 1.0 / scale };
+                out.push(Factor {
+                    key,
+                    node,
+                    scale,
+                    power,
+                });
+            }
         }
     }
     Some(())

@@ -1,5 +1,7 @@
-//! The JIT against the interpreter: bitwise equal `rhs` and `vjp` on every
-//! shipped model and on a model using every operation, at random points.
+//! The JIT against the interpreter: bitwise equal `rhs`, `vjp` and
+//! `jacobian` on every shipped model, on a model using every operation and
+//! on generated models large enough to be compiled in the background, at
+//! random points.
 
 use revode_model::Model;
 use revode_ode::{Backend, OdeModel};
@@ -17,6 +19,13 @@ fn models() -> Vec<(String, OdeModel)> {
         x' = a*x/(exp(x/2)-1) + f(y) + abs(x)^1.5 + heav(y) + sign(x) + t + (x != y) + (x <= y) + (x >= 1) + x^-3\n\
         y' = tanh(x)*sinh(y)/cosh(y) + atan(x) + ln(2+x) + log10(3+y) + sqrt(2+x) + sin(y)*cos(x)*tan(x) - x^7 + a^b + x^y\n";
     out.push(("every_op".into(), OdeModel::from_str(every_op).unwrap()));
+    // compiled in the background (revode_ode's native.rs): compared once ready
+    for family in revode_ode::synthetic::Family::ALL {
+        let m = OdeModel::from_str(&family.text(400)).unwrap();
+        m.jacobian_sparsity();
+        m.wait_for_native_code();
+        out.push((family.name().into(), m));
+    }
     out
 }
 
@@ -37,10 +46,13 @@ fn jit_equals_interpreter_bitwise() {
         );
         let interp = jit.clone().interpreted();
         assert_eq!(interp.backend(), Backend::Interpreter);
+        let pattern = jit.jacobian_pattern().unwrap();
+        assert_eq!(Some(&pattern), interp.jacobian_pattern().as_ref());
         let (mut wj, mut wi) = (jit.new_work(), interp.new_work());
         let n = jit.dims().n_states;
         let np = jit.dims().n_params;
-        for k in 0..500 {
+        let rounds = if n > 100 { 20 } else { 500 };
+        for k in 0..rounds {
             let u: Vec<f64> = jit
                 .default_u0()
                 .iter()
@@ -81,6 +93,10 @@ fn jit_equals_interpreter_bitwise() {
             );
             assert!(same(&oj, &oi), "{name} vjp u at {u:?}: {oj:?} vs {oi:?}");
             assert!(same(&aj, &ai), "{name} vjp p at {u:?}: {aj:?} vs {ai:?}");
+            let (mut jj, mut ji) = (vec![0.0; pattern.nnz()], vec![0.0; pattern.nnz()]);
+            jit.jacobian(t, &u, &p, &mut jj, &mut wj);
+            interp.jacobian(t, &u, &p, &mut ji, &mut wi);
+            assert!(same(&jj, &ji), "{name} jacobian at {u:?}: {jj:?} vs {ji:?}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The derived VJPs against central finite differences of the rhs (the
-//! `check-model` machinery): every shipped model at random points and at
-//! its removable singularities, and random expressions (proptest).
+//! `check-model` machinery, which checks the derived Jacobian too): every
+//! shipped model at random points and at its removable singularities, and
+//! random expressions (proptest: VJP and Jacobian against dual numbers).
 
 use proptest::prelude::*;
 use revode_model::check::{check_model_at, CheckOptions, Point};
@@ -538,7 +539,28 @@ proptest! {
                         <= 1e-11 * (an.abs().max(exact.abs()) + scale) + 100.0 * (exact - moved).abs(),
                     "d f{}/d v{}: vjp {} vs dual {}\n{}", i, c, an, exact, text
                 );
+                // the Jacobian's entry: the same derivative, derived per row
+                if c < 2 {
+                    let jac = jacobian_entry(&m, [x, y], [a, b], i, c);
+                    prop_assert!(
+                        (jac - exact).abs()
+                            <= 1e-11 * (jac.abs().max(exact.abs()) + scale) + 100.0 * (exact - moved).abs(),
+                        "d f{}/d v{}: jacobian {} vs dual {}\n{}", i, c, jac, exact, text
+                    );
+                    prop_assert!(
+                        (jac - an).abs() <= 1e-12 * (jac.abs().max(an.abs()) + scale),
+                        "d f{}/d v{}: jacobian {} vs vjp {}\n{}", i, c, jac, an, text
+                    );
+                }
             }
         }
     }
+}
+
+/// Entry `(i, j)` of the model's Jacobian (0 outside its pattern).
+fn jacobian_entry(m: &OdeModel, u: [f64; 2], p: [f64; 2], i: usize, j: usize) -> f64 {
+    let pattern = m.jacobian_pattern().unwrap();
+    let mut values = vec![f64::NAN; pattern.nnz()];
+    m.jacobian(0.0, &u, &p, &mut values, &mut m.new_work());
+    pattern.position(i, j).map_or(0.0, |k| values[k])
 }

@@ -76,13 +76,17 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
                 })
             })
             .collect();
+        // the model's own state Jacobian (null: none, assembled from VJPs)
+        let jacobian = r.jacobian.as_ref().map(|j| {
+            json!({
+                "n": j.n, "nnz": j.nnz, "entries_checked": j.entries_checked,
+                "max_error": j.max_error,
+            })
+        });
         print_json(&json!({
             "model": r.model, "passed": r.passed, "samples": r.samples,
             "entries_checked": r.entries_checked, "tolerance": r.tolerance,
-            "jacobian": r.jacobian_nnz.map(|nnz| json!({
-                "nnz": nnz, "entries_checked": r.jacobian_entries_checked,
-            })),
-            "max_error": r.max_error, "worst": worst,
+            "max_error": r.max_error, "jacobian": jacobian, "worst": worst,
         }));
     } else {
         outln!(
@@ -94,21 +98,24 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode, Error> {
             r.tolerance,
             if r.passed { "PASS" } else { "FAIL" }
         );
-        match r.jacobian_nnz {
-            Some(nnz) => outln!(
-                "state Jacobian: the model's own, {nnz} entries in its pattern; {} of the entries \
-                 above are its values and the zeros outside its pattern",
-                r.jacobian_entries_checked
+        match &r.jacobian {
+            Some(j) => outln!(
+                "  of which the model's own state Jacobian: {} nonzeros of {} ({:.2}%), {} entries \
+                 (zeros outside the pattern included), max scaled error {:.2e}",
+                j.nnz,
+                j.n * j.n,
+                100.0 * j.nnz as f64 / (j.n * j.n).max(1) as f64,
+                j.entries_checked,
+                j.max_error
             ),
             None => outln!(
-                "state Jacobian: none of its own (implicit steppers assemble it from VJPs, \
-                 checked above)"
+                "  the model has no state Jacobian of its own (implicit steppers assemble it from n VJPs)"
             ),
         }
         outln!("worst entries:");
         for w in &r.worst {
             outln!(
-                "  sample {:>3}  {:<28} analytic {:>22.15e}  fd {:>22.15e}  error {:.2e}",
+                "  sample {:>3}  {:<37} got {:>22.15e}  fd {:>22.15e}  error {:.2e}",
                 w.sample,
                 w.label,
                 w.analytic,
