@@ -45,7 +45,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Allocations of `f`, a store's slots included: this thread's spare
+/// (revode_checkpoint::spare) is released first.
 fn allocations_during(f: impl FnOnce()) -> usize {
+    revode_checkpoint::spare::release_spare();
+    allocations_reusing(f)
+}
+
+/// Allocations of `f` with this thread's spare kept as it is.
+fn allocations_reusing(f: impl FnOnce()) -> usize {
     let before = ALLOCATIONS.with(Cell::get);
     f();
     ALLOCATIONS.with(Cell::get) - before
@@ -72,6 +80,36 @@ fn gradient_allocations<M: Model>(
     allocations_during(|| {
         gradient_fixed(m, &problem, &loss, schedule).unwrap();
     })
+}
+
+#[test]
+fn a_repeated_gradient_reuses_its_store() {
+    let m = HodgkinHuxley;
+    let (u0, p) = (m.default_u0(), m.default_params());
+    let problem = |n: usize| FixedProblem {
+        u0: &u0,
+        params: &p,
+        grid: TimeGrid::new(0.0, n as f64 * 1e-3, 1e-3).unwrap(),
+        method: FixedMethod::Euler,
+    };
+    let loss = Loss::AllSteps {
+        weights: vec![1.0; 4],
+    };
+    for schedule in [Schedule::All, Schedule::Every(10)] {
+        let first = gradient_allocations(&m, FixedMethod::Euler, schedule, 5_000);
+        let again = allocations_reusing(|| {
+            gradient_fixed(&m, &problem(5_000), &loss, schedule).unwrap();
+        });
+        let shorter = allocations_reusing(|| {
+            gradient_fixed(&m, &problem(3_000), &loss, schedule).unwrap();
+        });
+        assert_eq!(again, first - 1, "{schedule:?}: the slots are reused");
+        assert_eq!(
+            shorter,
+            first - 1,
+            "{schedule:?}: and serve a shorter chain"
+        );
+    }
 }
 
 #[test]

@@ -12,6 +12,11 @@
 //! 3. Linux's `MemAvailable` (`/proc/meminfo`) less [`SYSTEM_MARGIN_PERCENT`]
 //!    percent, kept for everything else the process and the system need;
 //! 4. no limit, where none of these is known.
+//!
+//! `MemAvailable` is not read for requests under [`SYSTEM_CHECK_FLOOR`]
+//! (reading it costs more than such a request could matter), nor for memory
+//! the process already holds ([`MemoryLimit::check_held`]); a limit given in
+//! code or in the environment applies to every request.
 
 use std::fmt;
 
@@ -20,6 +25,9 @@ pub const LIMIT_ENV: &str = "REVODE_MEMORY_LIMIT";
 
 /// Share of `MemAvailable` left for everything but the checked allocations.
 pub const SYSTEM_MARGIN_PERCENT: usize = 10;
+
+/// Requests smaller than this are not compared with `MemAvailable`.
+pub const SYSTEM_CHECK_FLOOR: usize = 1 << 20;
 
 /// How much memory the checked allocations may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,26 +81,41 @@ impl MemoryLimit {
                 source: LimitSource::Given,
             }),
             MemoryLimit::Unlimited => None,
-            MemoryLimit::FromSystem => match std::env::var(LIMIT_ENV) {
-                Ok(text) => match parse_limit(&text) {
-                    Some(Some(bytes)) => Some(Available {
-                        bytes,
-                        source: LimitSource::Environment,
-                    }),
-                    Some(None) => None,
-                    // A malformed value must not silently lift the check.
-                    None => system_available(),
-                },
-                Err(_) => system_available(),
-            },
+            // A malformed value must not silently lift the check.
+            MemoryLimit::FromSystem => environment_limit().unwrap_or_else(system_available),
         }
     }
 }
 
+/// The limit [`LIMIT_ENV`] sets: `Some(None)` for `unlimited`, `None` when
+/// it is unset or malformed.
+fn environment_limit() -> Option<Option<Available>> {
+    let text = std::env::var(LIMIT_ENV).ok()?;
+    Some(parse_limit(&text)?.map(|bytes| Available {
+        bytes,
+        source: LimitSource::Environment,
+    }))
+}
+
 /// `MemAvailable` less the margin, if the system says.
 fn system_available() -> Option<Available> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib = mem_available_kib(&meminfo)?;
+    // Into a buffer on the stack: a check allocates nothing (and so does not
+    // change the allocation counts of the runs it guards).
+    use std::io::Read;
+    let mut file = std::fs::File::open("/proc/meminfo").ok()?;
+    let mut buf = [0u8; 8192];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    // `MemAvailable` is near the top; a cut last line cannot be it.
+    let meminfo = std::str::from_utf8(&buf[..len]).ok()?;
+    let kib = mem_available_kib(meminfo)?;
     let bytes = kib.saturating_mul(1024);
     Some(Available {
         bytes: bytes / 100 * (100 - SYSTEM_MARGIN_PERCENT),
@@ -161,7 +184,21 @@ impl fmt::Display for TooLarge {
 impl MemoryLimit {
     /// `Ok` if `needed` bytes fit in what is available.
     pub fn check(&self, needed: usize) -> Result<(), TooLarge> {
+        if needed < SYSTEM_CHECK_FLOOR {
+            return self.check_held(needed);
+        }
         check_within(self.available(), needed)
+    }
+
+    /// [`MemoryLimit::check`] for a request served from memory this process
+    /// already holds (a reused block): a limit given in code or in the
+    /// environment still applies, `MemAvailable` is not read (no new memory
+    /// is asked for).
+    pub fn check_held(&self, needed: usize) -> Result<(), TooLarge> {
+        match self {
+            MemoryLimit::FromSystem => check_within(environment_limit().flatten(), needed),
+            _ => check_within(self.available(), needed),
+        }
     }
 }
 
