@@ -3,8 +3,8 @@
 //! (`solve_fixed`, and `revode::loss` on `fixtures/hh_seed.json`, the
 //! forward `revode_figures` divides by) and the all-states gradient
 //! (`revode::gradient`), interleaved round by round so drifting machine
-//! speed hits all alike. Prints medians and bests of wall time, the best
-//! thread CPU time, minor page faults per call, and the ratios
+//! speed hits all alike. Prints medians and bests of wall time, minor page
+//! faults per call, and the ratios
 //! library forward / hand loop and gradient / forward.
 //!
 //! `cargo run --release -p revode-benches --bin seed_ratios -- [ROUNDS] [CALLS]`
@@ -14,7 +14,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use revode::prelude::*;
-use revode_benches::{fixture, minor_faults, thread_cpu_seconds};
+use revode_benches::{fixture, minor_faults};
 
 /// The loop a user would write by hand: state in a local array.
 fn hand_loop(model: &HodgkinHuxley, u0: &[f64], p: &[f64], grid: &TimeGrid) -> f64 {
@@ -33,11 +33,10 @@ fn hand_loop(model: &HodgkinHuxley, u0: &[f64], p: &[f64], grid: &TimeGrid) -> f
 /// One timed call, returning something to keep.
 type Case<'a> = (&'static str, Box<dyn FnMut() -> f64 + 'a>);
 
-/// Wall and CPU seconds and page faults of every call of one case.
+/// Wall seconds and page faults of every call of one case.
 #[derive(Default)]
 struct Samples {
     wall: Vec<f64>,
-    cpu: Vec<f64>,
     faults: u64,
     calls: u64,
 }
@@ -45,13 +44,9 @@ struct Samples {
 impl Samples {
     fn time(&mut self, f: &mut dyn FnMut() -> f64) {
         let faults = minor_faults();
-        let cpu = thread_cpu_seconds();
         let started = Instant::now();
         black_box(f());
         self.wall.push(started.elapsed().as_secs_f64());
-        if let (Some(before), Some(after)) = (cpu, thread_cpu_seconds()) {
-            self.cpu.push(after - before);
-        }
         if let (Some(before), Some(after)) = (faults, minor_faults()) {
             self.faults += after - before;
         }
@@ -66,14 +61,6 @@ impl Samples {
 
     fn best(&self) -> f64 {
         self.wall.iter().copied().fold(f64::INFINITY, f64::min)
-    }
-
-    /// NaN where the thread's CPU time is unknown.
-    fn best_cpu(&self) -> f64 {
-        if self.cpu.is_empty() {
-            return f64::NAN;
-        }
-        self.cpu.iter().copied().fold(f64::INFINITY, f64::min)
     }
 }
 
@@ -132,22 +119,19 @@ fn main() {
     );
     for ((name, _), s) in cases.iter().zip(&samples) {
         println!(
-            "  {name:17} median {:7.3} ms  best {:7.3} ms ({:5.1} ns/step)  best CPU {:7.3} ms  \
-             {:6.1} page faults/call",
+            "  {name:17} median {:7.3} ms  best {:7.3} ms ({:5.1} ns/step)  {:6.1} page faults/call",
             s.median() * 1e3,
             s.best() * 1e3,
             s.best() * 1e9 / steps,
-            s.best_cpu() * 1e3,
             s.faults as f64 / s.calls as f64
         );
     }
     let [hand, solve, loss, gradient] = [0, 1, 2, 3].map(|i| &samples[i]);
     let ratio = |a: &Samples, b: &Samples| {
         format!(
-            "median {:.3}, best {:.3}, best CPU {:.3}",
+            "median {:.3}, best {:.3}",
             a.median() / b.median(),
-            a.best() / b.best(),
-            a.best_cpu() / b.best_cpu()
+            a.best() / b.best()
         )
     };
     println!("solve_fixed / hand loop:       {}", ratio(solve, hand));
