@@ -278,7 +278,13 @@ fn network_allocations_do_not_grow_with_steps() {
             };
             let (small, large) = (count(1_001), count(20_003));
             assert!(small > 0);
-            assert_eq!(small, large, "{method:?} {schedule:?}");
+            // A store from 1 MiB on (here `all` and `every 1` at 20 003
+            // steps) is mapped, not allocated: one allocation fewer.
+            let mapped = usize::from(
+                schedule.bytes_needed(20_003, 20) >= revode_checkpoint::spare::HUGE_PAGE_FROM_BYTES
+                    && cfg!(target_os = "linux"),
+            );
+            assert_eq!(small, large + mapped, "{method:?} {schedule:?}");
         }
         let grid = TimeGrid::new(0.0, 5.0, 1e-3).unwrap();
         let forward = |grid: &TimeGrid| {
