@@ -21,6 +21,10 @@ pub fn fixture(name: &str) -> Problem {
 /// Median wall time in seconds of `repeat` runs of `f` (after one warm-up).
 pub fn median_seconds(repeat: usize, mut f: impl FnMut()) -> f64 {
     f();
+    median_seconds_after_warmup(repeat, f)
+}
+
+fn median_seconds_after_warmup(repeat: usize, mut f: impl FnMut()) -> f64 {
     let mut times: Vec<f64> = (0..repeat.max(1))
         .map(|_| {
             let t = Instant::now();
@@ -40,12 +44,35 @@ pub fn peak_rss_bytes() -> Option<usize> {
     Some(kib * 1024)
 }
 
+/// Minor page faults of this process so far (Linux `/proc/self/stat`, field
+/// 10), if known. A count per call that stays above zero after the first
+/// calls means memory is being mapped and touched afresh on every call.
+pub fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// [`median_seconds`], and the minor page faults per timed call (the warm-up
+/// call not counted), if known.
+pub fn median_seconds_and_faults(repeat: usize, mut f: impl FnMut()) -> (f64, Option<f64>) {
+    f();
+    let before = minor_faults();
+    let seconds = median_seconds_after_warmup(repeat, f);
+    let faults = before
+        .zip(minor_faults())
+        .map(|(b, a)| (a - b) as f64 / repeat.max(1) as f64);
+    (seconds, faults)
+}
+
 /// CPU time this thread has run, in seconds (Linux `schedstat`), if known.
 /// Unlike wall time it does not grow when other processes share the cores.
 pub fn thread_cpu_seconds() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let ns: f64 = s.split_whitespace().next()?.parse().ok()?;
-    Some(ns * 1e-9)
+    // 0 where the kernel keeps no scheduler statistics: unknown, not free.
+    (ns > 0.0).then_some(ns * 1e-9)
 }
 
 /// Median CPU seconds (this thread) of `repeat` runs of `f` (after one warm-up).

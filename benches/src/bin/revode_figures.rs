@@ -2,7 +2,11 @@
 //! `benches/peers/` (see its README), one JSON record per (problem, method),
 //! in the peers' schema, on stdout as one JSON object.
 //!
-//! `cargo run --release -p revode-benches --bin revode_figures [-- --quick] [--reps N]`
+//! `cargo run --release -p revode-benches --bin revode_figures [-- --quick] [--reps N] [--only TEXT]`
+//!
+//! Each record has the minor page faults per timed call next to the times:
+//! above zero after the warm-up, a call maps and touches fresh memory (the
+//! in-process cost of issue #18's seed regression).
 //!
 //! A problem that cannot run (say, a model this build lacks) is recorded with
 //! an `"error"`, never dropped.
@@ -10,7 +14,7 @@
 use std::time::Instant;
 
 use revode::Problem;
-use revode_benches::{median_seconds, peak_rss_bytes};
+use revode_benches::{median_seconds_and_faults, peak_rss_bytes};
 use serde_json::{json, Value};
 
 /// One benchmark case: a problem name, a method label and its problem file.
@@ -164,16 +168,19 @@ fn run_case(case: &Case, reps: usize, quick: bool) -> Value {
             return record;
         }
     };
-    let forward = median_seconds(reps, || {
+    let (forward, forward_faults) = median_seconds_and_faults(reps, || {
         std::hint::black_box(revode::loss(&problem).expect("forward succeeded once"));
     });
-    let gradient = median_seconds(reps, || {
+    let (gradient, gradient_faults) = median_seconds_and_faults(reps, || {
         std::hint::black_box(revode::gradient(&problem).expect("gradient succeeded once"));
     });
     record["forward_ms"] = json!(forward * 1e3);
     record["gradient_ms"] = json!(gradient * 1e3);
     record["ratio"] = json!(gradient / forward);
     record["first_call_ms"] = json!(first_call * 1e3);
+    // Above zero after the warm-up: memory mapped and touched afresh per call.
+    record["forward_minor_faults_per_call"] = json!(forward_faults);
+    record["gradient_minor_faults_per_call"] = json!(gradient_faults);
     record["n_timed"] = json!(reps);
     record["loss"] = json!(report.loss);
     record["grad"] = json!(report.gradient);
@@ -194,15 +201,24 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|s| s.parse::<usize>().expect("--reps takes a whole number"))
         .unwrap_or(if quick { 3 } else { 21 });
+    // `--only TEXT`: the cases whose problem or method name contains TEXT.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
     let records: Vec<Value> = cases(quick)
         .iter()
+        .filter(|c| {
+            only.is_none_or(|o| c.problem.contains(o.as_str()) || c.method.contains(o.as_str()))
+        })
         .map(|c| run_case(c, reps, quick))
         .collect();
     let out = json!({
         "engine": "revode",
         "quick": quick,
         "timing": "forward_ms: forward solve with the loss only; gradient_ms: loss and gradient; \
-                   medians of --reps calls after a first call (first_call_ms)",
+                   medians of --reps calls after a first call (first_call_ms); \
+                   *_minor_faults_per_call: page faults per timed call (Linux)",
         "records": records,
     });
     println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));

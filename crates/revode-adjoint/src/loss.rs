@@ -128,6 +128,13 @@ pub struct StepLoss<'a> {
     n_steps: usize,
     /// Step index of each observation (strictly increasing).
     observation_steps: Vec<usize>,
+    /// The weights of a loss with a term at every state (`all_steps`).
+    every_state: Option<&'a [f64]>,
+    /// The first state with a term when `every_state` is `None`: N for
+    /// `final`, the first observation for `trace_mse`. The step loops ask
+    /// about every state; below this one the answer is "none" at the cost
+    /// of one comparison.
+    first_term: usize,
 }
 
 impl<'a> StepLoss<'a> {
@@ -144,10 +151,17 @@ impl<'a> StepLoss<'a> {
             })?;
             observation_steps.push(k);
         }
+        let every_state = match loss {
+            Loss::AllSteps { weights } => Some(&weights[..]),
+            _ => None,
+        };
+        let first_term = observation_steps.first().copied().unwrap_or(n).min(n);
         Ok(StepLoss {
             loss,
             n_steps: n,
             observation_steps,
+            every_state,
+            first_term,
         })
     }
 
@@ -159,9 +173,21 @@ impl<'a> StepLoss<'a> {
         self.observation_steps.binary_search(&k).ok()
     }
 
-    /// Contribution of state `k` to the loss.
-    #[inline]
+    /// Contribution of state `k` to the loss (0 for a state without a term).
+    #[inline(always)]
     pub fn term(&self, k: usize, u: &[f64]) -> f64 {
+        if let Some(weights) = self.every_state {
+            return dot(weights, u);
+        }
+        if k < self.first_term {
+            return 0.0;
+        }
+        self.term_from(k, u)
+    }
+
+    /// [`StepLoss::term`] at and past the first state with a term.
+    #[inline(never)]
+    fn term_from(&self, k: usize, u: &[f64]) -> f64 {
         match self.loss {
             Loss::Final { weights } if k == self.n_steps => dot(weights, u),
             Loss::Final { .. } => 0.0,
@@ -173,8 +199,19 @@ impl<'a> StepLoss<'a> {
     }
 
     /// `λ += ∂(term k)/∂u_k`.
-    #[inline]
+    #[inline(always)]
     pub fn add_seed(&self, k: usize, u: &[f64], lambda: &mut [f64]) {
+        if let Some(weights) = self.every_state {
+            return add(lambda, weights);
+        }
+        if k >= self.first_term {
+            self.add_seed_from(k, u, lambda);
+        }
+    }
+
+    /// [`StepLoss::add_seed`] at and past the first state with a term.
+    #[inline(never)]
+    fn add_seed_from(&self, k: usize, u: &[f64], lambda: &mut [f64]) {
         match self.loss {
             Loss::Final { weights } if k == self.n_steps => add(lambda, weights),
             Loss::Final { .. } => {}

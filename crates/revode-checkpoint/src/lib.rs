@@ -21,6 +21,7 @@ pub mod memory;
 mod online;
 mod pool;
 mod schedule;
+pub mod spare;
 mod store;
 
 pub use error::CheckpointError;

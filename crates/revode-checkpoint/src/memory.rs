@@ -14,6 +14,11 @@
 //! 3. Linux's `MemAvailable` (`/proc/meminfo`) less [`SYSTEM_MARGIN_PERCENT`]
 //!    percent, kept for everything else the process and the system need;
 //! 4. no limit, where none of these is known.
+//!
+//! `MemAvailable` is not read for requests under [`SYSTEM_CHECK_FLOOR`]
+//! (reading it costs more than such a request could matter), nor for memory
+//! the process already holds ([`MemoryLimit::check_held`]); a limit given in
+//! code or in the environment applies to every request.
 
 use std::fmt;
 
@@ -22,6 +27,9 @@ pub const LIMIT_ENV: &str = "REVODE_MEMORY_LIMIT";
 
 /// Share of `MemAvailable` left for everything but the checked allocations.
 pub const SYSTEM_MARGIN_PERCENT: usize = 10;
+
+/// Requests smaller than this are not compared with `MemAvailable`.
+pub const SYSTEM_CHECK_FLOOR: usize = 1 << 20;
 
 /// How much memory the checked allocations may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,32 +108,52 @@ impl MemoryLimit {
                 source: LimitSource::Given,
             })),
             MemoryLimit::Unlimited => Ok(None),
-            MemoryLimit::FromSystem => match std::env::var_os(LIMIT_ENV) {
-                // Set but empty (`REVODE_MEMORY_LIMIT= cmd`) reads as not set.
-                Some(os) if os.to_string_lossy().trim().is_empty() => Ok(system_available()),
-                Some(os) => {
-                    let text = os.to_string_lossy();
-                    match parse_limit(&text) {
-                        Some(Some(bytes)) => Ok(Some(Available {
-                            bytes,
-                            source: LimitSource::Environment,
-                        })),
-                        Some(None) => Ok(None),
-                        None => Err(BadLimit {
-                            value: text.into_owned(),
-                        }),
-                    }
-                }
-                None => Ok(system_available()),
-            },
+            MemoryLimit::FromSystem => Ok(environment_limit()?.unwrap_or_else(system_available)),
         }
+    }
+}
+
+/// The limit [`LIMIT_ENV`] sets: `None` when it is unset or empty,
+/// `Some(None)` for `unlimited`; a malformed value is an error.
+fn environment_limit() -> Result<Option<Option<Available>>, BadLimit> {
+    let Some(os) = std::env::var_os(LIMIT_ENV) else {
+        return Ok(None);
+    };
+    let text = os.to_string_lossy();
+    // Set but empty (`REVODE_MEMORY_LIMIT= cmd`) reads as not set.
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match parse_limit(&text) {
+        Some(limit) => Ok(Some(limit.map(|bytes| Available {
+            bytes,
+            source: LimitSource::Environment,
+        }))),
+        None => Err(BadLimit {
+            value: text.into_owned(),
+        }),
     }
 }
 
 /// `MemAvailable` less the margin, if the system says.
 fn system_available() -> Option<Available> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kib = mem_available_kib(&meminfo)?;
+    // Into a buffer on the stack: a check allocates nothing (and so does not
+    // change the allocation counts of the runs it guards).
+    use std::io::Read;
+    let mut file = std::fs::File::open("/proc/meminfo").ok()?;
+    let mut buf = [0u8; 8192];
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    // `MemAvailable` is near the top; a cut last line cannot be it.
+    let meminfo = std::str::from_utf8(&buf[..len]).ok()?;
+    let kib = mem_available_kib(meminfo)?;
     let bytes = kib.saturating_mul(1024);
     Some(Available {
         bytes: bytes / 100 * (100 - SYSTEM_MARGIN_PERCENT),
@@ -212,7 +240,24 @@ impl std::error::Error for MemoryError {}
 impl MemoryLimit {
     /// `Ok` if `needed` bytes fit in what is available.
     pub fn check(&self, needed: usize) -> Result<(), MemoryError> {
+        if needed < SYSTEM_CHECK_FLOOR {
+            return self.check_held(needed);
+        }
         let available = self.available().map_err(MemoryError::BadLimit)?;
+        check_within(available, needed).map_err(MemoryError::TooLarge)
+    }
+
+    /// [`MemoryLimit::check`] for a request served from memory this process
+    /// already holds (a reused block): a limit given in code or in the
+    /// environment still applies, `MemAvailable` is not read (no new memory
+    /// is asked for).
+    pub fn check_held(&self, needed: usize) -> Result<(), MemoryError> {
+        let available = match self {
+            MemoryLimit::FromSystem => environment_limit()
+                .map_err(MemoryError::BadLimit)?
+                .flatten(),
+            _ => self.available().map_err(MemoryError::BadLimit)?,
+        };
         check_within(available, needed).map_err(MemoryError::TooLarge)
     }
 }

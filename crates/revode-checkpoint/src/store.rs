@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::memory::check_within;
+use crate::memory::MemoryError;
 use crate::pool::{slot_pair, SlotPool};
-use crate::{CheckpointError, MemoryLimit, Schedule};
+use crate::{spare, CheckpointError, MemoryLimit, Schedule};
 
 /// A deterministic chain of fixed-length states.
 pub trait Chain {
@@ -53,7 +53,7 @@ pub struct CheckpointStore {
     state_len: usize,
     interval: usize,
     n_checkpoints: usize,
-    slots: Vec<f64>,
+    slots: spare::Block,
     binomial: Option<SlotPool>,
     stats: StoreStats,
 }
@@ -71,7 +71,8 @@ impl CheckpointStore {
 
     /// [`CheckpointStore::new`] with the memory available given: a store
     /// that needs more is [`CheckpointError::OutOfMemory`], before anything
-    /// is allocated.
+    /// is allocated. The slots of `all` and `every` come from this thread's
+    /// spare when it is large enough ([`crate::spare`]).
     pub fn with_memory_limit(
         schedule: Schedule,
         n_steps: usize,
@@ -79,24 +80,38 @@ impl CheckpointStore {
         limit: MemoryLimit,
     ) -> Result<Self, CheckpointError> {
         schedule.validate_for(n_steps, state_len)?;
-        check_within(
-            limit.available()?,
-            schedule.bytes_needed(n_steps, state_len),
-        )
-        .map_err(|too_large| CheckpointError::OutOfMemory {
-            schedule,
-            steps: Some(n_steps),
-            fits: Schedule::fitting(n_steps, state_len, too_large.available),
-            too_large,
-        })?;
         let (n_checkpoints, segment) = schedule.slots(n_steps, state_len);
+        let slot_len = match schedule {
+            Schedule::BudgetBytes(_) => 0,
+            _ => n_checkpoints
+                .saturating_add(segment)
+                .saturating_mul(state_len),
+        };
+        let needed = schedule.bytes_needed(n_steps, state_len);
+        let checked = if spare::covers(slot_len) {
+            limit.check_held(needed)
+        } else {
+            limit.check(needed)
+        };
+        checked.map_err(|e| match e {
+            MemoryError::TooLarge(too_large) => CheckpointError::OutOfMemory {
+                schedule,
+                steps: Some(n_steps),
+                fits: Schedule::fitting(n_steps, state_len, too_large.available),
+                too_large,
+            },
+            MemoryError::BadLimit(bad) => CheckpointError::BadMemoryLimit(bad),
+        })?;
         let (slots, binomial) = match schedule {
-            Schedule::BudgetBytes(_) => (Vec::new(), Some(SlotPool::new(n_checkpoints, state_len))),
-            _ => (vec![0.0; (n_checkpoints + segment) * state_len], None),
+            Schedule::BudgetBytes(_) => (
+                spare::Block::Empty,
+                Some(SlotPool::new(n_checkpoints, state_len)),
+            ),
+            _ => (spare::take(slot_len), None),
         };
         let peak_bytes = match &binomial {
             Some(pool) => pool.bytes(),
-            None => slots.capacity() * std::mem::size_of::<f64>(),
+            None => slots.len() * std::mem::size_of::<f64>(),
         };
         let stats = StoreStats {
             steps: n_steps,
@@ -232,6 +247,13 @@ impl CheckpointStore {
     }
 }
 
+impl Drop for CheckpointStore {
+    /// Leaves the slots to this thread's next store ([`crate::spare`]).
+    fn drop(&mut self) {
+        spare::give_back(std::mem::take(&mut self.slots));
+    }
+}
+
 /// The forward sweep of a budgeted store: checkpoints placed by the
 /// binomial rule; returns how many it kept.
 fn binomial_forward<C, F>(
@@ -341,6 +363,40 @@ mod tests {
                 assert_eq!(stats.backward_steps, n);
                 assert_eq!(stats.peak_bytes, schedule.bytes_needed(n, 2));
             }
+        }
+    }
+
+    #[test]
+    fn a_reused_block_with_stale_contents_sweeps_the_same() {
+        for n in [7usize, 101, 3, 64] {
+            let reference = reference(n);
+            for schedule in [Schedule::All, Schedule::Every(3), Schedule::Every(n)] {
+                // This thread's spare, larger than any store here, full of NaN.
+                let mut block = spare::take(1000);
+                block.fill(f64::NAN);
+                spare::give_back(block);
+                let (seen, visited, stats, _) = sweep(schedule, n);
+                assert_eq!(seen, reference, "{schedule:?} n={n}");
+                let mut expected: Vec<_> = reference[..n].to_vec();
+                expected.reverse();
+                assert_eq!(visited, expected, "{schedule:?} n={n}");
+                // The store's own slots are counted, not the spare's size.
+                assert_eq!(stats.peak_bytes, schedule.bytes_needed(n, 2));
+                assert_eq!(spare::spare_bytes(), 8000, "the block went back");
+            }
+        }
+    }
+
+    #[test]
+    fn a_store_on_a_mapped_block_sweeps_the_same() {
+        // 150 000 states of 2: 2.4 MB, above spare::HUGE_PAGE_FROM_BYTES.
+        let n = 150_000;
+        let reference = reference(n);
+        for _ in 0..2 {
+            let (seen, visited, stats, _) = sweep(Schedule::All, n);
+            assert_eq!(seen, reference);
+            assert!(visited.iter().rev().eq(reference[..n].iter()));
+            assert_eq!(stats.peak_bytes, Schedule::All.bytes_needed(n, 2));
         }
     }
 

@@ -90,6 +90,9 @@ fn gradient_allocations(m: &OdeModel, method: FixedMethod, steps: usize) -> usiz
     let loss = Loss::AllSteps {
         weights: vec![1.0; m.dims().n_states],
     };
+    // Count the store's slots too: none left on this thread by an earlier
+    // gradient (revode_checkpoint::spare).
+    revode_checkpoint::spare::release_spare();
     allocations_during(|| {
         gradient_fixed(m, &problem, &loss, Schedule::Every(16)).unwrap();
     })
@@ -104,7 +107,9 @@ fn gradient_allocations_do_not_grow_with_steps() {
         for method in [FixedMethod::Euler, FixedMethod::Rk4] {
             let short = gradient_allocations(&m, method, 256);
             let long = gradient_allocations(&m, method, 4096);
-            assert_eq!(short, long, "{} {method:?}", m.name());
+            // a store from 1 MiB on is mapped, not taken from the heap
+            // (revode_checkpoint::spare), so the long run may count one less
+            assert!(long <= short, "{} {method:?}: {long} > {short}", m.name());
         }
     }
 }

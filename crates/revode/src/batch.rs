@@ -4,10 +4,13 @@
 //! thread per member, the same code), so results are bitwise identical to
 //! one-by-one runs whatever the thread count; only the timings in `stats`
 //! differ. A failing member gets its own error; the others still run.
-//! Per-member buffers (stepper, checkpoint store, model `Work`) are made by
-//! the gradient driver once per solve, i.e. per member on its worker; that
-//! is a handful of allocations per solve of tens of thousands of steps, so
-//! no per-worker pool (`map_init`) is kept.
+//! Per-member buffers (stepper, model `Work`) are made by the gradient
+//! driver once per solve, i.e. per member on its worker; that is a handful
+//! of small allocations per solve of tens of thousands of steps. The large
+//! one, the checkpoint store, comes from the worker's spare
+//! ([`revode_checkpoint::spare`]): a worker's members after its first find
+//! their slots resident. One thread means the calling thread: no pool is
+//! started, and its spare may already be warm from earlier calls.
 //!
 //! Memory: every member checks its own allocations against the memory
 //! available, but members run side by side, so a batch runs on no more
@@ -136,6 +139,9 @@ pub fn gradients(
     problems: &[Problem],
     parallelism: Parallelism,
 ) -> Result<Vec<Result<GradientReport, Error>>, Error> {
+    if on_caller(parallelism) {
+        return Ok(problems.iter().map(gradient).collect());
+    }
     let members: Vec<Result<Problem, Error>> = problems.iter().cloned().map(Ok).collect();
     gradients_of_members(members, parallelism)
 }
@@ -147,28 +153,35 @@ pub fn gradients_of_members(
     members: Vec<Result<Problem, Error>>,
     parallelism: Parallelism,
 ) -> Result<Vec<Result<GradientReport, Error>>, Error> {
-    let parallelism = match parallelism {
-        Parallelism::Sequential => Parallelism::Sequential,
-        _ => {
-            let c = fitting_concurrency(&members, parallelism)?;
-            if c.threads < c.requested {
-                log::warn!(
-                    "batch: {} members at a time instead of {}: the {} largest need up to {} \
-                     bytes together",
-                    c.threads,
-                    c.requested,
-                    c.requested,
-                    c.requested_bytes
-                );
-            }
-            c.parallelism()
-        }
-    };
     let one = |m: Result<Problem, Error>| m.and_then(|p| gradient(&p));
-    run(parallelism, || match parallelism {
-        Parallelism::Sequential => members.into_iter().map(one).collect(),
-        _ => members.into_par_iter().map(one).collect(),
-    })
+    if on_caller(parallelism) {
+        return Ok(members.into_iter().map(one).collect());
+    }
+    let c = fitting_concurrency(&members, parallelism)?;
+    if c.threads < c.requested {
+        log::warn!(
+            "batch: {} members at a time instead of {}: the {} largest need up to {} bytes \
+             together",
+            c.threads,
+            c.requested,
+            c.requested,
+            c.requested_bytes
+        );
+    }
+    let parallelism = c.parallelism();
+    if on_caller(parallelism) {
+        return Ok(members.into_iter().map(one).collect());
+    }
+    run(parallelism, || members.into_par_iter().map(one).collect())
+}
+
+/// Sequential, or one thread: the members run in order on the calling
+/// thread (a pool of one would only add a thread start and a cold heap).
+fn on_caller(parallelism: Parallelism) -> bool {
+    matches!(
+        parallelism,
+        Parallelism::Sequential | Parallelism::Threads(1)
+    )
 }
 
 /// The batch's gradients as one matrix, members × parameters: row k is
