@@ -360,6 +360,7 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         forward_steps: s.forward_steps,
         forward_seconds,
         backward_seconds,
+        ..GradientStats::default()
     };
     info!(
         "continuous adjoint: {} steps forward ({} rejected), {} back ({} rejected), loss {loss_value:e}, store {} B",

@@ -41,6 +41,9 @@ pub struct GradientStats {
     pub peak_store_bytes: usize,
     pub forward_seconds: f64,
     pub backward_seconds: f64,
+    /// Newton and linear-solver counts of an implicit (beuler) solve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implicit: Option<crate::ImplicitStats>,
 }
 
 /// A loss value with its gradients.

@@ -7,11 +7,16 @@
 //! hand-written vector–Jacobian products. Nothing is taped and nothing is
 //! allocated per step.
 //!
+//! [`gradient_beuler_with_stimulus`] does the same for backward Euler, by
+//! the implicit function theorem at each converged step.
+//!
 //! [`gradient_continuous`] solves the continuous adjoint ODE backwards
 //! (adaptively, forward state from Dormand–Prince dense output);
 //! [`gradient_continuous_fixed`] does so with the forward's fixed scheme.
 
 mod adjoint_ode;
+mod beuler_adjoint;
+mod beuler_driver;
 mod continuous_adaptive;
 mod continuous_fixed;
 mod discrete;
@@ -22,6 +27,11 @@ mod forward_loss;
 mod loss;
 
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
+pub use beuler_adjoint::{BackwardSolveStats, BeulerAdjoint, TransposedSolve};
+pub use beuler_driver::{
+    beuler_state_len, gradient_beuler_with, gradient_beuler_with_stimulus,
+    loss_beuler_with_stimulus, validate_beuler_with_stimulus, BeulerProblem, ImplicitStats,
+};
 pub use continuous_adaptive::{
     adaptive_budget, gradient_continuous, gradient_continuous_with_stimulus, validate_adaptive,
     AdaptiveBudget, AdaptiveProblem,

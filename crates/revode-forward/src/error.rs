@@ -43,6 +43,22 @@ pub enum ForwardError {
         param: usize,
         fault: crate::StimulusFault,
     },
+    #[error("Newton's iteration did not converge at t = {t} (step {step}) in {iterations} iterations (last correction {norm} × newton_tol); try a smaller dt (this step was {h} long)", t = Num(*.t), norm = Num(*.norm), h = Num(*.h))]
+    NewtonFailed {
+        t: f64,
+        step: usize,
+        iterations: usize,
+        /// The last correction's norm over the tolerance.
+        norm: f64,
+        h: f64,
+    },
+    #[error("the iteration matrix I − h·J is singular at t = {t} (step {step}; no usable pivot at {index}); try a smaller dt (this step was {h} long)", t = Num(*.t), h = Num(*.h))]
+    SingularIterationMatrix {
+        t: f64,
+        step: usize,
+        index: usize,
+        h: f64,
+    },
     #[error("state became non-finite at t = {t} (step {step}); component {component} = {value}", t = Num(*.t), value = Num(*.value))]
     NonFiniteState {
         t: f64,

@@ -7,12 +7,19 @@
 //! refactoring and solving allocate nothing, except that faer's sparse
 //! factors may grow the first time a pivot sequence produces more fill than
 //! any before (they never shrink). Which to use: [`LinearSolver`].
+//!
+//! Small dense systems (n ≤ [`SMALL_DENSE_MAX`]) are solved by plain
+//! forward and back substitution over faer's L and U factors: faer's
+//! generic solve has a fixed cost (permutation through its work stack,
+//! dispatch) several times that of the arithmetic for n = 4, and the seed
+//! problem's Newton iteration solves once per step. The factorisation is
+//! always faer's.
 
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::lu::partial_pivoting::{factor as dense_factor, solve as dense_solve};
 use faer::sparse::linalg::lu::{factorize_symbolic_lu, LuRef, NumericLu, SymbolicLu};
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
-use faer::{Conj, Mat, MatMut, Par};
+use faer::{Conj, MatMut, MatRef, Par};
 use revode_model::SparsityPattern;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +40,9 @@ pub enum LinearSolver {
 pub const SPARSE_MIN_STATES: usize = 48;
 /// Largest fraction of entries [`LinearSolver::Auto`] factors sparsely.
 pub const SPARSE_MAX_DENSITY: f64 = 0.2;
+/// Largest dense size solved by revode's own substitution over faer's
+/// factors (larger ones use faer's blocked triangular solves).
+pub const SMALL_DENSE_MAX: usize = 16;
 
 impl LinearSolver {
     /// The factorisation this choice gives for `pattern` (the pattern of
@@ -68,7 +78,10 @@ pub struct SingularMatrix {
 
 enum Factors {
     Dense {
-        lu: Mat<f64>,
+        /// A, then its LU factors in place: column-major n × n (entry
+        /// (i, j) at `j·n + i`), unit L below the diagonal, U on and above.
+        lu: Vec<f64>,
+        /// Row permutation: row i of P·A is row `perm[i]` of A.
         perm: Vec<usize>,
         perm_inv: Vec<usize>,
         /// `(row, col)` of each Jacobian entry.
@@ -157,7 +170,7 @@ impl IterationMatrix {
                 ]);
                 (
                     Factors::Dense {
-                        lu: Mat::zeros(n, n),
+                        lu: vec![0.0; n * n],
                         perm: vec![0; n],
                         perm_inv: vec![0; n],
                         jac_rc: jacobian.entries().collect(),
@@ -219,17 +232,15 @@ impl IterationMatrix {
                 jac_rc,
             } => {
                 let n = self.pattern.n();
+                lu.fill(0.0);
                 for j in 0..n {
-                    for i in 0..n {
-                        lu[(i, j)] = 0.0;
-                    }
-                    lu[(j, j)] = 1.0;
+                    lu[j * n + j] = 1.0;
                 }
                 for (&(r, c), &v) in jac_rc.iter().zip(jac) {
-                    lu[(r, c)] -= gamma * v;
+                    lu[c * n + r] -= gamma * v;
                 }
                 dense_factor::lu_in_place(
-                    lu.as_mut(),
+                    MatMut::from_column_major_slice_mut(lu, n, n),
                     perm,
                     perm_inv,
                     Par::Seq,
@@ -237,7 +248,7 @@ impl IterationMatrix {
                     Default::default(),
                 );
                 for i in 0..n {
-                    let d = lu[(i, i)];
+                    let d = lu[i * n + i];
                     if d == 0.0 || !d.is_finite() {
                         self.gamma = f64::NAN;
                         return Err(SingularMatrix { index: i });
@@ -311,12 +322,21 @@ impl IterationMatrix {
                 lu, perm, perm_inv, ..
             } => {
                 let n = self.pattern.n();
+                if n <= SMALL_DENSE_MAX {
+                    if transpose {
+                        small_solve_transpose(lu, perm_inv, b);
+                    } else {
+                        small_solve(lu, perm, b);
+                    }
+                    return;
+                }
+                let lu = MatRef::from_column_major_slice(lu, n, n);
                 // Both are stored in `perm`/`perm_inv` by the factorisation.
                 let p = faer::perm::PermRef::new_checked(perm, perm_inv, n);
                 if transpose {
                     dense_solve::solve_transpose_in_place_with_conj(
-                        lu.as_ref(),
-                        lu.as_ref(),
+                        lu,
+                        lu,
                         p,
                         Conj::No,
                         column(b),
@@ -325,8 +345,8 @@ impl IterationMatrix {
                     );
                 } else {
                     dense_solve::solve_in_place_with_conj(
-                        lu.as_ref(),
-                        lu.as_ref(),
+                        lu,
+                        lu,
                         p,
                         Conj::No,
                         column(b),
@@ -348,6 +368,21 @@ impl IterationMatrix {
         }
     }
 
+    /// The current dense factors when n ≤ [`SMALL_DENSE_MAX`], for callers
+    /// that run many solves inside loops compiled for one size (None for
+    /// sparse or larger matrices, and before a successful factorisation).
+    /// Solves through it are not counted in [`IterationMatrix::solves`].
+    pub fn small_dense(&self) -> Option<SmallDenseLu<'_>> {
+        match &self.factors {
+            Factors::Dense {
+                lu, perm, perm_inv, ..
+            } if self.pattern.n() <= SMALL_DENSE_MAX && !self.gamma.is_nan() => {
+                Some(SmallDenseLu { lu, perm, perm_inv })
+            }
+            _ => None,
+        }
+    }
+
     /// Bytes held: the matrix or factors, and faer's scratch.
     pub fn buffer_bytes(&self) -> usize {
         let f = std::mem::size_of::<f64>();
@@ -358,6 +393,167 @@ impl IterationMatrix {
             Factors::Sparse { values, .. } => values.len() * f,
         };
         factors + self.stack.len()
+    }
+}
+
+/// Borrowed small dense factors `P·A = L·U` ([`IterationMatrix::small_dense`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SmallDenseLu<'a> {
+    lu: &'a [f64],
+    perm: &'a [usize],
+    perm_inv: &'a [usize],
+}
+
+impl SmallDenseLu<'_> {
+    /// `b ← A⁻¹ b` for n = N (compiled for N: unrolled, no bounds checks).
+    #[inline(always)]
+    pub fn solve<const N: usize>(&self, b: &mut [f64; N]) {
+        solve_n::<N>(self.lu, self.perm, b);
+    }
+
+    /// `b ← A⁻ᵀ b` for n = N.
+    #[inline(always)]
+    pub fn solve_transpose<const N: usize>(&self, b: &mut [f64; N]) {
+        solve_transpose_n::<N>(self.lu, self.perm_inv, b);
+    }
+}
+
+/// `b ← A⁻¹ b` for `P·A = L·U` (column-major `lu`): `y = P b`, then
+/// `L z = y` forward and `U x = z` backward. Sizes up to 8 run a copy
+/// compiled for their size (fully unrolled, no bounds checks).
+#[inline]
+fn small_solve(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+    match b.len() {
+        1 => b[0] /= lu[0],
+        2 => solve_n::<2>(lu, perm, b),
+        3 => solve_n::<3>(lu, perm, b),
+        4 => solve_n::<4>(lu, perm, b),
+        5 => solve_n::<5>(lu, perm, b),
+        6 => solve_n::<6>(lu, perm, b),
+        7 => solve_n::<7>(lu, perm, b),
+        8 => solve_n::<8>(lu, perm, b),
+        _ => solve_dyn(lu, perm, b),
+    }
+}
+
+/// `b ← A⁻ᵀ b` for `P·A = L·U`: `Uᵀ z = b` forward, `Lᵀ y = z` backward,
+/// then `x = Pᵀ y`.
+#[inline]
+fn small_solve_transpose(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+    match b.len() {
+        1 => b[0] /= lu[0],
+        2 => solve_transpose_n::<2>(lu, perm_inv, b),
+        3 => solve_transpose_n::<3>(lu, perm_inv, b),
+        4 => solve_transpose_n::<4>(lu, perm_inv, b),
+        5 => solve_transpose_n::<5>(lu, perm_inv, b),
+        6 => solve_transpose_n::<6>(lu, perm_inv, b),
+        7 => solve_transpose_n::<7>(lu, perm_inv, b),
+        8 => solve_transpose_n::<8>(lu, perm_inv, b),
+        _ => solve_transpose_dyn(lu, perm_inv, b),
+    }
+}
+
+/// [`small_solve`] for n = N (compiled per size: unrolled, no bounds checks).
+#[inline(always)]
+fn solve_n<const N: usize>(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+    let n = N;
+    assert!(b.len() == N);
+    let (lu, perm) = (&lu[..n * n], &perm[..n]);
+    let mut x = [0.0; N];
+    for i in 0..n {
+        x[i] = b[perm[i]];
+    }
+    for j in 0..n {
+        let xj = x[j];
+        for i in j + 1..n {
+            x[i] -= lu[j * n + i] * xj;
+        }
+    }
+    for j in (0..n).rev() {
+        let xj = x[j] / lu[j * n + j];
+        x[j] = xj;
+        for i in 0..j {
+            x[i] -= lu[j * n + i] * xj;
+        }
+    }
+    b[..n].copy_from_slice(&x[..n]);
+}
+
+/// [`small_solve_transpose`] for n = N (compiled per size: unrolled, no bounds checks): each step is a dot product
+/// with a column of the factors.
+#[inline(always)]
+fn solve_transpose_n<const N: usize>(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+    let n = N;
+    assert!(b.len() == N);
+    let (lu, perm_inv) = (&lu[..n * n], &perm_inv[..n]);
+    let mut y = [0.0; N];
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= lu[i * n + k] * y[k];
+        }
+        y[i] = s / lu[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = y[i];
+        for k in i + 1..n {
+            s -= lu[i * n + k] * y[k];
+        }
+        y[i] = s;
+    }
+    for i in 0..n {
+        b[i] = y[perm_inv[i]];
+    }
+}
+
+/// [`small_solve`] for n = 9 ..= SMALL_DENSE_MAX.
+#[inline(always)]
+fn solve_dyn(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+    let n = b.len();
+    let (lu, perm) = (&lu[..n * n], &perm[..n]);
+    let mut x = [0.0; SMALL_DENSE_MAX];
+    for i in 0..n {
+        x[i] = b[perm[i]];
+    }
+    for j in 0..n {
+        let xj = x[j];
+        for i in j + 1..n {
+            x[i] -= lu[j * n + i] * xj;
+        }
+    }
+    for j in (0..n).rev() {
+        let xj = x[j] / lu[j * n + j];
+        x[j] = xj;
+        for i in 0..j {
+            x[i] -= lu[j * n + i] * xj;
+        }
+    }
+    b[..n].copy_from_slice(&x[..n]);
+}
+
+/// [`small_solve_transpose`] for n = 9 ..= SMALL_DENSE_MAX: each step is a dot product
+/// with a column of the factors.
+#[inline(always)]
+fn solve_transpose_dyn(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+    let n = b.len();
+    let (lu, perm_inv) = (&lu[..n * n], &perm_inv[..n]);
+    let mut y = [0.0; SMALL_DENSE_MAX];
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= lu[i * n + k] * y[k];
+        }
+        y[i] = s / lu[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = y[i];
+        for k in i + 1..n {
+            s -= lu[i * n + k] * y[k];
+        }
+        y[i] = s;
+    }
+    for i in 0..n {
+        b[i] = y[perm_inv[i]];
     }
 }
 
@@ -442,6 +638,43 @@ mod tests {
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0, f64::max);
                 assert!(err < 1e-12, "{choice:?} transpose={transpose}: {err:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_dense_substitution_solves_both_ways() {
+        // Sizes on both sides of SMALL_DENSE_MAX, with pivoting forced by a
+        // small leading diagonal.
+        for n in [1, 2, 4, 7, SMALL_DENSE_MAX, SMALL_DENSE_MAX + 1] {
+            let p = SparsityPattern::dense(n);
+            let jac: Vec<f64> = p
+                .entries()
+                .map(|(r, c)| {
+                    let v = ((r * 7 + c * 3) as f64 * 0.61).sin();
+                    if r == c {
+                        v + 0.9 / 0.7
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).cos() + 0.1).collect();
+            let mut m = IterationMatrix::new(&p, LinearSolver::Dense);
+            m.factor(0.7, &jac).unwrap();
+            for transpose in [false, true] {
+                let mut b = a_times(&p, &jac, 0.7, &x, transpose);
+                if transpose {
+                    m.solve_transpose(&mut b);
+                } else {
+                    m.solve(&mut b);
+                }
+                let err = b
+                    .iter()
+                    .zip(&x)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-12, "n {n} transpose={transpose}: {err:e}");
             }
         }
     }

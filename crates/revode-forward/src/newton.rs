@@ -177,11 +177,12 @@ impl<'m, M: Model> Newton<'m, M> {
     /// re-evaluates J at the stored point with `p` (the parameters J was
     /// evaluated with) and refactors M with the stored γ_M.
     pub fn load(&mut self, mem: &[f64], p: &[f64]) -> Result<(), NewtonFailure> {
-        let same = self.built
-            && mem
-                .iter()
-                .zip(&self.mem)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+        // Bitwise (NaN = NaN), branch-free: it runs once per step.
+        let differ = mem
+            .iter()
+            .zip(&self.mem)
+            .fold(0u64, |acc, (a, b)| acc | (a.to_bits() ^ b.to_bits()));
+        let same = self.built && differ == 0;
         if same {
             return Ok(());
         }
