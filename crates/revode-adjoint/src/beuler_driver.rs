@@ -1,7 +1,7 @@
 //! The gradient driver and the forward loss for backward Euler.
 //!
-//! The checkpointed chain is the stepper's state `[u_k, s_k, Newton
-//! memory]` ([`BeulerLayout`], 3n + 4 f64s), so a replayed step reloads the
+//! The checkpointed chain is the stepper's state `[u_k, s_k, c_k, Newton
+//! memory]` ([`BeulerLayout`], 4n + 4 f64s), so a replayed step reloads the
 //! Jacobian and factors the forward step started from and reproduces its
 //! iterates bit for bit: the gradient is the same for every schedule. The
 //! backward sweep visits u_k in reverse and keeps the previously visited
@@ -50,7 +50,7 @@ pub struct ImplicitStats {
 }
 
 /// f64s in one checkpointed state of backward Euler for `n_states` states
-/// (`[u, s, t_J, age, γ_M, ρ, u_J]`).
+/// (`[u, s, c, t_J, age, γ_M, ρ, u_J]`).
 pub fn beuler_state_len(n_states: usize) -> usize {
     BeulerLayout { n: n_states }.len()
 }

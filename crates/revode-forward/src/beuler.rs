@@ -1,11 +1,14 @@
 //! Backward (implicit) Euler, one step per call:
 //! `u_{k+1} = u_k + h f(t_{k+1}, u_{k+1}, p)`, solved by modified Newton
-//! ([`Newton`]) from a linear-extrapolation predictor.
+//! ([`Newton`]) from a quadratic-extrapolation predictor.
 //!
 //! The stepper works on a *chain state* ([`BeulerLayout`]):
-//! `[u_k, s_k, Newton memory]`, where `s_k = (u_k − u_{k−1})/h_{k−1}` is the
-//! slope of the last step (the predictor of step k is `u_k + h_k s_k`) and
-//! the memory says which Jacobian and factors the next step starts from.
+//! `[u_k, s_k, c_k, Newton memory]`, where `s_k = (u_k − u_{k−1})/h_{k−1}`
+//! is the slope of the last step, `c_k = (s_k − s_{k−1})/(h_{k−1} + h_{k−2})`
+//! the second divided difference of the last three states (the predictor of
+//! step k is the quadratic through them, `u_k + h s_k + h (h + h_{k−1}) c_k`),
+//! and the memory says which Jacobian and factors the next step starts
+//! from.
 //! Everything step k does depends on this state, the plan and the model
 //! only, so a step replayed from a checkpointed state reproduces the
 //! forward's `u_{k+1}` bit for bit (docs/stiff.md).
@@ -28,7 +31,7 @@ pub struct BeulerOptions {
 
 impl BeulerOptions {
     /// Default Newton tolerance (docs/stiff.md: why this value).
-    pub const DEFAULT_NEWTON_TOL: f64 = 1e-8;
+    pub const DEFAULT_NEWTON_TOL: f64 = 1e-10;
 
     /// Checks the options: `0 < newton_tol < 1`.
     pub fn validate(&self) -> Result<(), ForwardError> {
@@ -54,16 +57,16 @@ impl Default for BeulerOptions {
 }
 
 /// Offsets in the chain state of backward Euler for n states:
-/// `[u (n), s (n), Newton memory ([`NewtonMemory`], 4 + n)]`.
+/// `[u (n), s (n), c (n), Newton memory ([`NewtonMemory`], 4 + n)]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BeulerLayout {
     pub n: usize,
 }
 
 impl BeulerLayout {
-    /// f64s in one chain state: `3n + 4`.
+    /// f64s in one chain state: `4n + 4`.
     pub fn len(&self) -> usize {
-        2 * self.n + self.memory().len()
+        3 * self.n + self.memory().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,13 +85,17 @@ impl BeulerLayout {
         &x[self.n..2 * self.n]
     }
 
+    pub fn curvature<'a>(&self, x: &'a [f64]) -> &'a [f64] {
+        &x[2 * self.n..3 * self.n]
+    }
+
     pub fn newton_memory<'a>(&self, x: &'a [f64]) -> &'a [f64] {
-        &x[2 * self.n..]
+        &x[3 * self.n..]
     }
 
     /// The chain state of `u0` at `t0`: the first step's predictor is an
-    /// explicit Euler step (`s_0 = f(t0, u0, p)`), and there is no
-    /// Jacobian yet.
+    /// explicit Euler step (`s_0 = f(t0, u0, p)`, `c_0 = 0`), and there is
+    /// no Jacobian yet.
     pub fn initial_state<M: Model>(
         &self,
         model: &M,
@@ -100,8 +107,9 @@ impl BeulerLayout {
     ) {
         let n = self.n;
         x[..n].copy_from_slice(u0);
-        let (head, mem) = x.split_at_mut(2 * n);
-        model.rhs(t0, u0, p, &mut head[n..], work);
+        let (head, mem) = x.split_at_mut(3 * n);
+        model.rhs(t0, u0, p, &mut head[n..2 * n], work);
+        head[2 * n..].fill(0.0);
         self.memory().init(mem);
     }
 }
@@ -177,9 +185,15 @@ impl<'m, M: Model> BackwardEuler<'m, M> {
         let (_, h, p) = plan.step(k);
         let t_next = plan.time(k + 1);
         let (u, rest) = x.split_at(n);
-        let (slope, memory) = rest.split_at(n);
+        let (slope, rest) = rest.split_at(n);
+        let (curv, memory) = rest.split_at(n);
         let (u_next, rest) = next.split_at_mut(n);
-        let (slope_next, memory_next) = rest.split_at_mut(n);
+        let (slope_next, rest) = rest.split_at_mut(n);
+        let (curv_next, memory_next) = rest.split_at_mut(n);
+        // The step before (the first step's s_0 is a tangent: taken as if
+        // the step before had the same length).
+        let h_prev = if k > 0 { plan.step(k - 1).1 } else { h };
+        let hc = h * (h + h_prev);
         let memory = if plan.switches_at(k) {
             &self.no_jacobian[..]
         } else {
@@ -188,7 +202,7 @@ impl<'m, M: Model> BackwardEuler<'m, M> {
         let fail = |e: NewtonFailure| newton_error(e, t_next, k + 1, h);
         self.newton.load(memory, p).map_err(fail)?;
         for i in 0..n {
-            u_next[i] = u[i] + h * slope[i];
+            u_next[i] = u[i] + h * slope[i] + hc * curv[i];
             self.weights[i] = 1.0 / (1.0 + u[i].abs());
         }
         self.newton
@@ -209,6 +223,7 @@ impl<'m, M: Model> BackwardEuler<'m, M> {
         }
         for i in 0..n {
             slope_next[i] = (u_next[i] - u[i]) / h;
+            curv_next[i] = (slope_next[i] - slope[i]) / (h + h_prev);
         }
         self.newton.store(memory_next);
         Ok(())

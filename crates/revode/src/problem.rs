@@ -282,7 +282,7 @@ impl SolverSpec {
     }
 
     /// f64s in one checkpointed state for a model of `n_states` states:
-    /// the state itself, or backward Euler's `[u, slope, Newton memory]`.
+    /// the state itself, or backward Euler's `[u, slope, curvature, Newton memory]`.
     pub fn checkpoint_state_len(&self, n_states: usize) -> usize {
         match self {
             SolverSpec::Beuler { .. } => revode_adjoint::beuler_state_len(n_states),
