@@ -18,6 +18,44 @@ pub fn fixture(name: &str) -> Problem {
     Problem::from_path(&fixture_path(name)).expect("bundled fixture parses")
 }
 
+/// A folder removed when dropped.
+pub struct TempFolder(pub PathBuf);
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `n`-compartment HH cable problem (fixtures/hh_cable_100.json for
+/// n = 100): beuler dt 0.025 over [0, 100] ms, loss the far end's V summed
+/// over every step, 0.05 nA into compartment 1 from 5 to 95 ms. Other sizes
+/// are written by `python3 models/make_hh_cable.py n` into a temporary
+/// folder, which lives as long as the returned guard.
+pub fn cable_problem(n: usize) -> (Problem, Option<TempFolder>) {
+    if n == 100 {
+        return (fixture("hh_cable_100.json"), None);
+    }
+    let dir = std::env::temp_dir().join(format!("revode-cable-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary folder");
+    let guard = TempFolder(dir.clone());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/make_hh_cable.py");
+    let (ode, json) = (dir.join("cable.ode"), dir.join("cable.json"));
+    let status = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(n.to_string())
+        .arg("--ode")
+        .arg(&ode)
+        .arg("--problem")
+        .arg(&json)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("python3 runs models/make_hh_cable.py");
+    assert!(status.success(), "make_hh_cable.py {n} failed");
+    let problem = Problem::from_path(&json).expect("generated cable problem parses");
+    (problem, Some(guard))
+}
+
 /// Median wall time in seconds of `repeat` runs of `f` (after one warm-up).
 pub fn median_seconds(repeat: usize, mut f: impl FnMut()) -> f64 {
     f();

@@ -68,9 +68,11 @@ class Gradient:
         param_names: the model's parameter names.
         state_names: the model's state names.
         stats: steps, backward steps, rejected steps, checkpoints kept,
-            recomputed steps, peak store bytes, forward and backward seconds.
+            recomputed steps, peak store bytes, forward and backward seconds;
+            for ``beuler`` also ``implicit``: Newton's and the backward
+            solves' counts (docs/stiff.md).
         model: the model's name.
-        solver: ``"euler"``, ``"rk4"`` or ``"dopri5"``.
+        solver: ``"euler"``, ``"rk4"``, ``"beuler"`` or ``"dopri5"``.
         loss_kind: ``"final"``, ``"all_steps"`` or ``"trace_mse"``.
         checkpoints: the checkpoint schedule used, in problem-file form.
         stimulated: parameters following a stimulus protocol (their entry is
@@ -125,6 +127,8 @@ class Solution:
         steps: accepted steps; ``rejected_steps``: rejected attempts (dopri5).
         state_names, model, solver: as named.
         seconds: wall time of the solve.
+        newton: ``beuler`` only: Newton's iterations, Jacobian evaluations,
+            factorizations and convergence failures.
     """
 
     final_state: np.ndarray
@@ -137,6 +141,7 @@ class Solution:
     model: str
     solver: str
     seconds: float
+    newton: Optional[Dict[str, int]] = None
 
     def __repr__(self) -> str:
         return (
@@ -422,7 +427,8 @@ class Model:
         Args:
             params, u0: numpy arrays or lists (default: the model's defaults).
             tspan: ``(t0, t1)``.
-            solver: e.g. ``{"method": "euler", "dt": 0.01}`` or
+            solver: e.g. ``{"method": "euler", "dt": 0.01}``,
+                ``{"method": "beuler", "dt": 0.025}`` (stiff models) or
                 ``{"method": "dopri5", "rtol": 1e-8, "atol": 1e-8}``.
             loss: e.g. ``{"kind": "trace_mse", "component": 0, "times": t,
                 "values": v}`` (default: ``final`` with unit weights).

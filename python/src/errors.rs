@@ -27,9 +27,13 @@ pub fn failure_point(e: &Error) -> (Option<f64>, Option<usize>) {
     match e {
         Error::Gradient(g) => match g {
             GradientError::Forward(f) => match f {
-                ForwardError::NonFiniteState { t, step, .. } => (Some(*t), Some(*step)),
+                ForwardError::NonFiniteState { t, step, .. }
+                | ForwardError::NewtonFailed { t, step, .. }
+                | ForwardError::SingularIterationMatrix { t, step, .. } => (Some(*t), Some(*step)),
                 ForwardError::MaxStepsExceeded { t, .. }
-                | ForwardError::StepSizeTooSmall { t, .. } => (Some(*t), None),
+                | ForwardError::StepSizeTooSmall { t, .. }
+                | ForwardError::NewtonDiverged { t, .. }
+                | ForwardError::BdfSingularMatrix { t, .. } => (Some(*t), None),
                 _ => (None, None),
             },
             GradientError::NonFiniteAdjoint { t, step } => (Some(*t), Some(*step)),

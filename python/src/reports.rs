@@ -40,5 +40,8 @@ pub fn solve_dict<'py>(py: Python<'py>, r: &SolveReport) -> PyResult<Bound<'py, 
     d.set_item("model", &r.model)?;
     d.set_item("solver", &r.solver)?;
     d.set_item("seconds", r.seconds)?;
+    if let Some(newton) = &r.newton {
+        d.set_item("newton", to_py(py, newton)?)?;
+    }
     Ok(d)
 }

@@ -21,7 +21,7 @@ use revode_model::Model;
 use crate::adjoint_bdf::{BdfBackward, NordsieckRing};
 use crate::continuous_adaptive::AdaptiveBudget;
 use crate::error::check_vector;
-use crate::{ContinuousOptions, Gradient, GradientError, GradientStats, ImplicitStats, Loss};
+use crate::{BdfNewtonStats, ContinuousOptions, Gradient, GradientError, GradientStats, Loss};
 
 /// Forward steps whose polynomials the backward sweep keeps at once: an
 /// adjoint step may span up to this many forward steps.
@@ -325,10 +325,11 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
         forward_steps: s.forward_steps,
         forward_seconds,
         backward_seconds,
-        newton: Some(ImplicitStats {
+        newton: Some(BdfNewtonStats {
             forward: forward_newton,
             backward: back.stats(),
         }),
+        implicit: None,
     };
     info!(
         "bdf continuous adjoint: {} steps forward ({} rejected), {} back ({} rejected), loss {loss_value:e}, store {} B",

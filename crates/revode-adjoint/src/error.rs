@@ -40,7 +40,7 @@ pub enum GradientError {
     ObservationsUnsorted { index: usize, t: f64, prev: f64 },
     #[error("observation time {index} = {t} is not on the fixed grid of dt = {dt}; choose dt so every observation time is a multiple of it, or use dopri5", t = Num(*.t), dt = Num(*.dt))]
     ObservationOffGrid { index: usize, t: f64, dt: f64 },
-    #[error("the {loss} loss needs a fixed-step solver (euler or rk4)")]
+    #[error("the {loss} loss needs a fixed-step solver (euler, rk4 or beuler)")]
     LossNeedsFixedSteps { loss: &'static str },
     #[error("adjoint step size {h:e} fell below the minimum {h_min:e} at t = {t}", t = Num(*.t))]
     AdjointStepTooSmall { t: f64, h: f64, h_min: f64 },

@@ -41,15 +41,18 @@ pub struct GradientStats {
     pub peak_store_bytes: usize,
     pub forward_seconds: f64,
     pub backward_seconds: f64,
-    /// Implicit solvers (bdf): Newton iterations, Jacobian evaluations and
-    /// factorisations of the forward sweep and of the backward pass.
+    /// bdf: Newton iterations, Jacobian evaluations and factorisations of
+    /// the forward sweep and of the backward pass.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub newton: Option<ImplicitStats>,
+    pub newton: Option<BdfNewtonStats>,
+    /// Newton and linear-solver counts of a backward Euler solve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implicit: Option<crate::ImplicitStats>,
 }
 
 /// The work of an implicit solve's linear algebra, forward and backward.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ImplicitStats {
+pub struct BdfNewtonStats {
     /// The forward sweep's Newton solver (recomputations not included).
     pub forward: revode_forward::NewtonStats,
     /// The backward pass: `iterations` are its refinement iterations of

@@ -6,10 +6,10 @@
 use std::time::Instant;
 
 use log::info;
-use revode_checkpoint::{Chain, CheckpointStore, Schedule};
+use revode_checkpoint::{Chain, CheckpointStore, Schedule, StoreStats};
 use revode_forward::{
     all_finite, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan, Stimulus,
-    SwitchedPlan, UniformPlan,
+    SwitchedPlan, TimeGrid, UniformPlan,
 };
 use revode_model::Model;
 
@@ -58,14 +58,20 @@ pub(crate) fn on_plan<V: PlanVisitor>(
     stimulus: &Stimulus,
     visitor: V,
 ) -> Result<V::Output, GradientError> {
-    let grid = problem.grid;
+    on_grid(problem.grid, problem.params, stimulus, visitor)
+}
+
+/// [`on_plan`] for a grid and parameters.
+pub(crate) fn on_grid<V: PlanVisitor>(
+    grid: TimeGrid,
+    params: &[f64],
+    stimulus: &Stimulus,
+    visitor: V,
+) -> Result<V::Output, GradientError> {
     if stimulus.is_empty() {
-        return visitor.visit(UniformPlan {
-            grid,
-            params: problem.params,
-        });
+        return visitor.visit(UniformPlan { grid, params });
     }
-    let segments = ParamSegments::new(problem.params, stimulus, grid.t0, grid.t1)?;
+    let segments = ParamSegments::new(params, stimulus, grid.t0, grid.t1)?;
     visitor.visit(&SwitchedPlan::new(grid, &segments))
 }
 
@@ -121,22 +127,55 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
     pub fn finish(
         self,
         what: &str,
+        grad_p: Vec<f64>,
+        lambda: Vec<f64>,
+        work: &mut M::Work,
+        backward_started: Instant,
+    ) -> Result<Gradient, GradientError> {
+        let summary = SweepSummary {
+            what,
+            method: self.chain.stepper.method().name(),
+            loss: self.loss,
+            store: self.store.stats(),
+            steps: self.chain.plan.n_steps(),
+            forward_seconds: self.forward_seconds,
+        };
+        summary.finish(self.chain.model, grad_p, lambda, work, backward_started)
+    }
+}
+
+/// What a finished fixed-grid sweep reports, for [`SweepSummary::finish`].
+pub(crate) struct SweepSummary<'a> {
+    pub what: &'a str,
+    pub method: &'a str,
+    pub loss: f64,
+    pub store: StoreStats,
+    pub steps: usize,
+    pub forward_seconds: f64,
+}
+
+impl SweepSummary<'_> {
+    /// Ends the backward sweep begun at `backward_started`: adds the model's
+    /// deferred parameter sums, checks the gradient and gathers statistics.
+    pub fn finish<M: Model>(
+        self,
+        model: &M,
         mut grad_p: Vec<f64>,
         lambda: Vec<f64>,
         work: &mut M::Work,
         backward_started: Instant,
     ) -> Result<Gradient, GradientError> {
-        let model = self.chain.model;
         model.flush_vjp(&mut grad_p, work);
         if let Some(index) = grad_p.iter().position(|g| !g.is_finite()) {
             return Err(GradientError::NonFiniteGradient { index });
         }
         let backward_seconds = backward_started.elapsed().as_secs_f64();
-        let s = self.store.stats();
-        let n = self.chain.plan.n_steps();
+        let s = self.store;
+        let n = self.steps;
         info!(
-            "{what}: {} {n} steps, loss {:e}, forward {:.3} ms, backward {:.3} ms, store {} B",
-            self.chain.stepper.method().name(),
+            "{}: {} {n} steps, loss {:e}, forward {:.3} ms, backward {:.3} ms, store {} B",
+            self.what,
+            self.method,
             self.loss,
             self.forward_seconds * 1e3,
             backward_seconds * 1e3,

@@ -7,6 +7,9 @@
 //! hand-written vector–Jacobian products. Nothing is taped and nothing is
 //! allocated per step.
 //!
+//! [`gradient_beuler_with_stimulus`] does the same for backward Euler, by
+//! the implicit function theorem at each converged step.
+//!
 //! [`gradient_continuous`] solves the continuous adjoint ODE backwards
 //! (adaptively, forward state from Dormand–Prince dense output);
 //! [`gradient_continuous_bdf`] does so with backward BDF against a BDF
@@ -15,6 +18,8 @@
 
 mod adjoint_bdf;
 mod adjoint_ode;
+mod beuler_adjoint;
+mod beuler_driver;
 mod continuous_adaptive;
 mod continuous_bdf;
 mod continuous_fixed;
@@ -26,6 +31,11 @@ mod forward_loss;
 mod loss;
 
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
+pub use beuler_adjoint::{BackwardSolveStats, BeulerAdjoint, TransposedSolve};
+pub use beuler_driver::{
+    beuler_state_len, gradient_beuler_with, gradient_beuler_with_stimulus,
+    loss_beuler_with_stimulus, validate_beuler_with_stimulus, BeulerProblem, ImplicitStats,
+};
 pub use continuous_adaptive::{
     adaptive_budget, gradient_continuous, gradient_continuous_with_stimulus, validate_adaptive,
     AdaptiveBudget, AdaptiveProblem,
@@ -39,7 +49,7 @@ pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};
 pub use fixed_driver::{
     gradient_fixed, gradient_fixed_with_stimulus, validate_fixed, validate_fixed_with_stimulus,
-    FixedProblem, Gradient, GradientStats, ImplicitStats,
+    BdfNewtonStats, FixedProblem, Gradient, GradientStats,
 };
 pub use forward_loss::{
     loss_adaptive, loss_adaptive_with_stimulus, loss_bdf_with_stimulus, loss_fixed,

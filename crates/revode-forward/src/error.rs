@@ -42,11 +42,27 @@ pub enum ForwardError {
     #[error("Newton iteration failed to converge at t = {t} (step {h:e}, after repeated step reductions)", t = Num(*.t))]
     NewtonDiverged { t: f64, h: f64 },
     #[error("iteration matrix I - gamma*J is singular at t = {t} (step {h:e}, pivot {index}); is the Jacobian finite there?", t = Num(*.t))]
-    SingularIterationMatrix { t: f64, h: f64, index: usize },
+    BdfSingularMatrix { t: f64, h: f64, index: usize },
     #[error("stimulus of parameter {param}: {fault}")]
     Stimulus {
         param: usize,
         fault: crate::StimulusFault,
+    },
+    #[error("Newton's iteration did not converge at t = {t} (step {step}) in {iterations} iterations (last correction {norm} × newton_tol); try a smaller dt (this step was {h} long)", t = Num(*.t), norm = Num(*.norm), h = Num(*.h))]
+    NewtonFailed {
+        t: f64,
+        step: usize,
+        iterations: usize,
+        /// The last correction's norm over the tolerance.
+        norm: f64,
+        h: f64,
+    },
+    #[error("the iteration matrix I − h·J is singular at t = {t} (step {step}; no usable pivot at {index}); try a smaller dt (this step was {h} long)", t = Num(*.t), h = Num(*.h))]
+    SingularIterationMatrix {
+        t: f64,
+        step: usize,
+        index: usize,
+        h: f64,
     },
     #[error("state became non-finite at t = {t} (step {step}); component {component} = {value}", t = Num(*.t), value = Num(*.value))]
     NonFiniteState {

@@ -1,7 +1,9 @@
 //! Forward steppers of revode.
 //!
-//! Fixed-step explicit Euler and classical RK4 ([`FixedStepper`]) on a
-//! [`TimeGrid`] that lands exactly on `t1`, and the adaptive Dormand–Prince
+//! Fixed-step explicit Euler and classical RK4 ([`FixedStepper`]) and
+//! implicit (backward) Euler ([`BackwardEuler`], with [`Newton`] on the
+//! factored [`IterationMatrix`]) on a [`TimeGrid`] that lands exactly on
+//! `t1`, and the adaptive Dormand–Prince
 //! 5(4) solver ([`Dopri5`]) with PI control and dense output. Steppers own their stage buffers
 //! (made once per solve) and take the model's scratch by `&mut`, so a step
 //! allocates nothing. A [`Stimulus`] makes parameters piecewise constant in
@@ -11,6 +13,8 @@
 
 mod adaptive;
 pub mod bdf;
+mod beuler;
+mod beuler_solve;
 mod error;
 mod fixed;
 mod grid;
@@ -28,10 +32,14 @@ pub use adaptive::{
     DEFAULT_MAX_STEPS, ERR_OLD_INIT,
 };
 pub use bdf::{solve_bdf, solve_bdf_observed, solve_bdf_try_observed, Bdf, BdfLayout, BdfOptions};
+pub use beuler::{BackwardEuler, BeulerLayout, BeulerOptions};
+pub use beuler_solve::{
+    solve_beuler, solve_beuler_observed, solve_beuler_try_observed, BeulerSolution,
+};
 pub use error::ForwardError;
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;
-pub use linear::{IterationMatrix, LinearSolver, SingularMatrix};
+pub use linear::{IterationMatrix, LinearSolver, SingularMatrix, SmallDenseLu};
 pub use newton::{Newton, NewtonFailure, NewtonMemory, NewtonStats};
 pub use plan::{StepPlan, StepTimes, SwitchedPlan, UniformPlan, ON_GRID_RTOL};
 pub use solve::{

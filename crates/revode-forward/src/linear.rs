@@ -1,18 +1,32 @@
 //! The iteration matrix `A = I − γJ` of implicit steppers, factored by faer.
 //!
 //! Dense LU with partial pivoting for small or dense Jacobians; sparse LU
-//! (COLAMD column ordering, partial pivoting) for large sparse ones, with
-//! the symbolic analysis done once in [`IterationMatrix::new`]. Every buffer
-//! (the matrix, the factors' scratch, faer's work stack) is made there, so
-//! refactoring and solving allocate nothing, except that faer's sparse
-//! factors may grow the first time a pivot sequence produces more fill than
-//! any before (they never shrink). Which to use: [`LinearSolver`].
+//! (COLAMD column ordering, partial pivoting, faer's simplicial
+//! left-looking factorisation) for large sparse ones, with the symbolic
+//! analysis done once in [`IterationMatrix::new`]. Every buffer (the
+//! matrix, the factors' scratch, faer's work stack) is made there, so
+//! refactoring and solving allocate nothing, except that the sparse factors
+//! may grow the first time a pivot sequence produces more fill than any
+//! before (they never shrink). Which to use: [`LinearSolver`].
+//!
+//! The factorisations are always faer's. The solves are plain forward and
+//! back substitution over faer's factors for small dense systems (n ≤
+//! [`SMALL_DENSE_MAX`]) and for sparse ones: faer's generic solves permute
+//! through its work stack and dispatch per call, which for n = 4 costs
+//! several times the arithmetic, and for a 400-state cable (1 200 entries)
+//! made a solve ~35 000 instructions where the substitution takes ~7 000
+//! (callgrind, docs/stiff.md). Implicit steppers solve once per Newton
+//! iteration and several times per adjoint step.
 
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::lu::partial_pivoting::{factor as dense_factor, solve as dense_solve};
-use faer::sparse::linalg::lu::{factorize_symbolic_lu, LuRef, NumericLu, SymbolicLu};
+use faer::sparse::linalg::lu::simplicial::{
+    factorize_simplicial_numeric_lu, factorize_simplicial_numeric_lu_scratch, SimplicialLu,
+};
+use faer::sparse::linalg::lu::{factorize_symbolic_lu, LuSymbolicParams, SymbolicLu};
+use faer::sparse::linalg::SupernodalThreshold;
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
-use faer::{Conj, Mat, MatMut, Par};
+use faer::{Conj, MatMut, MatRef, Par};
 use revode_model::SparsityPattern;
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +47,9 @@ pub enum LinearSolver {
 pub const SPARSE_MIN_STATES: usize = 48;
 /// Largest fraction of entries [`LinearSolver::Auto`] factors sparsely.
 pub const SPARSE_MAX_DENSITY: f64 = 0.2;
+/// Largest dense size solved by revode's own substitution over faer's
+/// factors (larger ones use faer's blocked triangular solves).
+pub const SMALL_DENSE_MAX: usize = 16;
 
 impl LinearSolver {
     /// The factorisation this choice gives for `pattern` (the pattern of
@@ -68,16 +85,27 @@ pub struct SingularMatrix {
 
 enum Factors {
     Dense {
-        lu: Mat<f64>,
+        /// A, then its LU factors in place: column-major n × n (entry
+        /// (i, j) at `j·n + i`), unit L below the diagonal, U on and above.
+        lu: Vec<f64>,
+        /// Row permutation: row i of P·A is row `perm[i]` of A.
         perm: Vec<usize>,
         perm_inv: Vec<usize>,
         /// `(row, col)` of each Jacobian entry.
         jac_rc: Vec<(usize, usize)>,
     },
     Sparse {
+        /// The COLAMD column ordering (its `col_perm`).
         symbolic: Box<SymbolicLu<usize>>,
-        numeric: Box<NumericLu<usize, f64>>,
+        /// `P·A·Q = L·U`: unit L with its diagonal first in each column,
+        /// U with its diagonal last (faer's simplicial layout), rows
+        /// numbered after the row permutation.
+        lu: Box<SimplicialLu<usize, f64>>,
+        row_perm: Vec<usize>,
+        row_perm_inv: Vec<usize>,
         values: Vec<f64>,
+        /// A solve's permuted right-hand side.
+        scratch: Vec<f64>,
     },
 }
 
@@ -127,19 +155,25 @@ impl IterationMatrix {
                     None,
                     pattern.row_idx(),
                 );
-                let symbolic = factorize_symbolic_lu(sym, Default::default())
+                // Simplicial: its factors are reachable for revode's own
+                // substitution (the supernodal variant pays off only for
+                // fill far beyond an ODE Jacobian's).
+                let params = LuSymbolicParams {
+                    supernodal_flop_ratio_threshold: SupernodalThreshold::FORCE_SIMPLICIAL,
+                    ..Default::default()
+                };
+                let symbolic = factorize_symbolic_lu(sym, params)
                     .expect("symbolic LU of a square pattern with a full diagonal");
-                let req = StackReq::any_of(&[
-                    symbolic.factorize_numeric_lu_scratch::<f64>(Par::Seq, Default::default()),
-                    symbolic.solve_in_place_scratch::<f64>(1, Par::Seq),
-                    symbolic.solve_transpose_in_place_scratch::<f64>(1, Par::Seq),
-                ]);
+                let req = factorize_simplicial_numeric_lu_scratch::<usize, f64>(n, n);
                 let values = vec![0.0; pattern.nnz()];
                 (
                     Factors::Sparse {
                         symbolic: Box::new(symbolic),
-                        numeric: Box::new(NumericLu::new()),
+                        lu: Box::new(SimplicialLu::new()),
+                        row_perm: vec![0; n],
+                        row_perm_inv: vec![0; n],
                         values,
+                        scratch: vec![0.0; n],
                     },
                     req,
                 )
@@ -157,7 +191,7 @@ impl IterationMatrix {
                 ]);
                 (
                     Factors::Dense {
-                        lu: Mat::zeros(n, n),
+                        lu: vec![0.0; n * n],
                         perm: vec![0; n],
                         perm_inv: vec![0; n],
                         jac_rc: jacobian.entries().collect(),
@@ -219,17 +253,15 @@ impl IterationMatrix {
                 jac_rc,
             } => {
                 let n = self.pattern.n();
+                lu.fill(0.0);
                 for j in 0..n {
-                    for i in 0..n {
-                        lu[(i, j)] = 0.0;
-                    }
-                    lu[(j, j)] = 1.0;
+                    lu[j * n + j] = 1.0;
                 }
                 for (&(r, c), &v) in jac_rc.iter().zip(jac) {
-                    lu[(r, c)] -= gamma * v;
+                    lu[c * n + r] -= gamma * v;
                 }
                 dense_factor::lu_in_place(
-                    lu.as_mut(),
+                    MatMut::from_column_major_slice_mut(lu, n, n),
                     perm,
                     perm_inv,
                     Par::Seq,
@@ -237,7 +269,7 @@ impl IterationMatrix {
                     Default::default(),
                 );
                 for i in 0..n {
-                    let d = lu[(i, i)];
+                    let d = lu[i * n + i];
                     if d == 0.0 || !d.is_finite() {
                         self.gamma = f64::NAN;
                         return Err(SingularMatrix { index: i });
@@ -247,8 +279,11 @@ impl IterationMatrix {
             }
             Factors::Sparse {
                 symbolic,
-                numeric,
+                lu,
+                row_perm,
+                row_perm_inv,
                 values,
+                ..
             } => {
                 values.fill(0.0);
                 for &d in &self.diag {
@@ -266,8 +301,14 @@ impl IterationMatrix {
                     self.pattern.row_idx(),
                 );
                 let a = SparseColMatRef::new(sym, values);
-                let result =
-                    symbolic.factorize_numeric_lu(numeric, a, Par::Seq, stack, Default::default());
+                let result = factorize_simplicial_numeric_lu(
+                    row_perm,
+                    row_perm_inv,
+                    lu,
+                    a,
+                    symbolic.col_perm(),
+                    stack,
+                );
                 if let Err(e) = result {
                     self.gamma = f64::NAN;
                     let index = match e {
@@ -276,16 +317,16 @@ impl IterationMatrix {
                     };
                     return Err(SingularMatrix { index });
                 }
-                // faer divides by a zero pivot without complaint: probe
-                // the factors with one solve.
-                values[..n].fill(1.0);
-                let probe = &mut values[..n];
-                let lu = LuRef::new_unchecked(symbolic, numeric);
-                let stack = MemStack::new(&mut self.stack);
-                lu.solve_in_place_with_conj(Conj::No, column(probe), Par::Seq, stack);
-                if let Some(index) = probe.iter().position(|x| !x.is_finite()) {
-                    self.gamma = f64::NAN;
-                    return Err(SingularMatrix { index });
+                // faer takes a zero pivot without complaint: U's diagonal
+                // (last in each column) must be finite and nonzero.
+                let u = lu.u_factor_unsorted();
+                let (u_ptr, u_val) = (u.symbolic().col_ptr(), u.val());
+                for j in 0..n {
+                    let d = u_val[u_ptr[j + 1] - 1];
+                    if d == 0.0 || !d.is_finite() {
+                        self.gamma = f64::NAN;
+                        return Err(SingularMatrix { index: j });
+                    }
                 }
                 Ok(())
             }
@@ -306,17 +347,26 @@ impl IterationMatrix {
         debug_assert!(!self.gamma.is_nan(), "solve before a successful factor");
         self.solves += 1;
         let stack = MemStack::new(&mut self.stack);
-        match &self.factors {
+        match &mut self.factors {
             Factors::Dense {
                 lu, perm, perm_inv, ..
             } => {
                 let n = self.pattern.n();
+                if n <= SMALL_DENSE_MAX {
+                    if transpose {
+                        small_solve_transpose(lu, perm_inv, b);
+                    } else {
+                        small_solve(lu, perm, b);
+                    }
+                    return;
+                }
+                let lu = MatRef::from_column_major_slice(lu, n, n);
                 // Both are stored in `perm`/`perm_inv` by the factorisation.
                 let p = faer::perm::PermRef::new_checked(perm, perm_inv, n);
                 if transpose {
                     dense_solve::solve_transpose_in_place_with_conj(
-                        lu.as_ref(),
-                        lu.as_ref(),
+                        lu,
+                        lu,
                         p,
                         Conj::No,
                         column(b),
@@ -325,8 +375,8 @@ impl IterationMatrix {
                     );
                 } else {
                     dense_solve::solve_in_place_with_conj(
-                        lu.as_ref(),
-                        lu.as_ref(),
+                        lu,
+                        lu,
                         p,
                         Conj::No,
                         column(b),
@@ -336,15 +386,35 @@ impl IterationMatrix {
                 }
             }
             Factors::Sparse {
-                symbolic, numeric, ..
+                symbolic,
+                lu,
+                row_perm,
+                row_perm_inv,
+                scratch,
+                ..
             } => {
-                let lu = LuRef::new_unchecked(symbolic, numeric);
+                let (col_perm, col_perm_inv) = symbolic.col_perm().arrays();
                 if transpose {
-                    lu.solve_transpose_in_place_with_conj(Conj::No, column(b), Par::Seq, stack);
+                    sparse_solve_transpose(lu, row_perm_inv, col_perm, scratch, b);
                 } else {
-                    lu.solve_in_place_with_conj(Conj::No, column(b), Par::Seq, stack);
+                    sparse_solve(lu, row_perm, col_perm_inv, scratch, b);
                 }
             }
+        }
+    }
+
+    /// The current dense factors when n ≤ [`SMALL_DENSE_MAX`], for callers
+    /// that run many solves inside loops compiled for one size (None for
+    /// sparse or larger matrices, and before a successful factorisation).
+    /// Solves through it are not counted in [`IterationMatrix::solves`].
+    pub fn small_dense(&self) -> Option<SmallDenseLu<'_>> {
+        match &self.factors {
+            Factors::Dense {
+                lu, perm, perm_inv, ..
+            } if self.pattern.n() <= SMALL_DENSE_MAX && !self.gamma.is_nan() => {
+                Some(SmallDenseLu { lu, perm, perm_inv })
+            }
+            _ => None,
         }
     }
 
@@ -355,9 +425,261 @@ impl IterationMatrix {
         let factors = match &self.factors {
             Factors::Dense { .. } => n * n * f + 2 * n * std::mem::size_of::<usize>(),
             // The factors' own size depends on the fill; count the input.
-            Factors::Sparse { values, .. } => values.len() * f,
+            Factors::Sparse {
+                values,
+                lu,
+                scratch,
+                ..
+            } => {
+                let (l, u) = (lu.l_factor_unsorted(), lu.u_factor_unsorted());
+                let entries = l.val().len() + u.val().len();
+                (values.len() + scratch.len() + entries) * f
+                    + (entries + 2 * n) * std::mem::size_of::<usize>()
+            }
         };
         factors + self.stack.len()
+    }
+}
+
+/// `b ← A⁻¹ b` for `P·A·Q = L·U` (faer's simplicial factors): `y = P b`,
+/// `L z = y` forward column by column, `U v = z` backward, `x = Q v`.
+fn sparse_solve(
+    lu: &SimplicialLu<usize, f64>,
+    row_perm: &[usize],
+    col_perm_inv: &[usize],
+    y: &mut [f64],
+    b: &mut [f64],
+) {
+    let n = b.len();
+    let (y, row_perm, col_perm_inv) = (&mut y[..n], &row_perm[..n], &col_perm_inv[..n]);
+    for (yi, &p) in y.iter_mut().zip(row_perm) {
+        *yi = b[p];
+    }
+    let l = lu.l_factor_unsorted();
+    let (l_ptr, l_row, l_val) = (l.symbolic().col_ptr(), l.symbolic().row_idx(), l.val());
+    for j in 0..n {
+        // The unit diagonal is the column's first entry.
+        let range = l_ptr[j] + 1..l_ptr[j + 1];
+        let yj = y[j];
+        for (&i, &v) in l_row[range.clone()].iter().zip(&l_val[range]) {
+            y[i] -= v * yj;
+        }
+    }
+    let u = lu.u_factor_unsorted();
+    let (u_ptr, u_row, u_val) = (u.symbolic().col_ptr(), u.symbolic().row_idx(), u.val());
+    for j in (0..n).rev() {
+        // The diagonal is the column's last entry.
+        let last = u_ptr[j + 1] - 1;
+        let yj = y[j] / u_val[last];
+        y[j] = yj;
+        let range = u_ptr[j]..last;
+        for (&i, &v) in u_row[range.clone()].iter().zip(&u_val[range]) {
+            y[i] -= v * yj;
+        }
+    }
+    for (bi, &q) in b.iter_mut().zip(col_perm_inv) {
+        *bi = y[q];
+    }
+}
+
+/// `b ← A⁻ᵀ b` for `P·A·Q = L·U`: `y = Qᵀ b`, `Uᵀ z = y` forward and
+/// `Lᵀ v = z` backward (each a dot product with a column), `x = Pᵀ v`.
+fn sparse_solve_transpose(
+    lu: &SimplicialLu<usize, f64>,
+    row_perm_inv: &[usize],
+    col_perm: &[usize],
+    y: &mut [f64],
+    b: &mut [f64],
+) {
+    let n = b.len();
+    let (y, row_perm_inv, col_perm) = (&mut y[..n], &row_perm_inv[..n], &col_perm[..n]);
+    for (yi, &q) in y.iter_mut().zip(col_perm) {
+        *yi = b[q];
+    }
+    let u = lu.u_factor_unsorted();
+    let (u_ptr, u_row, u_val) = (u.symbolic().col_ptr(), u.symbolic().row_idx(), u.val());
+    for j in 0..n {
+        let last = u_ptr[j + 1] - 1;
+        let range = u_ptr[j]..last;
+        let mut s = y[j];
+        for (&i, &v) in u_row[range.clone()].iter().zip(&u_val[range]) {
+            s -= v * y[i];
+        }
+        y[j] = s / u_val[last];
+    }
+    let l = lu.l_factor_unsorted();
+    let (l_ptr, l_row, l_val) = (l.symbolic().col_ptr(), l.symbolic().row_idx(), l.val());
+    for j in (0..n).rev() {
+        let range = l_ptr[j] + 1..l_ptr[j + 1];
+        let mut s = y[j];
+        for (&i, &v) in l_row[range.clone()].iter().zip(&l_val[range]) {
+            s -= v * y[i];
+        }
+        y[j] = s;
+    }
+    for (bi, &p) in b.iter_mut().zip(row_perm_inv) {
+        *bi = y[p];
+    }
+}
+
+/// Borrowed small dense factors `P·A = L·U` ([`IterationMatrix::small_dense`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SmallDenseLu<'a> {
+    lu: &'a [f64],
+    perm: &'a [usize],
+    perm_inv: &'a [usize],
+}
+
+impl SmallDenseLu<'_> {
+    /// `b ← A⁻¹ b` for n = N (compiled for N: unrolled, no bounds checks).
+    #[inline(always)]
+    pub fn solve<const N: usize>(&self, b: &mut [f64; N]) {
+        solve_n::<N>(self.lu, self.perm, b);
+    }
+
+    /// `b ← A⁻ᵀ b` for n = N.
+    #[inline(always)]
+    pub fn solve_transpose<const N: usize>(&self, b: &mut [f64; N]) {
+        solve_transpose_n::<N>(self.lu, self.perm_inv, b);
+    }
+}
+
+/// `b ← A⁻¹ b` for `P·A = L·U` (column-major `lu`): `y = P b`, then
+/// `L z = y` forward and `U x = z` backward. Sizes up to 8 run a copy
+/// compiled for their size (fully unrolled, no bounds checks).
+#[inline]
+fn small_solve(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+    match b.len() {
+        1 => b[0] /= lu[0],
+        2 => solve_n::<2>(lu, perm, b),
+        3 => solve_n::<3>(lu, perm, b),
+        4 => solve_n::<4>(lu, perm, b),
+        5 => solve_n::<5>(lu, perm, b),
+        6 => solve_n::<6>(lu, perm, b),
+        7 => solve_n::<7>(lu, perm, b),
+        8 => solve_n::<8>(lu, perm, b),
+        _ => solve_dyn(lu, perm, b),
+    }
+}
+
+/// `b ← A⁻ᵀ b` for `P·A = L·U`: `Uᵀ z = b` forward, `Lᵀ y = z` backward,
+/// then `x = Pᵀ y`.
+#[inline]
+fn small_solve_transpose(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+    match b.len() {
+        1 => b[0] /= lu[0],
+        2 => solve_transpose_n::<2>(lu, perm_inv, b),
+        3 => solve_transpose_n::<3>(lu, perm_inv, b),
+        4 => solve_transpose_n::<4>(lu, perm_inv, b),
+        5 => solve_transpose_n::<5>(lu, perm_inv, b),
+        6 => solve_transpose_n::<6>(lu, perm_inv, b),
+        7 => solve_transpose_n::<7>(lu, perm_inv, b),
+        8 => solve_transpose_n::<8>(lu, perm_inv, b),
+        _ => solve_transpose_dyn(lu, perm_inv, b),
+    }
+}
+
+/// [`small_solve`] for n = N (compiled per size: unrolled, no bounds checks).
+#[inline(always)]
+fn solve_n<const N: usize>(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+    let n = N;
+    assert!(b.len() == N);
+    let (lu, perm) = (&lu[..n * n], &perm[..n]);
+    let mut x = [0.0; N];
+    for i in 0..n {
+        x[i] = b[perm[i]];
+    }
+    for j in 0..n {
+        let xj = x[j];
+        for i in j + 1..n {
+            x[i] -= lu[j * n + i] * xj;
+        }
+    }
+    for j in (0..n).rev() {
+        let xj = x[j] / lu[j * n + j];
+        x[j] = xj;
+        for i in 0..j {
+            x[i] -= lu[j * n + i] * xj;
+        }
+    }
+    b[..n].copy_from_slice(&x[..n]);
+}
+
+/// [`small_solve_transpose`] for n = N (compiled per size: unrolled, no bounds checks): each step is a dot product
+/// with a column of the factors.
+#[inline(always)]
+fn solve_transpose_n<const N: usize>(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+    let n = N;
+    assert!(b.len() == N);
+    let (lu, perm_inv) = (&lu[..n * n], &perm_inv[..n]);
+    let mut y = [0.0; N];
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= lu[i * n + k] * y[k];
+        }
+        y[i] = s / lu[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = y[i];
+        for k in i + 1..n {
+            s -= lu[i * n + k] * y[k];
+        }
+        y[i] = s;
+    }
+    for i in 0..n {
+        b[i] = y[perm_inv[i]];
+    }
+}
+
+/// [`small_solve`] for n = 9 ..= SMALL_DENSE_MAX.
+#[inline(always)]
+fn solve_dyn(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+    let n = b.len();
+    let (lu, perm) = (&lu[..n * n], &perm[..n]);
+    let mut x = [0.0; SMALL_DENSE_MAX];
+    for i in 0..n {
+        x[i] = b[perm[i]];
+    }
+    for j in 0..n {
+        let xj = x[j];
+        for i in j + 1..n {
+            x[i] -= lu[j * n + i] * xj;
+        }
+    }
+    for j in (0..n).rev() {
+        let xj = x[j] / lu[j * n + j];
+        x[j] = xj;
+        for i in 0..j {
+            x[i] -= lu[j * n + i] * xj;
+        }
+    }
+    b[..n].copy_from_slice(&x[..n]);
+}
+
+/// [`small_solve_transpose`] for n = 9 ..= SMALL_DENSE_MAX: each step is a dot product
+/// with a column of the factors.
+#[inline(always)]
+fn solve_transpose_dyn(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+    let n = b.len();
+    let (lu, perm_inv) = (&lu[..n * n], &perm_inv[..n]);
+    let mut y = [0.0; SMALL_DENSE_MAX];
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= lu[i * n + k] * y[k];
+        }
+        y[i] = s / lu[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = y[i];
+        for k in i + 1..n {
+            s -= lu[i * n + k] * y[k];
+        }
+        y[i] = s;
+    }
+    for i in 0..n {
+        b[i] = y[perm_inv[i]];
     }
 }
 
@@ -442,6 +764,43 @@ mod tests {
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0, f64::max);
                 assert!(err < 1e-12, "{choice:?} transpose={transpose}: {err:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_dense_substitution_solves_both_ways() {
+        // Sizes on both sides of SMALL_DENSE_MAX, with pivoting forced by a
+        // small leading diagonal.
+        for n in [1, 2, 4, 7, SMALL_DENSE_MAX, SMALL_DENSE_MAX + 1] {
+            let p = SparsityPattern::dense(n);
+            let jac: Vec<f64> = p
+                .entries()
+                .map(|(r, c)| {
+                    let v = ((r * 7 + c * 3) as f64 * 0.61).sin();
+                    if r == c {
+                        v + 0.9 / 0.7
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).cos() + 0.1).collect();
+            let mut m = IterationMatrix::new(&p, LinearSolver::Dense);
+            m.factor(0.7, &jac).unwrap();
+            for transpose in [false, true] {
+                let mut b = a_times(&p, &jac, 0.7, &x, transpose);
+                if transpose {
+                    m.solve_transpose(&mut b);
+                } else {
+                    m.solve(&mut b);
+                }
+                let err = b
+                    .iter()
+                    .zip(&x)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(err < 1e-12, "n {n} transpose={transpose}: {err:e}");
             }
         }
     }

@@ -177,11 +177,12 @@ impl<'m, M: Model> Newton<'m, M> {
     /// re-evaluates J at the stored point with `p` (the parameters J was
     /// evaluated with) and refactors M with the stored γ_M.
     pub fn load(&mut self, mem: &[f64], p: &[f64]) -> Result<(), NewtonFailure> {
-        let same = self.built
-            && mem
-                .iter()
-                .zip(&self.mem)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
+        // Bitwise (NaN = NaN), branch-free: it runs once per step.
+        let differ = mem
+            .iter()
+            .zip(&self.mem)
+            .fold(0u64, |acc, (a, b)| acc | (a.to_bits() ^ b.to_bits()));
+        let same = self.built && differ == 0;
         if same {
             return Ok(());
         }
@@ -250,34 +251,30 @@ impl<'m, M: Model> Newton<'m, M> {
             }
         }
         loop {
-            match self.iterate(model, t, gamma, psi, p, u, weights, tol, work) {
-                Ok(iterations) => return Ok(iterations),
-                Err(failure) => {
-                    self.stats.convergence_failures += 1;
-                    u.copy_from_slice(&self.predictor);
-                    let predictor = std::mem::take(&mut self.predictor);
-                    let outcome = if fresh {
-                        log::debug!(
-                            "newton: no convergence with a fresh Jacobian at t = {t}; full Newton"
-                        );
-                        self.full_newton(model, t, gamma, psi, p, u, weights, tol, work)
-                            .map_err(|e| match e {
-                                NewtonFailure::Diverged { .. } => failure,
-                                singular => singular,
-                            })
-                    } else {
-                        log::debug!(
-                            "newton: no convergence with an old Jacobian at t = {t}; refreshing"
-                        );
-                        self.refresh(t, &predictor, p, gamma).map(|()| 0)
-                    };
-                    self.predictor = predictor;
-                    match outcome {
-                        Ok(0) => fresh = true,
-                        other => return other,
-                    }
-                }
+            let (failure, slow) = match self.iterate(model, t, gamma, psi, p, u, weights, tol, work)
+            {
+                Attempt::Converged(iterations) => return Ok(iterations),
+                Attempt::Slow(failure) => (failure, true),
+                Attempt::Diverged(failure) => (failure, false),
+            };
+            self.stats.convergence_failures += 1;
+            // Slow but steady corrections leave an iterate better than the
+            // predictor: go on from it. Growing ones start over.
+            if !slow {
+                u.copy_from_slice(&self.predictor);
             }
+            if fresh {
+                log::debug!("newton: no convergence with a fresh Jacobian at t = {t}; full Newton");
+                return self
+                    .full_newton(model, t, gamma, psi, p, u, weights, tol, work)
+                    .map_err(|e| match e {
+                        NewtonFailure::Diverged { .. } => failure,
+                        singular => singular,
+                    });
+            }
+            log::debug!("newton: no convergence with an old Jacobian at t = {t}; refreshing");
+            self.refresh(t, u, p, gamma)?;
+            fresh = true;
         }
     }
 
@@ -339,7 +336,7 @@ impl<'m, M: Model> Newton<'m, M> {
         weights: &[f64],
         tol: f64,
         work: &mut M::Work,
-    ) -> Result<usize, NewtonFailure> {
+    ) -> Attempt {
         // With M built for γ_M ≠ γ, the correction is scaled as in CVODES
         // (2/(1 + γ/γ_M)), which makes it exact for linear f when J commutes.
         let ratio = gamma / self.mem[NewtonMemory::GAMMA];
@@ -367,7 +364,7 @@ impl<'m, M: Model> Newton<'m, M> {
             }
             let norm = (sum / u.len().max(1) as f64).sqrt();
             if !norm.is_finite() {
-                return Err(NewtonFailure::Diverged {
+                return Attempt::Diverged(NewtonFailure::Diverged {
                     iterations: m + 1,
                     norm,
                 });
@@ -375,7 +372,7 @@ impl<'m, M: Model> Newton<'m, M> {
             if m > 0 {
                 rate = (0.3 * rate).max(norm / previous);
                 if norm > DIVERGENCE_RATIO * previous {
-                    return Err(NewtonFailure::Diverged {
+                    return Attempt::Diverged(NewtonFailure::Diverged {
                         iterations: m + 1,
                         norm: norm / tol,
                     });
@@ -383,15 +380,24 @@ impl<'m, M: Model> Newton<'m, M> {
             }
             if norm * rate.min(1.0) <= tol {
                 self.mem[NewtonMemory::RATE] = rate;
-                return Ok(m + 1);
+                return Attempt::Converged(m + 1);
             }
             previous = norm;
         }
-        Err(NewtonFailure::Diverged {
+        Attempt::Slow(NewtonFailure::Diverged {
             iterations: MAX_ITERATIONS,
             norm: previous / tol,
         })
     }
+}
+
+/// How one attempt of modified Newton ended.
+enum Attempt {
+    Converged(usize),
+    /// [`MAX_ITERATIONS`] corrections without converging, none growing.
+    Slow(NewtonFailure),
+    /// A correction grew or became non-finite.
+    Diverged(NewtonFailure),
 }
 
 #[cfg(test)]

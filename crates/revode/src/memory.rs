@@ -51,12 +51,13 @@ impl ModelVisitor for GradientBytes<'_> {
         let problem = self.0;
         let dims = model.dims();
         let params = dims.n_params.saturating_mul(BYTES_PER_PARAM);
-        let store = match crate::run::fixed_setup(problem)? {
-            Some((_, grid)) => {
+        let store = match crate::run::fixed_grid(problem)? {
+            Some(grid) => {
                 let n_steps = grid.n_steps();
+                let state_len = problem.solver.checkpoint_state_len(dims.n_states);
                 problem
                     .schedule_for(n_steps, dims.n_states)
-                    .bytes_needed(n_steps, dims.n_states)
+                    .bytes_needed(n_steps, state_len)
             }
             None => {
                 // The adaptive store keeps whole solver states (state,

@@ -217,6 +217,17 @@ pub enum SolverSpec {
     Rk4 {
         dt: f64,
     },
+    /// Backward (implicit) Euler with modified Newton, for stiff models
+    /// (docs/stiff.md): optional `newton_tol` (default
+    /// [`revode_forward::BeulerOptions::DEFAULT_NEWTON_TOL`]) and
+    /// `linear_solver` (`"auto"`, `"dense"`, `"sparse"`).
+    Beuler {
+        dt: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        newton_tol: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        linear_solver: Option<revode_forward::LinearSolver>,
+    },
     /// Adaptive Dormand–Prince 5(4) with PI control and dense output.
     Dopri5 {
         rtol: f64,
@@ -269,6 +280,7 @@ impl SolverSpec {
         match self {
             SolverSpec::Euler { .. } => "euler",
             SolverSpec::Rk4 { .. } => "rk4",
+            SolverSpec::Beuler { .. } => "beuler",
             SolverSpec::Dopri5 { .. } => "dopri5",
             SolverSpec::Bdf { .. } => "bdf",
         }
@@ -297,6 +309,43 @@ impl SolverSpec {
                 linear_solver: linear_solver.unwrap_or_default(),
             }),
             _ => None,
+        }
+    }
+
+    /// The fixed step of `euler`, `rk4` and `beuler` (None for dopri5, bdf).
+    pub fn fixed_dt(&self) -> Option<f64> {
+        match self {
+            SolverSpec::Euler { dt } | SolverSpec::Rk4 { dt } | SolverSpec::Beuler { dt, .. } => {
+                Some(*dt)
+            }
+            SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => None,
+        }
+    }
+
+    /// The options of a `beuler` solver, defaults filled in (None otherwise).
+    pub fn beuler_options(&self) -> Option<revode_forward::BeulerOptions> {
+        match self {
+            SolverSpec::Beuler {
+                newton_tol,
+                linear_solver,
+                ..
+            } => {
+                let default = revode_forward::BeulerOptions::default();
+                Some(revode_forward::BeulerOptions {
+                    newton_tol: newton_tol.unwrap_or(default.newton_tol),
+                    linear_solver: linear_solver.unwrap_or(default.linear_solver),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// f64s in one checkpointed state for a model of `n_states` states:
+    /// the state itself, or backward Euler's `[u, slope, curvature, Newton memory]`.
+    pub fn checkpoint_state_len(&self, n_states: usize) -> usize {
+        match self {
+            SolverSpec::Beuler { .. } => revode_adjoint::beuler_state_len(n_states),
+            _ => n_states,
         }
     }
 
@@ -590,8 +639,9 @@ impl Problem {
 
     /// The checkpoint schedule for a fixed-step run of `n_steps` steps.
     pub fn schedule_for(&self, n_steps: usize, n_states: usize) -> Schedule {
+        let state_len = self.solver.checkpoint_state_len(n_states);
         self.adjoint.checkpoints.unwrap_or_else(|| {
-            if Schedule::All.bytes_needed(n_steps, n_states) <= AUTO_ALL_BYTES {
+            if Schedule::All.bytes_needed(n_steps, state_len) <= AUTO_ALL_BYTES {
                 Schedule::All
             } else {
                 Schedule::Every(((n_steps as f64).sqrt().ceil() as usize).max(1))

@@ -3,17 +3,18 @@
 use std::time::Instant;
 
 use revode_adjoint::{
-    gradient_continuous_fixed_with_stimulus, gradient_continuous_with_stimulus,
-    gradient_fixed_with_stimulus, loss_adaptive_with_stimulus, loss_fixed_with_stimulus,
-    validate_adaptive, validate_fixed_with_stimulus, AdaptiveProblem, ContinuousOptions,
-    FixedProblem, Gradient, GradientStats, Loss,
+    gradient_beuler_with_stimulus, gradient_continuous_fixed_with_stimulus,
+    gradient_continuous_with_stimulus, gradient_fixed_with_stimulus, loss_adaptive_with_stimulus,
+    loss_beuler_with_stimulus, loss_fixed_with_stimulus, validate_adaptive,
+    validate_beuler_with_stimulus, validate_fixed_with_stimulus, AdaptiveProblem, BeulerProblem,
+    ContinuousOptions, FixedProblem, Gradient, GradientStats, Loss,
 };
 use revode_checkpoint::MemoryLimit;
 use revode_checkpoint::Schedule;
 use revode_forward::{
-    solve_adaptive_try_observed, solve_fixed_try_observed, AdaptiveOptions, FixedMethod,
-    ForwardError, ParamSegments, SampleRoom, StepTimes, Stimulus, SwitchedPlan, TimeGrid,
-    Trajectory,
+    solve_adaptive_try_observed, solve_beuler_try_observed, solve_fixed_try_observed,
+    AdaptiveOptions, BeulerOptions, FixedMethod, ForwardError, NewtonStats, ParamSegments,
+    SampleRoom, StepTimes, Stimulus, SwitchedPlan, TimeGrid, Trajectory,
 };
 use revode_model::Model;
 use serde::Serialize;
@@ -60,21 +61,46 @@ pub struct SolveReport {
     pub aux_names: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub final_aux: Vec<f64>,
+    /// What Newton did (beuler).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newton: Option<NewtonStats>,
     /// `[t, u…]` rows, when sampling was asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub samples: Vec<Vec<f64>>,
     pub seconds: f64,
 }
 
-/// The fixed method and grid, or None for an adaptive solver.
-pub(crate) fn fixed_setup(problem: &Problem) -> Result<Option<(FixedMethod, TimeGrid)>, Error> {
-    let (method, dt) = match problem.solver {
-        SolverSpec::Euler { dt } => (FixedMethod::Euler, dt),
-        SolverSpec::Rk4 { dt } => (FixedMethod::Rk4, dt),
-        SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => return Ok(None),
-    };
+/// What kind of solver a problem asks for, with its grid.
+enum Setup {
+    /// Euler or RK4.
+    Explicit(FixedMethod, TimeGrid),
+    /// Backward Euler.
+    Implicit(BeulerOptions, TimeGrid),
+    /// dopri5 or bdf.
+    Adaptive,
+}
+
+/// The grid of a fixed-step solver (euler, rk4, beuler), or None for an
+/// adaptive one.
+pub(crate) fn fixed_grid(problem: &Problem) -> Result<Option<TimeGrid>, Error> {
+    Ok(match setup(problem)? {
+        Setup::Explicit(_, grid) | Setup::Implicit(_, grid) => Some(grid),
+        Setup::Adaptive => None,
+    })
+}
+
+fn setup(problem: &Problem) -> Result<Setup, Error> {
     let [t0, t1] = problem.tspan;
-    Ok(Some((method, TimeGrid::new(t0, t1, dt)?)))
+    Ok(match problem.solver {
+        SolverSpec::Euler { dt } => Setup::Explicit(FixedMethod::Euler, TimeGrid::new(t0, t1, dt)?),
+        SolverSpec::Rk4 { dt } => Setup::Explicit(FixedMethod::Rk4, TimeGrid::new(t0, t1, dt)?),
+        SolverSpec::Beuler { dt, .. } => {
+            let options = problem.solver.beuler_options().expect("beuler");
+            options.validate()?;
+            Setup::Implicit(options, TimeGrid::new(t0, t1, dt)?)
+        }
+        SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => Setup::Adaptive,
+    })
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -104,13 +130,16 @@ fn run_gradient<M: Model>(
     loss: &Loss,
 ) -> Result<(Gradient, Schedule), Error> {
     let adjoint = &problem.adjoint;
-    match (fixed_setup(problem)?, adjoint.method) {
-        (Some((method, grid)), method_kind) => {
-            if adjoint.rtol.is_some() || adjoint.atol.is_some() || adjoint.error_control.is_some() {
-                return Err(invalid(
-                    "adjoint rtol, atol and error_control apply to the adaptive solvers (dopri5, bdf) only",
-                ));
-            }
+    let setup = setup(problem)?;
+    if !matches!(setup, Setup::Adaptive)
+        && (adjoint.rtol.is_some() || adjoint.atol.is_some() || adjoint.error_control.is_some())
+    {
+        return Err(invalid(
+            "adjoint rtol, atol and error_control apply to the adaptive solvers (dopri5, bdf) only",
+        ));
+    }
+    match (setup, adjoint.method) {
+        (Setup::Explicit(method, grid), method_kind) => {
             let schedule = problem.schedule_for(grid.n_steps(), model.dims().n_states);
             let fixed = FixedProblem {
                 u0,
@@ -128,11 +157,27 @@ fn run_gradient<M: Model>(
             };
             Ok((g, schedule))
         }
-        (None, AdjointMethod::Discrete) => Err(invalid(
-            "the discrete adjoint needs a fixed-step solver (euler or rk4); \
+        (Setup::Implicit(_, _), AdjointMethod::Continuous) => Err(invalid(
+            "the continuous adjoint is not available for beuler: its discrete adjoint is \
+             the exact gradient of the computed solution at about the same cost; use \
+             \"adjoint\": {\"method\": \"discrete\"}",
+        )),
+        (Setup::Implicit(options, grid), AdjointMethod::Discrete) => {
+            let schedule = problem.schedule_for(grid.n_steps(), model.dims().n_states);
+            let beuler = BeulerProblem {
+                u0,
+                params,
+                grid,
+                options,
+            };
+            let g = gradient_beuler_with_stimulus(model, &beuler, stimulus, loss, schedule)?;
+            Ok((g, schedule))
+        }
+        (Setup::Adaptive, AdjointMethod::Discrete) => Err(invalid(
+            "the discrete adjoint needs a fixed-step solver (euler, rk4 or beuler); \
              use \"adjoint\": {\"method\": \"continuous\"} with dopri5 or bdf",
         )),
-        (None, AdjointMethod::Continuous) => {
+        (Setup::Adaptive, AdjointMethod::Continuous) => {
             // The step count is unknown before the run: keep every state
             // unless a schedule is given.
             let schedule = adjoint.checkpoints.unwrap_or(Schedule::All);
@@ -295,8 +340,9 @@ impl ModelVisitor for SolveRun<'_, '_> {
             _ => None,
         };
         let started = Instant::now();
-        let (steps, rejected_steps, t_final, final_state) = match fixed_setup(problem)? {
-            Some((method, grid)) => {
+        let mut newton = None;
+        let (steps, rejected_steps, t_final, final_state) = match setup(problem)? {
+            Setup::Explicit(method, grid) => {
                 let fixed = FixedProblem {
                     u0: &u0,
                     params: &params,
@@ -334,7 +380,45 @@ impl ModelVisitor for SolveRun<'_, '_> {
                 )?;
                 (sol.n_steps, 0, sol.t_final, sol.final_state)
             }
-            None if problem.solver.bdf_options().is_some() => {
+            Setup::Implicit(options, grid) => {
+                let beuler = BeulerProblem {
+                    u0: &u0,
+                    params: &params,
+                    grid,
+                    options,
+                };
+                validate_beuler_with_stimulus(model, &beuler, &stimulus, &loss)?;
+                let mut max_rows = 0;
+                if let (Some(room), Some(every)) = (room, every) {
+                    let n_steps = fixed_steps(&grid, &params, &stimulus)?;
+                    max_rows = Trajectory::rows_for(n_steps, every);
+                    room.check(max_rows)
+                        .map_err(|too_large| ForwardError::SamplesTooLarge {
+                            every,
+                            n_steps,
+                            rows: max_rows,
+                            fits: room.fitting_interval(n_steps),
+                            too_large,
+                        })?;
+                    if let Some(Sink::Keep(rows)) = sink.as_mut() {
+                        rows.reserve_exact(max_rows);
+                    }
+                }
+                let solved = solve_beuler_try_observed(
+                    model,
+                    &options,
+                    &grid,
+                    &u0,
+                    &params,
+                    &stimulus,
+                    every,
+                    observer(sink, room, max_rows, every),
+                )?;
+                newton = Some(solved.newton);
+                let sol = solved.solution;
+                (sol.n_steps, 0, sol.t_final, sol.final_state)
+            }
+            Setup::Adaptive if problem.solver.bdf_options().is_some() => {
                 let options = problem.solver.bdf_options().expect("bdf");
                 let max_rows = Trajectory::rows_for(options.adaptive.max_steps, every.unwrap_or(1));
                 let sol = crate::run_bdf::solve(
@@ -350,7 +434,7 @@ impl ModelVisitor for SolveRun<'_, '_> {
                 let c = sol.counts;
                 (c.accepted, c.rejected, sol.t_final, sol.final_state)
             }
-            None => {
+            Setup::Adaptive => {
                 let options: AdaptiveOptions = problem.solver.adaptive_options().expect("dopri5");
                 let [t0, t1] = problem.tspan;
                 let adaptive = AdaptiveProblem {
@@ -396,6 +480,7 @@ impl ModelVisitor for SolveRun<'_, '_> {
             state_names: model.state_names(),
             aux_names,
             final_aux,
+            newton,
             samples: Vec::new(),
             seconds,
         })
@@ -456,8 +541,8 @@ impl ModelVisitor for LossRun<'_> {
         let problem = self.0;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
-        match fixed_setup(problem)? {
-            Some((method, grid)) => {
+        match setup(problem)? {
+            Setup::Explicit(method, grid) => {
                 let fixed = FixedProblem {
                     u0: &u0,
                     params: &params,
@@ -466,11 +551,20 @@ impl ModelVisitor for LossRun<'_> {
                 };
                 Ok(loss_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?)
             }
-            None if problem.solver.bdf_options().is_some() => {
+            Setup::Implicit(options, grid) => {
+                let beuler = BeulerProblem {
+                    u0: &u0,
+                    params: &params,
+                    grid,
+                    options,
+                };
+                Ok(loss_beuler_with_stimulus(model, &beuler, &stimulus, &loss)?)
+            }
+            Setup::Adaptive if problem.solver.bdf_options().is_some() => {
                 let options = problem.solver.bdf_options().expect("bdf");
                 crate::run_bdf::loss(model, problem, &options, (&u0, &params), &stimulus, &loss)
             }
-            None => {
+            Setup::Adaptive => {
                 let options = problem.solver.adaptive_options().expect("dopri5");
                 let [t0, t1] = problem.tspan;
                 let adaptive = AdaptiveProblem {

@@ -24,7 +24,8 @@ pub struct StoreSizing {
 }
 
 impl StoreSizing {
-    /// A fixed-step store of `n_steps` steps of `n_states` states.
+    /// A fixed-step store of `n_steps` steps of `n_states` f64s each (for
+    /// beuler, its chain state: [`SolverSpec::checkpoint_state_len`]).
     pub fn fixed(n_steps: usize, n_states: usize) -> Self {
         StoreSizing {
             state_len: n_states,
@@ -248,7 +249,7 @@ pub fn tune(
             n_states,
             max_order.unwrap_or(revode_forward::bdf::MAX_ORDER),
         ),
-        _ => StoreSizing::fixed(steps, n_states),
+        ref fixed => StoreSizing::fixed(steps, fixed.checkpoint_state_len(n_states)),
     };
     let candidates = candidate_schedules(steps, sizing, options.memory_budget);
 

@@ -170,6 +170,14 @@ fn print_text(args: &CheckArgs, r: &CheckReport) {
              try another --fd-step or a looser --rtol/--atol before blaming the adjoint"
         );
     }
+    if !r.passed && r.solver == "beuler" {
+        outln!(
+            "note: beuler's adjoint is exact for the backward Euler solution, which the solve \
+             meets to newton_tol per step; that bounds the agreement with finite differences \
+             of it (about steps × newton_tol relative): check with a smaller newton_tol \
+             (e.g. 1e-13) before blaming the adjoint (docs/stiff.md)"
+        );
+    }
     if r.passed {
         outln!(
             "all {} pass (rtol {:e}, atol {:e})",

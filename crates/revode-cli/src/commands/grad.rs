@@ -71,6 +71,20 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
         s.recomputed_steps,
         fmt_bytes(s.peak_store_bytes)
     );
+    if let Some(i) = &s.implicit {
+        let (f, b) = (&i.newton, &i.backward);
+        outln!(
+            "newton ({} LU): {} iterations ({:.2} a step), {} Jacobians, {} factorizations; backward: {} transposed solves ({:.2} a step), {} factorizations",
+            i.linear_solver,
+            f.iterations,
+            f.iterations as f64 / s.steps.max(1) as f64,
+            f.jacobian_evaluations,
+            f.factorizations,
+            b.transposed_solves,
+            b.transposed_solves as f64 / s.steps.max(1) as f64,
+            b.factorizations
+        );
+    }
     if r.solver == "dopri5" || r.solver == "bdf" {
         outln!(
             "steps: forward {} accepted, {} rejected; backward {} accepted, {} rejected",

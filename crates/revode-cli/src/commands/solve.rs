@@ -53,6 +53,15 @@ pub fn run(args: &SolveArgs) -> Result<ExitCode, Error> {
             report.t_final,
             report.seconds * 1e3
         );
+        if let Some(n) = &report.newton {
+            outln!(
+                "newton: {} iterations ({:.2} a step), {} Jacobians, {} factorizations",
+                n.iterations,
+                n.iterations as f64 / report.steps.max(1) as f64,
+                n.jacobian_evaluations,
+                n.factorizations
+            );
+        }
         for row in &report.samples {
             let cells: Vec<String> = row.iter().map(|x| format!("{x:.9e}")).collect();
             outln!("  {}", cells.join("  "));

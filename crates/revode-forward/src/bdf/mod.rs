@@ -248,7 +248,7 @@ pub fn step_error(failure: StepFailure, t: f64) -> ForwardError {
         StepFailure::Corrector {
             failure: CorrectorFailure::Singular { index },
             h,
-        } => ForwardError::SingularIterationMatrix {
+        } => ForwardError::BdfSingularMatrix {
             t,
             h: h.abs(),
             index,
@@ -500,7 +500,7 @@ impl<'m, M: Model> Bdf<'m, M> {
             self.newton
                 .load(layout.newton(x), params)
                 .map_err(|e| match e {
-                    NewtonFailure::Singular { index } => ForwardError::SingularIterationMatrix {
+                    NewtonFailure::Singular { index } => ForwardError::BdfSingularMatrix {
                         t,
                         h: x[BdfLayout::H_NEXT].abs(),
                         index,

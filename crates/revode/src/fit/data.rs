@@ -129,9 +129,8 @@ pub fn check_times(
             ));
         }
     }
-    let dt = match solver {
-        SolverSpec::Euler { dt } | SolverSpec::Rk4 { dt } => *dt,
-        SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => return Ok(times.to_vec()),
+    let Some(dt) = solver.fixed_dt() else {
+        return Ok(times.to_vec());
     };
     let grid = revode_forward::TimeGrid::new(t0, t1, dt)?;
     let tolerance = ON_GRID_TOLERANCE * (t1 - t0);

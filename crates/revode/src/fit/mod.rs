@@ -805,11 +805,9 @@ pub fn fitted_traces(
                 .iter()
                 .position(|n| *n == sweep.component)
                 .expect("checked in prepare");
-            let steps = match p.solver {
-                SolverSpec::Euler { dt } | SolverSpec::Rk4 { dt } => {
-                    ((sweep.tspan[1] - sweep.tspan[0]) / dt).round() as usize
-                }
-                SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => points,
+            let steps = match p.solver.fixed_dt() {
+                Some(dt) => ((sweep.tspan[1] - sweep.tspan[0]) / dt).round() as usize,
+                None => points,
             };
             let every = (steps / points.max(1)).max(1);
             let solved = crate::solve(&p, Some(every))?;

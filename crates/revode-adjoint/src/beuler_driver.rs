@@ -1,0 +1,313 @@
+//! The gradient driver and the forward loss for backward Euler.
+//!
+//! The checkpointed chain is the stepper's state `[u_k, s_k, c_k, Newton
+//! memory]` ([`BeulerLayout`], 4n + 4 f64s), so a replayed step reloads the
+//! Jacobian and factors the forward step started from and reproduces its
+//! iterates bit for bit: the gradient is the same for every schedule. The
+//! backward sweep visits u_k in reverse and keeps the previously visited
+//! u_{k+1}, at which each step's adjoint is taken ([`BeulerAdjoint`]).
+
+use std::time::Instant;
+
+use log::debug;
+use revode_checkpoint::{Chain, CheckpointStore, Schedule};
+use revode_forward::{
+    BackwardEuler, BeulerLayout, BeulerOptions, ForwardError, NewtonStats, StepPlan, Stimulus,
+    TimeGrid,
+};
+use revode_model::Model;
+use serde::Serialize;
+
+use crate::beuler_adjoint::{BackwardSolveStats, BeulerAdjoint, TransposedSolve};
+use crate::error::check_vector;
+use crate::fixed_pass::{check_adjoint, drop_protocol_sums, on_grid, PlanVisitor, SweepSummary};
+use crate::loss::StepLoss;
+use crate::{Gradient, GradientError, Loss};
+
+/// A backward Euler problem: initial state, parameters, grid and options.
+#[derive(Debug, Clone, Copy)]
+pub struct BeulerProblem<'a> {
+    pub u0: &'a [f64],
+    pub params: &'a [f64],
+    pub grid: TimeGrid,
+    pub options: BeulerOptions,
+}
+
+/// What the Newton iterations and the linear solves of an implicit
+/// gradient did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ImplicitStats {
+    /// `"dense"` or `"sparse"`.
+    pub linear_solver: &'static str,
+    /// The forward sweep's Newton (recomputations not included).
+    pub newton: NewtonStats,
+    /// Jacobian evaluations and factorisations of recomputed steps
+    /// (a replayed segment first rebuilds the factors it starts from).
+    pub replay_jacobian_evaluations: usize,
+    pub replay_factorizations: usize,
+    /// The backward sweep's transposed solves.
+    pub backward: BackwardSolveStats,
+}
+
+/// f64s in one checkpointed state of backward Euler for `n_states` states
+/// (`[u, s, c, t_J, age, γ_M, ρ, u_J]`).
+pub fn beuler_state_len(n_states: usize) -> usize {
+    BeulerLayout { n: n_states }.len()
+}
+
+/// Checks a backward Euler problem, its options and loss against the
+/// model; observation times must lie on the grid split at switch times.
+pub fn validate_beuler_with_stimulus<M: Model>(
+    model: &M,
+    problem: &BeulerProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+) -> Result<(), GradientError> {
+    let dims = model.dims();
+    problem.options.validate()?;
+    check_vector("u0", problem.u0, dims.n_states)?;
+    check_vector("params", problem.params, dims.n_params)?;
+    loss.validate(dims.n_states, problem.grid.t0, problem.grid.t1)?;
+    struct OnGrid<'a>(&'a Loss);
+    impl PlanVisitor for OnGrid<'_> {
+        type Output = ();
+        fn visit<P: StepPlan + Copy>(self, plan: P) -> Result<(), GradientError> {
+            StepLoss::new(self.0, &plan).map(|_| ())
+        }
+    }
+    on_grid(problem.grid, problem.params, stimulus, OnGrid(loss))
+}
+
+/// The exact gradient (dL/dp, dL/du0) of the backward Euler solution,
+/// parameters following `stimulus`; bitwise the same for every schedule.
+pub fn gradient_beuler_with_stimulus<M: Model>(
+    model: &M,
+    problem: &BeulerProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+    schedule: Schedule,
+) -> Result<Gradient, GradientError> {
+    gradient_beuler_with(
+        model,
+        problem,
+        stimulus,
+        loss,
+        schedule,
+        TransposedSolve::default(),
+    )
+}
+
+/// [`gradient_beuler_with_stimulus`] with a chosen way of solving the
+/// backward systems (benches compare them).
+pub fn gradient_beuler_with<M: Model>(
+    model: &M,
+    problem: &BeulerProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+    schedule: Schedule,
+    transposed: TransposedSolve,
+) -> Result<Gradient, GradientError> {
+    validate_beuler_with_stimulus(model, problem, stimulus, loss)?;
+    on_grid(
+        problem.grid,
+        problem.params,
+        stimulus,
+        Discrete {
+            model,
+            problem,
+            loss,
+            schedule,
+            transposed,
+        },
+    )
+}
+
+/// The loss of the backward Euler solution alone (forward only, nothing
+/// stored): bitwise the loss [`gradient_beuler_with_stimulus`] reports.
+pub fn loss_beuler_with_stimulus<M: Model>(
+    model: &M,
+    problem: &BeulerProblem<'_>,
+    stimulus: &Stimulus,
+    loss: &Loss,
+) -> Result<f64, GradientError> {
+    validate_beuler_with_stimulus(model, problem, stimulus, loss)?;
+    on_grid(
+        problem.grid,
+        problem.params,
+        stimulus,
+        ForwardLoss {
+            model,
+            problem,
+            loss,
+        },
+    )
+}
+
+/// The backward Euler step as a checkpointable chain.
+struct BeulerChain<'a, M: Model, P: StepPlan> {
+    model: &'a M,
+    stepper: BackwardEuler<'a, M>,
+    plan: P,
+    work: M::Work,
+}
+
+impl<M: Model, P: StepPlan> Chain for BeulerChain<'_, M, P> {
+    type Error = GradientError;
+
+    fn state_len(&self) -> usize {
+        self.stepper.layout().len()
+    }
+
+    #[inline]
+    fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), GradientError> {
+        self.stepper
+            .step(self.model, &self.plan, k, x, next, &mut self.work)
+            .map_err(GradientError::from)
+    }
+}
+
+impl<'a, M: Model, P: StepPlan> BeulerChain<'a, M, P> {
+    fn new(model: &'a M, options: BeulerOptions, plan: P) -> Self {
+        BeulerChain {
+            model,
+            stepper: BackwardEuler::new(model, options),
+            plan,
+            work: model.new_work(),
+        }
+    }
+
+    /// The chain state of `u0`.
+    fn initial_state(&mut self, u0: &[f64]) -> Vec<f64> {
+        let layout = self.stepper.layout();
+        let mut x = vec![0.0; layout.len()];
+        let p = self.plan.step(0).2;
+        layout.initial_state(self.model, self.plan.time(0), u0, p, &mut self.work, &mut x);
+        x
+    }
+}
+
+struct ForwardLoss<'a, M> {
+    model: &'a M,
+    problem: &'a BeulerProblem<'a>,
+    loss: &'a Loss,
+}
+
+impl<M: Model> PlanVisitor for ForwardLoss<'_, M> {
+    type Output = f64;
+
+    fn visit<P: StepPlan + Copy>(self, plan: P) -> Result<f64, GradientError> {
+        let ForwardLoss {
+            model,
+            problem,
+            loss,
+        } = self;
+        let step_loss = StepLoss::new(loss, &plan)?;
+        let mut chain = BeulerChain::new(model, problem.options, plan);
+        let layout = chain.stepper.layout();
+        let mut x = chain.initial_state(problem.u0);
+        let mut next = vec![0.0; x.len()];
+        let mut value = step_loss.term(0, layout.u(&x));
+        for k in 0..plan.n_steps() {
+            chain.advance(k, &x, &mut next)?;
+            std::mem::swap(&mut x, &mut next);
+            value += step_loss.term(k + 1, layout.u(&x));
+        }
+        Ok(value)
+    }
+}
+
+/// The discrete adjoint of backward Euler on one step plan.
+struct Discrete<'a, M> {
+    model: &'a M,
+    problem: &'a BeulerProblem<'a>,
+    loss: &'a Loss,
+    schedule: Schedule,
+    transposed: TransposedSolve,
+}
+
+impl<M: Model> PlanVisitor for Discrete<'_, M> {
+    type Output = Gradient;
+
+    fn visit<P: StepPlan + Copy>(self, plan: P) -> Result<Gradient, GradientError> {
+        let Discrete {
+            model,
+            problem,
+            loss,
+            schedule,
+            transposed,
+        } = self;
+        let dims = model.dims();
+        let n = dims.n_states;
+        let n_steps = plan.n_steps();
+        let step_loss = StepLoss::new(loss, &plan)?;
+        let mut chain = BeulerChain::new(model, problem.options, plan);
+        let layout = chain.stepper.layout();
+        let mut store = CheckpointStore::new(schedule, n_steps, layout.len())?;
+
+        let started = Instant::now();
+        let x0 = chain.initial_state(problem.u0);
+        let mut last = vec![0.0; layout.len()];
+        let mut loss_value = 0.0;
+        store.forward(&mut chain, &x0, &mut last, |k, x| {
+            loss_value += step_loss.term(k, layout.u(x));
+            Ok(())
+        })?;
+        let forward_seconds = started.elapsed().as_secs_f64();
+        let forward_newton = chain.stepper.stats();
+        debug!("beuler forward sweep: {n_steps} steps, {forward_newton:?}");
+
+        let started = Instant::now();
+        let mut lambda = vec![0.0; n];
+        let mut grad_p = vec![0.0; dims.n_params];
+        let mut u_next = layout.u(&last).to_vec();
+        step_loss.add_seed(n_steps, &u_next, &mut lambda);
+        let mut back = BeulerAdjoint::new(model, problem.options.linear_solver, transposed);
+        let mut work = model.new_work();
+        store.reverse(&mut chain, |k, x| {
+            let (_, h, p) = plan.step(k);
+            let t_next = plan.time(k + 1);
+            back.step_back(
+                model,
+                t_next,
+                h,
+                &u_next,
+                p,
+                &mut lambda,
+                &mut grad_p,
+                &mut work,
+            )
+            .map_err(|s| ForwardError::SingularIterationMatrix {
+                t: t_next,
+                step: k + 1,
+                index: s.index,
+                h,
+            })?;
+            check_adjoint(&lambda, plan.time(k), k)?;
+            drop_protocol_sums(model, &plan, k, &mut grad_p, &mut work);
+            let u = layout.u(x);
+            step_loss.add_seed(k, u, &mut lambda);
+            u_next.copy_from_slice(u);
+            Ok(())
+        })?;
+        let total_newton = chain.stepper.stats();
+        let implicit = ImplicitStats {
+            linear_solver: chain.stepper.linear_solver().name(),
+            newton: forward_newton,
+            replay_jacobian_evaluations: total_newton.jacobian_evaluations
+                - forward_newton.jacobian_evaluations,
+            replay_factorizations: total_newton.factorizations - forward_newton.factorizations,
+            backward: back.stats(),
+        };
+        let summary = SweepSummary {
+            what: "discrete adjoint",
+            method: "beuler",
+            loss: loss_value,
+            store: store.stats(),
+            steps: n_steps,
+            forward_seconds,
+        };
+        let mut g = summary.finish(model, grad_p, lambda, &mut work, started)?;
+        g.stats.implicit = Some(implicit);
+        Ok(g)
+    }
+}
