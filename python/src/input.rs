@@ -53,12 +53,12 @@ pub fn parse_problem(obj: &Bound<'_, PyAny>, origin: &str) -> PyResult<Result<Pr
 /// A problem from a JSON value; a model file's relative path is taken from
 /// the working directory (and the file is read and compiled now).
 pub fn problem_from_value(value: Value, origin: &str) -> Result<Problem, Error> {
-    let mut problem: Problem = serde_json::from_value(value).map_err(|source| Error::Json {
-        origin: origin.to_string(),
-        source,
-    })?;
-    problem.model.load_file(None)?;
-    Ok(problem)
+    let input: revode::problem::ProblemInput =
+        serde_json::from_value(value).map_err(|source| Error::Json {
+            origin: origin.to_string(),
+            source,
+        })?;
+    input.complete(origin, None)
 }
 
 /// [`parse_problem`], raising `ProblemError` on bad input.

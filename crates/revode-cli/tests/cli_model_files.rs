@@ -185,3 +185,80 @@ fn run_time_nan_is_the_non_finite_state_error() {
         stderr(&o)
     );
 }
+
+/// `revode grad cell.ode`: the file's `@` options set the span and solver;
+/// a problem file silent on them takes them from its model file.
+#[test]
+fn a_model_file_runs_with_its_at_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let ode = dir.path().join("decay.ode");
+    std::fs::write(
+        &ode,
+        "par a=1\ninit x=1\nx' = -a*x\n@ total=2, dt=.01, meth=euler\n@ xp=t, yp=x\ndone\n",
+    )
+    .unwrap();
+    let o = run(&["grad", ode.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["solver"], "euler");
+    assert_eq!(v["stats"]["steps"], 200);
+    // final loss of explicit Euler: x(2) = 0.99^200, dL/da = -2·0.99^199
+    let loss = v["loss"].as_f64().unwrap();
+    assert!((loss - 0.99f64.powi(200)).abs() < 1e-14, "{loss}");
+    let dl_da = v["gradient"][0].as_f64().unwrap();
+    assert!((dl_da + 2.0 * 0.99f64.powi(199)).abs() < 1e-13, "{dl_da}");
+
+    let o = run(&["solve", ode.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["t_final"], 2.0);
+
+    // the problem file's solver wins, the span comes from the file
+    let p = dir.path().join("p.json");
+    std::fs::write(
+        &p,
+        r#"{"model": {"file": "decay.ode"}, "solver": {"method": "rk4", "dt": 0.5}}"#,
+    )
+    .unwrap();
+    let o = run(&["grad", p.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (v["solver"].as_str(), v["stats"]["steps"].as_u64()),
+        (Some("rk4"), Some(4))
+    );
+}
+
+#[test]
+fn bad_at_options_and_missing_spans_are_input_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for (option, needle) in [
+        (
+            "@ meth=adams",
+            "@ meth=adams: XPPAUT's adams has no counterpart in revode",
+        ),
+        ("@ total=-5", "@ total=-5: the span must be positive"),
+        ("@ dt=fast", "@ dt=fast: not a finite number"),
+    ] {
+        let ode = dir.path().join("m.ode");
+        std::fs::write(&ode, format!("init x=1\nx' = -x\n{option}\n")).unwrap();
+        let o = run(&["grad", ode.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{option}");
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        assert!(stdout(&o).is_empty());
+    }
+    // a built-in model has no options to fall back on
+    let p = dir.path().join("p.json");
+    std::fs::write(
+        &p,
+        r#"{"model": {"name": "hh"}, "solver": {"method": "euler", "dt": 0.01}}"#,
+    )
+    .unwrap();
+    let o = run(&["grad", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("missing field `tspan`"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -284,12 +284,13 @@ pub fn parse_batch_in(
         .into_iter()
         .enumerate()
         .map(|(k, v)| {
-            let mut problem: Problem = serde_json::from_value(v).map_err(|source| Error::Json {
-                origin: format!("{origin}[{k}]"),
-                source,
-            })?;
-            problem.model.load_file(base)?;
-            Ok(problem)
+            let member = format!("{origin}[{k}]");
+            let input: crate::problem::ProblemInput =
+                serde_json::from_value(v).map_err(|source| Error::Json {
+                    origin: member.clone(),
+                    source,
+                })?;
+            input.complete(&member, base)
         })
         .collect())
 }

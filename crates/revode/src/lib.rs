@@ -20,6 +20,7 @@ pub mod batch;
 pub mod check;
 pub mod custom;
 mod error;
+pub mod file_options;
 pub mod fit;
 pub mod golden;
 pub mod memory;
@@ -31,7 +32,7 @@ pub mod tune;
 
 pub use custom::register_model;
 pub use error::Error;
-pub use problem::{ModelSpec, ModelVisitor, Problem, StimulusSpec};
+pub use problem::{ModelSpec, ModelVisitor, Problem, ProblemInput, StimulusSpec};
 pub use run::{gradient, loss, solve, solve_observed, GradientReport, SolveReport};
 
 pub use revode_adjoint as adjoint;

@@ -450,6 +450,86 @@ pub struct Problem {
     pub stimulus: Option<StimulusSpec>,
 }
 
+/// A problem as written, before its model file's `@` options fill what it
+/// leaves out: with a model file, `tspan` and `solver` are optional
+/// (docs/model-files.md, "`@` options"); with a built-in model they are
+/// required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProblemInput {
+    #[serde(deserialize_with = "model_or_file")]
+    pub model: ModelSpec,
+    #[serde(default)]
+    pub params: Option<Vec<f64>>,
+    #[serde(default)]
+    pub u0: Option<Vec<f64>>,
+    #[serde(default)]
+    pub tspan: Option<[f64; 2]>,
+    #[serde(default)]
+    pub solver: Option<SolverSpec>,
+    #[serde(default)]
+    pub loss: Option<LossSpec>,
+    #[serde(default)]
+    pub adjoint: AdjointSpec,
+    #[serde(default)]
+    pub stimulus: Option<StimulusSpec>,
+}
+
+impl ProblemInput {
+    /// Just a model file: it runs with its own `@` options.
+    pub fn for_model_file(file: impl Into<PathBuf>) -> Self {
+        ProblemInput {
+            model: ModelSpec::File(ModelFile {
+                file: file.into(),
+                loaded: None,
+            }),
+            params: None,
+            u0: None,
+            tspan: None,
+            solver: None,
+            loss: None,
+            adjoint: AdjointSpec::default(),
+            stimulus: None,
+        }
+    }
+
+    /// Loads the model file (a relative path from `base`) and fills a
+    /// missing `tspan` or `solver` from its `@` options.
+    pub fn complete(self, origin: &str, base: Option<&Path>) -> Result<Problem, Error> {
+        let mut model = self.model;
+        model.load_file(base)?;
+        let (tspan, solver) = match (self.tspan, self.solver) {
+            (Some(tspan), Some(solver)) => (tspan, solver),
+            (tspan, solver) => {
+                let ModelSpec::File(file) = &model else {
+                    let key = if tspan.is_none() { "tspan" } else { "solver" };
+                    return Err(Error::Invalid {
+                        origin: origin.to_string(),
+                        message: format!(
+                            "missing field `{key}` (only a model file's `@` options can stand in for it)"
+                        ),
+                    });
+                };
+                let (file_tspan, file_solver) = crate::file_options::tspan_and_solver(
+                    file.model()?.options(),
+                    &file.file.display().to_string(),
+                )?;
+                (tspan.unwrap_or(file_tspan), solver.unwrap_or(file_solver))
+            }
+        };
+        Ok(Problem {
+            model,
+            params: self.params,
+            u0: self.u0,
+            tspan,
+            solver,
+            loss: self.loss,
+            adjoint: self.adjoint,
+            stimulus: self.stimulus,
+        })
+    }
+}
+
 /// Piecewise-constant parameters, by name: `{"I_inj": [[0, 0.0], [100,
 /// 0.6], [400, 0.0]]}` makes `I_inj` 0 from t = 0, 0.6 from t = 100 and 0
 /// from t = 400 to the end of the span. Before a protocol's first time the
@@ -563,16 +643,23 @@ impl Problem {
     /// Like [`Problem::from_json`], with relative model-file paths taken
     /// from `base`.
     pub fn from_json_in(text: &str, origin: &str, base: Option<&Path>) -> Result<Self, Error> {
-        let mut problem: Problem = serde_json::from_str(text).map_err(|source| Error::Json {
+        let input: ProblemInput = serde_json::from_str(text).map_err(|source| Error::Json {
             origin: origin.to_string(),
             source,
         })?;
-        problem.model.load_file(base)?;
-        Ok(problem)
+        input.complete(origin, base)
     }
 
-    /// Reads and parses a problem file.
+    /// Reads and parses a problem file; a model file (`.ode`) is a problem
+    /// of its own, run with its `@` options ([`crate::file_options`]), the
+    /// default loss and the model's parameters and initial state.
     pub fn from_path(path: &Path) -> Result<Self, Error> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("ode"))
+        {
+            return ProblemInput::for_model_file(path).complete(&path.display().to_string(), None);
+        }
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_path_buf(),
             source,
