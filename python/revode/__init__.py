@@ -72,7 +72,7 @@ class Gradient:
             for ``beuler`` also ``implicit``: Newton's and the backward
             solves' counts (docs/stiff.md).
         model: the model's name.
-        solver: ``"euler"``, ``"rk4"``, ``"beuler"`` or ``"dopri5"``.
+        solver: ``"euler"``, ``"rk4"``, ``"beuler"``, ``"dopri5"`` or ``"bdf"``.
         loss_kind: ``"final"``, ``"all_steps"`` or ``"trace_mse"``.
         checkpoints: the checkpoint schedule used, in problem-file form.
         stimulated: parameters following a stimulus protocol (their entry is
@@ -428,7 +428,9 @@ class Model:
             params, u0: numpy arrays or lists (default: the model's defaults).
             tspan: ``(t0, t1)``.
             solver: e.g. ``{"method": "euler", "dt": 0.01}``,
-                ``{"method": "beuler", "dt": 0.025}`` (stiff models) or
+                ``{"method": "beuler", "dt": 0.025}`` (stiff models),
+                ``{"method": "bdf", "rtol": 1e-6, "atol": 1e-8}`` (stiff, adaptive;
+                with ``adjoint={"method": "continuous"}``) or
                 ``{"method": "dopri5", "rtol": 1e-8, "atol": 1e-8}``.
             loss: e.g. ``{"kind": "trace_mse", "component": 0, "times": t,
                 "values": v}`` (default: ``final`` with unit weights).
