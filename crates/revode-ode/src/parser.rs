@@ -906,6 +906,7 @@ mod tests {
                 Stmt::Function { .. } => "function",
                 Stmt::Aux { .. } => "aux",
                 Stmt::Option { .. } => "option",
+                Stmt::Global { .. } => "global",
             })
             .collect();
         assert_eq!(
