@@ -361,6 +361,7 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         forward_seconds,
         backward_seconds,
         newton: None,
+        events: None,
     };
     info!(
         "continuous adjoint: {} steps forward ({} rejected), {} back ({} rejected), loss {loss_value:e}, store {} B",

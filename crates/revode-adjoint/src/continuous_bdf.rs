@@ -329,6 +329,7 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
             forward: forward_newton,
             backward: back.stats(),
         }),
+        events: None,
     };
     info!(
         "bdf continuous adjoint: {} steps forward ({} rejected), {} back ({} rejected), loss {loss_value:e}, store {} B",

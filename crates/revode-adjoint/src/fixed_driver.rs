@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::error::check_vector;
 use crate::fixed_pass::{check_adjoint, drop_protocol_sums, on_plan, ForwardPass, PlanVisitor};
 use crate::loss::StepLoss;
-use crate::{FixedAdjointStepper, GradientError, Loss};
+use crate::{EventAdjointStepper, FixedAdjointStepper, GradientError, Loss};
 
 /// A fixed-step problem: initial state, parameters, grid and method.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +45,9 @@ pub struct GradientStats {
     /// factorisations of the forward sweep and of the backward pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub newton: Option<ImplicitStats>,
+    /// Events fired by the forward solve (models with `global` lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<usize>,
 }
 
 /// The work of an implicit solve's linear algebra, forward and backward.
@@ -171,9 +174,21 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let mut grad_p = vec![0.0; dims.n_params];
         pass.step_loss
             .add_seed(plan.n_steps(), &pass.last, &mut lambda);
-        let mut back = FixedAdjointStepper::new(method, dims.n_states);
         let mut adj_work = model.new_work();
         let step_loss = &pass.step_loss;
+        if model.n_events() > 0 {
+            let mut back = EventAdjointStepper::new(method, model);
+            pass.store.reverse(&mut pass.chain, |k, u| {
+                let (t, h, p) = plan.step(k);
+                back.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work, |_| 0.0)?;
+                check_adjoint(&lambda, t, k)?;
+                drop_protocol_sums(model, &plan, k, &mut grad_p, &mut adj_work);
+                step_loss.add_seed(k, u, &mut lambda);
+                Ok(())
+            })?;
+            return pass.finish("discrete adjoint", grad_p, lambda, &mut adj_work, started);
+        }
+        let mut back = FixedAdjointStepper::new(method, dims.n_states);
         pass.store.reverse(&mut pass.chain, |k, u| {
             let (t, h, p) = plan.step(k);
             back.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work);

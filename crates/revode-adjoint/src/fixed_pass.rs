@@ -8,7 +8,7 @@ use std::time::Instant;
 use log::info;
 use revode_checkpoint::{Chain, CheckpointStore, Schedule};
 use revode_forward::{
-    all_finite, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan, Stimulus,
+    all_finite, EventStepper, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan, Stimulus,
     SwitchedPlan, UniformPlan,
 };
 use revode_model::Model;
@@ -20,6 +20,8 @@ use crate::{FixedProblem, Gradient, GradientError, GradientStats, Loss};
 pub(crate) struct FixedChain<'a, M: Model, P: StepPlan> {
     pub model: &'a M,
     pub stepper: FixedStepper,
+    /// Models with events step through this; others keep the plain step.
+    pub events: Option<EventStepper>,
     pub plan: P,
     pub work: M::Work,
 }
@@ -36,8 +38,12 @@ impl<M: Model, P: StepPlan> Chain for FixedChain<'_, M, P> {
     #[inline(always)]
     fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), GradientError> {
         let (t, h, p) = self.plan.step(k);
-        self.stepper
-            .step(self.model, t, h, x, p, next, &mut self.work);
+        match self.events.as_mut() {
+            None => self
+                .stepper
+                .step(self.model, t, h, x, p, next, &mut self.work),
+            Some(ev) => ev.step(self.model, t, h, x, p, next, &mut self.work)?,
+        }
         if !all_finite(next) {
             return Err(ForwardError::non_finite(self.plan.time(k + 1), k + 1, next).into());
         }
@@ -77,6 +83,8 @@ pub(crate) struct ForwardPass<'a, M: Model, P: StepPlan> {
     pub loss: f64,
     /// u_N.
     pub last: Vec<f64>,
+    /// Events fired by the forward sweep (None: the model has none).
+    pub events: Option<usize>,
     pub forward_seconds: f64,
 }
 
@@ -96,6 +104,7 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
         let mut chain = FixedChain {
             model,
             stepper: FixedStepper::new(method, n_states),
+            events: (model.n_events() > 0).then(|| EventStepper::new(method, model)),
             plan,
             work: model.new_work(),
         };
@@ -106,7 +115,9 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
             loss_value += step_loss.term(k, u);
             Ok(())
         })?;
+        let events = chain.events.as_ref().map(|ev| ev.fired);
         Ok(ForwardPass {
+            events,
             store,
             chain,
             step_loss,
@@ -155,6 +166,7 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
                 peak_store_bytes: s.peak_bytes,
                 forward_seconds: self.forward_seconds,
                 backward_seconds,
+                events: self.events,
                 ..GradientStats::default()
             },
         })

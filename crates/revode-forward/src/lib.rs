@@ -12,6 +12,7 @@
 mod adaptive;
 pub mod bdf;
 mod error;
+pub mod events;
 mod fixed;
 mod grid;
 pub mod linear;
@@ -29,6 +30,7 @@ pub use adaptive::{
 };
 pub use bdf::{solve_bdf, solve_bdf_observed, solve_bdf_try_observed, Bdf, BdfLayout, BdfOptions};
 pub use error::ForwardError;
+pub use events::{EventStepper, MAX_EVENTS_PER_STEP};
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;
 pub use linear::{IterationMatrix, LinearSolver, SingularMatrix};

@@ -1,0 +1,303 @@
+//! Events (a model's `global` lines) on the fixed-step methods.
+//!
+//! A step from u_k that sees an event function change sign (in the event's
+//! direction) between its start and its end is cut at the crossing,
+//! located to rounding on the step's own interpolant: the line of Euler's
+//! step, RK4's cubic continuous extension (it reuses the step's stages, so
+//! locating costs no right-hand-side evaluation). The reset is applied
+//! there and the step is finished to its grid time with the same method,
+//! from the reset state, over what is left of it; that rest may hold
+//! further events. Everything is a deterministic function of (t, h, u_k,
+//! p), so a checkpointed replay of the step repeats its events bitwise, and
+//! the adjoint replays the step to get the segments it differentiates
+//! through (revode-adjoint, `events.rs`). Derivation: docs/events.md.
+
+use revode_model::Model;
+
+use crate::{FixedMethod, FixedStepper, ForwardError};
+
+/// Most events one step may hold: more is taken as Zeno behaviour (events
+/// accumulating in finite time) and ends the solve.
+pub const MAX_EVENTS_PER_STEP: usize = 100;
+
+/// Iterations of the root finder (it stops at rounding long before).
+const MAX_LOCATE_ITERATIONS: usize = 200;
+
+/// One piece of a step: from `tau` over `h`, cut at `tau + sigma` by
+/// `event` (or, for the last piece, `event = None`: it ran to the end).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    pub tau: f64,
+    pub h: f64,
+    pub sigma: f64,
+    pub event: Option<usize>,
+}
+
+/// RK4's continuous extension: weights b_i(θ) of `u(τ + θh) = x + h Σ b_i(θ) k_i`.
+#[inline]
+pub fn rk4_dense_weights(theta: f64) -> [f64; 4] {
+    let t2 = theta * theta;
+    let t3 = t2 * theta;
+    let mid = t2 - 2.0 / 3.0 * t3;
+    [theta - 1.5 * t2 + 2.0 / 3.0 * t3, mid, mid, -0.5 * t2 + 2.0 / 3.0 * t3]
+}
+
+/// `d b_i/dθ` of [`rk4_dense_weights`].
+#[inline]
+pub fn rk4_dense_weight_slopes(theta: f64) -> [f64; 4] {
+    let t2 = theta * theta;
+    let mid = 2.0 * theta - 2.0 * t2;
+    [1.0 - 3.0 * theta + 2.0 * t2, mid, mid, -theta + 2.0 * t2]
+}
+
+/// Whether `a → b` crosses 0 in `direction` (1 up: a < 0 ≤ b; −1 down:
+/// a > 0 ≥ b; 0 either).
+#[inline]
+pub fn crosses(direction: i8, a: f64, b: f64) -> bool {
+    let up = a < 0.0 && b >= 0.0;
+    let down = a > 0.0 && b <= 0.0;
+    match direction {
+        1 => up,
+        -1 => down,
+        _ => up || down,
+    }
+}
+
+/// A fixed stepper that locates events and applies their resets. Buffers
+/// are made once; a step allocates nothing.
+#[derive(Debug, Clone)]
+pub struct EventStepper {
+    stepper: FixedStepper,
+    n_events: usize,
+    segments: Vec<Segment>,
+    /// `starts[j]`: the state segment j starts from (after the reset of
+    /// segment j − 1).
+    starts: Vec<Vec<f64>>,
+    /// `before[j]`: the state just before segment j's event.
+    before: Vec<Vec<f64>>,
+    /// The end of the current segment's full step.
+    end: Vec<f64>,
+    probe: Vec<f64>,
+    /// Events fired since this stepper was made (replays included).
+    pub fired: usize,
+}
+
+impl EventStepper {
+    pub fn new<M: Model>(method: FixedMethod, model: &M) -> Self {
+        let n = model.dims().n_states;
+        let states = |k: usize| (0..k).map(|_| vec![0.0; n]).collect::<Vec<_>>();
+        EventStepper {
+            stepper: FixedStepper::new(method, n),
+            n_events: model.n_events(),
+            segments: Vec::with_capacity(MAX_EVENTS_PER_STEP + 1),
+            starts: states(MAX_EVENTS_PER_STEP + 1),
+            before: states(MAX_EVENTS_PER_STEP),
+            end: vec![0.0; n],
+            probe: vec![0.0; n],
+            fired: 0,
+        }
+    }
+
+    pub fn method(&self) -> FixedMethod {
+        self.stepper.method()
+    }
+
+    /// The pieces of the last step, in time order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The state segment `j` of the last step started from.
+    pub fn start_state(&self, j: usize) -> &[f64] {
+        &self.starts[j]
+    }
+
+    /// The state just before segment `j`'s event.
+    pub fn state_before(&self, j: usize) -> &[f64] {
+        &self.before[j]
+    }
+
+    /// Events in the last step.
+    pub fn events_in_step(&self) -> usize {
+        self.segments.iter().filter(|s| s.event.is_some()).count()
+    }
+
+    /// `next ← u_{k+1}`: the step from `u` at `t` over `h` with its events.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step<M: Model>(
+        &mut self,
+        model: &M,
+        t: f64,
+        h: f64,
+        u: &[f64],
+        p: &[f64],
+        next: &mut [f64],
+        work: &mut M::Work,
+    ) -> Result<(), ForwardError> {
+        self.segments.clear();
+        self.starts[0].copy_from_slice(u);
+        let t_end = t + h;
+        let (mut tau, mut len) = (t, h);
+        loop {
+            let j = self.segments.len();
+            let x = &self.starts[j];
+            self.stepper
+                .step(model, tau, len, x, p, &mut self.end, work);
+            let mut first: Option<(f64, usize)> = None;
+            for e in 0..self.n_events {
+                let a = model.event_value(e, x, p, work);
+                let b = model.event_value(e, &self.end, p, work);
+                if !crosses(model.event_direction(e), a, b) {
+                    continue;
+                }
+                let slopes = self.stepper.slopes();
+                let probe = &mut self.probe;
+                let method = self.stepper.method();
+                let sigma = locate(model, e, method, slopes, probe, len, [a, b], x, p, work);
+                // Ties go to the lower index (docs/events.md).
+                if first.is_none_or(|(s, _)| sigma < s) {
+                    first = Some((sigma, e));
+                }
+            }
+            let Some((sigma, e)) = first else {
+                next.copy_from_slice(&self.end);
+                self.segments.push(Segment {
+                    tau,
+                    h: len,
+                    sigma: len,
+                    event: None,
+                });
+                return Ok(());
+            };
+            if j == MAX_EVENTS_PER_STEP {
+                return Err(ForwardError::TooManyEvents {
+                    t: tau + sigma,
+                    limit: MAX_EVENTS_PER_STEP,
+                });
+            }
+            dense(self.stepper.method(), self.stepper.slopes(), x, len, sigma, &mut self.probe);
+            self.before[j].copy_from_slice(&self.probe);
+            let (done, rest) = self.starts.split_at_mut(j + 1);
+            model.event_reset(e, &self.before[j], p, &mut rest[0], work);
+            let _ = done;
+            self.segments.push(Segment {
+                tau,
+                h: len,
+                sigma,
+                event: Some(e),
+            });
+            self.fired += 1;
+            tau += sigma;
+            len = t_end - tau;
+            if sigma >= self.segments[j].h || len <= 0.0 {
+                next.copy_from_slice(&self.starts[j + 1]);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The crossing of event `e` in the current segment (length `len`, from
+/// `x` with stage slopes `slopes`, g going from `ends[0]` to `ends[1]`):
+/// the end on the crossed side of a bracket shrunk to rounding by the
+/// Illinois method on the interpolant.
+#[allow(clippy::too_many_arguments)]
+fn locate<M: Model>(
+    model: &M,
+    e: usize,
+    method: FixedMethod,
+    slopes: &[Vec<f64>; 4],
+    probe: &mut [f64],
+    len: f64,
+    ends: [f64; 2],
+    x: &[f64],
+    p: &[f64],
+    work: &mut M::Work,
+) -> f64 {
+    let (mut lo, mut g_lo, mut hi, mut g_hi) = (0.0, ends[0], len, ends[1]);
+    if g_hi == 0.0 {
+        return hi;
+    }
+    let mut last_side = 0i8;
+    for _ in 0..MAX_LOCATE_ITERATIONS {
+        if hi - lo <= 2.0 * f64::EPSILON * hi {
+            break;
+        }
+        let mut c = lo - g_lo * (hi - lo) / (g_hi - g_lo);
+        if !(c > lo && c < hi) {
+            c = 0.5 * (lo + hi);
+            if !(c > lo && c < hi) {
+                break;
+            }
+        }
+        dense(method, slopes, x, len, c, probe);
+        let g_c = model.event_value(e, probe, p, work);
+        if g_c * g_lo > 0.0 {
+            lo = c;
+            g_lo = g_c;
+            if last_side == -1 {
+                g_hi *= 0.5;
+            }
+            last_side = -1;
+        } else {
+            hi = c;
+            g_hi = g_c;
+            if g_c == 0.0 {
+                break;
+            }
+            if last_side == 1 {
+                g_lo *= 0.5;
+            }
+            last_side = 1;
+        }
+    }
+    hi
+}
+
+/// `out ← u(τ + σ)` on the interpolant of the step of length `len` from `x`
+/// whose stage slopes are `k`.
+#[inline]
+pub fn dense(method: FixedMethod, k: &[Vec<f64>; 4], x: &[f64], len: f64, sigma: f64, out: &mut [f64]) {
+    match method {
+        FixedMethod::Euler => {
+            for i in 0..x.len() {
+                out[i] = x[i] + sigma * k[0][i];
+            }
+        }
+        FixedMethod::Rk4 => {
+            let b = rk4_dense_weights(sigma / len);
+            let [k1, k2, k3, k4] = k;
+            for i in 0..x.len() {
+                out[i] = x[i] + len * (b[0] * k1[i] + b[1] * k2[i] + b[2] * k3[i] + b[3] * k4[i]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rk4_extension_ends_on_the_rk4_weights() {
+        let b = rk4_dense_weights(1.0);
+        let want = [1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0];
+        for i in 0..4 {
+            assert!((b[i] - want[i]).abs() < 1e-15);
+        }
+        assert_eq!(rk4_dense_weights(0.0), [0.0; 4]);
+        let d = rk4_dense_weight_slopes(0.3);
+        let h = 1e-6;
+        let (bp, bm) = (rk4_dense_weights(0.3 + h), rk4_dense_weights(0.3 - h));
+        for i in 0..4 {
+            assert!((d[i] - (bp[i] - bm[i]) / (2.0 * h)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn crossing_directions() {
+        assert!(crosses(1, -1.0, 0.0) && !crosses(1, 0.0, 1.0) && !crosses(1, 1.0, -1.0));
+        assert!(crosses(-1, 1.0, 0.0) && !crosses(-1, -1.0, 1.0));
+        assert!(crosses(0, 1.0, -1.0) && crosses(0, -1.0, 1.0) && !crosses(0, 1.0, 2.0));
+    }
+}
