@@ -117,8 +117,11 @@ pub fn validate_adaptive<M: Model>(
     let dims = model.dims();
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
-    if let Loss::AllSteps { .. } = loss {
+    if let Loss::AllSteps { .. } | Loss::EventTimes { .. } = loss {
         return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
+    }
+    if model.n_events() > 0 {
+        return Err(GradientError::EventsNeedFixedSteps { what: "dopri5" });
     }
     loss.validate(dims.n_states, problem.t0, problem.t1)?;
     Dopri5::new(

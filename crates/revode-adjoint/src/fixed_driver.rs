@@ -92,6 +92,7 @@ pub fn validate_fixed_with_stimulus<M: Model>(
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
     loss.validate(dims.n_states, problem.grid.t0, problem.grid.t1)?;
+    check_event_loss(model, loss)?;
     struct OnGrid<'a>(&'a Loss);
     impl PlanVisitor for OnGrid<'_> {
         type Output = ();
@@ -178,9 +179,11 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let step_loss = &pass.step_loss;
         if model.n_events() > 0 {
             let mut back = EventAdjointStepper::new(method, model);
+            let mut event_loss = pass.event_loss.take();
             pass.store.reverse(&mut pass.chain, |k, u| {
                 let (t, h, p) = plan.step(k);
-                back.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work, |_| 0.0)?;
+                let seed = |e| event_loss.as_mut().map_or(0.0, |l| l.seed(e));
+                back.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work, seed)?;
                 check_adjoint(&lambda, t, k)?;
                 drop_protocol_sums(model, &plan, k, &mut grad_p, &mut adj_work);
                 step_loss.add_seed(k, u, &mut lambda);
@@ -198,5 +201,18 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             Ok(())
         })?;
         pass.finish("discrete adjoint", grad_p, lambda, &mut adj_work, started)
+    }
+}
+
+/// An event_times loss names one of the model's events.
+pub fn check_event_loss<M: Model>(model: &M, loss: &Loss) -> Result<(), GradientError> {
+    match loss {
+        Loss::EventTimes { event, .. } if *event >= model.n_events() => {
+            Err(GradientError::NoSuchEvent {
+                event: *event,
+                n_events: model.n_events(),
+            })
+        }
+        _ => Ok(()),
     }
 }

@@ -13,7 +13,7 @@ use revode_forward::{
 };
 use revode_model::Model;
 
-use crate::loss::StepLoss;
+use crate::loss::{EventTimeLoss, StepLoss};
 use crate::{FixedProblem, Gradient, GradientError, GradientStats, Loss};
 
 /// The forward step as a checkpointable chain.
@@ -85,6 +85,8 @@ pub(crate) struct ForwardPass<'a, M: Model, P: StepPlan> {
     pub last: Vec<f64>,
     /// Events fired by the forward sweep (None: the model has none).
     pub events: Option<usize>,
+    /// The event_times loss's seeds for the backward sweep.
+    pub event_loss: Option<EventTimeLoss>,
     pub forward_seconds: f64,
 }
 
@@ -108,6 +110,9 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
             plan,
             work: model.new_work(),
         };
+        if let (Loss::EventTimes { event, times }, Some(ev)) = (loss, chain.events.as_mut()) {
+            ev.record_times(*event, times.len());
+        }
         let started = Instant::now();
         let mut loss_value = 0.0;
         let mut last = vec![0.0; n_states];
@@ -116,8 +121,17 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
             Ok(())
         })?;
         let events = chain.events.as_ref().map(|ev| ev.fired);
+        let mut event_loss = None;
+        if let Some(recorded) = chain.events.as_mut().and_then(EventStepper::stop_recording) {
+            if let Loss::EventTimes { event, times } = loss {
+                let (seeds, value) = EventTimeLoss::new(*event, times, recorded)?;
+                loss_value += value;
+                event_loss = Some(seeds);
+            }
+        }
         Ok(ForwardPass {
             events,
+            event_loss,
             store,
             chain,
             step_loss,

@@ -80,6 +80,16 @@ pub struct EventStepper {
     probe: Vec<f64>,
     /// Events fired since this stepper was made (replays included).
     pub fired: usize,
+    recorder: Option<Recorder>,
+}
+
+/// The times of one event, recorded while a forward sweep runs.
+#[derive(Debug, Clone)]
+struct Recorder {
+    event: usize,
+    /// The first `times.capacity()` event times.
+    times: Vec<f64>,
+    count: usize,
 }
 
 impl EventStepper {
@@ -95,7 +105,24 @@ impl EventStepper {
             end: vec![0.0; n],
             probe: vec![0.0; n],
             fired: 0,
+            recorder: None,
         }
+    }
+
+    /// From now on, records the times of `event`: the first `keep` of them,
+    /// and how many there were (buffer made here, once).
+    pub fn record_times(&mut self, event: usize, keep: usize) {
+        self.recorder = Some(Recorder {
+            event,
+            times: Vec::with_capacity(keep),
+            count: 0,
+        });
+    }
+
+    /// Stops recording (a replay must not record again); returns the first
+    /// recorded times and the number of occurrences.
+    pub fn stop_recording(&mut self) -> Option<(Vec<f64>, usize)> {
+        self.recorder.take().map(|r| (r.times, r.count))
     }
 
     pub fn method(&self) -> FixedMethod {
@@ -188,6 +215,12 @@ impl EventStepper {
             });
             self.fired += 1;
             tau += sigma;
+            if let Some(r) = self.recorder.as_mut().filter(|r| r.event == e) {
+                if r.times.len() < r.times.capacity() {
+                    r.times.push(tau);
+                }
+                r.count += 1;
+            }
             len = t_end - tau;
             if sigma >= self.segments[j].h || len <= 0.0 {
                 next.copy_from_slice(&self.starts[j + 1]);
