@@ -11,7 +11,7 @@
 //! σ_j, μ = −σ̄ / (∇g · P_j′(σ_j)) and the interpolant's adjoint gains
 //! μ ∇_u g (the parameters μ ∇_p g). Derivation: docs/events.md.
 
-use revode_forward::events::{rk4_dense_weight_slopes, rk4_dense_weights};
+use revode_forward::events::{hermite, hermite_slopes, Piece};
 use revode_forward::{EventStepper, FixedMethod, FixedStepper, ForwardError};
 use revode_model::Model;
 
@@ -28,8 +28,13 @@ pub struct EventAdjointStepper {
     next: Vec<f64>,
     /// Adjoint of the state before an event.
     before_bar: Vec<f64>,
-    /// Adjoint of the interpolant's value.
+    /// Seed of the stage adjoint.
     q_bar: Vec<f64>,
+    /// Adjoint of the interpolant's value.
+    interp_bar: Vec<f64>,
+    /// f(y) at the full step's end (RK4's Hermite interpolant).
+    f_y: Vec<f64>,
+    tmp: Vec<f64>,
     slope: Vec<f64>,
     g_u: Vec<f64>,
     g_p: Vec<f64>,
@@ -48,6 +53,9 @@ impl EventAdjointStepper {
             next: vec![0.0; n],
             before_bar: vec![0.0; n],
             q_bar: vec![0.0; n],
+            interp_bar: vec![0.0; n],
+            f_y: vec![0.0; n],
+            tmp: vec![0.0; n],
             slope: vec![0.0; n],
             g_u: vec![0.0; n],
             g_p: vec![0.0; dims.n_params],
@@ -81,6 +89,9 @@ impl EventAdjointStepper {
             next,
             before_bar,
             q_bar,
+            interp_bar,
+            f_y,
+            tmp,
             slope,
             g_u,
             g_p,
@@ -109,20 +120,69 @@ impl EventAdjointStepper {
                     let next_tau_bar = tau_bar + time_seed(e);
                     let before = replay.state_before(j);
                     model.event_reset_vjp(e, before, p, lambda, before_bar, grad_p, work);
-                    let theta = seg.sigma / seg.h;
-                    interpolant_slope(method, stages.slopes(), theta, slope);
+                    if method == FixedMethod::Rk4 {
+                        model.rhs(seg.tau + seg.h, next, p, f_y, work);
+                    }
+                    let piece = Piece {
+                        method,
+                        x,
+                        k1: &stages.slopes()[0],
+                        y: next,
+                        f_y,
+                        len: seg.h,
+                    };
+                    piece.slope(seg.sigma, slope);
                     model.event_gradient(e, before, p, g_u, g_p, work);
                     let g_rate = dot(g_u, slope);
                     let sigma_bar = next_tau_bar + dot(before_bar, slope);
                     let mu = -sigma_bar / g_rate;
-                    for ((q, b), g) in buffers.q_bar.iter_mut().zip(before_bar.iter()).zip(g_u.iter()) {
+                    for ((q, b), g) in interp_bar.iter_mut().zip(before_bar.iter()).zip(g_u.iter()) {
                         *q = b + mu * g;
                     }
                     for (a, g) in grad_p.iter_mut().zip(g_p.iter()) {
                         *a += mu * g;
                     }
-                    let (beta, d_beta) = dense_weights(method, seg.h, theta);
-                    let h_bar = buffers.back(model, stages, seg.tau, seg.h, x, p, beta, d_beta, lambda, grad_p, work);
+                    let h_bar = match method {
+                        FixedMethod::Euler => {
+                            // u(σ) = x + σ f(x): no dependence on the length.
+                            buffers.q_bar.copy_from_slice(interp_bar);
+                            let beta = [seg.sigma, 0.0, 0.0, 0.0];
+                            buffers.back(model, stages, seg.tau, seg.h, x, p, beta, [0.0; 4], lambda, grad_p, work)
+                        }
+                        FixedMethod::Rk4 => {
+                            let (len, theta) = (seg.h, seg.sigma / seg.h);
+                            let [h00, h10, h01, h11] = hermite(theta);
+                            let [d00, d10, d01, d11] = hermite_slopes(theta);
+                            let k1 = &stages.slopes()[0];
+                            // ∂u(σ)/∂len at fixed σ, x, y, f(x), f(y).
+                            let mut h_bar = 0.0;
+                            for i in 0..x.len() {
+                                let d = -theta / len * (d00 * x[i] + d01 * next[i])
+                                    + (h10 - theta * d10) * k1[i]
+                                    + (h11 - theta * d11) * f_y[i];
+                                h_bar += interp_bar[i] * d;
+                            }
+                            // f(y) and f(x) terms.
+                            for (t, q) in tmp.iter_mut().zip(interp_bar.iter()) {
+                                *t = len * h11 * q;
+                            }
+                            model.vjp(seg.tau + len, next, p, tmp, buffers.q_bar, 1.0, grad_p, work);
+                            for (y_bar, q) in buffers.q_bar.iter_mut().zip(interp_bar.iter()) {
+                                *y_bar += h01 * q;
+                            }
+                            for (t, q) in tmp.iter_mut().zip(interp_bar.iter()) {
+                                *t = len * h10 * q;
+                            }
+                            model.vjp(seg.tau, x, p, tmp, slope, 1.0, grad_p, work);
+                            // Through y = x + len Σ b_i k_i.
+                            let (beta, d_beta) = full_step_weights(method, len);
+                            h_bar += buffers.back(model, stages, seg.tau, len, x, p, beta, d_beta, lambda, grad_p, work);
+                            for i in 0..x.len() {
+                                lambda[i] += h00 * interp_bar[i] + slope[i];
+                            }
+                            h_bar
+                        }
+                    };
                     // τ_{j+1} = τ_j + σ_j at fixed σ_j, and H_j = t + h − τ_j.
                     next_tau_bar - h_bar
                 }
@@ -216,35 +276,5 @@ fn full_step_weights(method: FixedMethod, len: f64) -> ([f64; 4], [f64; 4]) {
     match method {
         FixedMethod::Euler => ([len, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]),
         FixedMethod::Rk4 => (RK4_B.map(|b| len * b), RK4_B),
-    }
-}
-
-/// β and ∂β/∂len (at fixed σ = θ·len) of the interpolant at θ.
-fn dense_weights(method: FixedMethod, len: f64, theta: f64) -> ([f64; 4], [f64; 4]) {
-    match method {
-        // u(σ) = x + σ k_1: no dependence on len.
-        FixedMethod::Euler => ([theta * len, 0.0, 0.0, 0.0], [0.0; 4]),
-        FixedMethod::Rk4 => {
-            let b = rk4_dense_weights(theta);
-            let db = rk4_dense_weight_slopes(theta);
-            let mut d = [0.0; 4];
-            for i in 0..4 {
-                d[i] = b[i] - theta * db[i];
-            }
-            (b.map(|bi| len * bi), d)
-        }
-    }
-}
-
-/// `out ← dP/dσ` at θ.
-fn interpolant_slope(method: FixedMethod, k: &[Vec<f64>; 4], theta: f64, out: &mut [f64]) {
-    match method {
-        FixedMethod::Euler => out.copy_from_slice(&k[0]),
-        FixedMethod::Rk4 => {
-            let d = rk4_dense_weight_slopes(theta);
-            for i in 0..out.len() {
-                out[i] = d[0] * k[0][i] + d[1] * k[1][i] + d[2] * k[2][i] + d[3] * k[3][i];
-            }
-        }
     }
 }

@@ -3,8 +3,13 @@
 //! A step from u_k that sees an event function change sign (in the event's
 //! direction) between its start and its end is cut at the crossing,
 //! located to rounding on the step's own interpolant: the line of Euler's
-//! step, RK4's cubic continuous extension (it reuses the step's stages, so
-//! locating costs no right-hand-side evaluation). The reset is applied
+//! step; for RK4 the cubic Hermite interpolant through (u_k, f(u_k)) and
+//! (u_{k+1}, f(u_{k+1})), one extra right-hand side per step with a
+//! crossing. Its slope at the step's end is the next step's slope at its
+//! start, so event times (and the solution) stay continuously
+//! differentiable in the parameters when a crossing moves across a grid
+//! time (RK4's own continuous extension is not: its end slope is f(U_4)).
+//! The reset is applied
 //! there and the step is finished to its grid time with the same method,
 //! from the reset state, over what is left of it; that rest may hold
 //! further events. Everything is a deterministic function of (t, h, u_k,
@@ -33,21 +38,30 @@ pub struct Segment {
     pub event: Option<usize>,
 }
 
-/// RK4's continuous extension: weights b_i(θ) of `u(τ + θh) = x + h Σ b_i(θ) k_i`.
+/// Cubic Hermite basis at θ: `[h00, h10, h01, h11]`, so that
+/// `u(τ + θh) = h00 x + h h10 f(x) + h01 y + h h11 f(y)`.
 #[inline]
-pub fn rk4_dense_weights(theta: f64) -> [f64; 4] {
+pub fn hermite(theta: f64) -> [f64; 4] {
     let t2 = theta * theta;
     let t3 = t2 * theta;
-    let mid = t2 - 2.0 / 3.0 * t3;
-    [theta - 1.5 * t2 + 2.0 / 3.0 * t3, mid, mid, -0.5 * t2 + 2.0 / 3.0 * t3]
+    [
+        2.0 * t3 - 3.0 * t2 + 1.0,
+        t3 - 2.0 * t2 + theta,
+        -2.0 * t3 + 3.0 * t2,
+        t3 - t2,
+    ]
 }
 
-/// `d b_i/dθ` of [`rk4_dense_weights`].
+/// `d/dθ` of [`hermite`].
 #[inline]
-pub fn rk4_dense_weight_slopes(theta: f64) -> [f64; 4] {
+pub fn hermite_slopes(theta: f64) -> [f64; 4] {
     let t2 = theta * theta;
-    let mid = 2.0 * theta - 2.0 * t2;
-    [1.0 - 3.0 * theta + 2.0 * t2, mid, mid, -theta + 2.0 * t2]
+    [
+        6.0 * t2 - 6.0 * theta,
+        3.0 * t2 - 4.0 * theta + 1.0,
+        -6.0 * t2 + 6.0 * theta,
+        3.0 * t2 - 2.0 * theta,
+    ]
 }
 
 /// Whether `a → b` crosses 0 in `direction` (1 up: a < 0 ≤ b; −1 down:
@@ -75,8 +89,12 @@ pub struct EventStepper {
     starts: Vec<Vec<f64>>,
     /// `before[j]`: the state just before segment j's event.
     before: Vec<Vec<f64>>,
-    /// The end of the current segment's full step.
+    /// The end y of the current segment's full step, and f(y) (RK4).
     end: Vec<f64>,
+    end_slope: Vec<f64>,
+    /// Each event's g at the segment's start and end.
+    g_start: Vec<f64>,
+    g_end: Vec<f64>,
     probe: Vec<f64>,
     /// Events fired since this stepper was made (replays included).
     pub fired: usize,
@@ -103,6 +121,9 @@ impl EventStepper {
             starts: states(MAX_EVENTS_PER_STEP + 1),
             before: states(MAX_EVENTS_PER_STEP),
             end: vec![0.0; n],
+            end_slope: vec![0.0; n],
+            g_start: vec![0.0; model.n_events()],
+            g_end: vec![0.0; model.n_events()],
             probe: vec![0.0; n],
             fired: 0,
             recorder: None,
@@ -170,20 +191,36 @@ impl EventStepper {
             let x = &self.starts[j];
             self.stepper
                 .step(model, tau, len, x, p, &mut self.end, work);
-            let mut first: Option<(f64, usize)> = None;
+            let mut any = false;
             for e in 0..self.n_events {
-                let a = model.event_value(e, x, p, work);
-                let b = model.event_value(e, &self.end, p, work);
-                if !crosses(model.event_direction(e), a, b) {
-                    continue;
-                }
-                let slopes = self.stepper.slopes();
-                let probe = &mut self.probe;
+                self.g_start[e] = model.event_value(e, x, p, work);
+                self.g_end[e] = model.event_value(e, &self.end, p, work);
+                any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
+            }
+            let mut first: Option<(f64, usize)> = None;
+            if any {
                 let method = self.stepper.method();
-                let sigma = locate(model, e, method, slopes, probe, len, [a, b], x, p, work);
-                // Ties go to the lower index (docs/events.md).
-                if first.is_none_or(|(s, _)| sigma < s) {
-                    first = Some((sigma, e));
+                if method == FixedMethod::Rk4 {
+                    model.rhs(tau + len, &self.end, p, &mut self.end_slope, work);
+                }
+                let piece = Piece {
+                    method,
+                    x,
+                    k1: &self.stepper.slopes()[0],
+                    y: &self.end,
+                    f_y: &self.end_slope,
+                    len,
+                };
+                for e in 0..self.n_events {
+                    let ends = [self.g_start[e], self.g_end[e]];
+                    if !crosses(model.event_direction(e), ends[0], ends[1]) {
+                        continue;
+                    }
+                    let sigma = locate(model, e, &piece, &mut self.probe, ends, p, work);
+                    // Ties go to the lower index (docs/events.md).
+                    if first.is_none_or(|(s, _)| sigma < s) {
+                        first = Some((sigma, e));
+                    }
                 }
             }
             let Some((sigma, e)) = first else {
@@ -202,8 +239,15 @@ impl EventStepper {
                     limit: MAX_EVENTS_PER_STEP,
                 });
             }
-            dense(self.stepper.method(), self.stepper.slopes(), x, len, sigma, &mut self.probe);
-            self.before[j].copy_from_slice(&self.probe);
+            let piece = Piece {
+                method: self.stepper.method(),
+                x,
+                k1: &self.stepper.slopes()[0],
+                y: &self.end,
+                f_y: &self.end_slope,
+                len,
+            };
+            piece.at(sigma, &mut self.before[j]);
             let (done, rest) = self.starts.split_at_mut(j + 1);
             model.event_reset(e, &self.before[j], p, &mut rest[0], work);
             let _ = done;
@@ -230,23 +274,19 @@ impl EventStepper {
     }
 }
 
-/// The crossing of event `e` in the current segment (length `len`, from
-/// `x` with stage slopes `slopes`, g going from `ends[0]` to `ends[1]`):
-/// the end on the crossed side of a bracket shrunk to rounding by the
-/// Illinois method on the interpolant.
-#[allow(clippy::too_many_arguments)]
+/// The crossing of event `e` on `piece` (g going from `ends[0]` to
+/// `ends[1]`): the end on the crossed side of a bracket shrunk to rounding
+/// by the Illinois method on the interpolant.
 fn locate<M: Model>(
     model: &M,
     e: usize,
-    method: FixedMethod,
-    slopes: &[Vec<f64>; 4],
+    piece: &Piece<'_>,
     probe: &mut [f64],
-    len: f64,
     ends: [f64; 2],
-    x: &[f64],
     p: &[f64],
     work: &mut M::Work,
 ) -> f64 {
+    let len = piece.len;
     let (mut lo, mut g_lo, mut hi, mut g_hi) = (0.0, ends[0], len, ends[1]);
     if g_hi == 0.0 {
         return hi;
@@ -263,7 +303,7 @@ fn locate<M: Model>(
                 break;
             }
         }
-        dense(method, slopes, x, len, c, probe);
+        piece.at(c, probe);
         let g_c = model.event_value(e, probe, p, work);
         if g_c * g_lo > 0.0 {
             lo = c;
@@ -287,21 +327,53 @@ fn locate<M: Model>(
     hi
 }
 
-/// `out ← u(τ + σ)` on the interpolant of the step of length `len` from `x`
-/// whose stage slopes are `k`.
-#[inline]
-pub fn dense(method: FixedMethod, k: &[Vec<f64>; 4], x: &[f64], len: f64, sigma: f64, out: &mut [f64]) {
-    match method {
-        FixedMethod::Euler => {
-            for i in 0..x.len() {
-                out[i] = x[i] + sigma * k[0][i];
+/// One piece of a step: from `x` over `len` to the full step's end `y`,
+/// with the slopes its interpolant uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    pub method: FixedMethod,
+    pub x: &'a [f64],
+    /// f(x).
+    pub k1: &'a [f64],
+    pub y: &'a [f64],
+    /// f(y) (RK4 only).
+    pub f_y: &'a [f64],
+    pub len: f64,
+}
+
+impl Piece<'_> {
+    /// `out ← u(τ + σ)` on the interpolant.
+    #[inline]
+    pub fn at(&self, sigma: f64, out: &mut [f64]) {
+        let (x, k1) = (self.x, self.k1);
+        match self.method {
+            FixedMethod::Euler => {
+                for i in 0..x.len() {
+                    out[i] = x[i] + sigma * k1[i];
+                }
+            }
+            FixedMethod::Rk4 => {
+                let [h00, h10, h01, h11] = hermite(sigma / self.len);
+                let (y, f_y, len) = (self.y, self.f_y, self.len);
+                for i in 0..x.len() {
+                    out[i] = h00 * x[i] + h01 * y[i] + len * (h10 * k1[i] + h11 * f_y[i]);
+                }
             }
         }
-        FixedMethod::Rk4 => {
-            let b = rk4_dense_weights(sigma / len);
-            let [k1, k2, k3, k4] = k;
-            for i in 0..x.len() {
-                out[i] = x[i] + len * (b[0] * k1[i] + b[1] * k2[i] + b[2] * k3[i] + b[3] * k4[i]);
+    }
+
+    /// `out ← du/dσ` at σ.
+    #[inline]
+    pub fn slope(&self, sigma: f64, out: &mut [f64]) {
+        let (x, k1) = (self.x, self.k1);
+        match self.method {
+            FixedMethod::Euler => out.copy_from_slice(k1),
+            FixedMethod::Rk4 => {
+                let [d00, d10, d01, d11] = hermite_slopes(sigma / self.len);
+                let (y, f_y, len) = (self.y, self.f_y, self.len);
+                for i in 0..x.len() {
+                    out[i] = (d00 * x[i] + d01 * y[i]) / len + d10 * k1[i] + d11 * f_y[i];
+                }
             }
         }
     }
@@ -312,16 +384,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rk4_extension_ends_on_the_rk4_weights() {
-        let b = rk4_dense_weights(1.0);
-        let want = [1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0];
-        for i in 0..4 {
-            assert!((b[i] - want[i]).abs() < 1e-15);
-        }
-        assert_eq!(rk4_dense_weights(0.0), [0.0; 4]);
-        let d = rk4_dense_weight_slopes(0.3);
+    fn the_hermite_basis_interpolates_values_and_slopes() {
+        assert_eq!(hermite(0.0), [1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(hermite(1.0), [0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(hermite_slopes(0.0), [0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(hermite_slopes(1.0), [0.0, 0.0, 0.0, 1.0]);
         let h = 1e-6;
-        let (bp, bm) = (rk4_dense_weights(0.3 + h), rk4_dense_weights(0.3 - h));
+        let (bp, bm, d) = (hermite(0.3 + h), hermite(0.3 - h), hermite_slopes(0.3));
         for i in 0..4 {
             assert!((d[i] - (bp[i] - bm[i]) / (2.0 * h)).abs() < 1e-9);
         }

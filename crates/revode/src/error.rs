@@ -77,7 +77,9 @@ impl Error {
                 | GradientError::ObservationsUnsorted { .. }
                 | GradientError::ObservationOffGrid { .. }
                 | GradientError::LossNeedsFixedSteps { .. }
-                | GradientError::AdjointAtolLength { .. } => 2,
+                | GradientError::AdjointAtolLength { .. }
+                | GradientError::EventsNeedFixedSteps { .. }
+                | GradientError::NoSuchEvent { .. } => 2,
                 _ => 3,
             },
         }

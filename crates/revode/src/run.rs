@@ -77,6 +77,32 @@ pub(crate) fn fixed_setup(problem: &Problem) -> Result<Option<(FixedMethod, Time
     Ok(Some((method, TimeGrid::new(t0, t1, dt)?)))
 }
 
+/// Models with events run only where events are located: euler and rk4,
+/// with the discrete adjoint for gradients (docs/events.md).
+pub(crate) fn check_events<M: Model>(
+    model: &M,
+    problem: &Problem,
+    gradient: bool,
+) -> Result<(), Error> {
+    if model.n_events() == 0 {
+        return Ok(());
+    }
+    let solver = problem.solver.name();
+    if !matches!(solver, "euler" | "rk4") {
+        return Err(invalid(format!(
+            "the model has events ('global' lines), which only euler and rk4 locate; \
+             {solver} would ignore them"
+        )));
+    }
+    if gradient && problem.adjoint.method == AdjointMethod::Continuous {
+        return Err(invalid(
+            "the model has events ('global' lines): use the discrete adjoint \
+             (the continuous adjoint does not apply their jumps)",
+        ));
+    }
+    Ok(())
+}
+
 fn invalid(message: impl Into<String>) -> Error {
     Error::Invalid {
         origin: "problem".to_string(),
@@ -179,6 +205,7 @@ impl ModelVisitor for GradientRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
         crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
+        check_events(model, problem, true)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
         let (g, schedule) = run_gradient(model, problem, &u0, &params, &stimulus, &loss)?;
@@ -283,6 +310,7 @@ impl ModelVisitor for SolveRun<'_, '_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sampling) = self;
         crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
+        check_events(model, problem, false)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
         let every = sampling.as_ref().map(|s| s.every);
@@ -454,6 +482,7 @@ impl ModelVisitor for LossRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
+        check_events(model, problem, false)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
         match fixed_setup(problem)? {
