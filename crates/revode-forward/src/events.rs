@@ -275,8 +275,7 @@ impl EventStepper {
 }
 
 /// The crossing of event `e` on `piece` (g going from `ends[0]` to
-/// `ends[1]`): the end on the crossed side of a bracket shrunk to rounding
-/// by the Illinois method on the interpolant.
+/// `ends[1]`), located on its interpolant ([`illinois`]).
 fn locate<M: Model>(
     model: &M,
     e: usize,
@@ -286,7 +285,16 @@ fn locate<M: Model>(
     p: &[f64],
     work: &mut M::Work,
 ) -> f64 {
-    let len = piece.len;
+    illinois(piece.len, ends, |c| {
+        piece.at(c, probe);
+        model.event_value(e, probe, p, work)
+    })
+}
+
+/// The root of `g` on `[0, len]` from `g(0) = ends[0]` to `g(len) = ends[1]`
+/// (a sign change): the end on the crossed side of a bracket shrunk to
+/// rounding by the Illinois method.
+pub fn illinois(len: f64, ends: [f64; 2], mut g: impl FnMut(f64) -> f64) -> f64 {
     let (mut lo, mut g_lo, mut hi, mut g_hi) = (0.0, ends[0], len, ends[1]);
     if g_hi == 0.0 {
         return hi;
@@ -303,8 +311,7 @@ fn locate<M: Model>(
                 break;
             }
         }
-        piece.at(c, probe);
-        let g_c = model.event_value(e, probe, p, work);
+        let g_c = g(c);
         if g_c * g_lo > 0.0 {
             lo = c;
             g_lo = g_c;

@@ -77,8 +77,9 @@ pub(crate) fn fixed_setup(problem: &Problem) -> Result<Option<(FixedMethod, Time
     Ok(Some((method, TimeGrid::new(t0, t1, dt)?)))
 }
 
-/// Models with events run only where events are located: euler and rk4,
-/// with the discrete adjoint for gradients (docs/events.md).
+/// Models with events run only where events are located: euler and rk4
+/// (gradients by the discrete adjoint) and dopri5 (by the continuous
+/// adjoint); docs/events.md.
 pub(crate) fn check_events<M: Model>(
     model: &M,
     problem: &Problem,
@@ -88,16 +89,19 @@ pub(crate) fn check_events<M: Model>(
         return Ok(());
     }
     let solver = problem.solver.name();
-    if !matches!(solver, "euler" | "rk4") {
+    if !matches!(solver, "euler" | "rk4" | "dopri5") {
         return Err(invalid(format!(
-            "the model has events ('global' lines), which only euler and rk4 locate; \
-             {solver} would ignore them"
+            "the model has events ('global' lines), which only euler, rk4 and dopri5 \
+             locate; {solver} would ignore them"
         )));
     }
-    if gradient && problem.adjoint.method == AdjointMethod::Continuous {
+    if gradient
+        && matches!(solver, "euler" | "rk4")
+        && problem.adjoint.method == AdjointMethod::Continuous
+    {
         return Err(invalid(
-            "the model has events ('global' lines): use the discrete adjoint \
-             (the continuous adjoint does not apply their jumps)",
+            "the model has events ('global' lines): with euler or rk4 use the discrete \
+             adjoint (the continuous adjoint on a fixed grid does not apply their jumps)",
         ));
     }
     Ok(())
