@@ -82,3 +82,42 @@ fn solves_and_losses_with_events_allocate_independently_of_steps() {
         assert_eq!(count(1_000), count(20_000), "{method:?}");
     }
 }
+
+#[test]
+fn continuous_gradients_with_events_allocate_independently_of_steps() {
+    use revode_adjoint::{gradient_continuous, AdaptiveProblem, ContinuousOptions};
+    use revode_forward::AdaptiveOptions;
+    let options = AdaptiveOptions::new(1e-8, 1e-8);
+    for schedule in [Schedule::All, Schedule::Every(4), Schedule::BudgetBytes(8192)] {
+        let count = |t1: f64| {
+            let problem = AdaptiveProblem {
+                u0: &[0.0, 0.0],
+                params: &P,
+                t0: 0.0,
+                t1,
+                options: &options,
+            };
+            let loss = Loss::EventTimes {
+                event: 0,
+                times: vec![5.0],
+            };
+            let mut steps = 0;
+            let allocations = allocations_during(|| {
+                let g = gradient_continuous(
+                    &AdaptiveLif,
+                    &problem,
+                    &loss,
+                    &ContinuousOptions::default(),
+                    schedule,
+                )
+                .unwrap();
+                steps = g.stats.steps;
+            });
+            (allocations, steps)
+        };
+        let (small, few) = count(20.0);
+        let (large, many) = count(400.0);
+        assert!(many > 10 * few, "{few} vs {many} steps");
+        assert_eq!(small, large, "{schedule:?}: {small} vs {large}");
+    }
+}
