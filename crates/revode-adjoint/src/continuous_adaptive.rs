@@ -272,7 +272,7 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
     let events_fired = (model.n_events() > 0).then(|| chain.solver.events_fired());
     let mut event_loss = match watched {
         Some(e) => {
-            let (seeds, value) = EventTimeLoss::new(e, targets, (fired_times, fired))?;
+            let (seeds, value) = EventTimeLoss::new(e, targets, (fired_times, fired), problem.t1);
             loss_value += value;
             Some(seeds)
         }

@@ -46,12 +46,6 @@ pub enum GradientError {
     EventsNeedFixedSteps { what: &'static str },
     #[error("the event_times loss names event {event}, but the model has {n_events} event(s) ('global' lines, counted from 0 in file order)")]
     NoSuchEvent { event: usize, n_events: usize },
-    #[error("the event_times loss compares {wanted} times of event {event}, but the solve fired it {got} time(s) by t1")]
-    TooFewEvents {
-        event: usize,
-        wanted: usize,
-        got: usize,
-    },
     #[error("adjoint step size {h:e} fell below the minimum {h_min:e} at t = {t}", t = Num(*.t))]
     AdjointStepTooSmall { t: f64, h: f64, h_min: f64 },
     #[error("adjoint iteration matrix I + gamma*J^T is singular at t = {t} (step {h:e}, pivot {index}); is the Jacobian finite there?", t = Num(*.t))]

@@ -124,7 +124,7 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
         let mut event_loss = None;
         if let Some(recorded) = chain.events.as_mut().and_then(EventStepper::stop_recording) {
             if let Loss::EventTimes { event, times } = loss {
-                let (seeds, value) = EventTimeLoss::new(*event, times, recorded)?;
+                let (seeds, value) = EventTimeLoss::new(*event, times, recorded, chain.plan.t1());
                 loss_value += value;
                 event_loss = Some(seeds);
             }

@@ -86,7 +86,7 @@ impl<M: Model> PlanVisitor for FixedLoss<'_, M> {
         }
         if let (Loss::EventTimes { event, times }, Some(ev)) = (loss, events.as_mut()) {
             if let Some(recorded) = ev.stop_recording() {
-                value += EventTimeLoss::new(*event, times, recorded)?.1;
+                value += EventTimeLoss::new(*event, times, recorded, plan.t1()).1;
             }
         }
         Ok(value)
@@ -145,7 +145,7 @@ pub fn loss_adaptive_with_stimulus<M: Model>(
                 value += dot(w, layout.u(&x));
             }
             if let Some(e) = watched {
-                value += EventTimeLoss::new(e, targets, (fired_times, fired))?.1;
+                value += EventTimeLoss::new(e, targets, (fired_times, fired), problem.t1).1;
             }
             return Ok(value);
         }

@@ -20,9 +20,10 @@ pub enum Loss {
         values: Vec<f64>,
     },
     /// `L = Σ_k (t_k − τ_k)²` over the first K firings t_k of event `event`
-    /// (a `global` line, from 0 in file order), K = `times.len()`; fewer
-    /// than K firings is an error ([`GradientError::TooFewEvents`]).
-    /// Fixed-step solvers only.
+    /// (a `global` line, from 0 in file order), K = `times.len()`. A firing
+    /// missing by t1 counts as firing at t1 (a constant term): the loss stays
+    /// continuous when a spike leaves the span, and a fit can bring it back.
+    /// euler, rk4 (discrete adjoint) and dopri5 (continuous adjoint).
     EventTimes { event: usize, times: Vec<f64> },
 }
 
@@ -226,20 +227,15 @@ pub(crate) struct EventTimeLoss {
 }
 
 impl EventTimeLoss {
-    /// `(times, count)` recorded by the forward sweep against the targets.
+    /// `(times, count)` recorded by the forward sweep against the targets;
+    /// firings missing by `t1` count as firing at `t1`, with no seed.
     pub fn new(
         event: usize,
         targets: &[f64],
         recorded: (Vec<f64>, usize),
-    ) -> Result<(Self, f64), GradientError> {
+        t1: f64,
+    ) -> (Self, f64) {
         let (times, count) = recorded;
-        if count < targets.len() {
-            return Err(GradientError::TooFewEvents {
-                event,
-                wanted: targets.len(),
-                got: count,
-            });
-        }
         let mut value = 0.0;
         let seeds = times
             .iter()
@@ -249,14 +245,17 @@ impl EventTimeLoss {
                 2.0 * (t - tau)
             })
             .collect();
-        Ok((
+        for tau in &targets[times.len()..] {
+            value += (t1 - tau) * (t1 - tau);
+        }
+        (
             EventTimeLoss {
                 event,
                 seeds,
                 remaining: count,
             },
             value,
-        ))
+        )
     }
 
     /// ∂L/∂t* of the next firing of event `e` going backward.

@@ -25,6 +25,7 @@ pub mod golden;
 pub mod memory;
 pub mod model_check;
 pub mod problem;
+pub mod spikes;
 mod run;
 mod run_bdf;
 pub mod tune;
