@@ -889,12 +889,14 @@ pub fn fitted_traces(
         .map(|(prepared, sweep)| {
             let mut p = prepared.problem.clone();
             p.params = Some(report.all_params.clone());
+            // A spike sweep is drawn on the first state, its spikes marked
+            // at the top of the trace.
             let component = prep
                 .info
                 .state_names
                 .iter()
                 .position(|n| *n == sweep.component)
-                .expect("checked in prepare");
+                .unwrap_or(0);
             let steps = match p.solver {
                 SolverSpec::Euler { dt } | SolverSpec::Rk4 { dt } => {
                     ((sweep.tspan[1] - sweep.tspan[0]) / dt).round() as usize
@@ -908,13 +910,23 @@ pub fn fitted_traces(
                 .iter()
                 .map(|row| (row[0], row[1 + component]))
                 .unzip();
+            let (label, data_values) = match sweep.event {
+                None => (sweep.component.clone(), sweep.values.clone()),
+                Some(e) => {
+                    let top = model.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    (
+                        format!("{} (spikes of event {e})", prep.info.state_names[component]),
+                        vec![top; sweep.times.len()],
+                    )
+                }
+            };
             Ok(SweepTrace {
-                component: sweep.component.clone(),
+                component: label,
                 source: sweep.source.clone(),
                 times,
                 model,
                 data_times: sweep.times.clone(),
-                data_values: sweep.values.clone(),
+                data_values,
             })
         })
         .collect()
