@@ -306,7 +306,16 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
             let mut rhs = adjoint_rhs(model, params, &mut adj_work, &ring, &mut u_scratch);
             back.advance(&mut rhs, t_event, true)?;
             let seed = event_loss.as_mut().map_or(0.0, |l| l.seed(e));
-            jump.apply(model, params, e, layout, [x, &upper], seed, &mut back.z, &mut adj_work);
+            jump.apply(
+                model,
+                params,
+                e,
+                layout,
+                [x, &upper],
+                seed,
+                &mut back.z,
+                &mut adj_work,
+            );
             back.invalidate_fsal();
             upper.copy_from_slice(x);
             return Ok(());

@@ -112,7 +112,9 @@ impl EventAdjointStepper {
                 None => {
                     let (beta, d_beta) = full_step_weights(method, seg.h);
                     buffers.q_bar.copy_from_slice(lambda);
-                    let h_bar = buffers.back(model, stages, seg.tau, seg.h, x, p, beta, d_beta, lambda, grad_p, work);
+                    let h_bar = buffers.back(
+                        model, stages, seg.tau, seg.h, x, p, beta, d_beta, lambda, grad_p, work,
+                    );
                     // H_j = t + h − τ_j.
                     -h_bar
                 }
@@ -136,7 +138,8 @@ impl EventAdjointStepper {
                     let g_rate = dot(g_u, slope);
                     let sigma_bar = next_tau_bar + dot(before_bar, slope);
                     let mu = -sigma_bar / g_rate;
-                    for ((q, b), g) in interp_bar.iter_mut().zip(before_bar.iter()).zip(g_u.iter()) {
+                    for ((q, b), g) in interp_bar.iter_mut().zip(before_bar.iter()).zip(g_u.iter())
+                    {
                         *q = b + mu * g;
                     }
                     for (a, g) in grad_p.iter_mut().zip(g_p.iter()) {
@@ -147,7 +150,10 @@ impl EventAdjointStepper {
                             // u(σ) = x + σ f(x): no dependence on the length.
                             buffers.q_bar.copy_from_slice(interp_bar);
                             let beta = [seg.sigma, 0.0, 0.0, 0.0];
-                            buffers.back(model, stages, seg.tau, seg.h, x, p, beta, [0.0; 4], lambda, grad_p, work)
+                            buffers.back(
+                                model, stages, seg.tau, seg.h, x, p, beta, [0.0; 4], lambda,
+                                grad_p, work,
+                            )
                         }
                         FixedMethod::Rk4 => {
                             let (len, theta) = (seg.h, seg.sigma / seg.h);
@@ -166,7 +172,16 @@ impl EventAdjointStepper {
                             for (t, q) in tmp.iter_mut().zip(interp_bar.iter()) {
                                 *t = len * h11 * q;
                             }
-                            model.vjp(seg.tau + len, next, p, tmp, buffers.q_bar, 1.0, grad_p, work);
+                            model.vjp(
+                                seg.tau + len,
+                                next,
+                                p,
+                                tmp,
+                                buffers.q_bar,
+                                1.0,
+                                grad_p,
+                                work,
+                            );
                             for (y_bar, q) in buffers.q_bar.iter_mut().zip(interp_bar.iter()) {
                                 *y_bar += h01 * q;
                             }
@@ -176,7 +191,10 @@ impl EventAdjointStepper {
                             model.vjp(seg.tau, x, p, tmp, slope, 1.0, grad_p, work);
                             // Through y = x + len Σ b_i k_i.
                             let (beta, d_beta) = full_step_weights(method, len);
-                            h_bar += buffers.back(model, stages, seg.tau, len, x, p, beta, d_beta, lambda, grad_p, work);
+                            h_bar += buffers.back(
+                                model, stages, seg.tau, len, x, p, beta, d_beta, lambda, grad_p,
+                                work,
+                            );
                             for i in 0..x.len() {
                                 lambda[i] += h00 * interp_bar[i] + slope[i];
                             }

@@ -183,7 +183,17 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             pass.store.reverse(&mut pass.chain, |k, u| {
                 let (t, h, p) = plan.step(k);
                 let seed = |e| event_loss.as_mut().map_or(0.0, |l| l.seed(e));
-                back.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work, seed)?;
+                back.step_back(
+                    model,
+                    t,
+                    h,
+                    u,
+                    p,
+                    &mut lambda,
+                    &mut grad_p,
+                    &mut adj_work,
+                    seed,
+                )?;
                 check_adjoint(&lambda, t, k)?;
                 drop_protocol_sums(model, &plan, k, &mut grad_p, &mut adj_work);
                 step_loss.add_seed(k, u, &mut lambda);

@@ -8,8 +8,8 @@ use std::time::Instant;
 use log::info;
 use revode_checkpoint::{Chain, CheckpointStore, Schedule};
 use revode_forward::{
-    all_finite, EventStepper, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan, Stimulus,
-    SwitchedPlan, UniformPlan,
+    all_finite, EventStepper, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan,
+    Stimulus, SwitchedPlan, UniformPlan,
 };
 use revode_model::Model;
 

@@ -58,7 +58,10 @@ impl Loss {
         match self {
             Loss::EventTimes { times, .. } => {
                 if times.is_empty() {
-                    return Err(GradientError::ObservationLengths { times: 0, values: 0 });
+                    return Err(GradientError::ObservationLengths {
+                        times: 0,
+                        values: 0,
+                    });
                 }
                 crate::check_vector("event times", times, times.len())
             }
@@ -229,12 +232,7 @@ pub(crate) struct EventTimeLoss {
 impl EventTimeLoss {
     /// `(times, count)` recorded by the forward sweep against the targets;
     /// firings missing by `t1` count as firing at `t1`, with no seed.
-    pub fn new(
-        event: usize,
-        targets: &[f64],
-        recorded: (Vec<f64>, usize),
-        t1: f64,
-    ) -> (Self, f64) {
+    pub fn new(event: usize, targets: &[f64], recorded: (Vec<f64>, usize), t1: f64) -> (Self, f64) {
         let (times, count) = recorded;
         let mut value = 0.0;
         let seeds = times

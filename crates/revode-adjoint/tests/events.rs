@@ -55,9 +55,15 @@ fn the_discrete_adjoint_matches_central_differences_of_the_same_solution() {
             let want = fd(|x| final_loss(method, &grid, x, &p, &weights), &u0, i, 1e-6);
             let err = (g.gradient_u0[i] - want).abs() / want.abs().max(1.0);
             worst = worst.max(err);
-            assert!(err < 1e-6, "{method:?} u0[{i}]: {} vs {want}", g.gradient_u0[i]);
+            assert!(
+                err < 1e-6,
+                "{method:?} u0[{i}]: {} vs {want}",
+                g.gradient_u0[i]
+            );
         }
-        eprintln!("{method:?}: {events} events, worst relative error vs central differences {worst:.2e}");
+        eprintln!(
+            "{method:?}: {events} events, worst relative error vs central differences {worst:.2e}"
+        );
         // Every checkpoint schedule replays the events bitwise.
         for schedule in [
             Schedule::Every(7),
@@ -125,7 +131,15 @@ fn a_reset_onto_its_own_threshold_is_zeno_and_fails_naming_t() {
     // with a huge drive: many events per step.
     let p = [1e9, 1.0, 30.0, 1.0, 1.0 - 1e-12, 0.0];
     let grid = TimeGrid::new(0.0, 1.0, 0.1).unwrap();
-    let err = solve_fixed(&AdaptiveLif, FixedMethod::Euler, &grid, &[0.0, 0.0], &p, None).unwrap_err();
+    let err = solve_fixed(
+        &AdaptiveLif,
+        FixedMethod::Euler,
+        &grid,
+        &[0.0, 0.0],
+        &p,
+        None,
+    )
+    .unwrap_err();
     let ForwardError::TooManyEvents { t, .. } = err else {
         panic!("{err}");
     };
@@ -171,7 +185,11 @@ fn event_time_losses_match_the_closed_form_and_central_differences() {
     for k in [0, 1, 3, 4] {
         let want = fd(|x| lif_spike_time_loss(x, 0.0, &targets), &p, k, 1e-6);
         worst = worst.max((g.gradient[k] - want).abs());
-        assert!((g.gradient[k] - want).abs() < 1e-6, "p{k}: {} vs {want}", g.gradient[k]);
+        assert!(
+            (g.gradient[k] - want).abs() < 1e-6,
+            "p{k}: {} vs {want}",
+            g.gradient[k]
+        );
     }
     eprintln!("event_times, RK4 dt 0.002: worst error vs the closed form {worst:.2e}");
     // Euler: against central differences of its own solution.
@@ -220,14 +238,28 @@ fn missing_events_count_as_firing_at_t1_and_unknown_events_are_errors() {
         times: targets[..2].to_vec(),
     };
     let g2 = gradient_fixed(&AdaptiveLif, &problem, &two, Schedule::All).unwrap();
-    assert!((g.loss - g2.loss - 25.0).abs() < 1e-12, "{} vs {}", g.loss, g2.loss);
+    assert!(
+        (g.loss - g2.loss - 25.0).abs() < 1e-12,
+        "{} vs {}",
+        g.loss,
+        g2.loss
+    );
     assert_eq!(g.gradient, g2.gradient);
     let loss = Loss::EventTimes {
         event: 1,
         times: vec![10.0],
     };
     let e = gradient_fixed(&AdaptiveLif, &problem, &loss, Schedule::All).unwrap_err();
-    assert!(matches!(e, GradientError::NoSuchEvent { event: 1, n_events: 1 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            GradientError::NoSuchEvent {
+                event: 1,
+                n_events: 1
+            }
+        ),
+        "{e}"
+    );
 }
 
 mod dopri5 {
@@ -244,8 +276,14 @@ mod dopri5 {
             t1: 60.0,
             options: &options,
         };
-        gradient_continuous(&AdaptiveLif, &problem, loss, &ContinuousOptions::default(), schedule)
-            .unwrap()
+        gradient_continuous(
+            &AdaptiveLif,
+            &problem,
+            loss,
+            &ContinuousOptions::default(),
+            schedule,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -262,10 +300,18 @@ mod dopri5 {
         for k in [0, 1, 3, 4] {
             let want = fd(|x| lif_closed_form(x, 0.0, 60.0), &p, k, 1e-5);
             worst = worst.max((g.gradient[k] - want).abs());
-            assert!((g.gradient[k] - want).abs() < 1e-6, "p{k}: {} vs {want}", g.gradient[k]);
+            assert!(
+                (g.gradient[k] - want).abs() < 1e-6,
+                "p{k}: {} vs {want}",
+                g.gradient[k]
+            );
         }
         let want = fd(|x| lif_closed_form(&p, x[0], 60.0), &[0.0], 0, 1e-5);
-        assert!((g.gradient_u0[0] - want).abs() < 1e-6, "{} vs {want}", g.gradient_u0[0]);
+        assert!(
+            (g.gradient_u0[0] - want).abs() < 1e-6,
+            "{} vs {want}",
+            g.gradient_u0[0]
+        );
         eprintln!("dopri5 rtol 1e-10, v(t1): worst error vs the LIF closed form {worst:.2e}");
         // Replays repeat the events: every schedule gives the same bits.
         for schedule in [Schedule::Every(3), Schedule::BudgetBytes(4000)] {
@@ -293,7 +339,11 @@ mod dopri5 {
         for k in [0, 1, 3, 4] {
             let want = fd(|x| lif_spike_time_loss(x, 0.0, &targets), &p, k, 1e-6);
             worst = worst.max((g.gradient[k] - want).abs());
-            assert!((g.gradient[k] - want).abs() < 1e-6, "p{k}: {} vs {want}", g.gradient[k]);
+            assert!(
+                (g.gradient[k] - want).abs() < 1e-6,
+                "p{k}: {} vs {want}",
+                g.gradient[k]
+            );
         }
         eprintln!("dopri5 rtol 1e-10, spike times: worst error vs the closed form {worst:.2e}");
     }

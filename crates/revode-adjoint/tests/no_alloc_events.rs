@@ -24,7 +24,11 @@ fn gradients_with_events_allocate_independently_of_steps() {
     assert!(counting_is_active());
     let u0 = [0.0, 0.0];
     for method in [FixedMethod::Euler, FixedMethod::Rk4] {
-        for schedule in [Schedule::All, Schedule::Every(10), Schedule::BudgetBytes(100 * 24)] {
+        for schedule in [
+            Schedule::All,
+            Schedule::Every(10),
+            Schedule::BudgetBytes(100 * 24),
+        ] {
             for loss in [
                 Loss::Final {
                     weights: vec![1.0, 0.5],
@@ -88,7 +92,11 @@ fn continuous_gradients_with_events_allocate_independently_of_steps() {
     use revode_adjoint::{gradient_continuous, AdaptiveProblem, ContinuousOptions};
     use revode_forward::AdaptiveOptions;
     let options = AdaptiveOptions::new(1e-8, 1e-8);
-    for schedule in [Schedule::All, Schedule::Every(4), Schedule::BudgetBytes(8192)] {
+    for schedule in [
+        Schedule::All,
+        Schedule::Every(4),
+        Schedule::BudgetBytes(8192),
+    ] {
         let count = |t1: f64| {
             let problem = AdaptiveProblem {
                 u0: &[0.0, 0.0],

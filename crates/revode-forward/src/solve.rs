@@ -4,8 +4,8 @@ use revode_checkpoint::MemoryLimit;
 use revode_model::Model;
 
 use crate::{
-    all_finite, EventStepper, FixedMethod, FixedStepper, ForwardError, ParamSegments, SampleRoom, StepPlan,
-    Stimulus, SwitchedPlan, TimeGrid, Trajectory, UniformPlan,
+    all_finite, EventStepper, FixedMethod, FixedStepper, ForwardError, ParamSegments, SampleRoom,
+    StepPlan, Stimulus, SwitchedPlan, TimeGrid, Trajectory, UniformPlan,
 };
 
 /// Result of a forward solve: the final state and, if asked, samples.

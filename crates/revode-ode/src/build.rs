@@ -243,10 +243,9 @@ fn lhs_of(stmt: &Stmt) -> Option<&Lhs> {
         | Stmt::Deriv { name, .. }
         | Stmt::Fixed { name, .. }
         | Stmt::Aux { name, .. } => Some(name),
-        Stmt::Init { .. }
-        | Stmt::Function { .. }
-        | Stmt::Option { .. }
-        | Stmt::Global { .. } => None,
+        Stmt::Init { .. } | Stmt::Function { .. } | Stmt::Option { .. } | Stmt::Global { .. } => {
+            None
+        }
     }
 }
 
@@ -484,10 +483,7 @@ fn lower_events(
                 }
             };
             if resets.iter().any(|&(s, _)| s == state) {
-                return fail(
-                    name.pos,
-                    format!("'global' resets '{}' twice", name.text),
-                );
+                return fail(name.pos, format!("'global' resets '{}' twice", name.text));
             }
             resets.push((state, l.eval(*value, Env::at(None))?));
         }

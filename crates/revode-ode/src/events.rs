@@ -71,7 +71,12 @@ fn run(program: &Program, regs: &mut [f64], u: &[f64], p: &[f64], lambda: &[f64]
 }
 
 impl EventPrograms {
-    pub fn compile(dag: &mut Dag, events: &[LoweredEvent], n_states: usize, n_params: usize) -> Self {
+    pub fn compile(
+        dag: &mut Dag,
+        events: &[LoweredEvent],
+        n_states: usize,
+        n_params: usize,
+    ) -> Self {
         let mut compiled = Vec::with_capacity(events.len());
         for ev in events {
             let gradient = Outputs::adjoint(dag, &[ev.condition], n_states, n_params);

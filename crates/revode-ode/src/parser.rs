@@ -14,8 +14,8 @@ use crate::lexer::{tokenize, Tok, Token};
 
 /// XPPAUT statements outside the supported subset, by their leading word.
 const UNSUPPORTED_KEYWORDS: &[&str] = &[
-    "table", "wiener", "markov", "volterra", "special", "set", "bdry", "bndry", "export",
-    "solv", "only", "#include",
+    "table", "wiener", "markov", "volterra", "special", "set", "bdry", "bndry", "export", "solv",
+    "only", "#include",
 ];
 
 /// A range `[lo..hi]` read on a line.

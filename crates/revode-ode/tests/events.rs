@@ -56,11 +56,17 @@ fn event_derivatives_match_finite_differences() {
         };
         for i in 0..2 {
             let want = fd(|x| g(x, &p), &u, i);
-            assert!((du[i] - want).abs() < 1e-6 * want.abs().max(1.0), "g{e} u{i}");
+            assert!(
+                (du[i] - want).abs() < 1e-6 * want.abs().max(1.0),
+                "g{e} u{i}"
+            );
         }
         for k in 0..4 {
             let want = fd(|x| g(&u, x), &p, k);
-            assert!((dp[k] - want).abs() < 1e-6 * want.abs().max(1.0), "g{e} p{k}");
+            assert!(
+                (dp[k] - want).abs() < 1e-6 * want.abs().max(1.0),
+                "g{e} p{k}"
+            );
         }
         let (mut ru, mut rp) = ([0.0; 2], [0.0; 4]);
         m.event_reset_vjp(e, &u, &p, &lambda, &mut ru, &mut rp, &mut work);
@@ -72,11 +78,17 @@ fn event_derivatives_match_finite_differences() {
         };
         for i in 0..2 {
             let want = fd(|x| r(x, &p), &u, i);
-            assert!((ru[i] - want).abs() < 1e-6 * want.abs().max(1.0), "R{e} u{i}");
+            assert!(
+                (ru[i] - want).abs() < 1e-6 * want.abs().max(1.0),
+                "R{e} u{i}"
+            );
         }
         for k in 0..4 {
             let want = fd(|x| r(&u, x), &p, k);
-            assert!((rp[k] - want).abs() < 1e-6 * want.abs().max(1.0), "R{e} p{k}");
+            assert!(
+                (rp[k] - want).abs() < 1e-6 * want.abs().max(1.0),
+                "R{e} p{k}"
+            );
         }
     }
 }
@@ -117,5 +129,8 @@ fn malformed_globals_are_located() {
     }
     let (l, _, message) = error_of("init v=0\nv' = sin(t) - v\nglobal 1 v-1 {v=0}\n");
     assert_eq!(l, 3);
-    assert!(message.contains("right-hand sides cannot depend on t"), "{message}");
+    assert!(
+        message.contains("right-hand sides cannot depend on t"),
+        "{message}"
+    );
 }

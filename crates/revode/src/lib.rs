@@ -25,9 +25,9 @@ pub mod golden;
 pub mod memory;
 pub mod model_check;
 pub mod problem;
-pub mod spikes;
 mod run;
 mod run_bdf;
+pub mod spikes;
 pub mod tune;
 
 pub use custom::register_model;

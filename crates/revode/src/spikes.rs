@@ -48,10 +48,13 @@ impl ModelVisitor for EventTimes<'_> {
             let plan = SwitchedPlan::new(grid, &segments);
             return Ok(on_grid(model, method, &plan, &u0, event)?);
         }
-        let options = problem.solver.adaptive_options().ok_or_else(|| Error::Invalid {
-            origin: "problem".to_string(),
-            message: format!("{} does not locate events", problem.solver.name()),
-        })?;
+        let options = problem
+            .solver
+            .adaptive_options()
+            .ok_or_else(|| Error::Invalid {
+                origin: "problem".to_string(),
+                message: format!("{} does not locate events", problem.solver.name()),
+            })?;
         let mut solver = Dopri5::new(&options, u0.len(), t0, t1, &[])?;
         if !stimulus.is_empty() {
             solver = solver.with_switches(ParamSegments::new(&params, &stimulus, t0, t1)?);

@@ -19,7 +19,10 @@ fn izhikevich() -> ModelSpec {
 /// Three current steps, so the spike train holds transients at three rates.
 fn stimulus() -> StimulusSpec {
     let mut tracks = BTreeMap::new();
-    tracks.insert("I".to_string(), vec![[0.0, 10.0], [150.0, 5.0], [300.0, 15.0]]);
+    tracks.insert(
+        "I".to_string(),
+        vec![[0.0, 10.0], [150.0, 5.0], [300.0, 15.0]],
+    );
     StimulusSpec(tracks)
 }
 
@@ -71,7 +74,10 @@ fn recover(solver: SolverSpec, adjoint: AdjointSpec) {
     for ((v, t), n) in report.params.iter().zip(TRUTH).zip(NAMES) {
         let rel = ((v - t) / t).abs();
         worst = worst.max(rel);
-        assert!(rel <= 1e-4, "{n} = {v}, truth {t} (relative error {rel:e}); {report:?}");
+        assert!(
+            rel <= 1e-4,
+            "{n} = {v}, truth {t} (relative error {rel:e}); {report:?}"
+        );
     }
     eprintln!(
         "Izhikevich spike-time fit: worst relative error {worst:.1e}, loss {:.2e}, {} iterations, {} evaluations",
@@ -132,10 +138,18 @@ fn a_fit_file_reads_spike_times() {
     assert_eq!(problem.sweeps[0].times, spikes.times);
     assert_eq!(problem.sweeps[0].event, Some(0));
     let report = fit(&problem, &options).unwrap();
-    assert!((report.params[0] - 0.02).abs() < 1e-8 && (report.params[1] - 0.2).abs() < 1e-7, "{report:?}");
+    assert!(
+        (report.params[0] - 0.02).abs() < 1e-8 && (report.params[1] - 0.2).abs() < 1e-7,
+        "{report:?}"
+    );
     // A sweep must say which kind it is.
-    let both = text.replace(r#""spikes": "spikes.csv""#, r#""spikes": "spikes.csv", "component": "v""#);
-    let e = revode::fit::parse_fit_file(&both, &dir, "fit.json").unwrap_err().to_string();
+    let both = text.replace(
+        r#""spikes": "spikes.csv""#,
+        r#""spikes": "spikes.csv", "component": "v""#,
+    );
+    let e = revode::fit::parse_fit_file(&both, &dir, "fit.json")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("either `data`"), "{e}");
     let e = revode::fit::parse_fit_file(&text.replace(r#""event": 0"#, r#""event": 3"#), &dir, "f")
         .and_then(|(p, o)| fit(&p, &o))

@@ -24,7 +24,9 @@ impl Model for AdaptiveLif {
         vec!["v".into(), "w".into()]
     }
     fn param_names(&self) -> Vec<String> {
-        ["I", "tau", "tau_w", "theta", "v_r", "b"].map(String::from).to_vec()
+        ["I", "tau", "tau_w", "theta", "v_r", "b"]
+            .map(String::from)
+            .to_vec()
     }
     fn default_u0(&self) -> Vec<f64> {
         vec![0.0, 0.0]
@@ -96,4 +98,3 @@ impl Model for AdaptiveLif {
         acc[5] += l[1];
     }
 }
-

@@ -334,7 +334,16 @@ impl Dopri5 {
             None => params,
         };
         if let Some(e) = StepLayout::pending_event(x) {
-            return reset(&mut self.events, layout, model, params, work, [k, e], x, next);
+            return reset(
+                &mut self.events,
+                layout,
+                model,
+                params,
+                work,
+                [k, e],
+                x,
+                next,
+            );
         }
         let mut rhs = ModelRhs {
             model,
@@ -360,10 +369,24 @@ impl Dopri5 {
                 let t_end = if lands { t_stop } else { t + h_try };
                 if model.n_events() > 0 {
                     let ev = &mut self.events;
-                    if let Some((sigma, e)) = first_event(ev, &self.dp, model, params, rhs.work, t, h_try, u) {
+                    if let Some((sigma, e)) =
+                        first_event(ev, &self.dp, model, params, rhs.work, t, h_try, u)
+                    {
                         let lengths = [sigma, h_try, h_new, t_end];
                         let t_stop = self.stops[stop];
-                        return cut_at_event(ev, &mut self.dp, &self.tol, t_stop, layout, &mut rhs, k, x, lengths, e, next);
+                        return cut_at_event(
+                            ev,
+                            &mut self.dp,
+                            &self.tol,
+                            t_stop,
+                            layout,
+                            &mut rhs,
+                            k,
+                            x,
+                            lengths,
+                            e,
+                            next,
+                        );
                     }
                     ev.in_a_row = 0;
                 }
@@ -426,8 +449,7 @@ fn first_event<M: Model>(
         if !dense_ready {
             dp.dense_r5(h, &mut ev.r5);
             let [k1, .., k7] = &dp.k;
-            ev.dense
-                .set_parts(t, h, u, k1, &dp.y_new, k7, &ev.r5);
+            ev.dense.set_parts(t, h, u, k1, &dp.y_new, k7, &ev.r5);
             dense_ready = true;
         }
         let dense = &ev.dense;

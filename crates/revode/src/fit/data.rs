@@ -153,7 +153,9 @@ pub fn parse_spike_csv(text: &str, origin: &str) -> Result<Vec<f64>, Error> {
             if t <= prev {
                 return Err(invalid(
                     origin,
-                    format!("line {line}: spike times must increase strictly, but {t} follows {prev}"),
+                    format!(
+                        "line {line}: spike times must increase strictly, but {t} follows {prev}"
+                    ),
                 ));
             }
         }

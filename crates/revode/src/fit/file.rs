@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    model_info, read_spike_csv, read_trace_csv, FitOptions, FitProblem, FreeParameter, StimulusSpec, Sweep,
+    model_info, read_spike_csv, read_trace_csv, FitOptions, FitProblem, FreeParameter,
+    StimulusSpec, Sweep,
 };
 use crate::problem::{AdjointSpec, ModelSpec, SolverSpec};
 use crate::Error;
@@ -119,62 +120,60 @@ pub fn parse_fit_file(
             .position(|n| *n == f.name)
             .unwrap_or(usize::MAX)
     });
-    let sweeps = file
-        .sweeps
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let bad = |message: String| Error::Invalid {
-                origin: format!("{origin}: sweep {}", i + 1),
-                message,
-            };
-            let (data, component) = match (s.data, s.component, s.spikes) {
-                (None, None, Some(spikes)) => {
-                    let path = base.join(&spikes);
-                    let times = read_spike_csv(&path)?;
-                    return Ok(Sweep {
-                        tspan: s.tspan,
-                        component: String::new(),
-                        times,
-                        values: Vec::new(),
-                        event: Some(s.event.unwrap_or(0)),
-                        weight: s.weight,
-                        stimulus: s.stimulus,
-                        source: path.display().to_string(),
-                    });
-                }
-                (Some(data), Some(component), None) if s.event.is_none() => (data, component),
-                _ => {
-                    return Err(bad(
+    let sweeps =
+        file.sweeps
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let bad = |message: String| Error::Invalid {
+                    origin: format!("{origin}: sweep {}", i + 1),
+                    message,
+                };
+                let (data, component) = match (s.data, s.component, s.spikes) {
+                    (None, None, Some(spikes)) => {
+                        let path = base.join(&spikes);
+                        let times = read_spike_csv(&path)?;
+                        return Ok(Sweep {
+                            tspan: s.tspan,
+                            component: String::new(),
+                            times,
+                            values: Vec::new(),
+                            event: Some(s.event.unwrap_or(0)),
+                            weight: s.weight,
+                            stimulus: s.stimulus,
+                            source: path.display().to_string(),
+                        });
+                    }
+                    (Some(data), Some(component), None) if s.event.is_none() => (data, component),
+                    _ => return Err(bad(
                         "give either `data` (a trace CSV) and `component`, or `spikes` (a CSV of \
                          spike times) and optionally `event`"
                             .to_string(),
-                    ))
+                    )),
+                };
+                // Checked before the CSV, so the message is about the model.
+                if !info.state_names.contains(&component) {
+                    return Err(bad(format!(
+                        "model {} has no state `{}` (it has {})",
+                        info.name,
+                        component,
+                        info.state_names.join(", ")
+                    )));
                 }
-            };
-            // Checked before the CSV, so the message is about the model.
-            if !info.state_names.contains(&component) {
-                return Err(bad(format!(
-                    "model {} has no state `{}` (it has {})",
-                    info.name,
+                let path = base.join(&data);
+                let trace = read_trace_csv(&path, &component)?;
+                Ok(Sweep {
+                    tspan: s.tspan,
                     component,
-                    info.state_names.join(", ")
-                )));
-            }
-            let path = base.join(&data);
-            let trace = read_trace_csv(&path, &component)?;
-            Ok(Sweep {
-                tspan: s.tspan,
-                component,
-                times: trace.times,
-                values: trace.values,
-                event: None,
-                weight: s.weight,
-                stimulus: s.stimulus,
-                source: path.display().to_string(),
+                    times: trace.times,
+                    values: trace.values,
+                    event: None,
+                    weight: s.weight,
+                    stimulus: s.stimulus,
+                    source: path.display().to_string(),
+                })
             })
-        })
-        .collect::<Result<_, Error>>()?;
+            .collect::<Result<_, Error>>()?;
     Ok((
         FitProblem {
             model: file.model,
