@@ -107,7 +107,14 @@ impl EventAdjointStepper {
         for j in (0..replay.segments().len()).rev() {
             let seg = replay.segments()[j];
             let x = replay.start_state(j);
-            stages.step(model, seg.tau, seg.h, x, p, next, work);
+            // The replay's own stepper still holds the last piece's stages
+            // (the only piece of a step without events): recompute the others.
+            let (stages, next): (&FixedStepper, &[f64]) = if j + 1 == replay.segments().len() {
+                (replay.stepper(), replay.end_state())
+            } else {
+                stages.step(model, seg.tau, seg.h, x, p, next, work);
+                (stages, next)
+            };
             tau_bar = match seg.event {
                 None => {
                     let (beta, d_beta) = full_step_weights(method, seg.h);

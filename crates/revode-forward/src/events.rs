@@ -95,6 +95,12 @@ pub struct EventStepper {
     /// Each event's g at the segment's start and end.
     g_start: Vec<f64>,
     g_end: Vec<f64>,
+    /// The last step's end when it was a plain step end, and g there: the
+    /// next step usually starts from it, and g need not be evaluated again
+    /// (the same bits give the same g, so replays are unaffected).
+    cached_end: Vec<f64>,
+    cached_g: Vec<f64>,
+    cache_valid: bool,
     probe: Vec<f64>,
     /// Events fired since this stepper was made (replays included).
     pub fired: usize,
@@ -124,6 +130,9 @@ impl EventStepper {
             end_slope: vec![0.0; n],
             g_start: vec![0.0; model.n_events()],
             g_end: vec![0.0; model.n_events()],
+            cached_end: vec![0.0; n],
+            cached_g: vec![0.0; model.n_events()],
+            cache_valid: false,
             probe: vec![0.0; n],
             fired: 0,
             recorder: None,
@@ -153,6 +162,16 @@ impl EventStepper {
     /// The pieces of the last step, in time order.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
+    }
+
+    /// The stepper of the last step's last piece, holding its stages.
+    pub fn stepper(&self) -> &FixedStepper {
+        &self.stepper
+    }
+
+    /// The end of the full step of the last step's last piece.
+    pub fn end_state(&self) -> &[f64] {
+        &self.end
     }
 
     /// The state segment `j` of the last step started from.
@@ -192,8 +211,20 @@ impl EventStepper {
             self.stepper
                 .step(model, tau, len, x, p, &mut self.end, work);
             let mut any = false;
+            let cached = j == 0
+                && self.cache_valid
+                && self
+                    .cached_end
+                    .iter()
+                    .zip(x)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            if cached {
+                self.g_start.copy_from_slice(&self.cached_g);
+            }
             for e in 0..self.n_events {
-                self.g_start[e] = model.event_value(e, x, p, work);
+                if !cached {
+                    self.g_start[e] = model.event_value(e, x, p, work);
+                }
                 self.g_end[e] = model.event_value(e, &self.end, p, work);
                 any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
             }
@@ -225,6 +256,9 @@ impl EventStepper {
             }
             let Some((sigma, e)) = first else {
                 next.copy_from_slice(&self.end);
+                self.cached_end.copy_from_slice(&self.end);
+                self.cached_g.copy_from_slice(&self.g_end);
+                self.cache_valid = true;
                 self.segments.push(Segment {
                     tau,
                     h: len,
@@ -268,6 +302,7 @@ impl EventStepper {
             len = t_end - tau;
             if sigma >= self.segments[j].h || len <= 0.0 {
                 next.copy_from_slice(&self.starts[j + 1]);
+                self.cache_valid = false;
                 return Ok(());
             }
         }
