@@ -66,6 +66,7 @@ impl Error {
                     | ForwardError::Stimulus { .. }
                     | ForwardError::SamplesTooLarge { .. }
                     | ForwardError::SamplesOutgrewMemory { .. }
+                    | ForwardError::EventsUnsupported { .. }
                     | ForwardError::MemoryLimit(_),
                 )
                 | GradientError::Checkpoint(_)
