@@ -64,6 +64,9 @@ pub fn validate_beuler_with_stimulus<M: Model>(
     loss: &Loss,
 ) -> Result<(), GradientError> {
     let dims = model.dims();
+    if model.n_events() > 0 {
+        return Err(ForwardError::EventsUnsupported { solver: "beuler" }.into());
+    }
     problem.options.validate()?;
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
@@ -305,6 +308,7 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             store: store.stats(),
             steps: n_steps,
             forward_seconds,
+            events: None,
         };
         let mut g = summary.finish(model, grad_p, lambda, &mut work, started)?;
         g.stats.implicit = Some(implicit);

@@ -19,6 +19,7 @@ use revode_model::Model;
 
 use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions, DenseRing};
 use crate::error::check_vector;
+use crate::loss::EventTimeLoss;
 use crate::{Gradient, GradientError, GradientStats, Loss};
 
 /// Forward steps whose dense output the backward sweep keeps at once: an
@@ -120,6 +121,7 @@ pub fn validate_adaptive<M: Model>(
     if let Loss::AllSteps { .. } = loss {
         return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
     }
+    crate::fixed_driver::check_event_loss(model, loss)?;
     loss.validate(dims.n_states, problem.t0, problem.t1)?;
     Dopri5::new(
         problem.options,
@@ -240,8 +242,23 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
     let mut next_obs = 0;
     let final_weights = loss.final_weights();
     let t1 = problem.t1;
+    // The event_times loss: the first K firings of its event, and their count.
+    let (watched, targets) = match loss {
+        Loss::EventTimes { event, times } => (Some(*event), times.as_slice()),
+        _ => (None, &[][..]),
+    };
+    let mut fired_times = Vec::with_capacity(targets.len());
+    let mut fired = 0;
     let n_steps = store.forward(&mut chain, &x0, &mut last, |_, x| {
         let t = x[StepLayout::T];
+        if let (Some(e), Some(w)) = (StepLayout::pending_event(x), watched) {
+            if e == w {
+                if fired_times.len() < targets.len() {
+                    fired_times.push(t);
+                }
+                fired += 1;
+            }
+        }
         if next_obs < times.len() && t == times[next_obs] {
             loss_value += loss.observation_term(next_obs, layout.u(x));
             next_obs += 1;
@@ -252,6 +269,16 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         Ok(())
     })?;
     let forward_counts = chain.solver.counts();
+    let events_fired = (model.n_events() > 0).then(|| chain.solver.events_fired());
+    let mut event_loss = match watched {
+        Some(e) => {
+            let (seeds, value) = EventTimeLoss::new(e, targets, (fired_times, fired), problem.t1);
+            loss_value += value;
+            Some(seeds)
+        }
+        None => None,
+    };
+    let mut jump = EventJump::new(model);
     let forward_seconds = started.elapsed().as_secs_f64();
     debug!("dopri5 forward: {forward_counts:?} in {forward_seconds:.6} s");
 
@@ -271,6 +298,28 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
     // The upper restart state with f at the left limit of a switch time.
     let mut upper_left = vec![0.0; layout.len()];
     store.reverse(&mut chain, |_, x| {
+        if let Some(e) = StepLayout::pending_event(x) {
+            // The reset step: x just before event e, `upper` just after,
+            // both at t*. z is brought to t* and jumps (docs/events.md).
+            let params = segments.params(seg);
+            let t_event = x[StepLayout::T];
+            let mut rhs = adjoint_rhs(model, params, &mut adj_work, &ring, &mut u_scratch);
+            back.advance(&mut rhs, t_event, true)?;
+            let seed = event_loss.as_mut().map_or(0.0, |l| l.seed(e));
+            jump.apply(
+                model,
+                params,
+                e,
+                layout,
+                [x, &upper],
+                seed,
+                &mut back.z,
+                &mut adj_work,
+            );
+            back.invalidate_fsal();
+            upper.copy_from_slice(x);
+            return Ok(());
+        }
         // Jumps at the upper end t_{k+1} of this forward step: z is first
         // brought there exactly (from the steps buffered above it).
         let t_hi = upper[StepLayout::T];
@@ -362,6 +411,7 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         backward_seconds,
         newton: None,
         implicit: None,
+        events: events_fired,
     };
     info!(
         "continuous adjoint: {} steps forward ({} rejected), {} back ({} rejected), loss {loss_value:e}, store {} B",
@@ -374,4 +424,54 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         gradient_u0: lambda.to_vec(),
         stats,
     })
+}
+
+/// The continuous adjoint's jump at an event (docs/events.md): with
+/// `a = (∂R/∂u)ᵀλ⁺` and `c = −(a·f⁻ − λ⁺·f⁺ + s) / (∇g·f⁻)`,
+/// `λ⁻ = a + c ∇_u g` and `μ += (∂R/∂p)ᵀλ⁺ + c ∇_p g` (s: the loss's ∂L/∂t*).
+struct EventJump {
+    a: Vec<f64>,
+    g_u: Vec<f64>,
+    g_p: Vec<f64>,
+}
+
+impl EventJump {
+    fn new<M: Model>(model: &M) -> Self {
+        let dims = model.dims();
+        EventJump {
+            a: vec![0.0; dims.n_states],
+            g_u: vec![0.0; dims.n_states],
+            g_p: vec![0.0; dims.n_params],
+        }
+    }
+
+    /// `states` = the restart states just before and just after the event.
+    #[allow(clippy::too_many_arguments)]
+    fn apply<M: Model>(
+        &mut self,
+        model: &M,
+        params: &[f64],
+        e: usize,
+        layout: StepLayout,
+        states: [&[f64]; 2],
+        seed: f64,
+        z: &mut [f64],
+        work: &mut M::Work,
+    ) {
+        let [before, after] = states;
+        let n = layout.n;
+        let (u_minus, f_minus, f_plus) = (layout.u(before), layout.f(before), layout.f(after));
+        let (lambda, mu) = z.split_at_mut(n);
+        model.event_reset_vjp(e, u_minus, params, lambda, &mut self.a, mu, work);
+        model.event_gradient(e, u_minus, params, &mut self.g_u, &mut self.g_p, work);
+        let rate = crate::loss::dot(&self.g_u, f_minus);
+        let k = crate::loss::dot(&self.a, f_minus) - crate::loss::dot(lambda, f_plus) + seed;
+        let c = -k / rate;
+        for ((l, a), g) in lambda.iter_mut().zip(&self.a).zip(&self.g_u) {
+            *l = a + c * g;
+        }
+        for (m, g) in mu.iter_mut().zip(&self.g_p) {
+            *m += c * g;
+        }
+    }
 }

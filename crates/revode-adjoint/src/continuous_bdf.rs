@@ -93,8 +93,11 @@ pub fn validate_bdf<M: Model>(
     let dims = model.dims();
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
-    if let Loss::AllSteps { .. } = loss {
+    if let Loss::AllSteps { .. } | Loss::EventTimes { .. } = loss {
         return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
+    }
+    if model.n_events() > 0 {
+        return Err(GradientError::EventsNeedFixedSteps { what: "bdf" });
     }
     loss.validate(dims.n_states, problem.t0, problem.t1)?;
     problem.options.tolerance(dims.n_states)?;
@@ -330,6 +333,7 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
             backward: back.stats(),
         }),
         implicit: None,
+        events: None,
     };
     info!(
         "bdf continuous adjoint: {} steps forward ({} rejected), {} back ({} rejected), loss {loss_value:e}, store {} B",

@@ -51,6 +51,14 @@ pub fn gradient_continuous_fixed_with_stimulus<M: Model>(
     schedule: Schedule,
 ) -> Result<Gradient, GradientError> {
     validate_fixed_with_stimulus(model, problem, stimulus, loss)?;
+    if model.n_events() > 0 {
+        return Err(GradientError::EventsNeedFixedSteps {
+            what: "the continuous adjoint",
+        });
+    }
+    if let Loss::EventTimes { .. } = loss {
+        return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
+    }
     on_plan(
         problem,
         stimulus,

@@ -42,6 +42,10 @@ pub enum GradientError {
     ObservationOffGrid { index: usize, t: f64, dt: f64 },
     #[error("the {loss} loss needs a fixed-step solver (euler, rk4 or beuler)")]
     LossNeedsFixedSteps { loss: &'static str },
+    #[error("the model has events ('global' lines), which {what} does not handle: use euler or rk4 (discrete adjoint) or dopri5 (continuous adjoint)")]
+    EventsNeedFixedSteps { what: &'static str },
+    #[error("the event_times loss names event {event}, but the model has {n_events} event(s) ('global' lines, counted from 0 in file order)")]
+    NoSuchEvent { event: usize, n_events: usize },
     #[error("adjoint step size {h:e} fell below the minimum {h_min:e} at t = {t}", t = Num(*.t))]
     AdjointStepTooSmall { t: f64, h: f64, h_min: f64 },
     #[error("adjoint iteration matrix I + gamma*J^T is singular at t = {t} (step {h:e}, pivot {index}); is the Jacobian finite there?", t = Num(*.t))]

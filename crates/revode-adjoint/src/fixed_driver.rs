@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::error::check_vector;
 use crate::fixed_pass::{check_adjoint, drop_protocol_sums, on_plan, ForwardPass, PlanVisitor};
 use crate::loss::StepLoss;
-use crate::{FixedAdjointStepper, GradientError, Loss};
+use crate::{EventAdjointStepper, FixedAdjointStepper, GradientError, Loss};
 
 /// A fixed-step problem: initial state, parameters, grid and method.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +48,9 @@ pub struct GradientStats {
     /// Newton and linear-solver counts of a backward Euler solve.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub implicit: Option<crate::ImplicitStats>,
+    /// Events fired by the forward solve (models with `global` lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<usize>,
 }
 
 /// The work of an implicit solve's linear algebra, forward and backward.
@@ -92,6 +95,7 @@ pub fn validate_fixed_with_stimulus<M: Model>(
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
     loss.validate(dims.n_states, problem.grid.t0, problem.grid.t1)?;
+    check_event_loss(model, loss)?;
     struct OnGrid<'a>(&'a Loss);
     impl PlanVisitor for OnGrid<'_> {
         type Output = ();
@@ -174,9 +178,33 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let mut grad_p = vec![0.0; dims.n_params];
         pass.step_loss
             .add_seed(plan.n_steps(), &pass.last, &mut lambda);
-        let mut back = FixedAdjointStepper::new(method, dims.n_states);
         let mut adj_work = model.new_work();
         let step_loss = &pass.step_loss;
+        if model.n_events() > 0 {
+            let mut back = EventAdjointStepper::new(method, model);
+            let mut event_loss = pass.event_loss.take();
+            pass.store.reverse(&mut pass.chain, |k, u| {
+                let (t, h, p) = plan.step(k);
+                let seed = |e| event_loss.as_mut().map_or(0.0, |l| l.seed(e));
+                back.step_back(
+                    model,
+                    t,
+                    h,
+                    u,
+                    p,
+                    &mut lambda,
+                    &mut grad_p,
+                    &mut adj_work,
+                    seed,
+                )?;
+                check_adjoint(&lambda, t, k)?;
+                drop_protocol_sums(model, &plan, k, &mut grad_p, &mut adj_work);
+                step_loss.add_seed(k, u, &mut lambda);
+                Ok(())
+            })?;
+            return pass.finish("discrete adjoint", grad_p, lambda, &mut adj_work, started);
+        }
+        let mut back = FixedAdjointStepper::new(method, dims.n_states);
         pass.store.reverse(&mut pass.chain, |k, u| {
             let (t, h, p) = plan.step(k);
             back.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work);
@@ -186,5 +214,18 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             Ok(())
         })?;
         pass.finish("discrete adjoint", grad_p, lambda, &mut adj_work, started)
+    }
+}
+
+/// An event_times loss names one of the model's events.
+pub fn check_event_loss<M: Model>(model: &M, loss: &Loss) -> Result<(), GradientError> {
+    match loss {
+        Loss::EventTimes { event, .. } if *event >= model.n_events() => {
+            Err(GradientError::NoSuchEvent {
+                event: *event,
+                n_events: model.n_events(),
+            })
+        }
+        _ => Ok(()),
     }
 }

@@ -8,18 +8,20 @@ use std::time::Instant;
 use log::info;
 use revode_checkpoint::{Chain, CheckpointStore, Schedule, StoreStats};
 use revode_forward::{
-    all_finite, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan, Stimulus,
-    SwitchedPlan, TimeGrid, UniformPlan,
+    all_finite, EventStepper, FixedMethod, FixedStepper, ForwardError, ParamSegments, StepPlan,
+    Stimulus, SwitchedPlan, TimeGrid, UniformPlan,
 };
 use revode_model::Model;
 
-use crate::loss::StepLoss;
+use crate::loss::{EventTimeLoss, StepLoss};
 use crate::{FixedProblem, Gradient, GradientError, GradientStats, Loss};
 
 /// The forward step as a checkpointable chain.
 pub(crate) struct FixedChain<'a, M: Model, P: StepPlan> {
     pub model: &'a M,
     pub stepper: FixedStepper,
+    /// Models with events step through this; others keep the plain step.
+    pub events: Option<EventStepper>,
     pub plan: P,
     pub work: M::Work,
 }
@@ -36,8 +38,12 @@ impl<M: Model, P: StepPlan> Chain for FixedChain<'_, M, P> {
     #[inline(always)]
     fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), GradientError> {
         let (t, h, p) = self.plan.step(k);
-        self.stepper
-            .step(self.model, t, h, x, p, next, &mut self.work);
+        match self.events.as_mut() {
+            None => self
+                .stepper
+                .step(self.model, t, h, x, p, next, &mut self.work),
+            Some(ev) => ev.step(self.model, t, h, x, p, next, &mut self.work)?,
+        }
         if !all_finite(next) {
             return Err(ForwardError::non_finite(self.plan.time(k + 1), k + 1, next).into());
         }
@@ -83,6 +89,10 @@ pub(crate) struct ForwardPass<'a, M: Model, P: StepPlan> {
     pub loss: f64,
     /// u_N.
     pub last: Vec<f64>,
+    /// Events fired by the forward sweep (None: the model has none).
+    pub events: Option<usize>,
+    /// The event_times loss's seeds for the backward sweep.
+    pub event_loss: Option<EventTimeLoss>,
     pub forward_seconds: f64,
 }
 
@@ -102,9 +112,13 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
         let mut chain = FixedChain {
             model,
             stepper: FixedStepper::new(method, n_states),
+            events: (model.n_events() > 0).then(|| EventStepper::new(method, model)),
             plan,
             work: model.new_work(),
         };
+        if let (Loss::EventTimes { event, times }, Some(ev)) = (loss, chain.events.as_mut()) {
+            ev.record_times(*event, times.len());
+        }
         let started = Instant::now();
         let mut loss_value = 0.0;
         let mut last = vec![0.0; n_states];
@@ -112,7 +126,18 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
             loss_value += step_loss.term(k, u);
             Ok(())
         })?;
+        let events = chain.events.as_ref().map(|ev| ev.fired);
+        let mut event_loss = None;
+        if let Some(recorded) = chain.events.as_mut().and_then(EventStepper::stop_recording) {
+            if let Loss::EventTimes { event, times } = loss {
+                let (seeds, value) = EventTimeLoss::new(*event, times, recorded, chain.plan.t1());
+                loss_value += value;
+                event_loss = Some(seeds);
+            }
+        }
         Ok(ForwardPass {
+            events,
+            event_loss,
             store,
             chain,
             step_loss,
@@ -139,6 +164,7 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
             store: self.store.stats(),
             steps: self.chain.plan.n_steps(),
             forward_seconds: self.forward_seconds,
+            events: self.events,
         };
         summary.finish(self.chain.model, grad_p, lambda, work, backward_started)
     }
@@ -152,6 +178,8 @@ pub(crate) struct SweepSummary<'a> {
     pub store: StoreStats,
     pub steps: usize,
     pub forward_seconds: f64,
+    /// Events fired (models with `global` lines).
+    pub events: Option<usize>,
 }
 
 impl SweepSummary<'_> {
@@ -194,6 +222,7 @@ impl SweepSummary<'_> {
                 peak_store_bytes: s.peak_bytes,
                 forward_seconds: self.forward_seconds,
                 backward_seconds,
+                events: self.events,
                 ..GradientStats::default()
             },
         })

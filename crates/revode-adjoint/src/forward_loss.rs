@@ -6,14 +6,14 @@
 //! loss values are equal to the last bit.
 
 use revode_forward::{
-    all_finite, BdfLayout, FixedStepper, ForwardError, StepLayout, StepPlan, Stimulus,
+    all_finite, BdfLayout, EventStepper, FixedStepper, ForwardError, StepLayout, StepPlan, Stimulus,
 };
 use revode_model::Model;
 
 use crate::continuous_adaptive::adaptive_solver;
 use crate::continuous_bdf::{bdf_solver, validate_bdf, BdfProblem};
 use crate::fixed_pass::{on_plan, PlanVisitor};
-use crate::loss::{dot, StepLoss};
+use crate::loss::{dot, EventTimeLoss, StepLoss};
 use crate::{
     validate_adaptive, validate_fixed_with_stimulus, AdaptiveProblem, FixedProblem, GradientError,
     Loss,
@@ -63,6 +63,10 @@ impl<M: Model> PlanVisitor for FixedLoss<'_, M> {
             loss,
         } = self;
         let mut stepper = FixedStepper::new(problem.method, problem.u0.len());
+        let mut events = (model.n_events() > 0).then(|| EventStepper::new(problem.method, model));
+        if let (Loss::EventTimes { event, times }, Some(ev)) = (loss, events.as_mut()) {
+            ev.record_times(*event, times.len());
+        }
         let mut work = model.new_work();
         let mut u = problem.u0.to_vec();
         let mut next = vec![0.0; u.len()];
@@ -70,12 +74,20 @@ impl<M: Model> PlanVisitor for FixedLoss<'_, M> {
         let mut value = step_loss.term(0, &u);
         for k in 0..plan.n_steps() {
             let (t, h, p) = plan.step(k);
-            stepper.step(model, t, h, &u, p, &mut next, &mut work);
+            match events.as_mut() {
+                None => stepper.step(model, t, h, &u, p, &mut next, &mut work),
+                Some(ev) => ev.step(model, t, h, &u, p, &mut next, &mut work)?,
+            }
             if !all_finite(&next) {
                 return Err(ForwardError::non_finite(plan.time(k + 1), k + 1, &next).into());
             }
             std::mem::swap(&mut u, &mut next);
             value += step_loss.term(k + 1, &u);
+        }
+        if let (Loss::EventTimes { event, times }, Some(ev)) = (loss, events.as_mut()) {
+            if let Some(recorded) = ev.stop_recording() {
+                value += EventTimeLoss::new(*event, times, recorded, plan.t1()).1;
+            }
         }
         Ok(value)
     }
@@ -108,15 +120,32 @@ pub fn loss_adaptive_with_stimulus<M: Model>(
     let mut next = x.clone();
     solver.initial_state(model, problem.params, &mut work, problem.u0, &mut x)?;
     let (mut value, mut next_obs, mut k) = (0.0, 0, 0);
+    let (watched, targets) = match loss {
+        Loss::EventTimes { event, times } => (Some(*event), times.as_slice()),
+        _ => (None, &[][..]),
+    };
+    let mut fired_times = Vec::with_capacity(targets.len());
+    let mut fired = 0;
     loop {
         let t = x[StepLayout::T];
         if next_obs < times.len() && t == times[next_obs] {
             value += loss.observation_term(next_obs, layout.u(&x));
             next_obs += 1;
         }
+        if let (Some(e), Some(w)) = (StepLayout::pending_event(&x), watched) {
+            if e == w {
+                if fired_times.len() < targets.len() {
+                    fired_times.push(t);
+                }
+                fired += 1;
+            }
+        }
         if solver.is_last(&x) {
             if let Some(w) = loss.final_weights() {
                 value += dot(w, layout.u(&x));
+            }
+            if let Some(e) = watched {
+                value += EventTimeLoss::new(e, targets, (fired_times, fired), problem.t1).1;
             }
             return Ok(value);
         }

@@ -25,6 +25,7 @@ mod continuous_bdf;
 mod continuous_fixed;
 mod discrete;
 mod error;
+mod events;
 mod fixed_driver;
 mod fixed_pass;
 mod forward_loss;
@@ -47,6 +48,7 @@ pub use continuous_bdf::{
 pub use continuous_fixed::{gradient_continuous_fixed, gradient_continuous_fixed_with_stimulus};
 pub use discrete::FixedAdjointStepper;
 pub use error::{check_vector, GradientError};
+pub use events::EventAdjointStepper;
 pub use fixed_driver::{
     gradient_fixed, gradient_fixed_with_stimulus, validate_fixed, validate_fixed_with_stimulus,
     BdfNewtonStats, FixedProblem, Gradient, GradientStats,

@@ -19,6 +19,12 @@ pub enum Loss {
         times: Vec<f64>,
         values: Vec<f64>,
     },
+    /// `L = Σ_k (t_k − τ_k)²` over the first K firings t_k of event `event`
+    /// (a `global` line, from 0 in file order), K = `times.len()`. A firing
+    /// missing by t1 counts as firing at t1 (a constant term): the loss stays
+    /// continuous when a spike leaves the span, and a fit can bring it back.
+    /// euler, rk4 (discrete adjoint) and dopri5 (continuous adjoint).
+    EventTimes { event: usize, times: Vec<f64> },
 }
 
 impl Loss {
@@ -27,6 +33,7 @@ impl Loss {
             Loss::Final { .. } => "final",
             Loss::AllSteps { .. } => "all_steps",
             Loss::TraceMse { .. } => "trace_mse",
+            Loss::EventTimes { .. } => "event_times",
         }
     }
 
@@ -34,7 +41,7 @@ impl Loss {
     pub fn weights(&self) -> &[f64] {
         match self {
             Loss::Final { weights } | Loss::AllSteps { weights } => weights,
-            Loss::TraceMse { .. } => &[],
+            Loss::TraceMse { .. } | Loss::EventTimes { .. } => &[],
         }
     }
 
@@ -49,6 +56,15 @@ impl Loss {
     /// Checks the loss against the state size and the time span.
     pub fn validate(&self, n_states: usize, t0: f64, t1: f64) -> Result<(), GradientError> {
         match self {
+            Loss::EventTimes { times, .. } => {
+                if times.is_empty() {
+                    return Err(GradientError::ObservationLengths {
+                        times: 0,
+                        values: 0,
+                    });
+                }
+                crate::check_vector("event times", times, times.len())
+            }
             Loss::Final { weights } | Loss::AllSteps { weights } => {
                 crate::check_vector("loss weights", weights, n_states)
             }
@@ -195,6 +211,7 @@ impl<'a> StepLoss<'a> {
             Loss::TraceMse { .. } => self
                 .observation_at(k)
                 .map_or(0.0, |j| self.loss.observation_term(j, u)),
+            Loss::EventTimes { .. } => 0.0,
         }
     }
 
@@ -221,6 +238,7 @@ impl<'a> StepLoss<'a> {
                     self.loss.add_observation_seed(j, u, lambda);
                 }
             }
+            Loss::EventTimes { .. } => {}
         }
     }
 }
@@ -235,4 +253,53 @@ fn add(lambda: &mut [f64], weights: &[f64]) {
 #[inline]
 pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The event_times loss of a solve: its value from the recorded times, and
+/// the seeds ∂L/∂t* handed to the backward sweep, last event first.
+#[derive(Debug, Clone)]
+pub(crate) struct EventTimeLoss {
+    event: usize,
+    /// `2 (t_k − τ_k)` for the first K firings.
+    seeds: Vec<f64>,
+    /// Firings of the event not yet passed by the backward sweep.
+    remaining: usize,
+}
+
+impl EventTimeLoss {
+    /// `(times, count)` recorded by the forward sweep against the targets;
+    /// firings missing by `t1` count as firing at `t1`, with no seed.
+    pub fn new(event: usize, targets: &[f64], recorded: (Vec<f64>, usize), t1: f64) -> (Self, f64) {
+        let (times, count) = recorded;
+        let mut value = 0.0;
+        let seeds = times
+            .iter()
+            .zip(targets)
+            .map(|(t, tau)| {
+                value += (t - tau) * (t - tau);
+                2.0 * (t - tau)
+            })
+            .collect();
+        for tau in &targets[times.len()..] {
+            value += (t1 - tau) * (t1 - tau);
+        }
+        (
+            EventTimeLoss {
+                event,
+                seeds,
+                remaining: count,
+            },
+            value,
+        )
+    }
+
+    /// ∂L/∂t* of the next firing of event `e` going backward.
+    #[inline]
+    pub fn seed(&mut self, e: usize) -> f64 {
+        if e != self.event {
+            return 0.0;
+        }
+        self.remaining -= 1;
+        self.seeds.get(self.remaining).copied().unwrap_or(0.0)
+    }
 }

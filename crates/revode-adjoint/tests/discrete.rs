@@ -29,7 +29,7 @@ fn loss_of<M: Model>(
             .iter()
             .map(|(_, u)| weights.iter().zip(&u).map(|(w, x)| w * x).sum::<f64>())
             .sum(),
-        Loss::TraceMse { .. } => unreachable!("not used here"),
+        Loss::TraceMse { .. } | Loss::EventTimes { .. } => unreachable!("not used here"),
     }
 }
 

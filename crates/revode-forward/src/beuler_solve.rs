@@ -101,6 +101,9 @@ pub fn solve_beuler_try_observed<M: Model>(
     sample_every: Option<usize>,
     observe: impl FnMut(f64, &[f64]) -> Result<(), ForwardError>,
 ) -> Result<BeulerSolution, ForwardError> {
+    if model.n_events() > 0 {
+        return Err(ForwardError::EventsUnsupported { solver: "beuler" });
+    }
     options.validate()?;
     if stimulus.is_empty() {
         let plan = UniformPlan {

@@ -116,6 +116,12 @@ impl FixedStepper {
         &self.stage_u
     }
 
+    /// Stage slopes `[k_1, k_2, k_3, k_4]` of the last [`FixedStepper::step`]
+    /// (Euler fills `k_1` only).
+    pub fn slopes(&self) -> &[Vec<f64>; 4] {
+        &self.k
+    }
+
     /// Stage states `[U_2, U_3, U_4]` of the last [`FixedStepper::rk4_stages`] call.
     pub fn stage_states(&self) -> &[Vec<f64>; 3] {
         &self.stage_u

@@ -16,6 +16,7 @@ pub mod bdf;
 mod beuler;
 mod beuler_solve;
 mod error;
+pub mod events;
 mod fixed;
 mod grid;
 pub mod linear;
@@ -37,6 +38,7 @@ pub use beuler_solve::{
     solve_beuler, solve_beuler_observed, solve_beuler_try_observed, BeulerSolution,
 };
 pub use error::ForwardError;
+pub use events::{EventStepper, MAX_EVENTS_PER_STEP};
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;
 pub use linear::{IterationMatrix, LinearSolver, SingularMatrix, SmallDenseLu};

@@ -4,8 +4,8 @@ use revode_checkpoint::MemoryLimit;
 use revode_model::Model;
 
 use crate::{
-    all_finite, FixedMethod, FixedStepper, ForwardError, ParamSegments, SampleRoom, StepPlan,
-    Stimulus, SwitchedPlan, TimeGrid, Trajectory, UniformPlan,
+    all_finite, EventStepper, FixedMethod, FixedStepper, ForwardError, ParamSegments, SampleRoom,
+    StepPlan, Stimulus, SwitchedPlan, TimeGrid, Trajectory, UniformPlan,
 };
 
 /// Result of a forward solve: the final state and, if asked, samples.
@@ -171,6 +171,8 @@ fn solve_on_plan<M: Model, P: StepPlan>(
 ) -> Result<FixedSolution, ForwardError> {
     let n = plan.n_steps();
     let mut stepper = FixedStepper::new(method, u0.len());
+    // Models without events keep the plain step.
+    let mut events = (model.n_events() > 0).then(|| EventStepper::new(method, model));
     let mut work = model.new_work();
     let mut u = u0.to_vec();
     let mut next = vec![0.0; u0.len()];
@@ -180,7 +182,10 @@ fn solve_on_plan<M: Model, P: StepPlan>(
     }
     for k in 0..n {
         let (t, h, p) = plan.step(k);
-        stepper.step(model, t, h, &u, p, &mut next, &mut work);
+        match events.as_mut() {
+            None => stepper.step(model, t, h, &u, p, &mut next, &mut work),
+            Some(ev) => ev.step(model, t, h, &u, p, &mut next, &mut work)?,
+        }
         if !all_finite(&next) {
             return Err(ForwardError::non_finite(plan.time(k + 1), k + 1, &next));
         }

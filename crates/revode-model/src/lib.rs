@@ -103,6 +103,68 @@ pub trait Model: Send + Sync {
         values.fill(f64::NAN);
     }
 
+    /// Number of events (a model file's `global` lines): state resets
+    /// `u ← R_e(u, p)` fired when `g_e(u, p)` crosses 0 in the direction
+    /// [`Model::event_direction`]. None by default: solvers then take
+    /// exactly their event-free code path. Event functions and resets do
+    /// not depend on t (docs/events.md).
+    fn n_events(&self) -> usize {
+        0
+    }
+
+    /// Direction of event `e`: 1 upward (g goes from < 0 to ≥ 0), −1
+    /// downward (> 0 to ≤ 0), 0 either way.
+    fn event_direction(&self, _e: usize) -> i8 {
+        0
+    }
+
+    /// `g_e(u, p)`. Must not allocate.
+    fn event_value(&self, _e: usize, _u: &[f64], _p: &[f64], _work: &mut Self::Work) -> f64 {
+        f64::NAN
+    }
+
+    /// `du ← ∂g_e/∂u`, `dp ← ∂g_e/∂p` (both overwritten). Must not allocate.
+    fn event_gradient(
+        &self,
+        _e: usize,
+        _u: &[f64],
+        _p: &[f64],
+        du: &mut [f64],
+        dp: &mut [f64],
+        _work: &mut Self::Work,
+    ) {
+        du.fill(f64::NAN);
+        dp.fill(f64::NAN);
+    }
+
+    /// `out ← R_e(u, p)`: the state just after event `e`, every assignment
+    /// reading `u` (the state just before it). Must not allocate.
+    fn event_reset(
+        &self,
+        _e: usize,
+        u: &[f64],
+        _p: &[f64],
+        out: &mut [f64],
+        _work: &mut Self::Work,
+    ) {
+        out.copy_from_slice(u);
+    }
+
+    /// `out_u ← (∂R_e/∂u)ᵀ λ`, `acc_p += (∂R_e/∂p)ᵀ λ`. Must not allocate.
+    #[allow(clippy::too_many_arguments)]
+    fn event_reset_vjp(
+        &self,
+        _e: usize,
+        _u: &[f64],
+        _p: &[f64],
+        lambda: &[f64],
+        out_u: &mut [f64],
+        _acc_p: &mut [f64],
+        _work: &mut Self::Work,
+    ) {
+        out_u.copy_from_slice(lambda);
+    }
+
     /// Names of extra outputs (a model file's `aux` lines) that `solve`
     /// reports; none by default.
     fn aux_names(&self) -> Vec<String> {

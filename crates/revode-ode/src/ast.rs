@@ -229,6 +229,16 @@ pub enum Stmt {
         name: Name,
         value: String,
     },
+    /// `global sign expr {name=expr; …}`: an event (docs/events.md).
+    Global {
+        /// 1 upward, −1 downward, 0 either way.
+        direction: i8,
+        condition: ExprId,
+        /// `(state, value)` assignments, in the order written.
+        resets: Vec<(Name, ExprId)>,
+        /// The word `global`.
+        pos: Pos,
+    },
 }
 
 /// Statements repeated for `j = lo..hi`: one line with a range

@@ -26,6 +26,27 @@ pub struct Lowered {
     pub aux: Vec<Id>,
     /// `@` options in file order.
     pub options: Vec<(String, String)>,
+    /// `global` lines in file order.
+    pub events: Vec<LoweredEvent>,
+}
+
+/// One `global` line as the DAG sees it.
+#[derive(Debug, Clone)]
+pub struct LoweredEvent {
+    /// 1 upward, −1 downward, 0 either way.
+    pub direction: i8,
+    /// The event function g (fires when it crosses 0).
+    pub condition: Id,
+    /// `(state, new value)`; states not listed keep their value.
+    pub resets: Vec<(usize, Id)>,
+}
+
+/// A `global` line waiting for its expressions to be lowered.
+struct PendingEvent {
+    direction: i8,
+    condition: crate::ast::ExprId,
+    resets: Vec<(crate::ast::Name, crate::ast::ExprId)>,
+    pos: Pos,
 }
 
 /// Words that cannot name anything.
@@ -49,6 +70,7 @@ struct Definitions {
     init_seen: HashMap<String, Pos>,
     aux: Vec<Pending<u32>>,
     options: Vec<(String, String)>,
+    events: Vec<PendingEvent>,
 }
 
 fn define(l: &mut Lowerer, text: &str, pos: Pos, def: Def) -> Result<(), Located> {
@@ -181,6 +203,17 @@ fn declare(
             });
         }
         Stmt::Option { name, value } => d.options.push((name.text.clone(), value.clone())),
+        Stmt::Global {
+            direction,
+            condition,
+            resets,
+            pos,
+        } => d.events.push(PendingEvent {
+            direction: *direction,
+            condition: *condition,
+            resets: resets.clone(),
+            pos: *pos,
+        }),
     }
     Ok(())
 }
@@ -210,7 +243,9 @@ fn lhs_of(stmt: &Stmt) -> Option<&Lhs> {
         | Stmt::Deriv { name, .. }
         | Stmt::Fixed { name, .. }
         | Stmt::Aux { name, .. } => Some(name),
-        Stmt::Init { .. } | Stmt::Function { .. } | Stmt::Option { .. } => None,
+        Stmt::Init { .. } | Stmt::Function { .. } | Stmt::Option { .. } | Stmt::Global { .. } => {
+            None
+        }
     }
 }
 
@@ -391,7 +426,9 @@ pub fn lower(parsed: Parsed) -> Result<Lowered, Located> {
     for a in &d.aux {
         aux.push(l.eval(a.what, Env::at(a.j))?);
     }
+    let events = lower_events(&mut l, &d.events, &rhs)?;
     Ok(Lowered {
+        events,
         dag: l.dag,
         state_names: d.states.into_iter().map(|s| s.name).collect(),
         u0,
@@ -402,4 +439,94 @@ pub fn lower(parsed: Parsed) -> Result<Lowered, Located> {
         aux,
         options: d.options,
     })
+}
+
+/// Lowers the `global` lines: conditions and reset values, reset targets
+/// checked. Event gradients assume an autonomous system (docs/events.md),
+/// so with events nothing may depend on t.
+fn lower_events(
+    l: &mut Lowerer,
+    pending: &[PendingEvent],
+    rhs: &[Id],
+) -> Result<Vec<LoweredEvent>, Located> {
+    let mut events = Vec::with_capacity(pending.len());
+    for ev in pending {
+        let condition = l.eval(ev.condition, Env::at(None))?;
+        let mut resets: Vec<(usize, Id)> = Vec::with_capacity(ev.resets.len());
+        for (name, value) in &ev.resets {
+            let state = match l.defs.get(&name.text) {
+                Some((Def::State(i), _)) => *i,
+                Some((Def::Param(_), _)) => {
+                    return fail(
+                        name.pos,
+                        format!(
+                            "'global' resets '{}', a parameter: only states can be reset",
+                            name.text
+                        ),
+                    )
+                }
+                Some((other, _)) => {
+                    return fail(
+                        name.pos,
+                        format!(
+                            "'global' resets '{}', which is {}, not a state",
+                            name.text,
+                            describe(*other)
+                        ),
+                    )
+                }
+                None => {
+                    return fail(
+                        name.pos,
+                        format!("'global' resets '{}', which is not defined", name.text),
+                    )
+                }
+            };
+            if resets.iter().any(|&(s, _)| s == state) {
+                return fail(name.pos, format!("'global' resets '{}' twice", name.text));
+            }
+            resets.push((state, l.eval(*value, Env::at(None))?));
+        }
+        let roots = std::iter::once(condition).chain(resets.iter().map(|r| r.1));
+        if depends_on_time(&l.dag, roots) {
+            return fail(
+                ev.pos,
+                "the condition and resets of 'global' cannot depend on t (event gradients \
+                 assume an autonomous system, docs/events.md)",
+            );
+        }
+        events.push(LoweredEvent {
+            direction: ev.direction,
+            condition,
+            resets,
+        });
+    }
+    if let Some(first) = pending.first() {
+        if depends_on_time(&l.dag, rhs.iter().copied()) {
+            return fail(
+                first.pos,
+                "with 'global' events the right-hand sides cannot depend on t (event \
+                 gradients assume an autonomous system; drive the model through a stimulus \
+                 protocol instead, docs/events.md)",
+            );
+        }
+    }
+    Ok(events)
+}
+
+/// Whether any of `roots` depends on t.
+fn depends_on_time(dag: &Dag, roots: impl Iterator<Item = Id>) -> bool {
+    let mut seen = vec![false; dag.len()];
+    let mut stack: Vec<Id> = roots.collect();
+    while let Some(id) = stack.pop() {
+        if std::mem::replace(&mut seen[id as usize], true) {
+            continue;
+        }
+        let node = dag.node(id);
+        if node == crate::dag::Node::Time {
+            return true;
+        }
+        stack.extend(node.children());
+    }
+    false
 }

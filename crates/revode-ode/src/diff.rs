@@ -23,10 +23,17 @@ pub struct Adjoints {
 
 /// Differentiates `Σ λᵢ rhs[i]`.
 pub fn adjoints(dag: &mut Dag, rhs: &[Id], n_params: usize) -> Adjoints {
+    adjoints_of(dag, rhs, rhs.len(), n_params)
+}
+
+/// Differentiates `Σ λᵢ roots[i]` with respect to `n_states` states and
+/// `n_params` parameters (the roots need not be one per state).
+pub fn adjoints_of(dag: &mut Dag, roots: &[Id], n_states: usize, n_params: usize) -> Adjoints {
+    let rhs = roots;
     let n = dag.len();
     let mut contributions: Vec<Vec<Id>> = vec![Vec::new(); n];
     let mut out = Adjoints {
-        states: vec![None; rhs.len()],
+        states: vec![None; n_states],
         params: vec![None; n_params],
     };
     for (i, &f) in rhs.iter().enumerate() {

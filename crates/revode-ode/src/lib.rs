@@ -27,6 +27,7 @@ mod compiled_jacobian;
 pub mod dag;
 mod diff;
 mod error;
+mod events;
 mod expr_parser;
 pub mod jacobian;
 mod jit;

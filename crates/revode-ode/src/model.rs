@@ -11,6 +11,7 @@ use crate::compiled_jacobian::CompiledJacobian;
 use crate::dag::{Dag, Id};
 use crate::diff::adjoints;
 use crate::error::OdeError;
+use crate::events::EventPrograms;
 use crate::native::Native;
 use crate::parser::parse_file;
 use crate::profile::LoadProfile;
@@ -49,6 +50,8 @@ pub struct OdeModel {
     rhs_roots: Arc<[Id]>,
     /// The Jacobian, once derived (shared by clones of one backend).
     jacobian: Arc<OnceLock<CompiledJacobian>>,
+    /// The `global` lines (docs/events.md).
+    events: Arc<EventPrograms>,
 }
 
 /// What a model is made from: the lowered file, or a DAG built directly.
@@ -62,6 +65,7 @@ struct Parts {
     aux_names: Vec<String>,
     aux: Vec<Id>,
     options: Vec<(String, String)>,
+    events: Vec<crate::build::LoweredEvent>,
 }
 
 /// How `rhs` and `vjp` run.
@@ -85,6 +89,8 @@ pub struct OdeWork {
     scratch: Vec<f64>,
     /// The interpreter's Jacobian registers.
     jacobian: Vec<f64>,
+    /// Registers of the event programs.
+    events: Vec<f64>,
 }
 
 /// Sizes of what was built at load, for diagnostics and benchmarks.
@@ -200,6 +206,7 @@ impl OdeModel {
             aux_names,
             aux,
             options,
+            events,
             ..
         } = lowered;
         let parts = Parts {
@@ -212,6 +219,7 @@ impl OdeModel {
             aux_names,
             aux,
             options,
+            events,
         };
         Ok(Self::compile(parts, name, backend, profile))
     }
@@ -233,6 +241,7 @@ impl OdeModel {
             aux_names: Vec::new(),
             aux: Vec::new(),
             options: Vec::new(),
+            events: Vec::new(),
         };
         Self::compile(parts, "dag", Backend::Jit, &mut LoadProfile::default())
     }
@@ -248,6 +257,7 @@ impl OdeModel {
             aux_names,
             aux,
             options,
+            events,
         } = parts;
         let start = Instant::now();
         let adj = adjoints(&mut dag, &rhs, param_names.len());
@@ -272,6 +282,7 @@ impl OdeModel {
             }
         }
         let vjp_program = Program::compile(&dag, &roots);
+        let events = EventPrograms::compile(&mut dag, &events, rhs.len(), param_names.len());
         profile.programs = start.elapsed();
         let start = Instant::now();
         // Where Cranelift cannot run, the interpreter does the same work.
@@ -301,6 +312,7 @@ impl OdeModel {
             dag: Arc::new(dag),
             rhs_roots: rhs.into(),
             jacobian: Arc::new(OnceLock::new()),
+            events: Arc::new(events),
         }
     }
 
@@ -479,6 +491,7 @@ impl Model for OdeModel {
                 }
                 _ => Vec::new(),
             },
+            events: self.events.registers(),
         }
     }
 
@@ -554,6 +567,48 @@ impl Model for OdeModel {
             }
         }
         j.eval(code, t, u, p, values, &mut work.jacobian, &mut work.scratch);
+    }
+
+    fn n_events(&self) -> usize {
+        self.events.len()
+    }
+
+    fn event_direction(&self, e: usize) -> i8 {
+        self.events.direction(e)
+    }
+
+    fn event_value(&self, e: usize, u: &[f64], p: &[f64], work: &mut OdeWork) -> f64 {
+        self.events.value(e, u, p, &mut work.events)
+    }
+
+    fn event_gradient(
+        &self,
+        e: usize,
+        u: &[f64],
+        p: &[f64],
+        du: &mut [f64],
+        dp: &mut [f64],
+        work: &mut OdeWork,
+    ) {
+        self.events.gradient(e, u, p, du, dp, &mut work.events)
+    }
+
+    fn event_reset(&self, e: usize, u: &[f64], p: &[f64], out: &mut [f64], work: &mut OdeWork) {
+        self.events.reset(e, u, p, out, &mut work.events)
+    }
+
+    fn event_reset_vjp(
+        &self,
+        e: usize,
+        u: &[f64],
+        p: &[f64],
+        lambda: &[f64],
+        out_u: &mut [f64],
+        acc_p: &mut [f64],
+        work: &mut OdeWork,
+    ) {
+        self.events
+            .reset_vjp(e, u, p, lambda, out_u, acc_p, &mut work.events)
     }
 
     fn aux_names(&self) -> Vec<String> {

@@ -14,8 +14,8 @@ use crate::lexer::{tokenize, Tok, Token};
 
 /// XPPAUT statements outside the supported subset, by their leading word.
 const UNSUPPORTED_KEYWORDS: &[&str] = &[
-    "table", "wiener", "markov", "global", "volterra", "special", "set", "bdry", "bndry", "export",
-    "solv", "only", "#include",
+    "table", "wiener", "markov", "volterra", "special", "set", "bdry", "bndry", "export", "solv",
+    "only", "#include",
 ];
 
 /// A range `[lo..hi]` read on a line.
@@ -420,6 +420,16 @@ fn parse_line(
     let Tok::Ident(word) = &first.tok else {
         unreachable!()
     };
+    if word == "global" && !matches!(c.peek_at(1), Some(Tok::Assign | Tok::Prime | Tok::LParen)) {
+        if line.in_array {
+            return fail(
+                first.pos,
+                "'global' cannot be repeated over an array range (write one line per event)",
+            );
+        }
+        c.bump();
+        return global(&mut c, exprs, line, first.pos, out);
+    }
     let keyword_then_name = matches!(c.peek_at(1), Some(Tok::Ident(_)));
     if UNSUPPORTED_KEYWORDS.contains(&word.as_str()) {
         return fail(
@@ -529,6 +539,71 @@ fn parse_line(
             )
         }
     }
+    Ok(())
+}
+
+/// `global sign condition {name=value; name=value}` (the cursor after
+/// `global`): XPPAUT's event, fired when `condition` crosses 0.
+fn global(
+    c: &mut Cursor,
+    exprs: &mut Exprs,
+    line: LineContext,
+    pos: Pos,
+    out: &mut Vec<Stmt>,
+) -> Result<(), Located> {
+    let sign_pos = c.pos();
+    let negative = c.eat(&Tok::Minus);
+    let direction = match c.peek() {
+        Some(Tok::Num(x)) if *x == 1.0 => {
+            if negative {
+                -1
+            } else {
+                1
+            }
+        }
+        Some(Tok::Num(x)) if *x == 0.0 && !negative => 0,
+        _ => {
+            return fail(
+                sign_pos,
+                format!(
+                    "expected the direction of 'global' (1 upward, -1 downward, 0 either way),                      found {}",
+                    c.found()
+                ),
+            )
+        }
+    };
+    c.bump();
+    if c.peek() == Some(&Tok::Other('{')) {
+        return fail(
+            c.pos(),
+            "expected the condition of 'global' before '{' (global 1 v-vth {v=vreset})",
+        );
+    }
+    let condition = expression(c, exprs, line.exprs())?;
+    c.expect(&Tok::Other('{'), "'{' after the condition of 'global'")?;
+    let mut resets = Vec::new();
+    loop {
+        let name = c.name("a state name to reset inside '{…}'")?;
+        c.expect(&Tok::Assign, "'=' after the reset state's name")?;
+        let value = expression(c, exprs, line.exprs())?;
+        resets.push((name, value));
+        if c.eat(&Tok::Other(';')) {
+            // XPPAUT allows a ';' before the closing brace.
+            if c.eat(&Tok::Other('}')) {
+                break;
+            }
+            continue;
+        }
+        c.expect(&Tok::Other('}'), "';' or '}' after a reset")?;
+        break;
+    }
+    c.expect_end()?;
+    out.push(Stmt::Global {
+        direction,
+        condition,
+        resets,
+        pos,
+    });
     Ok(())
 }
 
@@ -831,6 +906,7 @@ mod tests {
                 Stmt::Function { .. } => "function",
                 Stmt::Aux { .. } => "aux",
                 Stmt::Option { .. } => "option",
+                Stmt::Global { .. } => "global",
             })
             .collect();
         assert_eq!(
@@ -948,7 +1024,6 @@ mod tests {
             ("table f tab.dat", "'table'"),
             ("wiener w", "'wiener'"),
             ("markov z 2", "'markov'"),
-            ("global 1 v-1 {v=0}", "'global'"),
             ("volterra k", "'volterra'"),
             ("special k=conv(…)", "'special'"),
             ("set x {a=1}", "'set'"),

@@ -272,7 +272,12 @@ fn every_error_case() {
         ),
         ("init x=0\nx' = 1\nwiener w", 3, 1, "'wiener'"),
         ("init x=0\nx' = 1\nmarkov z 2", 3, 1, "'markov'"),
-        ("init x=0\nx' = 1\nglobal 1 x-1 {x=0}", 3, 1, "'global'"),
+        (
+            "init x=0\nx' = 1\nglobal 1 x-1 {q=0}",
+            3,
+            15,
+            "'global' resets 'q', which is not defined",
+        ),
         ("init x=0\nx' = 1\nvolterra k", 3, 1, "'volterra'"),
         ("init x=0\nx' = 1\nspecial k=conv(x)", 3, 1, "'special'"),
         ("init x=0\nx' = 1\nset a {x=1}", 3, 1, "'set'"),

@@ -123,6 +123,31 @@ trait ErasedModel: Send + Sync {
     fn jacobian(&self, t: f64, u: &[f64], p: &[f64], values: &mut [f64], work: &mut dyn Any);
     fn aux_names(&self) -> Vec<String>;
     fn aux(&self, t: f64, u: &[f64], p: &[f64], out: &mut [f64]);
+    fn n_events(&self) -> usize;
+    fn event_direction(&self, e: usize) -> i8;
+    fn event_value(&self, e: usize, u: &[f64], p: &[f64], work: &mut dyn Any) -> f64;
+    #[allow(clippy::too_many_arguments)]
+    fn event_gradient(
+        &self,
+        e: usize,
+        u: &[f64],
+        p: &[f64],
+        du: &mut [f64],
+        dp: &mut [f64],
+        work: &mut dyn Any,
+    );
+    fn event_reset(&self, e: usize, u: &[f64], p: &[f64], out: &mut [f64], work: &mut dyn Any);
+    #[allow(clippy::too_many_arguments)]
+    fn event_reset_vjp(
+        &self,
+        e: usize,
+        u: &[f64],
+        p: &[f64],
+        lambda: &[f64],
+        out_u: &mut [f64],
+        acc_p: &mut [f64],
+        work: &mut dyn Any,
+    );
 }
 
 /// The `Work` a [`CustomModel`] made for `M`; any other is a caller's bug
@@ -202,6 +227,41 @@ where
     fn aux(&self, t: f64, u: &[f64], p: &[f64], out: &mut [f64]) {
         Model::aux(self, t, u, p, out)
     }
+    fn n_events(&self) -> usize {
+        Model::n_events(self)
+    }
+    fn event_direction(&self, e: usize) -> i8 {
+        Model::event_direction(self, e)
+    }
+    fn event_value(&self, e: usize, u: &[f64], p: &[f64], work: &mut dyn Any) -> f64 {
+        Model::event_value(self, e, u, p, work_of::<M>(work))
+    }
+    fn event_gradient(
+        &self,
+        e: usize,
+        u: &[f64],
+        p: &[f64],
+        du: &mut [f64],
+        dp: &mut [f64],
+        work: &mut dyn Any,
+    ) {
+        Model::event_gradient(self, e, u, p, du, dp, work_of::<M>(work))
+    }
+    fn event_reset(&self, e: usize, u: &[f64], p: &[f64], out: &mut [f64], work: &mut dyn Any) {
+        Model::event_reset(self, e, u, p, out, work_of::<M>(work))
+    }
+    fn event_reset_vjp(
+        &self,
+        e: usize,
+        u: &[f64],
+        p: &[f64],
+        lambda: &[f64],
+        out_u: &mut [f64],
+        acc_p: &mut [f64],
+        work: &mut dyn Any,
+    ) {
+        Model::event_reset_vjp(self, e, u, p, lambda, out_u, acc_p, work_of::<M>(work))
+    }
 }
 
 impl Model for CustomModel {
@@ -259,5 +319,41 @@ impl Model for CustomModel {
     }
     fn aux(&self, t: f64, u: &[f64], p: &[f64], out: &mut [f64]) {
         self.inner.aux(t, u, p, out)
+    }
+    fn n_events(&self) -> usize {
+        self.inner.n_events()
+    }
+    fn event_direction(&self, e: usize) -> i8 {
+        self.inner.event_direction(e)
+    }
+    fn event_value(&self, e: usize, u: &[f64], p: &[f64], work: &mut Self::Work) -> f64 {
+        self.inner.event_value(e, u, p, work.as_mut())
+    }
+    fn event_gradient(
+        &self,
+        e: usize,
+        u: &[f64],
+        p: &[f64],
+        du: &mut [f64],
+        dp: &mut [f64],
+        work: &mut Self::Work,
+    ) {
+        self.inner.event_gradient(e, u, p, du, dp, work.as_mut())
+    }
+    fn event_reset(&self, e: usize, u: &[f64], p: &[f64], out: &mut [f64], work: &mut Self::Work) {
+        self.inner.event_reset(e, u, p, out, work.as_mut())
+    }
+    fn event_reset_vjp(
+        &self,
+        e: usize,
+        u: &[f64],
+        p: &[f64],
+        lambda: &[f64],
+        out_u: &mut [f64],
+        acc_p: &mut [f64],
+        work: &mut Self::Work,
+    ) {
+        self.inner
+            .event_reset_vjp(e, u, p, lambda, out_u, acc_p, work.as_mut())
     }
 }

@@ -66,6 +66,7 @@ impl Error {
                     | ForwardError::Stimulus { .. }
                     | ForwardError::SamplesTooLarge { .. }
                     | ForwardError::SamplesOutgrewMemory { .. }
+                    | ForwardError::EventsUnsupported { .. }
                     | ForwardError::MemoryLimit(_),
                 )
                 | GradientError::Checkpoint(_)
@@ -77,7 +78,9 @@ impl Error {
                 | GradientError::ObservationsUnsorted { .. }
                 | GradientError::ObservationOffGrid { .. }
                 | GradientError::LossNeedsFixedSteps { .. }
-                | GradientError::AdjointAtolLength { .. } => 2,
+                | GradientError::AdjointAtolLength { .. }
+                | GradientError::EventsNeedFixedSteps { .. }
+                | GradientError::NoSuchEvent { .. } => 2,
                 _ => 3,
             },
         }

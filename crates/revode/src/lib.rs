@@ -28,6 +28,7 @@ pub mod model_check;
 pub mod problem;
 mod run;
 mod run_bdf;
+pub mod spikes;
 pub mod tune;
 
 pub use custom::register_model;

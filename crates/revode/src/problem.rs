@@ -390,6 +390,9 @@ pub enum LossSpec {
         times: Vec<f64>,
         values: Vec<f64>,
     },
+    /// `Σ_k (t_k − τ_k)²` over the first K firings of event `event` (a
+    /// `global` line, from 0 in file order); euler and rk4 only.
+    EventTimes { event: usize, times: Vec<f64> },
 }
 
 /// How the gradient is computed.
@@ -720,6 +723,10 @@ impl Problem {
                 component: *component,
                 times: times.clone(),
                 values: values.clone(),
+            },
+            Some(LossSpec::EventTimes { event, times }) => revode_adjoint::Loss::EventTimes {
+                event: *event,
+                times: times.clone(),
             },
         }
     }

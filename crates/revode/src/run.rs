@@ -89,6 +89,15 @@ pub(crate) fn fixed_grid(problem: &Problem) -> Result<Option<TimeGrid>, Error> {
     })
 }
 
+/// The method and grid of an explicit fixed-step solver (euler, rk4), or
+/// None.
+pub(crate) fn explicit_setup(problem: &Problem) -> Result<Option<(FixedMethod, TimeGrid)>, Error> {
+    Ok(match setup(problem)? {
+        Setup::Explicit(method, grid) => Some((method, grid)),
+        _ => None,
+    })
+}
+
 fn setup(problem: &Problem) -> Result<Setup, Error> {
     let [t0, t1] = problem.tspan;
     Ok(match problem.solver {
@@ -101,6 +110,36 @@ fn setup(problem: &Problem) -> Result<Setup, Error> {
         }
         SolverSpec::Dopri5 { .. } | SolverSpec::Bdf { .. } => Setup::Adaptive,
     })
+}
+
+/// Models with events run only where events are located: euler and rk4
+/// (gradients by the discrete adjoint) and dopri5 (by the continuous
+/// adjoint); docs/events.md.
+pub(crate) fn check_events<M: Model>(
+    model: &M,
+    problem: &Problem,
+    gradient: bool,
+) -> Result<(), Error> {
+    if model.n_events() == 0 {
+        return Ok(());
+    }
+    let solver = problem.solver.name();
+    if !matches!(solver, "euler" | "rk4" | "dopri5") {
+        return Err(invalid(format!(
+            "the model has events ('global' lines), which only euler, rk4 and dopri5 \
+             locate; {solver} would ignore them"
+        )));
+    }
+    if gradient
+        && matches!(solver, "euler" | "rk4")
+        && problem.adjoint.method == AdjointMethod::Continuous
+    {
+        return Err(invalid(
+            "the model has events ('global' lines): with euler or rk4 use the discrete \
+             adjoint (the continuous adjoint on a fixed grid does not apply their jumps)",
+        ));
+    }
+    Ok(())
 }
 
 fn invalid(message: impl Into<String>) -> Error {
@@ -224,6 +263,7 @@ impl ModelVisitor for GradientRun<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
         crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
+        check_events(model, problem, true)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
         let (g, schedule) = run_gradient(model, problem, &u0, &params, &stimulus, &loss)?;
@@ -328,6 +368,7 @@ impl ModelVisitor for SolveRun<'_, '_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sampling) = self;
         crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
+        check_events(model, problem, false)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
         let every = sampling.as_ref().map(|s| s.every);
@@ -539,6 +580,7 @@ impl ModelVisitor for LossRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
+        check_events(model, problem, false)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
         match setup(problem)? {

@@ -54,6 +54,7 @@ fn bdf_fit_recovers_robertson_rates_from_irregular_samples() {
         weight: 1.0,
         stimulus: None,
         source: "log-spaced".into(),
+        event: None,
     };
     let mut problem = FitProblem {
         model: model(),

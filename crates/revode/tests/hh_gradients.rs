@@ -24,7 +24,7 @@ fn loss_value(method: FixedMethod, grid: &TimeGrid, u0: &[f64], p: &[f64], loss:
             .iter()
             .map(|(_, u)| dot(u.as_slice().unwrap()))
             .sum(),
-        Loss::TraceMse { .. } => unreachable!("not used here"),
+        Loss::TraceMse { .. } | Loss::EventTimes { .. } => unreachable!("not used here"),
     }
 }
 

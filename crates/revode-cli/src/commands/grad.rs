@@ -94,6 +94,9 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
             s.backward_rejected
         );
     }
+    if let Some(events) = s.events {
+        outln!("events: {events} fired by the forward solve");
+    }
     if let Some(n) = s.newton {
         outln!(
             "newton: forward {} iterations, {} Jacobians, {} factorisations; backward {} iterations, {} Jacobians, {} factorisations",

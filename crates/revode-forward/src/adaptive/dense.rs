@@ -71,6 +71,33 @@ impl DenseStep {
         }
     }
 
+    /// Sets up the step of length `h` from `(t0, y0, f0)` to `(y1, f1)`
+    /// with last coefficient `r5` (an attempt not yet written to a restart
+    /// state: event location).
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_parts(
+        &mut self,
+        t0: f64,
+        h: f64,
+        y0: &[f64],
+        f0: &[f64],
+        y1: &[f64],
+        f1: &[f64],
+        r5: &[f64],
+    ) {
+        self.t0 = t0;
+        self.h = h;
+        for i in 0..y0.len() {
+            let delta = y1[i] - y0[i];
+            let c3 = h * f0[i] - delta;
+            self.y0[i] = y0[i];
+            self.delta[i] = delta;
+            self.c3[i] = c3;
+            self.c4[i] = delta - h * f1[i] - c3;
+            self.c5[i] = r5[i];
+        }
+    }
+
     /// `out ← u(t)` for t in the step.
     #[inline]
     pub fn eval(&self, t: f64, out: &mut [f64]) {

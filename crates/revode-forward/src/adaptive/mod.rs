@@ -30,7 +30,9 @@ use crate::{ForwardError, ParamSegments};
 /// `[t, h_next, err_old, stop, u (n), f(t, u) (n), r5 (n)]`, where `r5` is
 /// the last dense-output coefficient of the step that *ended* at this state
 /// (zero for x_0). With `r5` and both ends' `u`, `f`, the dense output of a
-/// step needs no recomputation.
+/// step needs no recomputation. A state just before event `e` fires (see
+/// [`Dopri5::advance`]) has `err_old = −(e + 1)` ([`StepLayout::pending_event`]):
+/// the next chain step is the event's reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepLayout {
     pub n: usize,
@@ -45,6 +47,12 @@ impl StepLayout {
 
     pub fn len(&self) -> usize {
         Self::HEAD + 3 * self.n
+    }
+    /// The event about to fire at restart state `x`, if any.
+    #[inline]
+    pub fn pending_event(x: &[f64]) -> Option<usize> {
+        let err = x[Self::ERR];
+        (err < 0.0).then(|| (-err) as usize - 1)
     }
     pub fn is_empty(&self) -> bool {
         false
@@ -108,6 +116,19 @@ pub struct Dopri5 {
     counts: StepCounts,
     /// Parameter segments, when a stimulus switches parameters.
     switches: Option<Switches>,
+    events: EventState,
+}
+
+/// Event location: the attempt's dense output, scratch, and events fired
+/// since the last plain step (the Zeno guard).
+#[derive(Debug, Clone)]
+struct EventState {
+    dense: DenseStep,
+    probe: Vec<f64>,
+    r5: Vec<f64>,
+    in_a_row: usize,
+    /// Events fired (replays included).
+    fired: usize,
 }
 
 /// The parameter switches of a solve (see [`Dopri5::with_switches`]).
@@ -164,6 +185,13 @@ impl Dopri5 {
             h_min: options.h_min.unwrap_or(1e-12 * (t1 - t0)),
             counts: StepCounts::default(),
             switches: None,
+            events: EventState {
+                dense: DenseStep::new(n),
+                probe: vec![0.0; n],
+                r5: vec![0.0; n],
+                in_a_row: 0,
+                fired: 0,
+            },
         })
     }
 
@@ -305,6 +333,18 @@ impl Dopri5 {
             Some(sw) => sw.segments.params(sw.segment_of_stop[stop]),
             None => params,
         };
+        if let Some(e) = StepLayout::pending_event(x) {
+            return reset(
+                &mut self.events,
+                layout,
+                model,
+                params,
+                work,
+                [k, e],
+                x,
+                next,
+            );
+        }
         let mut rhs = ModelRhs {
             model,
             params,
@@ -326,7 +366,31 @@ impl Dopri5 {
             let (accepted, h_new) = controller.judge(err, h_try, after_reject);
             if accepted {
                 self.counts.accepted += 1;
-                next[StepLayout::T] = if lands { t_stop } else { t + h_try };
+                let t_end = if lands { t_stop } else { t + h_try };
+                if model.n_events() > 0 {
+                    let ev = &mut self.events;
+                    if let Some((sigma, e)) =
+                        first_event(ev, &self.dp, model, params, rhs.work, t, h_try, u)
+                    {
+                        let lengths = [sigma, h_try, h_new, t_end];
+                        let t_stop = self.stops[stop];
+                        return cut_at_event(
+                            ev,
+                            &mut self.dp,
+                            &self.tol,
+                            t_stop,
+                            layout,
+                            &mut rhs,
+                            k,
+                            x,
+                            lengths,
+                            e,
+                            next,
+                        );
+                    }
+                    ev.in_a_row = 0;
+                }
+                next[StepLayout::T] = t_end;
                 next[StepLayout::H] = h_new;
                 next[StepLayout::ERR] = controller.err_old;
                 next[StepLayout::STOP] = (stop + lands as usize) as f64;
@@ -353,4 +417,124 @@ impl Dopri5 {
             h = h_new;
         }
     }
+
+    /// Events fired since the solver was made (replays included).
+    pub fn events_fired(&self) -> usize {
+        self.events.fired
+    }
+}
+
+/// The earliest event crossing in the accepted attempt of length `h`
+/// from `(t, u)` (in `self.dp`), located to rounding on its dense
+/// output: `(σ, event)`; ties go to the lower index.
+#[allow(clippy::too_many_arguments)]
+fn first_event<M: Model>(
+    ev: &mut EventState,
+    dp: &Dp5,
+    model: &M,
+    params: &[f64],
+    work: &mut M::Work,
+    t: f64,
+    h: f64,
+    u: &[f64],
+) -> Option<(f64, usize)> {
+    let mut first: Option<(f64, usize)> = None;
+    let mut dense_ready = false;
+    for e in 0..model.n_events() {
+        let a = model.event_value(e, u, params, work);
+        let b = model.event_value(e, &dp.y_new, params, work);
+        if !crate::events::crosses(model.event_direction(e), a, b) {
+            continue;
+        }
+        if !dense_ready {
+            dp.dense_r5(h, &mut ev.r5);
+            let [k1, .., k7] = &dp.k;
+            ev.dense.set_parts(t, h, u, k1, &dp.y_new, k7, &ev.r5);
+            dense_ready = true;
+        }
+        let dense = &ev.dense;
+        let probe = &mut ev.probe;
+        let sigma = crate::events::illinois(h, [a, b], |s| {
+            dense.eval(t + s, probe);
+            model.event_value(e, probe, params, work)
+        });
+        if first.is_none_or(|(s, _)| sigma < s) {
+            first = Some((sigma, e));
+        }
+    }
+    first
+}
+
+/// Ends the step at the event located at `t + σ`: the step is retaken
+/// with length σ (accepted: it is shorter than an accepted one) and
+/// `next` is the state just before the event, marked pending.
+/// `lengths` = `[σ, h of the attempt, proposed next h, the attempt's end time]`.
+#[allow(clippy::too_many_arguments)]
+fn cut_at_event<R: OdeRhs>(
+    ev: &mut EventState,
+    dp: &mut Dp5,
+    tol: &Tolerance,
+    t_stop: f64,
+    layout: StepLayout,
+    rhs: &mut R,
+    k: usize,
+    x: &[f64],
+    lengths: [f64; 4],
+    e: usize,
+    next: &mut [f64],
+) -> Result<(), ForwardError> {
+    let [sigma, h_try, h_new, t_end] = lengths;
+    let (t, u) = (x[StepLayout::T], layout.u(x));
+    let stop = x[StepLayout::STOP] as usize;
+    ev.in_a_row += 1;
+    if ev.in_a_row > crate::events::MAX_EVENTS_PER_STEP {
+        return Err(ForwardError::TooManyEvents {
+            t: t + sigma,
+            limit: crate::events::MAX_EVENTS_PER_STEP,
+        });
+    }
+    if sigma < h_try {
+        dp.attempt(rhs, t, sigma, u, tol);
+    }
+    // An event at the attempt's end keeps its end time bitwise (a stop).
+    let t_event = if sigma == h_try { t_end } else { t + sigma };
+    if !crate::all_finite(&dp.y_new) {
+        return Err(ForwardError::non_finite(t_event, k + 1, &dp.y_new));
+    }
+    next[StepLayout::T] = t_event;
+    next[StepLayout::H] = h_new;
+    next[StepLayout::ERR] = -(e as f64) - 1.0;
+    next[StepLayout::STOP] = (stop + (t_event == t_stop) as usize) as f64;
+    let (u1, f1, r5) = layout.parts_mut(next);
+    u1.copy_from_slice(&dp.y_new);
+    f1.copy_from_slice(&dp.k[6]);
+    dp.dense_r5(sigma, r5);
+    Ok(())
+}
+
+/// The reset of event `e` pending at `x`: `next` is the state just
+/// after it, at the same time, the controller restarted.
+#[allow(clippy::too_many_arguments)]
+fn reset<M: Model>(
+    ev: &mut EventState,
+    layout: StepLayout,
+    model: &M,
+    params: &[f64],
+    work: &mut M::Work,
+    [k, e]: [usize; 2],
+    x: &[f64],
+    next: &mut [f64],
+) -> Result<(), ForwardError> {
+    let t = x[StepLayout::T];
+    ev.fired += 1;
+    next[..StepLayout::HEAD].copy_from_slice(&x[..StepLayout::HEAD]);
+    next[StepLayout::ERR] = ERR_OLD_INIT;
+    let (u1, f1, r5) = layout.parts_mut(next);
+    model.event_reset(e, layout.u(x), params, u1, work);
+    model.rhs(t, u1, params, f1, work);
+    r5.fill(0.0);
+    if !crate::all_finite(u1) || !crate::all_finite(f1) {
+        return Err(ForwardError::non_finite(t, k + 1, u1));
+    }
+    Ok(())
 }

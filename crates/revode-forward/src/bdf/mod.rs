@@ -316,6 +316,9 @@ impl<'m, M: Model> Bdf<'m, M> {
         t1: f64,
         observation_times: &[f64],
     ) -> Result<Self, ForwardError> {
+        if model.n_events() > 0 {
+            return Err(ForwardError::EventsUnsupported { solver: "bdf" });
+        }
         let n = model.dims().n_states;
         let tol = options.tolerance(n)?;
         let stops = Stops::new(t0, t1, observation_times)?;

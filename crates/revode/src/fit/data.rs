@@ -107,6 +107,66 @@ pub fn parse_trace_csv(text: &str, component: &str, origin: &str) -> Result<Trac
     Ok(trace)
 }
 
+/// Reads recorded spike times: column `t` of a CSV file with a header row
+/// (other columns ignored, `#` comments and blank lines skipped), times
+/// increasing strictly.
+pub fn read_spike_csv(path: &Path) -> Result<Vec<f64>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_spike_csv(&text, &path.display().to_string())
+}
+
+/// Parses spike-time CSV text (see [`read_spike_csv`]).
+pub fn parse_spike_csv(text: &str, origin: &str) -> Result<Vec<f64>, Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| invalid(origin, format!("malformed CSV: {e}")))?
+        .clone();
+    let t_col = header.iter().position(|h| h == "t").ok_or_else(|| {
+        invalid(
+            origin,
+            "no column `t` in the header: a spike-time file has a header row `t` and one spike time per row",
+        )
+    })?;
+    let mut times: Vec<f64> = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| invalid(origin, format!("malformed CSV: {e}")))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let field = record.get(t_col).unwrap_or("");
+        let t = match field.parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            _ => {
+                return Err(invalid(
+                    origin,
+                    format!("line {line}: column `t` holds `{field}`, not a finite number"),
+                ))
+            }
+        };
+        if let Some(&prev) = times.last() {
+            if t <= prev {
+                return Err(invalid(
+                    origin,
+                    format!(
+                        "line {line}: spike times must increase strictly, but {t} follows {prev}"
+                    ),
+                ));
+            }
+        }
+        times.push(t);
+    }
+    if times.is_empty() {
+        return Err(invalid(origin, "no spike times after the header"));
+    }
+    Ok(times)
+}
+
 /// How far a sample time may sit from a fixed-step grid time, relative to
 /// the span's length.
 pub const ON_GRID_TOLERANCE: f64 = 1e-9;

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{
-    model_info, read_trace_csv, FitOptions, FitProblem, FreeParameter, StimulusSpec, Sweep,
+    model_info, read_spike_csv, read_trace_csv, FitOptions, FitProblem, FreeParameter,
+    StimulusSpec, Sweep,
 };
 use crate::problem::{AdjointSpec, ModelSpec, SolverSpec};
 use crate::Error;
@@ -40,9 +41,17 @@ fn one() -> f64 {
 #[serde(deny_unknown_fields)]
 struct SweepFile {
     tspan: [f64; 2],
-    /// CSV path, relative to the fit file.
-    data: PathBuf,
-    component: String,
+    /// CSV path of a trace, relative to the fit file (with `component`).
+    #[serde(default)]
+    data: Option<PathBuf>,
+    #[serde(default)]
+    component: Option<String>,
+    /// CSV path of recorded spike times (column `t`), with `event`
+    /// (default 0): the times event `event` fired.
+    #[serde(default)]
+    spikes: Option<PathBuf>,
+    #[serde(default)]
+    event: Option<usize>,
     #[serde(default = "one")]
     weight: f64,
     #[serde(default)]
@@ -111,36 +120,60 @@ pub fn parse_fit_file(
             .position(|n| *n == f.name)
             .unwrap_or(usize::MAX)
     });
-    let sweeps = file
-        .sweeps
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            // Checked before the CSV, so the message is about the model.
-            if !info.state_names.contains(&s.component) {
-                return Err(Error::Invalid {
+    let sweeps =
+        file.sweeps
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let bad = |message: String| Error::Invalid {
                     origin: format!("{origin}: sweep {}", i + 1),
-                    message: format!(
+                    message,
+                };
+                let (data, component) = match (s.data, s.component, s.spikes) {
+                    (None, None, Some(spikes)) => {
+                        let path = base.join(&spikes);
+                        let times = read_spike_csv(&path)?;
+                        return Ok(Sweep {
+                            tspan: s.tspan,
+                            component: String::new(),
+                            times,
+                            values: Vec::new(),
+                            event: Some(s.event.unwrap_or(0)),
+                            weight: s.weight,
+                            stimulus: s.stimulus,
+                            source: path.display().to_string(),
+                        });
+                    }
+                    (Some(data), Some(component), None) if s.event.is_none() => (data, component),
+                    _ => return Err(bad(
+                        "give either `data` (a trace CSV) and `component`, or `spikes` (a CSV of \
+                         spike times) and optionally `event`"
+                            .to_string(),
+                    )),
+                };
+                // Checked before the CSV, so the message is about the model.
+                if !info.state_names.contains(&component) {
+                    return Err(bad(format!(
                         "model {} has no state `{}` (it has {})",
                         info.name,
-                        s.component,
+                        component,
                         info.state_names.join(", ")
-                    ),
-                });
-            }
-            let path = base.join(&s.data);
-            let trace = read_trace_csv(&path, &s.component)?;
-            Ok(Sweep {
-                tspan: s.tspan,
-                component: s.component,
-                times: trace.times,
-                values: trace.values,
-                weight: s.weight,
-                stimulus: s.stimulus,
-                source: path.display().to_string(),
+                    )));
+                }
+                let path = base.join(&data);
+                let trace = read_trace_csv(&path, &component)?;
+                Ok(Sweep {
+                    tspan: s.tspan,
+                    component,
+                    times: trace.times,
+                    values: trace.values,
+                    event: None,
+                    weight: s.weight,
+                    stimulus: s.stimulus,
+                    source: path.display().to_string(),
+                })
             })
-        })
-        .collect::<Result<_, Error>>()?;
+            .collect::<Result<_, Error>>()?;
     Ok((
         FitProblem {
             model: file.model,

@@ -25,7 +25,10 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use data::{check_times, parse_trace_csv, read_trace_csv, Trace, ON_GRID_TOLERANCE};
+pub use data::{
+    check_times, parse_spike_csv, parse_trace_csv, read_spike_csv, read_trace_csv, Trace,
+    ON_GRID_TOLERANCE,
+};
 pub use file::{parse_fit_file, read_fit_file};
 pub use objective::{BLOW_UP_FACTOR, FIRST_STEP};
 pub use starts::DEFAULT_SPREAD;
@@ -48,15 +51,23 @@ pub struct FreeParameter {
     pub upper: Option<f64>,
 }
 
-/// One recorded sweep: its span, the observed state and its samples.
+/// One recorded sweep: its span, the observed state and its samples — or,
+/// with `event`, the recorded firing times of that event (spike times; a
+/// `global` line, from 0 in file order), fitted by the `event_times` loss
+/// `Σ_k (t_k − τ_k)²` (docs/events.md); `component` and `values` are then
+/// unused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Sweep {
     pub tspan: [f64; 2],
     /// The observed state, named as the model names it.
+    #[serde(default)]
     pub component: String,
     pub times: Vec<f64>,
+    #[serde(default)]
     pub values: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<usize>,
     pub weight: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stimulus: Option<StimulusSpec>,
@@ -90,9 +101,25 @@ impl Sweep {
             component: component.to_string(),
             times,
             values,
+            event: None,
             weight: 1.0,
             stimulus: problem.stimulus.clone(),
             source: "synthetic".to_string(),
+        })
+    }
+
+    /// Synthetic spike data: the times at which `problem`'s forward solve
+    /// fires event `event`, weight 1.
+    pub fn synthetic_spikes(problem: &Problem, event: usize) -> Result<Sweep, Error> {
+        Ok(Sweep {
+            tspan: problem.tspan,
+            component: String::new(),
+            times: crate::spikes::event_times(problem, event)?,
+            values: Vec::new(),
+            event: Some(event),
+            weight: 1.0,
+            stimulus: problem.stimulus.clone(),
+            source: "synthetic spikes".to_string(),
         })
     }
 }
@@ -281,6 +308,8 @@ pub struct ModelInfo {
     pub state_names: Vec<String>,
     pub default_params: Vec<f64>,
     pub default_u0: Vec<f64>,
+    /// Events (`global` lines).
+    pub n_events: usize,
 }
 
 struct Info;
@@ -294,6 +323,7 @@ impl ModelVisitor for Info {
             state_names: m.state_names(),
             default_params: m.default_params(),
             default_u0: m.default_u0(),
+            n_events: m.n_events(),
         }
     }
 }
@@ -446,6 +476,9 @@ fn prepare_sweep(
         origin: origin.clone(),
         message,
     };
+    if let Some(event) = sweep.event {
+        return prepare_spike_sweep(problem, info, params, u0, sweep, event).map_err(bad);
+    }
     let component = info
         .state_names
         .iter()
@@ -525,6 +558,61 @@ fn prepare_sweep(
         problem: sweep_problem,
         loss_weight,
         constant,
+    })
+}
+
+/// A spike-time sweep: the `event_times` loss of its event.
+fn prepare_spike_sweep(
+    problem: &FitProblem,
+    info: &ModelInfo,
+    params: &[f64],
+    u0: &[f64],
+    sweep: &Sweep,
+    event: usize,
+) -> Result<PreparedSweep, String> {
+    if event >= info.n_events {
+        return Err(format!(
+            "spike times of event {event}, but model {} has {} event(s) ('global' lines, from 0)",
+            info.name, info.n_events
+        ));
+    }
+    if !(sweep.weight.is_finite() && sweep.weight > 0.0) {
+        return Err(format!(
+            "weight must be positive and finite, got {}",
+            sweep.weight
+        ));
+    }
+    let [t0, t1] = sweep.tspan;
+    if !(t0.is_finite() && t1.is_finite() && t0 < t1) {
+        return Err(format!(
+            "tspan must satisfy t0 < t1 with both finite, got [{t0}, {t1}]"
+        ));
+    }
+    if sweep.times.is_empty() {
+        return Err("no spike times".to_string());
+    }
+    check_sorted(&sweep.times)?;
+    if let Some(t) = sweep.times.iter().find(|&&t| t <= t0 || t > t1) {
+        return Err(format!(
+            "spike time {t} is outside the sweep's tspan ({t0}, {t1}]"
+        ));
+    }
+    Ok(PreparedSweep {
+        problem: Problem {
+            model: problem.model.clone(),
+            params: Some(params.to_vec()),
+            u0: Some(u0.to_vec()),
+            tspan: sweep.tspan,
+            solver: problem.solver.clone(),
+            loss: Some(LossSpec::EventTimes {
+                event,
+                times: sweep.times.clone(),
+            }),
+            adjoint: problem.adjoint.clone(),
+            stimulus: sweep.stimulus.clone(),
+        },
+        loss_weight: sweep.weight,
+        constant: 0.0,
     })
 }
 
@@ -610,7 +698,9 @@ fn leading_window(problem: &FitProblem, w: f64) -> Option<FitProblem> {
                 return None;
             }
             let mut window = s.clone();
-            window.tspan = [t0, end];
+            // A spike window ends at the cut, not on its last spike (an
+            // event exactly at t1 may fall just past it).
+            window.tspan = [t0, if s.event.is_some() { cut } else { end }];
             window.times.truncate(n);
             window.values.truncate(n);
             if let Some(stimulus) = &mut window.stimulus {
@@ -799,12 +889,14 @@ pub fn fitted_traces(
         .map(|(prepared, sweep)| {
             let mut p = prepared.problem.clone();
             p.params = Some(report.all_params.clone());
+            // A spike sweep is drawn on the first state, its spikes marked
+            // at the top of the trace.
             let component = prep
                 .info
                 .state_names
                 .iter()
                 .position(|n| *n == sweep.component)
-                .expect("checked in prepare");
+                .unwrap_or(0);
             let steps = match p.solver.fixed_dt() {
                 Some(dt) => ((sweep.tspan[1] - sweep.tspan[0]) / dt).round() as usize,
                 None => points,
@@ -816,13 +908,23 @@ pub fn fitted_traces(
                 .iter()
                 .map(|row| (row[0], row[1 + component]))
                 .unzip();
+            let (label, data_values) = match sweep.event {
+                None => (sweep.component.clone(), sweep.values.clone()),
+                Some(e) => {
+                    let top = model.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    (
+                        format!("{} (spikes of event {e})", prep.info.state_names[component]),
+                        vec![top; sweep.times.len()],
+                    )
+                }
+            };
             Ok(SweepTrace {
-                component: sweep.component.clone(),
+                component: label,
                 source: sweep.source.clone(),
                 times,
                 model,
                 data_times: sweep.times.clone(),
-                data_values: sweep.values.clone(),
+                data_values,
             })
         })
         .collect()

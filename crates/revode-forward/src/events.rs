@@ -1,0 +1,447 @@
+//! Events (a model's `global` lines) on the fixed-step methods.
+//!
+//! A step from u_k that sees an event function change sign (in the event's
+//! direction) between its start and its end is cut at the crossing,
+//! located to rounding on the step's own interpolant: the line of Euler's
+//! step; for RK4 the cubic Hermite interpolant through (u_k, f(u_k)) and
+//! (u_{k+1}, f(u_{k+1})), one extra right-hand side per step with a
+//! crossing. Its slope at the step's end is the next step's slope at its
+//! start, so event times (and the solution) stay continuously
+//! differentiable in the parameters when a crossing moves across a grid
+//! time (RK4's own continuous extension is not: its end slope is f(U_4)).
+//! The reset is applied
+//! there and the step is finished to its grid time with the same method,
+//! from the reset state, over what is left of it; that rest may hold
+//! further events. Everything is a deterministic function of (t, h, u_k,
+//! p), so a checkpointed replay of the step repeats its events bitwise, and
+//! the adjoint replays the step to get the segments it differentiates
+//! through (revode-adjoint, `events.rs`). Derivation: docs/events.md.
+
+use revode_model::Model;
+
+use crate::{FixedMethod, FixedStepper, ForwardError};
+
+/// Most events one step may hold: more is taken as Zeno behaviour (events
+/// accumulating in finite time) and ends the solve.
+pub const MAX_EVENTS_PER_STEP: usize = 100;
+
+/// Iterations of the root finder (it stops at rounding long before).
+const MAX_LOCATE_ITERATIONS: usize = 200;
+
+/// One piece of a step: from `tau` over `h`, cut at `tau + sigma` by
+/// `event` (or, for the last piece, `event = None`: it ran to the end).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    pub tau: f64,
+    pub h: f64,
+    pub sigma: f64,
+    pub event: Option<usize>,
+}
+
+/// Cubic Hermite basis at θ: `[h00, h10, h01, h11]`, so that
+/// `u(τ + θh) = h00 x + h h10 f(x) + h01 y + h h11 f(y)`.
+#[inline]
+pub fn hermite(theta: f64) -> [f64; 4] {
+    let t2 = theta * theta;
+    let t3 = t2 * theta;
+    [
+        2.0 * t3 - 3.0 * t2 + 1.0,
+        t3 - 2.0 * t2 + theta,
+        -2.0 * t3 + 3.0 * t2,
+        t3 - t2,
+    ]
+}
+
+/// `d/dθ` of [`hermite`].
+#[inline]
+pub fn hermite_slopes(theta: f64) -> [f64; 4] {
+    let t2 = theta * theta;
+    [
+        6.0 * t2 - 6.0 * theta,
+        3.0 * t2 - 4.0 * theta + 1.0,
+        -6.0 * t2 + 6.0 * theta,
+        3.0 * t2 - 2.0 * theta,
+    ]
+}
+
+/// Whether `a → b` crosses 0 in `direction` (1 up: a < 0 ≤ b; −1 down:
+/// a > 0 ≥ b; 0 either).
+#[inline]
+pub fn crosses(direction: i8, a: f64, b: f64) -> bool {
+    let up = a < 0.0 && b >= 0.0;
+    let down = a > 0.0 && b <= 0.0;
+    match direction {
+        1 => up,
+        -1 => down,
+        _ => up || down,
+    }
+}
+
+/// A fixed stepper that locates events and applies their resets. Buffers
+/// are made once; a step allocates nothing.
+#[derive(Debug, Clone)]
+pub struct EventStepper {
+    stepper: FixedStepper,
+    n_events: usize,
+    segments: Vec<Segment>,
+    /// `starts[j]`: the state segment j starts from (after the reset of
+    /// segment j − 1).
+    starts: Vec<Vec<f64>>,
+    /// `before[j]`: the state just before segment j's event.
+    before: Vec<Vec<f64>>,
+    /// The end y of the current segment's full step, and f(y) (RK4).
+    end: Vec<f64>,
+    end_slope: Vec<f64>,
+    /// Each event's g at the segment's start and end.
+    g_start: Vec<f64>,
+    g_end: Vec<f64>,
+    /// The last step's end when it was a plain step end, and g there: the
+    /// next step usually starts from it, and g need not be evaluated again
+    /// (the same bits give the same g, so replays are unaffected).
+    cached_end: Vec<f64>,
+    cached_g: Vec<f64>,
+    cache_valid: bool,
+    probe: Vec<f64>,
+    /// Events fired since this stepper was made (replays included).
+    pub fired: usize,
+    recorder: Option<Recorder>,
+}
+
+/// The times of one event, recorded while a forward sweep runs.
+#[derive(Debug, Clone)]
+struct Recorder {
+    event: usize,
+    /// The first `times.capacity()` event times.
+    times: Vec<f64>,
+    count: usize,
+}
+
+impl EventStepper {
+    pub fn new<M: Model>(method: FixedMethod, model: &M) -> Self {
+        let n = model.dims().n_states;
+        let states = |k: usize| (0..k).map(|_| vec![0.0; n]).collect::<Vec<_>>();
+        EventStepper {
+            stepper: FixedStepper::new(method, n),
+            n_events: model.n_events(),
+            segments: Vec::with_capacity(MAX_EVENTS_PER_STEP + 1),
+            starts: states(MAX_EVENTS_PER_STEP + 1),
+            before: states(MAX_EVENTS_PER_STEP),
+            end: vec![0.0; n],
+            end_slope: vec![0.0; n],
+            g_start: vec![0.0; model.n_events()],
+            g_end: vec![0.0; model.n_events()],
+            cached_end: vec![0.0; n],
+            cached_g: vec![0.0; model.n_events()],
+            cache_valid: false,
+            probe: vec![0.0; n],
+            fired: 0,
+            recorder: None,
+        }
+    }
+
+    /// From now on, records the times of `event`: the first `keep` of them,
+    /// and how many there were (buffer made here, once).
+    pub fn record_times(&mut self, event: usize, keep: usize) {
+        self.recorder = Some(Recorder {
+            event,
+            times: Vec::with_capacity(keep),
+            count: 0,
+        });
+    }
+
+    /// Stops recording (a replay must not record again); returns the first
+    /// recorded times and the number of occurrences.
+    pub fn stop_recording(&mut self) -> Option<(Vec<f64>, usize)> {
+        self.recorder.take().map(|r| (r.times, r.count))
+    }
+
+    pub fn method(&self) -> FixedMethod {
+        self.stepper.method()
+    }
+
+    /// The pieces of the last step, in time order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The stepper of the last step's last piece, holding its stages.
+    pub fn stepper(&self) -> &FixedStepper {
+        &self.stepper
+    }
+
+    /// The end of the full step of the last step's last piece.
+    pub fn end_state(&self) -> &[f64] {
+        &self.end
+    }
+
+    /// The state segment `j` of the last step started from.
+    pub fn start_state(&self, j: usize) -> &[f64] {
+        &self.starts[j]
+    }
+
+    /// The state just before segment `j`'s event.
+    pub fn state_before(&self, j: usize) -> &[f64] {
+        &self.before[j]
+    }
+
+    /// Events in the last step.
+    pub fn events_in_step(&self) -> usize {
+        self.segments.iter().filter(|s| s.event.is_some()).count()
+    }
+
+    /// `next ← u_{k+1}`: the step from `u` at `t` over `h` with its events.
+    #[allow(clippy::too_many_arguments)]
+    pub fn step<M: Model>(
+        &mut self,
+        model: &M,
+        t: f64,
+        h: f64,
+        u: &[f64],
+        p: &[f64],
+        next: &mut [f64],
+        work: &mut M::Work,
+    ) -> Result<(), ForwardError> {
+        self.segments.clear();
+        self.starts[0].copy_from_slice(u);
+        let t_end = t + h;
+        let (mut tau, mut len) = (t, h);
+        loop {
+            let j = self.segments.len();
+            let x = &self.starts[j];
+            self.stepper
+                .step(model, tau, len, x, p, &mut self.end, work);
+            let mut any = false;
+            let cached = j == 0
+                && self.cache_valid
+                && self
+                    .cached_end
+                    .iter()
+                    .zip(x)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+            if cached {
+                self.g_start.copy_from_slice(&self.cached_g);
+            }
+            for e in 0..self.n_events {
+                if !cached {
+                    self.g_start[e] = model.event_value(e, x, p, work);
+                }
+                self.g_end[e] = model.event_value(e, &self.end, p, work);
+                any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
+            }
+            let mut first: Option<(f64, usize)> = None;
+            if any {
+                let method = self.stepper.method();
+                if method == FixedMethod::Rk4 {
+                    model.rhs(tau + len, &self.end, p, &mut self.end_slope, work);
+                }
+                let piece = Piece {
+                    method,
+                    x,
+                    k1: &self.stepper.slopes()[0],
+                    y: &self.end,
+                    f_y: &self.end_slope,
+                    len,
+                };
+                for e in 0..self.n_events {
+                    let ends = [self.g_start[e], self.g_end[e]];
+                    if !crosses(model.event_direction(e), ends[0], ends[1]) {
+                        continue;
+                    }
+                    let sigma = locate(model, e, &piece, &mut self.probe, ends, p, work);
+                    // Ties go to the lower index (docs/events.md).
+                    if first.is_none_or(|(s, _)| sigma < s) {
+                        first = Some((sigma, e));
+                    }
+                }
+            }
+            let Some((sigma, e)) = first else {
+                next.copy_from_slice(&self.end);
+                self.cached_end.copy_from_slice(&self.end);
+                self.cached_g.copy_from_slice(&self.g_end);
+                self.cache_valid = true;
+                self.segments.push(Segment {
+                    tau,
+                    h: len,
+                    sigma: len,
+                    event: None,
+                });
+                return Ok(());
+            };
+            if j == MAX_EVENTS_PER_STEP {
+                return Err(ForwardError::TooManyEvents {
+                    t: tau + sigma,
+                    limit: MAX_EVENTS_PER_STEP,
+                });
+            }
+            let piece = Piece {
+                method: self.stepper.method(),
+                x,
+                k1: &self.stepper.slopes()[0],
+                y: &self.end,
+                f_y: &self.end_slope,
+                len,
+            };
+            piece.at(sigma, &mut self.before[j]);
+            let (done, rest) = self.starts.split_at_mut(j + 1);
+            model.event_reset(e, &self.before[j], p, &mut rest[0], work);
+            let _ = done;
+            self.segments.push(Segment {
+                tau,
+                h: len,
+                sigma,
+                event: Some(e),
+            });
+            self.fired += 1;
+            tau += sigma;
+            if let Some(r) = self.recorder.as_mut().filter(|r| r.event == e) {
+                if r.times.len() < r.times.capacity() {
+                    r.times.push(tau);
+                }
+                r.count += 1;
+            }
+            len = t_end - tau;
+            if sigma >= self.segments[j].h || len <= 0.0 {
+                next.copy_from_slice(&self.starts[j + 1]);
+                self.cache_valid = false;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The crossing of event `e` on `piece` (g going from `ends[0]` to
+/// `ends[1]`), located on its interpolant ([`illinois`]).
+fn locate<M: Model>(
+    model: &M,
+    e: usize,
+    piece: &Piece<'_>,
+    probe: &mut [f64],
+    ends: [f64; 2],
+    p: &[f64],
+    work: &mut M::Work,
+) -> f64 {
+    illinois(piece.len, ends, |c| {
+        piece.at(c, probe);
+        model.event_value(e, probe, p, work)
+    })
+}
+
+/// The root of `g` on `[0, len]` from `g(0) = ends[0]` to `g(len) = ends[1]`
+/// (a sign change): the end on the crossed side of a bracket shrunk to
+/// rounding by the Illinois method.
+pub fn illinois(len: f64, ends: [f64; 2], mut g: impl FnMut(f64) -> f64) -> f64 {
+    let (mut lo, mut g_lo, mut hi, mut g_hi) = (0.0, ends[0], len, ends[1]);
+    if g_hi == 0.0 {
+        return hi;
+    }
+    let mut last_side = 0i8;
+    for _ in 0..MAX_LOCATE_ITERATIONS {
+        if hi - lo <= 2.0 * f64::EPSILON * hi {
+            break;
+        }
+        let mut c = lo - g_lo * (hi - lo) / (g_hi - g_lo);
+        if !(c > lo && c < hi) {
+            c = 0.5 * (lo + hi);
+            if !(c > lo && c < hi) {
+                break;
+            }
+        }
+        let g_c = g(c);
+        if g_c * g_lo > 0.0 {
+            lo = c;
+            g_lo = g_c;
+            if last_side == -1 {
+                g_hi *= 0.5;
+            }
+            last_side = -1;
+        } else {
+            hi = c;
+            g_hi = g_c;
+            if g_c == 0.0 {
+                break;
+            }
+            if last_side == 1 {
+                g_lo *= 0.5;
+            }
+            last_side = 1;
+        }
+    }
+    hi
+}
+
+/// One piece of a step: from `x` over `len` to the full step's end `y`,
+/// with the slopes its interpolant uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    pub method: FixedMethod,
+    pub x: &'a [f64],
+    /// f(x).
+    pub k1: &'a [f64],
+    pub y: &'a [f64],
+    /// f(y) (RK4 only).
+    pub f_y: &'a [f64],
+    pub len: f64,
+}
+
+impl Piece<'_> {
+    /// `out ← u(τ + σ)` on the interpolant.
+    #[inline]
+    pub fn at(&self, sigma: f64, out: &mut [f64]) {
+        let (x, k1) = (self.x, self.k1);
+        match self.method {
+            FixedMethod::Euler => {
+                for i in 0..x.len() {
+                    out[i] = x[i] + sigma * k1[i];
+                }
+            }
+            FixedMethod::Rk4 => {
+                let [h00, h10, h01, h11] = hermite(sigma / self.len);
+                let (y, f_y, len) = (self.y, self.f_y, self.len);
+                for i in 0..x.len() {
+                    out[i] = h00 * x[i] + h01 * y[i] + len * (h10 * k1[i] + h11 * f_y[i]);
+                }
+            }
+        }
+    }
+
+    /// `out ← du/dσ` at σ.
+    #[inline]
+    pub fn slope(&self, sigma: f64, out: &mut [f64]) {
+        let (x, k1) = (self.x, self.k1);
+        match self.method {
+            FixedMethod::Euler => out.copy_from_slice(k1),
+            FixedMethod::Rk4 => {
+                let [d00, d10, d01, d11] = hermite_slopes(sigma / self.len);
+                let (y, f_y, len) = (self.y, self.f_y, self.len);
+                for i in 0..x.len() {
+                    out[i] = (d00 * x[i] + d01 * y[i]) / len + d10 * k1[i] + d11 * f_y[i];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hermite_basis_interpolates_values_and_slopes() {
+        assert_eq!(hermite(0.0), [1.0, 0.0, 0.0, 0.0]);
+        assert_eq!(hermite(1.0), [0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(hermite_slopes(0.0), [0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(hermite_slopes(1.0), [0.0, 0.0, 0.0, 1.0]);
+        let h = 1e-6;
+        let (bp, bm, d) = (hermite(0.3 + h), hermite(0.3 - h), hermite_slopes(0.3));
+        for i in 0..4 {
+            assert!((d[i] - (bp[i] - bm[i]) / (2.0 * h)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn crossing_directions() {
+        assert!(crosses(1, -1.0, 0.0) && !crosses(1, 0.0, 1.0) && !crosses(1, 1.0, -1.0));
+        assert!(crosses(-1, 1.0, 0.0) && !crosses(-1, -1.0, 1.0));
+        assert!(crosses(0, 1.0, -1.0) && crosses(0, -1.0, 1.0) && !crosses(0, 1.0, 2.0));
+    }
+}
