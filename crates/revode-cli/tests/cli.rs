@@ -247,7 +247,9 @@ fn check_model_passes_builtins() {
         "{out}"
     );
     assert!(
-        out.contains("of which the model's own state Jacobian: 10 nonzeros of 16 (62.50%), 64 entries"),
+        out.contains(
+            "of which the model's own state Jacobian: 10 nonzeros of 16 (62.50%), 64 entries"
+        ),
         "{out}"
     );
     let o = run(&[

@@ -30,10 +30,6 @@ pub enum Un {
     Atan,
     Heav,
     Sign,
-    /// `g(z) = z/(e^z − 1)` with its limit 1 at 0 (the removable singularity).
-    ExprelInv,
-    /// `g'(z)`, limit −1/2 at 0.
-    ExprelInvDeriv,
 }
 
 /// Binary operations.
@@ -54,6 +50,13 @@ pub enum Bin {
     Ne,
     And,
     Or,
+    /// `g(z) = z/(e^z − 1)` with its limit 1 at 0 (the removable
+    /// singularity), of `z` and `e = e^z` computed elsewhere (so the
+    /// exponential can be shared, crate::exp_share). A function of `z`
+    /// alone: its derivative flows to `z` only.
+    ExprelInv,
+    /// `g'(z)` of `z` and `e^z`, limit −1/2 at 0.
+    ExprelInvDeriv,
 }
 
 impl Bin {
@@ -115,8 +118,6 @@ pub fn eval_un(op: Un, x: f64) -> f64 {
         Un::Atan => x.atan(),
         Un::Heav => heav(x),
         Un::Sign => sign(x),
-        Un::ExprelInv => exprel_inv_em1(x, exp(x) - 1.0),
-        Un::ExprelInvDeriv => exprel_inv_and_deriv_em1(x, exp(x) - 1.0).1,
     }
 }
 
@@ -186,6 +187,8 @@ pub fn eval_bin(op: Bin, a: f64, b: f64) -> f64 {
         Bin::Ne => truth(a != b),
         Bin::And => truth(a != 0.0 && b != 0.0),
         Bin::Or => truth(a != 0.0 || b != 0.0),
+        Bin::ExprelInv => exprel_inv_em1(a, b - 1.0),
+        Bin::ExprelInvDeriv => exprel_inv_and_deriv_em1(a, b - 1.0).1,
     }
 }
 
@@ -229,6 +232,8 @@ pub struct Dag {
     /// Depends on a state.
     on_state: Vec<bool>,
     singular: SingularStats,
+    /// Exponentials sharing one `exp` (crate::exp_share).
+    exps: crate::exp_share::ExpGroups,
 }
 
 /// What the removable-singularity rewrite ([`crate::singular`]) did while
@@ -280,8 +285,28 @@ impl Dag {
         self.constant(id) == Some(value)
     }
 
+    /// The id of `node` if it is in the DAG.
+    pub(crate) fn find(&self, node: &Node) -> Option<Id> {
+        self.index.get(node).copied()
+    }
+
+    /// The exponential groups (crate::exp_share).
+    pub(crate) fn exp_groups(&mut self) -> &mut crate::exp_share::ExpGroups {
+        &mut self.exps
+    }
+
+    /// `Some(w)` if node `id` is `e^w`: an `exp` node, or a node the
+    /// exponential sharing made equal to `e^w` (`K·e^{w₀}` or `K/e^{w₀}`).
+    pub fn exp_argument(&self, id: Id) -> Option<Id> {
+        match self.node(id) {
+            Node::Un(Un::Exp, w) => Some(w),
+            Node::Bin(Bin::Mul | Bin::Div, _, _) => self.exps.argument_of(id),
+            _ => None,
+        }
+    }
+
     /// The id of `node`, adding it if new.
-    fn intern(&mut self, node: Node) -> Id {
+    pub(crate) fn intern(&mut self, node: Node) -> Id {
         if let Some(&id) = self.index.get(&node) {
             return id;
         }
@@ -325,6 +350,9 @@ impl Dag {
     pub fn un(&mut self, op: Un, a: Id) -> Id {
         if let Some(x) = self.constant(a) {
             return self.constant_node(eval_un(op, x));
+        }
+        if op == Un::Exp {
+            return crate::exp_share::exp(self, a);
         }
         if op == Un::Neg {
             if let Node::Un(Un::Neg, inner) = self.node(a) {
@@ -530,7 +558,7 @@ mod tests {
         assert!(eval_bin(Bin::Min, f64::NAN, 1.0).is_nan());
         assert_eq!(eval_bin(Bin::And, 2.0, -1.0), 1.0);
         assert_eq!(eval_bin(Bin::Or, 0.0, 0.0), 0.0);
-        assert_eq!(eval_un(Un::ExprelInv, 0.0), 1.0);
-        assert_eq!(eval_un(Un::ExprelInvDeriv, 0.0), -0.5);
+        assert_eq!(eval_bin(Bin::ExprelInv, 0.0, 1.0), 1.0);
+        assert_eq!(eval_bin(Bin::ExprelInvDeriv, 0.0, 1.0), -0.5);
     }
 }

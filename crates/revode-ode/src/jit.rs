@@ -54,8 +54,8 @@ const WINDOW: u32 = 32;
 /// Instructions per native function.
 const CHUNK: usize = 4096;
 
-extern "C" fn exprel_pair_helper(z: f64, out: *mut f64) {
-    let (g, dg) = revode_model::exprel_inv_and_deriv_em1(z, revode_model::exp::exp(z) - 1.0);
+extern "C" fn exprel_pair_helper(z: f64, e: f64, out: *mut f64) {
+    let (g, dg) = revode_model::exprel_inv_and_deriv_em1(z, e - 1.0);
     // SAFETY: `out` is the 16-byte stack slot the generated code passes.
     unsafe {
         *out = g;
@@ -63,7 +63,7 @@ extern "C" fn exprel_pair_helper(z: f64, out: *mut f64) {
     }
 }
 
-const UNARY: [Un; 17] = [
+const UNARY: [Un; 15] = [
     Un::Neg,
     Un::Exp,
     Un::Ln,
@@ -79,11 +79,9 @@ const UNARY: [Un; 17] = [
     Un::Atan,
     Un::Heav,
     Un::Sign,
-    Un::ExprelInv,
-    Un::ExprelInvDeriv,
 ];
 
-const BINARY: [Bin; 15] = [
+const BINARY: [Bin; 17] = [
     Bin::Add,
     Bin::Sub,
     Bin::Mul,
@@ -99,6 +97,8 @@ const BINARY: [Bin; 15] = [
     Bin::Ne,
     Bin::And,
     Bin::Or,
+    Bin::ExprelInv,
+    Bin::ExprelInvDeriv,
 ];
 
 extern "C" fn unary_helper(op: i32, x: f64) -> f64 {
@@ -307,7 +307,7 @@ fn operands(ins: &Instr) -> impl Iterator<Item = u32> {
         | Instr::Exp { a, .. }
         | Instr::PowI { a, .. }
         | Instr::Un { a, .. } => (Some(a), None, None),
-        Instr::ExprelPair { z, .. } => (Some(z), None, None),
+        Instr::ExprelPair { z, e, .. } => (Some(z), Some(e), None),
         Instr::Select { c, a, b, .. } => (Some(c), Some(a), Some(b)),
     };
     a.into_iter().chain(b).chain(c)
@@ -372,7 +372,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
         s.returns.extend(ret.map(AbiParam::new));
         s
     };
-    let pair_sig = sig(&[f64t, ptr], None, &module);
+    let pair_sig = sig(&[f64t, f64t, ptr], None, &module);
     let un_sig = sig(&[types::I32, f64t], Some(f64t), &module);
     let bin_sig = sig(&[types::I32, f64t, f64t], Some(f64t), &module);
     let main_sig = sig(&[ptr, ptr, ptr, f64t, ptr, ptr], None, &module);
@@ -616,10 +616,10 @@ impl Emitter<'_> {
                     let x = arg!(a);
                     (d, emit_powi(&mut b, x, n))
                 }
-                Instr::ExprelPair { g, dg, z } => {
-                    let z = arg!(z);
+                Instr::ExprelPair { g, dg, z, e } => {
+                    let (z, e) = (arg!(z), arg!(e));
                     let addr = b.ins().stack_addr(ptr, slot, 0);
-                    b.ins().call(pair_f, &[z, addr]);
+                    b.ins().call(pair_f, &[z, e, addr]);
                     let gv = b.ins().stack_load(ptr, f64t, slot, 0);
                     let dv = b.ins().stack_load(ptr, f64t, slot, 8);
                     self.define(&mut b, fp, g, at, gv);

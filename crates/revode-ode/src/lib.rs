@@ -27,6 +27,7 @@ mod compiled_jacobian;
 pub mod dag;
 mod diff;
 mod error;
+mod exp_share;
 mod expr_parser;
 pub mod jacobian;
 mod jit;

@@ -5,7 +5,7 @@
 //! Constants sit in registers filled once by [`Program::new_registers`];
 //! inputs (states, parameters, time, adjoint seeds) are copied in at the
 //! start of a run. `g(z)` and `g'(z)` of the same `z` become one fused
-//! instruction sharing one exponential. Nothing allocates per run.
+//! instruction. Nothing allocates per run.
 
 use crate::dag::{eval_bin, eval_un, powi, Bin, Dag, Id, Node, Un};
 use revode_model::exp::exp;
@@ -47,11 +47,12 @@ pub enum Instr {
         a: u32,
         n: i32,
     },
-    /// `g(z)` into `g` and `g'(z)` into `dg`.
+    /// `g(z)` into `g` and `g'(z)` into `dg`, given `e = e^z`.
     ExprelPair {
         g: u32,
         dg: u32,
         z: u32,
+        e: u32,
     },
     Select {
         d: u32,
@@ -118,8 +119,8 @@ impl Program {
         // g'(z) of a z whose g(z) is also needed: computed together.
         let mut deriv_of = std::collections::HashMap::new();
         for id in 0..n {
-            if let (true, Node::Un(Un::ExprelInvDeriv, z)) = (needed[id], dag.node(id as Id)) {
-                deriv_of.insert(z, id);
+            if let (true, Node::Bin(Bin::ExprelInvDeriv, z, e)) = (needed[id], dag.node(id as Id)) {
+                deriv_of.insert((z, e), id);
             }
         }
         let mut fused_away = vec![false; n];
@@ -157,13 +158,14 @@ impl Program {
                     p.inputs.push((d, Input::Time));
                     continue;
                 }
-                Node::Un(Un::ExprelInv, z) if deriv_of.contains_key(&z) => {
-                    let dg = deriv_of[&z];
+                Node::Bin(Bin::ExprelInv, z, e) if deriv_of.contains_key(&(z, e)) => {
+                    let dg = deriv_of[&(z, e)];
                     fused_away[dg] = true;
                     Instr::ExprelPair {
                         g: d,
                         dg: register[dg],
                         z: r(z),
+                        e: r(e),
                     }
                 }
                 Node::Un(Un::Neg, a) => Instr::Neg { d, a: r(a) },
@@ -206,6 +208,11 @@ impl Program {
         &self.roots
     }
 
+    /// The constant registers and their values.
+    pub fn constants(&self) -> &[(u32, f64)] {
+        &self.constants
+    }
+
     pub fn instructions(&self) -> &[Instr] {
         &self.instrs
     }
@@ -241,9 +248,9 @@ fn execute(x: &mut [f64], ins: Instr) {
         Instr::Neg { d, a } => x[d as usize] = -x[a as usize],
         Instr::Exp { d, a } => x[d as usize] = exp(x[a as usize]),
         Instr::PowI { d, a, n } => x[d as usize] = powi(x[a as usize], n),
-        Instr::ExprelPair { g, dg, z } => {
+        Instr::ExprelPair { g, dg, z, e } => {
             let z = x[z as usize];
-            let (gv, dv) = exprel_inv_and_deriv_em1(z, exp(z) - 1.0);
+            let (gv, dv) = exprel_inv_and_deriv_em1(z, x[e as usize] - 1.0);
             x[g as usize] = gv;
             x[dg as usize] = dv;
         }
