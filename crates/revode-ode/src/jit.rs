@@ -125,12 +125,20 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     let k = |b: &mut FunctionBuilder, c: f64| b.ins().f64const(c);
     let lo = k(b, revode_model::exp::EXP_ARG_MIN);
     let hi = k(b, revode_model::exp::EXP_ARG_MAX);
-    let x = b.ins().fmax(x, lo);
-    let x = b.ins().fmin(x, hi);
+    // x.clamp(lo, hi) as `x < lo ? lo : x` then `hi < x ? hi : x`: NaN
+    // stays NaN as in Rust's clamp, and Cranelift lowers each select to
+    // one maxsd/minsd (fmax/fmin would be NaN- and zero-sign-exact
+    // sequences of several instructions).
+    let below = b.ins().fcmp(FloatCC::LessThan, x, lo);
+    let x = b.ins().select(below, lo, x);
+    let above = b.ins().fcmp(FloatCC::LessThan, hi, x);
+    let x = b.ins().select(above, hi, x);
     let log2e = k(b, std::f64::consts::LOG2_E);
     let magic = k(b, ROUND_MAGIC);
     let t = b.ins().fmul(x, log2e);
     let shifted = b.ins().fadd(t, magic);
+    // a constant per use: each becomes a memory operand
+    let magic = k(b, ROUND_MAGIC);
     let kf = b.ins().fsub(shifted, magic);
     let ln2_hi = k(b, LN2_HI);
     let ln2_lo = k(b, LN2_LO);
@@ -141,16 +149,18 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     let r2 = b.ins().fmul(r, r);
     let r4 = b.ins().fmul(r2, r2);
     let r8 = b.ins().fmul(r4, r4);
-    // (c[i] + c[i+1] r) + (c[i+2] + c[i+3] r) r²
+    // (c[i] + c[i+1] r) + (c[i+2] + c[i+3] r) r², constants as the second
+    // operands (so x86 reads them from memory in the same instruction;
+    // a sum or product is the same either way round)
     let quad = |b: &mut FunctionBuilder, i: usize| {
-        let c0 = k(b, C[i]);
         let c1 = k(b, C[i + 1]);
-        let c2 = k(b, C[i + 2]);
+        let m1 = b.ins().fmul(r, c1);
+        let c0 = k(b, C[i]);
+        let p = b.ins().fadd(m1, c0);
         let c3 = k(b, C[i + 3]);
-        let m1 = b.ins().fmul(c1, r);
-        let p = b.ins().fadd(c0, m1);
-        let m3 = b.ins().fmul(c3, r);
-        let q = b.ins().fadd(c2, m3);
+        let m3 = b.ins().fmul(r, c3);
+        let c2 = k(b, C[i + 2]);
+        let q = b.ins().fadd(m3, c2);
         let q = b.ins().fmul(q, r2);
         b.ins().fadd(p, q)
     };
@@ -164,7 +174,7 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     let m = b.ins().fmul(r2, poly);
     let s = b.ins().fadd(r, m);
     let one = k(b, 1.0);
-    let er = b.ins().fadd(one, s);
+    let er = b.ins().fadd(s, one);
     // 2^k: (bits(shifted) − bits(magic) + 1023) << 52
     let sb = b.ins().bitcast(types::I64, MemFlagsData::new(), shifted);
     let kint = b.ins().iadd_imm_s(sb, -(ROUND_MAGIC.to_bits() as i64));
@@ -350,7 +360,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
             .set(k, v)
             .map_err(|e| format!("cranelift flag {k}: {e}"))
     };
-    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "opt_level", "none")?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
     set(&mut flags, "is_pic", "false")?;
     set(&mut flags, "enable_verifier", "false")?;
@@ -495,8 +505,21 @@ impl Emitter<'_> {
         last != NEVER && (last > at + WINDOW || chunk_of(last) != chunk_of(at))
     }
 
+    /// The operands of a commutative operation with a constant second.
+    fn constant_second(&self, a: u32, b: u32) -> (u32, u32) {
+        match self.sources[a as usize] {
+            Source::Constant(_) => (b, a),
+            _ => (a, b),
+        }
+    }
+
     /// The value of register `r` for a use at instruction `at`.
     fn read(&mut self, b: &mut FunctionBuilder, fp: Params, r: u32, at: u32) -> Value {
+        if let Source::Constant(x) = self.sources[r as usize] {
+            // A constant per use (never kept in a register): x86 reads it
+            // from memory in the instruction that uses it.
+            return b.ins().f64const(x);
+        }
         let (cached, since, chunk) = self.cache[r as usize];
         if let Some(v) = cached {
             if chunk == chunk_of(at) && at - since <= WINDOW {
@@ -582,7 +605,10 @@ impl Emitter<'_> {
                 };
             }
             let (d, x) = match ins {
+                // Constants second (a memory operand); the sum and the
+                // product are the same either way round.
                 Instr::Add { d, a, b: c } => {
+                    let (a, c) = self.constant_second(a, c);
                     let (x, y) = (arg!(a), arg!(c));
                     (d, b.ins().fadd(x, y))
                 }
@@ -591,6 +617,7 @@ impl Emitter<'_> {
                     (d, b.ins().fsub(x, y))
                 }
                 Instr::Mul { d, a, b: c } => {
+                    let (a, c) = self.constant_second(a, c);
                     let (x, y) = (arg!(a), arg!(c));
                     (d, b.ins().fmul(x, y))
                 }

@@ -142,3 +142,41 @@ fn jit_equals_interpreter_bitwise_across_the_exprel_switch() {
         assert_eq!(aj[0].to_bits(), ai[0].to_bits(), "vjp p at z = {z:e}");
     }
 }
+
+/// The inlined `exp` clamps its argument with two selects (one
+/// maxsd/minsd each): the same values as the interpreter's `f64::clamp`
+/// at and beyond both ends, at ±0, ±∞ and NaN.
+#[test]
+fn jit_exp_equals_interpreter_at_the_clamp() {
+    let src = "init x=0\nx' = exp(x)\n";
+    let jit = OdeModel::from_str(src).unwrap();
+    let interp = jit.clone().interpreted();
+    let (mut wj, mut wi) = (jit.new_work(), interp.new_work());
+    for x in [
+        0.0,
+        -0.0,
+        708.0,
+        709.0,
+        709.0f64.next_up(),
+        -708.0,
+        -708.0f64.next_down(),
+        1e300,
+        -1e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+    ] {
+        let (mut dj, mut di) = ([1.0], [2.0]);
+        jit.rhs(0.0, &[x], &[], &mut dj, &mut wj);
+        interp.rhs(0.0, &[x], &[], &mut di, &mut wi);
+        assert!(
+            dj[0].to_bits() == di[0].to_bits() || (dj[0].is_nan() && di[0].is_nan()),
+            "exp({x:e}): {} vs {}",
+            dj[0],
+            di[0]
+        );
+        if !x.is_nan() {
+            assert!(dj[0].is_finite() && dj[0] > 0.0, "exp({x:e}) = {}", dj[0]);
+        }
+    }
+}
