@@ -400,6 +400,8 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
 
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
+    // `REVODE_JIT_DISASM=1`: print the machine code (examples/ode_dump.rs)
+    let disasm = std::env::var_os("REVODE_JIT_DISASM").is_some();
     let mut declared: Vec<(Vec<FuncId>, [usize; 5])> = Vec::new();
     for (k, program) in programs.iter().enumerate() {
         let uses = Uses::of(program);
@@ -435,9 +437,13 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
             ctx.func.signature = shared.main_sig.clone();
             ctx.func.name = UserFuncName::user(0, id.as_u32());
             emitter.emit_chunk(&mut module, &mut ctx, &mut fctx, &shared, c)?;
+            ctx.set_disasm(disasm);
             module
                 .define_function(id, &mut ctx)
                 .map_err(|e| format!("cranelift: {e:?}"))?;
+            if let Some(text) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+                eprintln!("; program {k}, chunk {c}\n{text}");
+            }
             module.clear_context(&mut ctx);
             ids.push(id);
         }
