@@ -184,6 +184,86 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     b.ins().fmul(er, two_k)
 }
 
+/// `|z| < SERIES_BELOW` as a condition (false for NaN, as in the Rust).
+fn emit_series_switch(b: &mut FunctionBuilder, z: Value) -> Value {
+    let az = b.ins().fabs(z);
+    let below = b.ins().f64const(revode_model::rate_forms::SERIES_BELOW);
+    b.ins().fcmp(FloatCC::LessThan, az, below)
+}
+
+/// `1 + z²(G2 + z²(G4 + …)) − 0.5 z`, operation for operation as
+/// `revode_model::rate_forms::series` (constants second: the same sums and
+/// products).
+fn emit_series(b: &mut FunctionBuilder, z: Value, z2: Value) -> Value {
+    let c = revode_model::rate_forms::SERIES_EVEN;
+    let k = b.ins().f64const(c[4]);
+    let mut acc = b.ins().fmul(z2, k);
+    for &ci in c[..4].iter().rev() {
+        let k = b.ins().f64const(ci);
+        let s = b.ins().fadd(acc, k);
+        acc = b.ins().fmul(z2, s);
+    }
+    let one = b.ins().f64const(1.0);
+    let even = b.ins().fadd(acc, one);
+    let half = b.ins().f64const(0.5);
+    let hz = b.ins().fmul(z, half);
+    b.ins().fsub(even, hz)
+}
+
+/// `−0.5 + z(D1 + z²(D3 + …))` as `revode_model::rate_forms::series_deriv`.
+fn emit_series_deriv(b: &mut FunctionBuilder, z: Value, z2: Value) -> Value {
+    let c = revode_model::rate_forms::SERIES_DERIV_ODD;
+    let k = b.ins().f64const(c[4]);
+    let mut acc = b.ins().fmul(z2, k);
+    for (i, &ci) in c[..4].iter().enumerate().rev() {
+        let k = b.ins().f64const(ci);
+        let s = b.ins().fadd(acc, k);
+        acc = if i == 0 {
+            b.ins().fmul(z, s)
+        } else {
+            b.ins().fmul(z2, s)
+        };
+    }
+    let m = b.ins().f64const(-0.5);
+    b.ins().fadd(acc, m)
+}
+
+/// `g(z)` from `e = e^z`: `revode_model::exprel_inv_em1(z, e − 1)` inlined,
+/// both branches computed and one selected (the same values: tests/backends.rs).
+fn emit_exprel(b: &mut FunctionBuilder, z: Value, e: Value) -> Value {
+    let one = b.ins().f64const(1.0);
+    let em1 = b.ins().fsub(e, one);
+    let direct = b.ins().fdiv(z, em1);
+    let z2 = b.ins().fmul(z, z);
+    let series = emit_series(b, z, z2);
+    let small = emit_series_switch(b, z);
+    b.ins().select(small, series, direct)
+}
+
+/// `(g(z), g'(z))` from `e = e^z`: `exprel_inv_and_deriv_em1(z, e − 1)`
+/// inlined (`direct_pair_em1`: `r = 1/em1`, `g = z r`,
+/// `g' = r (1 − g (em1 + 1))`).
+fn emit_exprel_pair(b: &mut FunctionBuilder, z: Value, e: Value) -> (Value, Value) {
+    let one = b.ins().f64const(1.0);
+    let em1 = b.ins().fsub(e, one);
+    let one = b.ins().f64const(1.0);
+    let r = b.ins().fdiv(one, em1);
+    let g = b.ins().fmul(z, r);
+    let one = b.ins().f64const(1.0);
+    let e1 = b.ins().fadd(em1, one);
+    let ge = b.ins().fmul(g, e1);
+    let one = b.ins().f64const(1.0);
+    let t = b.ins().fsub(one, ge);
+    let dg = b.ins().fmul(r, t);
+    let z2 = b.ins().fmul(z, z);
+    let sg = emit_series(b, z, z2);
+    let sd = emit_series_deriv(b, z, z2);
+    let small = emit_series_switch(b, z);
+    let gv = b.ins().select(small, sg, g);
+    let dv = b.ins().select(small, sd, dg);
+    (gv, dv)
+}
+
 /// One program's native code: its chunks, run in order.
 struct CompiledProgram {
     chunks: Vec<Compiled>,
@@ -649,6 +729,21 @@ impl Emitter<'_> {
                     let x = arg!(a);
                     (d, emit_powi(&mut b, x, n))
                 }
+                Instr::ExprelPair { g, dg, z, e } if self.exp_code == ExpCode::Inline => {
+                    let (z, e) = (arg!(z), arg!(e));
+                    let (gv, dv) = emit_exprel_pair(&mut b, z, e);
+                    self.define(&mut b, fp, g, at, gv);
+                    (dg, dv)
+                }
+                Instr::Bin {
+                    op: Bin::ExprelInv,
+                    d,
+                    a,
+                    b: e,
+                } if self.exp_code == ExpCode::Inline => {
+                    let (z, e) = (arg!(a), arg!(e));
+                    (d, emit_exprel(&mut b, z, e))
+                }
                 Instr::ExprelPair { g, dg, z, e } => {
                     let (z, e) = (arg!(z), arg!(e));
                     let addr = b.ins().stack_addr(ptr, slot, 0);
@@ -721,7 +816,11 @@ pub fn native_size(program: &Program) -> usize {
         // emit_exp, and its operand's load
         Instr::Exp { .. } => 46,
         Instr::PowI { n, .. } => 3 + 2 * (32 - n.unsigned_abs().leading_zeros() as usize),
-        Instr::ExprelPair { .. } => 7,
+        // emit_exprel_pair / emit_exprel, inline in programs compiled at load
+        Instr::ExprelPair { .. } => 50,
+        Instr::Bin {
+            op: Bin::ExprelInv, ..
+        } => 25,
         Instr::Select { .. } | Instr::Un { .. } | Instr::Bin { .. } => 5,
         _ => 3,
     };
