@@ -35,7 +35,8 @@ use std::fmt;
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName, Value,
+    types, AbiParam, BlockArg, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind,
+    UserFuncName, Value,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -228,40 +229,84 @@ fn emit_series_deriv(b: &mut FunctionBuilder, z: Value, z2: Value) -> Value {
     b.ins().fadd(acc, m)
 }
 
-/// `g(z)` from `e = e^z`: `revode_model::exprel_inv_em1(z, e − 1)` inlined,
-/// both branches computed and one selected (the same values: tests/backends.rs).
-fn emit_exprel(b: &mut FunctionBuilder, z: Value, e: Value) -> Value {
-    let one = b.ins().f64const(1.0);
-    let em1 = b.ins().fsub(e, one);
-    let direct = b.ins().fdiv(z, em1);
-    let z2 = b.ins().fmul(z, z);
-    let series = emit_series(b, z, z2);
+/// Emits `if |z| < SERIES_BELOW { series(…) } else { direct(…) }` as two
+/// blocks joined by a third whose parameters (`n` of them) are returned:
+/// only one branch runs, as in the Rust (the series is several times the
+/// direct form's cost).
+fn emit_branches<const N: usize>(
+    b: &mut FunctionBuilder,
+    z: Value,
+    series: impl FnOnce(&mut FunctionBuilder) -> [Value; N],
+    direct: impl FnOnce(&mut FunctionBuilder) -> [Value; N],
+) -> [Value; N] {
     let small = emit_series_switch(b, z);
-    b.ins().select(small, series, direct)
+    let (series_block, direct_block, join) = (b.create_block(), b.create_block(), b.create_block());
+    for _ in 0..N {
+        b.append_block_param(join, types::F64);
+    }
+    b.ins().brif(small, series_block, &[], direct_block, &[]);
+    let jump = |b: &mut FunctionBuilder, v: [Value; N]| {
+        let args: Vec<BlockArg> = v.iter().map(|&x| BlockArg::Value(x)).collect();
+        b.ins().jump(join, &args);
+    };
+    b.switch_to_block(series_block);
+    b.seal_block(series_block);
+    let v = series(b);
+    jump(b, v);
+    b.switch_to_block(direct_block);
+    b.seal_block(direct_block);
+    let v = direct(b);
+    jump(b, v);
+    b.switch_to_block(join);
+    b.seal_block(join);
+    let params = b.block_params(join);
+    std::array::from_fn(|i| params[i])
+}
+
+/// `g(z)` from `e = e^z`: `revode_model::exprel_inv_em1(z, e − 1)` inlined.
+fn emit_exprel(b: &mut FunctionBuilder, z: Value, e: Value) -> Value {
+    let [g] = emit_branches(
+        b,
+        z,
+        |b| {
+            let z2 = b.ins().fmul(z, z);
+            [emit_series(b, z, z2)]
+        },
+        |b| {
+            let one = b.ins().f64const(1.0);
+            let em1 = b.ins().fsub(e, one);
+            [b.ins().fdiv(z, em1)]
+        },
+    );
+    g
 }
 
 /// `(g(z), g'(z))` from `e = e^z`: `exprel_inv_and_deriv_em1(z, e − 1)`
 /// inlined (`direct_pair_em1`: `r = 1/em1`, `g = z r`,
 /// `g' = r (1 − g (em1 + 1))`).
 fn emit_exprel_pair(b: &mut FunctionBuilder, z: Value, e: Value) -> (Value, Value) {
-    let one = b.ins().f64const(1.0);
-    let em1 = b.ins().fsub(e, one);
-    let one = b.ins().f64const(1.0);
-    let r = b.ins().fdiv(one, em1);
-    let g = b.ins().fmul(z, r);
-    let one = b.ins().f64const(1.0);
-    let e1 = b.ins().fadd(em1, one);
-    let ge = b.ins().fmul(g, e1);
-    let one = b.ins().f64const(1.0);
-    let t = b.ins().fsub(one, ge);
-    let dg = b.ins().fmul(r, t);
-    let z2 = b.ins().fmul(z, z);
-    let sg = emit_series(b, z, z2);
-    let sd = emit_series_deriv(b, z, z2);
-    let small = emit_series_switch(b, z);
-    let gv = b.ins().select(small, sg, g);
-    let dv = b.ins().select(small, sd, dg);
-    (gv, dv)
+    let [g, dg] = emit_branches(
+        b,
+        z,
+        |b| {
+            let z2 = b.ins().fmul(z, z);
+            [emit_series(b, z, z2), emit_series_deriv(b, z, z2)]
+        },
+        |b| {
+            let one = b.ins().f64const(1.0);
+            let em1 = b.ins().fsub(e, one);
+            let one = b.ins().f64const(1.0);
+            let r = b.ins().fdiv(one, em1);
+            let g = b.ins().fmul(z, r);
+            let one = b.ins().f64const(1.0);
+            let e1 = b.ins().fadd(em1, one);
+            let ge = b.ins().fmul(g, e1);
+            let one = b.ins().f64const(1.0);
+            let t = b.ins().fsub(one, ge);
+            [g, b.ins().fmul(r, t)]
+        },
+    );
+    (g, dg)
 }
 
 /// One program's native code: its chunks, run in order.
