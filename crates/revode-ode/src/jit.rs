@@ -185,6 +185,85 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     b.ins().fmul(er, two_k)
 }
 
+/// A vector constant of two equal lanes (a constant-pool load, or a memory
+/// operand of the instruction using it).
+fn splat_const(b: &mut FunctionBuilder, ty: types::Type, bits: u64) -> Value {
+    let mut bytes = bits.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&bits.to_le_bytes());
+    let handle = b.func.dfg.constants.insert(bytes.into());
+    b.ins().vconst(ty, handle)
+}
+
+/// [`emit_exp`] on both lanes of an `f64x2`: the same operations in the same
+/// order lane by lane (so the same values), for two independent
+/// exponentials at the cost of about one.
+fn emit_exp2(b: &mut FunctionBuilder, x0: Value, x1: Value) -> (Value, Value) {
+    use revode_model::exp::{INV_FACT as C, LN2_HI, LN2_LO, ROUND_MAGIC};
+    let v2 = types::F64X2;
+    let k = |b: &mut FunctionBuilder, c: f64| splat_const(b, v2, c.to_bits());
+    let x = b.ins().scalar_to_vector(v2, x0);
+    let x = b.ins().insertlane(x, x1, 1);
+    let flags = MemFlagsData::new();
+    // clamp: maxpd, minpd (the bitselect-of-compare forms Cranelift lowers
+    // to them; NaN stays NaN as in f64::clamp)
+    let lo = k(b, revode_model::exp::EXP_ARG_MIN);
+    let below = b.ins().fcmp(FloatCC::LessThan, x, lo);
+    let below = b.ins().bitcast(v2, flags, below);
+    let x = b.ins().bitselect(below, lo, x);
+    let hi = k(b, revode_model::exp::EXP_ARG_MAX);
+    let above = b.ins().fcmp(FloatCC::LessThan, hi, x);
+    let above = b.ins().bitcast(v2, flags, above);
+    let x = b.ins().bitselect(above, hi, x);
+    let log2e = k(b, std::f64::consts::LOG2_E);
+    let t = b.ins().fmul(x, log2e);
+    let magic = k(b, ROUND_MAGIC);
+    let shifted = b.ins().fadd(t, magic);
+    let magic = k(b, ROUND_MAGIC);
+    let kf = b.ins().fsub(shifted, magic);
+    let ln2_hi = k(b, LN2_HI);
+    let a = b.ins().fmul(kf, ln2_hi);
+    let r = b.ins().fsub(x, a);
+    let ln2_lo = k(b, LN2_LO);
+    let a = b.ins().fmul(kf, ln2_lo);
+    let r = b.ins().fsub(r, a);
+    let r2 = b.ins().fmul(r, r);
+    let r4 = b.ins().fmul(r2, r2);
+    let r8 = b.ins().fmul(r4, r4);
+    let quad = |b: &mut FunctionBuilder, i: usize| {
+        let c1 = k(b, C[i + 1]);
+        let m1 = b.ins().fmul(r, c1);
+        let c0 = k(b, C[i]);
+        let p = b.ins().fadd(m1, c0);
+        let c3 = k(b, C[i + 3]);
+        let m3 = b.ins().fmul(r, c3);
+        let c2 = k(b, C[i + 2]);
+        let q = b.ins().fadd(m3, c2);
+        let q = b.ins().fmul(q, r2);
+        b.ins().fadd(p, q)
+    };
+    let q01 = quad(b, 0);
+    let q45 = quad(b, 4);
+    let q89 = quad(b, 8);
+    let m = b.ins().fmul(q45, r4);
+    let poly = b.ins().fadd(q01, m);
+    let m = b.ins().fmul(q89, r8);
+    let poly = b.ins().fadd(poly, m);
+    let m = b.ins().fmul(r2, poly);
+    let s = b.ins().fadd(r, m);
+    let one = k(b, 1.0);
+    let er = b.ins().fadd(s, one);
+    // 2^k: bits(shifted) − bits(magic) + 1023, shifted left by 52 (one
+    // wrapping add of the two constants: the same integer)
+    let sb = b.ins().bitcast(types::I64X2, flags, shifted);
+    let offset = 1023i64.wrapping_sub(ROUND_MAGIC.to_bits() as i64);
+    let off = splat_const(b, types::I64X2, offset as u64);
+    let biased = b.ins().iadd(sb, off);
+    let bits = b.ins().ishl_imm_u(biased, 52i64);
+    let two_k = b.ins().bitcast(v2, flags, bits);
+    let e = b.ins().fmul(er, two_k);
+    (b.ins().extractlane(e, 0), b.ins().extractlane(e, 1))
+}
+
 /// `|z| < SERIES_BELOW` as a condition (false for NaN, as in the Rust).
 fn emit_series_switch(b: &mut FunctionBuilder, z: Value) -> Value {
     let az = b.ins().fabs(z);
@@ -407,7 +486,7 @@ impl Uses {
     fn of(program: &Program) -> Uses {
         let mut last = vec![NEVER; program.n_registers];
         for (i, ins) in program.instrs.iter().enumerate() {
-            for r in operands(ins) {
+            for r in crate::program::reads(ins) {
                 last[r as usize] = i as u32;
             }
         }
@@ -428,24 +507,6 @@ impl Uses {
             .take_while(move |&&(x, _)| x == r)
             .map(|&(_, k)| k)
     }
-}
-
-/// The registers an instruction reads.
-fn operands(ins: &Instr) -> impl Iterator<Item = u32> {
-    let (a, b, c) = match *ins {
-        Instr::Add { a, b, .. }
-        | Instr::Sub { a, b, .. }
-        | Instr::Mul { a, b, .. }
-        | Instr::Div { a, b, .. }
-        | Instr::Bin { a, b, .. } => (Some(a), Some(b), None),
-        Instr::Neg { a, .. }
-        | Instr::Exp { a, .. }
-        | Instr::PowI { a, .. }
-        | Instr::Un { a, .. } => (Some(a), None, None),
-        Instr::ExprelPair { z, e, .. } => (Some(z), Some(e), None),
-        Instr::Select { c, a, b, .. } => (Some(c), Some(a), Some(b)),
-    };
-    a.into_iter().chain(b).chain(c)
 }
 
 /// How a register that is not computed by an instruction gets its value.
@@ -770,6 +831,23 @@ impl Emitter<'_> {
                     let x = arg!(a);
                     (d, emit_exp(&mut b, x))
                 }
+                Instr::Exp2 { d, a } if self.exp_code == ExpCode::Call => {
+                    let code = b.ins().iconst(types::I32, code_of(&UNARY, &Un::Exp));
+                    let x = arg!(a[0]);
+                    let call = b.ins().call(un_f, &[code, x]);
+                    let v = b.inst_results(call)[0];
+                    self.define(&mut b, fp, d[0], at, v);
+                    let x = arg!(a[1]);
+                    let code = b.ins().iconst(types::I32, code_of(&UNARY, &Un::Exp));
+                    let call = b.ins().call(un_f, &[code, x]);
+                    (d[1], b.inst_results(call)[0])
+                }
+                Instr::Exp2 { d, a } => {
+                    let (x0, x1) = (arg!(a[0]), arg!(a[1]));
+                    let (e0, e1) = emit_exp2(&mut b, x0, x1);
+                    self.define(&mut b, fp, d[0], at, e0);
+                    (d[1], e1)
+                }
                 Instr::PowI { d, a, n } => {
                     let x = arg!(a);
                     (d, emit_powi(&mut b, x, n))
@@ -860,6 +938,7 @@ pub fn native_size(program: &Program) -> usize {
     let per_instruction = |ins: &Instr| match *ins {
         // emit_exp, and its operand's load
         Instr::Exp { .. } => 46,
+        Instr::Exp2 { .. } => 52,
         Instr::PowI { n, .. } => 3 + 2 * (32 - n.unsigned_abs().leading_zeros() as usize),
         // emit_exprel_pair / emit_exprel, inline in programs compiled at load
         Instr::ExprelPair { .. } => 50,

@@ -42,6 +42,12 @@ pub enum Instr {
         d: u32,
         a: u32,
     },
+    /// Two independent exponentials, `d[k] = e^{a[k]}` (computed together,
+    /// two lanes of one vector, by the JIT: crate::program::pair_exponentials).
+    Exp2 {
+        d: [u32; 2],
+        a: [u32; 2],
+    },
     PowI {
         d: u32,
         a: u32,
@@ -191,6 +197,7 @@ impl Program {
             };
             p.instrs.push(instr);
         }
+        pair_exponentials(&mut p.instrs);
         p
     }
 
@@ -247,6 +254,10 @@ fn execute(x: &mut [f64], ins: Instr) {
         Instr::Div { d, a, b } => x[d as usize] = x[a as usize] / x[b as usize],
         Instr::Neg { d, a } => x[d as usize] = -x[a as usize],
         Instr::Exp { d, a } => x[d as usize] = exp(x[a as usize]),
+        Instr::Exp2 { d, a } => {
+            x[d[0] as usize] = exp(x[a[0] as usize]);
+            x[d[1] as usize] = exp(x[a[1] as usize]);
+        }
         Instr::PowI { d, a, n } => x[d as usize] = powi(x[a as usize], n),
         Instr::ExprelPair { g, dg, z, e } => {
             let z = x[z as usize];
@@ -263,5 +274,173 @@ fn execute(x: &mut [f64], ins: Instr) {
         }
         Instr::Un { op, d, a } => x[d as usize] = eval_un(op, x[a as usize]),
         Instr::Bin { op, d, a, b } => x[d as usize] = eval_bin(op, x[a as usize], x[b as usize]),
+    }
+}
+
+/// The registers an instruction reads.
+pub fn reads(ins: &Instr) -> impl Iterator<Item = u32> {
+    let (a, b, c) = match *ins {
+        Instr::Add { a, b, .. }
+        | Instr::Sub { a, b, .. }
+        | Instr::Mul { a, b, .. }
+        | Instr::Div { a, b, .. }
+        | Instr::Bin { a, b, .. } => (Some(a), Some(b), None),
+        Instr::Neg { a, .. }
+        | Instr::Exp { a, .. }
+        | Instr::PowI { a, .. }
+        | Instr::Un { a, .. } => (Some(a), None, None),
+        Instr::Exp2 { a, .. } => (Some(a[0]), Some(a[1]), None),
+        Instr::ExprelPair { z, e, .. } => (Some(z), Some(e), None),
+        Instr::Select { c, a, b, .. } => (Some(c), Some(a), Some(b)),
+    };
+    a.into_iter().chain(b).chain(c)
+}
+
+/// The registers an instruction writes.
+pub fn writes(ins: &Instr) -> impl Iterator<Item = u32> {
+    let (a, b) = match *ins {
+        Instr::Add { d, .. }
+        | Instr::Sub { d, .. }
+        | Instr::Mul { d, .. }
+        | Instr::Div { d, .. }
+        | Instr::Neg { d, .. }
+        | Instr::Exp { d, .. }
+        | Instr::PowI { d, .. }
+        | Instr::Select { d, .. }
+        | Instr::Un { d, .. }
+        | Instr::Bin { d, .. } => (d, None),
+        Instr::Exp2 { d, .. } => (d[0], Some(d[1])),
+        Instr::ExprelPair { g, dg, .. } => (g, Some(dg)),
+    };
+    std::iter::once(a).chain(b)
+}
+
+/// How far ahead [`pair_exponentials`] looks for a partner.
+const PAIR_REACH: usize = 64;
+
+/// Joins exponentials into pairs ([`Instr::Exp2`]) that the JIT computes as
+/// the two lanes of one vector, the same operations lane by lane (so the
+/// values do not change). For an `exp` at `i`, the next `exp` at `j` (within
+/// [`PAIR_REACH`]) joins it when its argument does not depend on the first
+/// one's result: the instructions between them that its argument needs
+/// move up before `i`, the pair takes `i`'s place, the others follow (a
+/// valid order: registers are written once and the moved instructions need
+/// nothing else in between). Linear: each instruction is looked at a
+/// bounded number of times.
+pub fn pair_exponentials(instrs: &mut Vec<Instr>) {
+    let mut i = 0;
+    let mut needed = std::collections::HashSet::new();
+    while i < instrs.len() {
+        let Instr::Exp { d: d0, a: a0 } = instrs[i] else {
+            i += 1;
+            continue;
+        };
+        let end = instrs.len().min(i + 1 + PAIR_REACH);
+        let Some(j) = (i + 1..end).find(|&k| matches!(instrs[k], Instr::Exp { .. })) else {
+            i += 1;
+            continue;
+        };
+        let Instr::Exp { d: d1, a: a1 } = instrs[j] else {
+            unreachable!()
+        };
+        // the instructions in (i, j) that a1 needs
+        needed.clear();
+        needed.insert(a1);
+        let mut moved = vec![false; j - i - 1];
+        for k in (i + 1..j).rev() {
+            if writes(&instrs[k]).any(|r| needed.contains(&r)) {
+                moved[k - i - 1] = true;
+                needed.extend(reads(&instrs[k]));
+            }
+        }
+        if needed.contains(&d0) {
+            i += 1;
+            continue;
+        }
+        let between = &instrs[i + 1..j];
+        let mut segment: Vec<Instr> = Vec::with_capacity(j - i);
+        segment.extend(between.iter().zip(&moved).filter(|m| *m.1).map(|m| *m.0));
+        let pair_at = i + segment.len();
+        segment.push(Instr::Exp2 {
+            d: [d0, d1],
+            a: [a0, a1],
+        });
+        segment.extend(between.iter().zip(&moved).filter(|m| !*m.1).map(|m| *m.0));
+        instrs.splice(i..=j, segment);
+        i = pair_at + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dag::{Dag, Un};
+
+    fn exp2_count(p: &Program) -> usize {
+        p.instrs
+            .iter()
+            .filter(|i| matches!(i, Instr::Exp2 { .. }))
+            .count()
+    }
+
+    /// Runs `p` for `roots` and compares with the DAG evaluated directly.
+    fn agrees_with_the_dag(d: &Dag, roots: &[Id], u: &[f64]) {
+        let p = Program::compile(d, roots);
+        let mut regs = p.new_registers();
+        p.run(&mut regs, 0.0, u, &[], &[]);
+        let want = d.evaluate(0.0, u, &[], &[]);
+        for (&root, &r) in roots.iter().zip(p.roots()) {
+            assert_eq!(regs[r as usize].to_bits(), want[root as usize].to_bits());
+        }
+    }
+
+    #[test]
+    fn independent_exponentials_are_paired_and_reordered_validly() {
+        // e^{x·3 + 1} · y  +  e^{(y + 2)²}: the second argument is computed
+        // between the two exponentials and moves up.
+        let mut d = Dag::default();
+        let x = d.state(0);
+        let y = d.state(1);
+        let c3 = d.constant_node(3.0);
+        let c1 = d.constant_node(1.0);
+        let c2 = d.constant_node(2.0);
+        let a = d.mul(x, c3);
+        let a = d.add(a, c1);
+        let ea = d.un(Un::Exp, a);
+        let eay = d.mul(ea, y);
+        let b = d.add(y, c2);
+        let b = d.powi(b, 2);
+        let eb = d.un(Un::Exp, b);
+        let f = d.add(eay, eb);
+        let p = Program::compile(&d, &[f]);
+        assert_eq!(exp2_count(&p), 1);
+        // every register is written before it is read
+        let mut written: Vec<bool> = vec![false; p.n_registers];
+        for &(r, _) in p.constants.iter() {
+            written[r as usize] = true;
+        }
+        for &(r, _) in p.inputs.iter() {
+            written[r as usize] = true;
+        }
+        for ins in &p.instrs {
+            assert!(reads(ins).all(|r| written[r as usize]), "{ins:?}");
+            for r in writes(ins) {
+                written[r as usize] = true;
+            }
+        }
+        agrees_with_the_dag(&d, &[f], &[0.3, -0.7]);
+    }
+
+    #[test]
+    fn an_exponential_of_an_exponential_is_not_paired_with_it() {
+        let mut d = Dag::default();
+        let x = d.state(0);
+        let c = d.constant_node(0.5);
+        let a = d.mul(x, c);
+        let e1 = d.un(Un::Exp, a);
+        let e2 = d.un(Un::Exp, e1);
+        let p = Program::compile(&d, &[e2]);
+        assert_eq!(exp2_count(&p), 0);
+        agrees_with_the_dag(&d, &[e2], &[0.25]);
     }
 }

@@ -86,7 +86,19 @@ fn exp_count(p: &revode_ode::program::Program) -> usize {
     use revode_ode::program::Instr;
     p.instructions()
         .iter()
-        .filter(|i| matches!(i, Instr::Exp { .. }))
+        .map(|i| match i {
+            Instr::Exp { .. } => 1,
+            Instr::Exp2 { .. } => 2,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn exp_pairs(p: &revode_ode::program::Program) -> usize {
+    use revode_ode::program::Instr;
+    p.instructions()
+        .iter()
+        .filter(|i| matches!(i, Instr::Exp2 { .. }))
         .count()
 }
 
@@ -97,6 +109,9 @@ fn the_six_rates_take_four_exponentials_like_the_builtin() {
     let m = seed();
     assert_eq!(exp_count(m.rhs_program()), 4);
     assert_eq!(exp_count(m.vjp_program()), 4);
+    // and they are independent: two pairs, two lanes of a vector each
+    assert_eq!(exp_pairs(m.rhs_program()), 2);
+    assert_eq!(exp_pairs(m.vjp_program()), 2);
     use revode_ode::dag::Bin;
     use revode_ode::program::Instr;
     let g_calls = m
