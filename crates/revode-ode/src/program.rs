@@ -328,47 +328,57 @@ const PAIR_REACH: usize = 64;
 /// nothing else in between). Linear: each instruction is looked at a
 /// bounded number of times.
 pub fn pair_exponentials(instrs: &mut Vec<Instr>) {
-    let mut i = 0;
+    // Rewritten in place, a pair's window at a time (an emptied slot where
+    // the second exponential was), then compacted once: linear.
+    let mut slots: Vec<Option<Instr>> = std::mem::take(instrs).into_iter().map(Some).collect();
     let mut needed = std::collections::HashSet::new();
-    while i < instrs.len() {
-        let Instr::Exp { d: d0, a: a0 } = instrs[i] else {
+    let mut i = 0;
+    while i < slots.len() {
+        let Some(Instr::Exp { d: d0, a: a0 }) = slots[i] else {
             i += 1;
             continue;
         };
-        let end = instrs.len().min(i + 1 + PAIR_REACH);
-        let Some(j) = (i + 1..end).find(|&k| matches!(instrs[k], Instr::Exp { .. })) else {
+        let end = slots.len().min(i + 1 + PAIR_REACH);
+        let next = (i + 1..end).find(|&k| matches!(slots[k], Some(Instr::Exp { .. })));
+        let Some((j, Some(Instr::Exp { d: d1, a: a1 }))) = next.map(|j| (j, slots[j])) else {
             i += 1;
             continue;
-        };
-        let Instr::Exp { d: d1, a: a1 } = instrs[j] else {
-            unreachable!()
         };
         // the instructions in (i, j) that a1 needs
         needed.clear();
         needed.insert(a1);
         let mut moved = vec![false; j - i - 1];
         for k in (i + 1..j).rev() {
-            if writes(&instrs[k]).any(|r| needed.contains(&r)) {
-                moved[k - i - 1] = true;
-                needed.extend(reads(&instrs[k]));
+            if let Some(ins) = &slots[k] {
+                if writes(ins).any(|r| needed.contains(&r)) {
+                    moved[k - i - 1] = true;
+                    needed.extend(reads(ins));
+                }
             }
         }
         if needed.contains(&d0) {
             i += 1;
             continue;
         }
-        let between = &instrs[i + 1..j];
-        let mut segment: Vec<Instr> = Vec::with_capacity(j - i);
-        segment.extend(between.iter().zip(&moved).filter(|m| *m.1).map(|m| *m.0));
+        let between = || {
+            slots[i + 1..j]
+                .iter()
+                .zip(&moved)
+                .filter_map(|(s, &m)| s.map(|ins| (ins, m)))
+        };
+        let mut segment: Vec<Instr> = between().filter(|x| x.1).map(|x| x.0).collect();
         let pair_at = i + segment.len();
         segment.push(Instr::Exp2 {
             d: [d0, d1],
             a: [a0, a1],
         });
-        segment.extend(between.iter().zip(&moved).filter(|m| !*m.1).map(|m| *m.0));
-        instrs.splice(i..=j, segment);
+        segment.extend(between().filter(|x| !x.1).map(|x| x.0));
+        for (k, slot) in slots[i..=j].iter_mut().enumerate() {
+            *slot = segment.get(k).copied();
+        }
         i = pair_at + 1;
     }
+    *instrs = slots.into_iter().flatten().collect();
 }
 
 #[cfg(test)]
