@@ -234,9 +234,7 @@ pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
         return None;
     }
     let exp_node = *exp_node;
-    let Some(w) = dag.exp_argument(exp_node) else {
-        return None;
-    };
+    let w = dag.exp_argument(exp_node)?;
     let (mut kn, mut kw) = (1.0, 1.0);
     let (mut fn_, mut fw) = (Vec::new(), Vec::new());
     factorize(dag, num, 1, &mut kn, &mut fn_)?;
