@@ -24,7 +24,9 @@ pub use rates::{exprel_inv, exprel_inv_and_deriv_em1, exprel_inv_deriv, exprel_i
 /// accuracy scan in `benches` (`rate_switch_scan`); not a stable API.
 #[doc(hidden)]
 pub mod rate_forms {
-    pub use crate::rates::{direct_pair, series, series_deriv, SERIES_BELOW};
+    pub use crate::rates::{
+        direct_pair, series, series_deriv, SERIES_BELOW, SERIES_DERIV_ODD, SERIES_EVEN,
+    };
     pub use crate::rates_reference::{logspace, reference, rel, worst};
 }
 

@@ -45,6 +45,11 @@ const D3: f64 = -1.0 / 180.0;
 const D5: f64 = 1.0 / 5040.0;
 const D7: f64 = -1.0 / 151200.0;
 const D9: f64 = 1.0 / 4790016.0;
+/// `[G2, G4, G6, G8, G10]`, the even coefficients of [`series`] (for code
+/// generators that must repeat its operations exactly).
+pub const SERIES_EVEN: [f64; 5] = [G2, G4, G6, G8, G10];
+/// `[D1, D3, D5, D7, D9]`, the odd coefficients of [`series_deriv`].
+pub const SERIES_DERIV_ODD: [f64; 5] = [D1, D3, D5, D7, D9];
 
 /// Series of `g` (valid for small `|z|`; error ≈ 5.3e−10·z¹²).
 #[inline]

@@ -30,10 +30,6 @@ pub enum Un {
     Atan,
     Heav,
     Sign,
-    /// `g(z) = z/(e^z − 1)` with its limit 1 at 0 (the removable singularity).
-    ExprelInv,
-    /// `g'(z)`, limit −1/2 at 0.
-    ExprelInvDeriv,
 }
 
 /// Binary operations.
@@ -54,6 +50,13 @@ pub enum Bin {
     Ne,
     And,
     Or,
+    /// `g(z) = z/(e^z − 1)` with its limit 1 at 0 (the removable
+    /// singularity), of `z` and `e = e^z` computed elsewhere (so the
+    /// exponential can be shared, crate::exp_share). A function of `z`
+    /// alone: its derivative flows to `z` only.
+    ExprelInv,
+    /// `g'(z)` of `z` and `e^z`, limit −1/2 at 0.
+    ExprelInvDeriv,
 }
 
 impl Bin {
@@ -115,8 +118,6 @@ pub fn eval_un(op: Un, x: f64) -> f64 {
         Un::Atan => x.atan(),
         Un::Heav => heav(x),
         Un::Sign => sign(x),
-        Un::ExprelInv => exprel_inv_em1(x, exp(x) - 1.0),
-        Un::ExprelInvDeriv => exprel_inv_and_deriv_em1(x, exp(x) - 1.0).1,
     }
 }
 
@@ -186,6 +187,8 @@ pub fn eval_bin(op: Bin, a: f64, b: f64) -> f64 {
         Bin::Ne => truth(a != b),
         Bin::And => truth(a != 0.0 && b != 0.0),
         Bin::Or => truth(a != 0.0 || b != 0.0),
+        Bin::ExprelInv => exprel_inv_em1(a, b - 1.0),
+        Bin::ExprelInvDeriv => exprel_inv_and_deriv_em1(a, b - 1.0).1,
     }
 }
 
@@ -217,6 +220,14 @@ pub fn powi(x: f64, n: i32) -> f64 {
     }
 }
 
+/// `1/c` if it is exact: `c` a (normal) power of two whose reciprocal is
+/// a normal number.
+fn exact_reciprocal(c: f64) -> Option<f64> {
+    let mantissa = c.to_bits() & ((1u64 << 52) - 1);
+    let r = 1.0 / c;
+    (c.is_normal() && mantissa == 0 && r.is_normal()).then_some(r)
+}
+
 /// The DAG and its hash-consing index (foldhash: several times cheaper
 /// than the standard SipHash on these small keys, and hashing is most of
 /// what building and differentiating costs).
@@ -229,6 +240,8 @@ pub struct Dag {
     /// Depends on a state.
     on_state: Vec<bool>,
     singular: SingularStats,
+    /// Exponentials sharing one `exp` (crate::exp_share).
+    exps: crate::exp_share::ExpGroups,
 }
 
 /// What the removable-singularity rewrite ([`crate::singular`]) did while
@@ -280,8 +293,28 @@ impl Dag {
         self.constant(id) == Some(value)
     }
 
+    /// The id of `node` if it is in the DAG.
+    pub(crate) fn find(&self, node: &Node) -> Option<Id> {
+        self.index.get(node).copied()
+    }
+
+    /// The exponential groups (crate::exp_share).
+    pub(crate) fn exp_groups(&mut self) -> &mut crate::exp_share::ExpGroups {
+        &mut self.exps
+    }
+
+    /// `Some(w)` if node `id` is `e^w`: an `exp` node, or a node the
+    /// exponential sharing made equal to `e^w` (`K·e^{w₀}` or `K/e^{w₀}`).
+    pub fn exp_argument(&self, id: Id) -> Option<Id> {
+        match self.node(id) {
+            Node::Un(Un::Exp, w) => Some(w),
+            Node::Bin(Bin::Mul | Bin::Div, _, _) => self.exps.argument_of(id),
+            _ => None,
+        }
+    }
+
     /// The id of `node`, adding it if new.
-    fn intern(&mut self, node: Node) -> Id {
+    pub(crate) fn intern(&mut self, node: Node) -> Id {
         if let Some(&id) = self.index.get(&node) {
             return id;
         }
@@ -326,12 +359,52 @@ impl Dag {
         if let Some(x) = self.constant(a) {
             return self.constant_node(eval_un(op, x));
         }
+        if op == Un::Exp {
+            return crate::exp_share::exp(self, a);
+        }
         if op == Un::Neg {
-            if let Node::Un(Un::Neg, inner) = self.node(a) {
-                return inner;
+            // −(−x) = x; −(c·x) = (−c)·x, −(x/c) = x/(−c), −(c/x) = (−c)/x:
+            // exact (negation only flips the sign bit, and a product's or
+            // quotient's sign is the product of the signs).
+            match self.node(a) {
+                Node::Un(Un::Neg, inner) => return inner,
+                Node::Bin(Bin::Mul, x, y) => {
+                    if let Some((c, other)) = self.constant_operand(x, y) {
+                        let nc = self.constant_node(-c);
+                        return self.mul(nc, other);
+                    }
+                }
+                Node::Bin(Bin::Div, x, y) => {
+                    if let Some(c) = self.constant(y) {
+                        let nc = self.constant_node(-c);
+                        return self.div(x, nc);
+                    }
+                    if let Some(c) = self.constant(x) {
+                        let nc = self.constant_node(-c);
+                        return self.div(nc, y);
+                    }
+                }
+                _ => {}
             }
         }
         self.intern(Node::Un(op, a))
+    }
+
+    /// `(c, other)` if one of `a`, `b` is the constant `c`.
+    fn constant_operand(&self, a: Id, b: Id) -> Option<(f64, Id)> {
+        match (self.constant(a), self.constant(b)) {
+            (Some(c), None) => Some((c, b)),
+            (None, Some(c)) => Some((c, a)),
+            _ => None,
+        }
+    }
+
+    /// `x` if `id` is `−x`.
+    fn negated(&self, id: Id) -> Option<Id> {
+        match self.node(id) {
+            Node::Un(Un::Neg, x) => Some(x),
+            _ => None,
+        }
     }
 
     pub fn neg(&mut self, a: Id) -> Id {
@@ -371,6 +444,14 @@ impl Dag {
                 if self.is_const(b, 0.0) {
                     return a;
                 }
+                // a + (−b) = a − b and (−a) + b = b − a, exactly (IEEE
+                // subtraction is addition of the negated operand)
+                if let Some(nb) = self.negated(b) {
+                    return self.sub(a, nb);
+                }
+                if let Some(na) = self.negated(a) {
+                    return self.sub(b, na);
+                }
             }
             Bin::Sub => {
                 if self.is_const(b, 0.0) {
@@ -378,6 +459,10 @@ impl Dag {
                 }
                 if self.is_const(a, 0.0) {
                     return self.neg(b);
+                }
+                // a − (−b) = a + b, exactly
+                if let Some(nb) = self.negated(b) {
+                    return self.add(a, nb);
                 }
             }
             Bin::Mul => {
@@ -396,6 +481,20 @@ impl Dag {
                 if self.is_const(b, -1.0) {
                     return self.neg(a);
                 }
+                // (−a)(−b) = ab and c·(−x) = (−c)·x, exactly
+                let (ka, kb) = (self.constant(a), self.constant(b));
+                match (self.negated(a), self.negated(b), ka, kb) {
+                    (Some(na), Some(nb), _, _) => return self.mul(na, nb),
+                    (Some(na), None, _, Some(c)) => {
+                        let nc = self.constant_node(-c);
+                        return self.mul(na, nc);
+                    }
+                    (None, Some(nb), Some(c), _) => {
+                        let nc = self.constant_node(-c);
+                        return self.mul(nc, nb);
+                    }
+                    _ => {}
+                }
             }
             Bin::Div => {
                 if self.is_const(b, 1.0) {
@@ -403,6 +502,29 @@ impl Dag {
                 }
                 if self.is_const(a, 0.0) {
                     return self.constant_node(0.0);
+                }
+                // (−a)/(−b) = a/b, (−x)/c = x/(−c), c/(−x) = (−c)/x, exactly
+                let (ka, kb) = (self.constant(a), self.constant(b));
+                match (self.negated(a), self.negated(b), ka, kb) {
+                    (Some(na), Some(nb), _, _) => return self.div(na, nb),
+                    (Some(na), None, _, Some(c)) => {
+                        let nc = self.constant_node(-c);
+                        return self.div(na, nc);
+                    }
+                    (None, Some(nb), Some(c), _) => {
+                        let nc = self.constant_node(-c);
+                        return self.div(nc, nb);
+                    }
+                    _ => {}
+                }
+                // x/c = x·(1/c) when c is a power of two: 1/c is exact, so
+                // both are the correctly rounded x/c (a multiplication is
+                // several times faster than a division)
+                if let Some(c) = self.constant(b) {
+                    if let Some(r) = exact_reciprocal(c) {
+                        let rc = self.constant_node(r);
+                        return self.mul(a, rc);
+                    }
                 }
                 if self.constant(b).is_none() {
                     let start = std::time::Instant::now();
@@ -521,6 +643,98 @@ mod tests {
         assert!(d.is_active(px) && !d.depends_on_state(px));
     }
 
+    /// Values where a rewrite could differ if it were not exact.
+    const HOSTILE: [f64; 10] = [
+        0.0,
+        -0.0,
+        1.0,
+        -3.5,
+        1e-310,
+        -1e308,
+        7.0e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+    ];
+
+    fn same(a: f64, b: f64) -> bool {
+        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+    }
+
+    #[test]
+    fn negations_fold_into_sums_products_and_constants_exactly() {
+        let mut d = Dag::default();
+        let x = d.state(0);
+        let y = d.state(1);
+        let c = d.constant_node(3.0);
+        let nx = d.neg(x);
+        let ny = d.neg(y);
+        let cx = d.mul(c, x);
+        let xc = d.div(x, c);
+        let c_x = d.div(c, x);
+        // (built expression, what it must compute, as the unsimplified ops)
+        type Reference = fn(f64, f64) -> f64;
+        let cases: Vec<(Id, Reference)> = vec![
+            (d.add(x, ny), |x, y| x + (-y)),
+            (d.add(nx, y), |x, y| (-x) + y),
+            (d.sub(x, ny), |x, y| x - (-y)),
+            (d.mul(nx, ny), |x, y| (-x) * (-y)),
+            (d.mul(c, nx), |x, _| 3.0 * (-x)),
+            (d.mul(nx, c), |x, _| (-x) * 3.0),
+            (d.div(nx, ny), |x, y| (-x) / (-y)),
+            (d.div(nx, c), |x, _| (-x) / 3.0),
+            (d.div(c, nx), |x, _| 3.0 / (-x)),
+            (d.neg(cx), |x, _| -(3.0 * x)),
+            (d.neg(xc), |x, _| -(x / 3.0)),
+            (d.neg(c_x), |x, _| -(3.0 / x)),
+        ];
+        for &(id, _) in &cases {
+            let node = d.node(id);
+            assert!(
+                node.children()
+                    .all(|ch| !matches!(d.node(ch), Node::Un(Un::Neg, _))),
+                "a negation is left in {node:?}"
+            );
+            assert!(!matches!(node, Node::Un(Un::Neg, _)), "{node:?}");
+        }
+        for &a in &HOSTILE {
+            for &b in &HOSTILE {
+                let v = d.evaluate(0.0, &[a, b], &[], &[]);
+                for (k, &(id, f)) in cases.iter().enumerate() {
+                    let (got, want) = (v[id as usize], f(a, b));
+                    assert!(
+                        same(got, want),
+                        "case {k} at ({a:e}, {b:e}): {got:e} vs {want:e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn division_by_a_power_of_two_is_an_exact_multiplication() {
+        let mut d = Dag::default();
+        let x = d.state(0);
+        for c in [4.0, -0.5, 1024.0, 2f64.powi(-1000), 2f64.powi(1000)] {
+            let cc = d.constant_node(c);
+            let q = d.div(x, cc);
+            assert!(matches!(d.node(q), Node::Bin(Bin::Mul, _, _)), "x/{c:e}");
+            for a in HOSTILE
+                .into_iter()
+                .chain([3.0, 1.0 / 3.0, 5e-324, f64::MAX])
+            {
+                let got = d.evaluate(0.0, &[a], &[], &[])[q as usize];
+                assert!(same(got, a / c), "{a:e}/{c:e}: {got:e} vs {:e}", a / c);
+            }
+        }
+        // not a power of two, or a reciprocal that is not a normal number
+        for c in [3.0, 5.0, 0.1, 2f64.powi(1023), 5e-324] {
+            let cc = d.constant_node(c);
+            let q = d.div(x, cc);
+            assert!(matches!(d.node(q), Node::Bin(Bin::Div, _, _)), "x/{c:e}");
+        }
+    }
+
     #[test]
     fn operation_semantics() {
         assert_eq!(heav(0.0), 1.0);
@@ -530,7 +744,7 @@ mod tests {
         assert!(eval_bin(Bin::Min, f64::NAN, 1.0).is_nan());
         assert_eq!(eval_bin(Bin::And, 2.0, -1.0), 1.0);
         assert_eq!(eval_bin(Bin::Or, 0.0, 0.0), 0.0);
-        assert_eq!(eval_un(Un::ExprelInv, 0.0), 1.0);
-        assert_eq!(eval_un(Un::ExprelInvDeriv, 0.0), -0.5);
+        assert_eq!(eval_bin(Bin::ExprelInv, 0.0, 1.0), 1.0);
+        assert_eq!(eval_bin(Bin::ExprelInvDeriv, 0.0, 1.0), -0.5);
     }
 }

@@ -75,6 +75,8 @@ pub fn derivative_operands(node: Node) -> impl Iterator<Item = Id> {
             _,
             _,
         ) => (None, None),
+        // g(z) of z and e^z: a function of z alone
+        Node::Bin(Bin::ExprelInv | Bin::ExprelInvDeriv, z, _) => (Some(z), None),
         Node::Bin(_, a, b) | Node::Select(_, a, b) => (Some(a), Some(b)),
         Node::Const(_) | Node::State(_) | Node::Param(_) | Node::Time | Node::Lambda(_) => {
             (None, None)
@@ -205,13 +207,6 @@ fn unary_contribution(dag: &mut Dag, op: Un, y: Id, a: Id, adj: Id) -> Option<Id
         }
         // Piecewise constant: derivative 0 (almost everywhere).
         Un::Heav | Un::Sign => return None,
-        // g(z)' = g'(z), through its own series near 0.
-        Un::ExprelInv => {
-            let d = dag.un(Un::ExprelInvDeriv, a);
-            dag.mul(adj, d)
-        }
-        // Only first derivatives are ever taken.
-        Un::ExprelInvDeriv => unreachable!("g' is only created by differentiation"),
     })
 }
 
@@ -292,5 +287,16 @@ fn binary_contributions(
             }
         }
         Bin::Lt | Bin::Gt | Bin::Le | Bin::Ge | Bin::Eq | Bin::Ne | Bin::And | Bin::Or => {}
+        // y = g(a) with b = e^a: a function of a alone, dy/da = g'(a)
+        // (through its own series near 0, from the same exponential).
+        Bin::ExprelInv => {
+            if want_a {
+                let d = dag.bin(Bin::ExprelInvDeriv, a, b);
+                let c = dag.mul(adj, d);
+                push(dag, a, c);
+            }
+        }
+        // Only first derivatives are ever taken.
+        Bin::ExprelInvDeriv => unreachable!("g' is only created by differentiation"),
     }
 }

@@ -35,7 +35,8 @@ use std::fmt;
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName, Value,
+    types, AbiParam, BlockArg, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind,
+    UserFuncName, Value,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -54,8 +55,8 @@ const WINDOW: u32 = 32;
 /// Instructions per native function.
 const CHUNK: usize = 4096;
 
-extern "C" fn exprel_pair_helper(z: f64, out: *mut f64) {
-    let (g, dg) = revode_model::exprel_inv_and_deriv_em1(z, revode_model::exp::exp(z) - 1.0);
+extern "C" fn exprel_pair_helper(z: f64, e: f64, out: *mut f64) {
+    let (g, dg) = revode_model::exprel_inv_and_deriv_em1(z, e - 1.0);
     // SAFETY: `out` is the 16-byte stack slot the generated code passes.
     unsafe {
         *out = g;
@@ -63,7 +64,7 @@ extern "C" fn exprel_pair_helper(z: f64, out: *mut f64) {
     }
 }
 
-const UNARY: [Un; 17] = [
+const UNARY: [Un; 15] = [
     Un::Neg,
     Un::Exp,
     Un::Ln,
@@ -79,11 +80,9 @@ const UNARY: [Un; 17] = [
     Un::Atan,
     Un::Heav,
     Un::Sign,
-    Un::ExprelInv,
-    Un::ExprelInvDeriv,
 ];
 
-const BINARY: [Bin; 15] = [
+const BINARY: [Bin; 17] = [
     Bin::Add,
     Bin::Sub,
     Bin::Mul,
@@ -99,6 +98,8 @@ const BINARY: [Bin; 15] = [
     Bin::Ne,
     Bin::And,
     Bin::Or,
+    Bin::ExprelInv,
+    Bin::ExprelInvDeriv,
 ];
 
 extern "C" fn unary_helper(op: i32, x: f64) -> f64 {
@@ -125,12 +126,20 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     let k = |b: &mut FunctionBuilder, c: f64| b.ins().f64const(c);
     let lo = k(b, revode_model::exp::EXP_ARG_MIN);
     let hi = k(b, revode_model::exp::EXP_ARG_MAX);
-    let x = b.ins().fmax(x, lo);
-    let x = b.ins().fmin(x, hi);
+    // x.clamp(lo, hi) as `x < lo ? lo : x` then `hi < x ? hi : x`: NaN
+    // stays NaN as in Rust's clamp, and Cranelift lowers each select to
+    // one maxsd/minsd (fmax/fmin would be NaN- and zero-sign-exact
+    // sequences of several instructions).
+    let below = b.ins().fcmp(FloatCC::LessThan, x, lo);
+    let x = b.ins().select(below, lo, x);
+    let above = b.ins().fcmp(FloatCC::LessThan, hi, x);
+    let x = b.ins().select(above, hi, x);
     let log2e = k(b, std::f64::consts::LOG2_E);
     let magic = k(b, ROUND_MAGIC);
     let t = b.ins().fmul(x, log2e);
     let shifted = b.ins().fadd(t, magic);
+    // a constant per use: each becomes a memory operand
+    let magic = k(b, ROUND_MAGIC);
     let kf = b.ins().fsub(shifted, magic);
     let ln2_hi = k(b, LN2_HI);
     let ln2_lo = k(b, LN2_LO);
@@ -141,16 +150,18 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     let r2 = b.ins().fmul(r, r);
     let r4 = b.ins().fmul(r2, r2);
     let r8 = b.ins().fmul(r4, r4);
-    // (c[i] + c[i+1] r) + (c[i+2] + c[i+3] r) r²
+    // (c[i] + c[i+1] r) + (c[i+2] + c[i+3] r) r², constants as the second
+    // operands (so x86 reads them from memory in the same instruction;
+    // a sum or product is the same either way round)
     let quad = |b: &mut FunctionBuilder, i: usize| {
-        let c0 = k(b, C[i]);
         let c1 = k(b, C[i + 1]);
-        let c2 = k(b, C[i + 2]);
+        let m1 = b.ins().fmul(r, c1);
+        let c0 = k(b, C[i]);
+        let p = b.ins().fadd(m1, c0);
         let c3 = k(b, C[i + 3]);
-        let m1 = b.ins().fmul(c1, r);
-        let p = b.ins().fadd(c0, m1);
-        let m3 = b.ins().fmul(c3, r);
-        let q = b.ins().fadd(c2, m3);
+        let m3 = b.ins().fmul(r, c3);
+        let c2 = k(b, C[i + 2]);
+        let q = b.ins().fadd(m3, c2);
         let q = b.ins().fmul(q, r2);
         b.ins().fadd(p, q)
     };
@@ -164,7 +175,7 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     let m = b.ins().fmul(r2, poly);
     let s = b.ins().fadd(r, m);
     let one = k(b, 1.0);
-    let er = b.ins().fadd(one, s);
+    let er = b.ins().fadd(s, one);
     // 2^k: (bits(shifted) − bits(magic) + 1023) << 52
     let sb = b.ins().bitcast(types::I64, MemFlagsData::new(), shifted);
     let kint = b.ins().iadd_imm_s(sb, -(ROUND_MAGIC.to_bits() as i64));
@@ -172,6 +183,209 @@ fn emit_exp(b: &mut FunctionBuilder, x: Value) -> Value {
     let bits = b.ins().ishl_imm_u(biased, 52i64);
     let two_k = b.ins().bitcast(types::F64, MemFlagsData::new(), bits);
     b.ins().fmul(er, two_k)
+}
+
+/// A vector constant of two equal lanes (a constant-pool load, or a memory
+/// operand of the instruction using it).
+fn splat_const(b: &mut FunctionBuilder, ty: types::Type, bits: u64) -> Value {
+    let mut bytes = bits.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&bits.to_le_bytes());
+    let handle = b.func.dfg.constants.insert(bytes.into());
+    b.ins().vconst(ty, handle)
+}
+
+/// [`emit_exp`] on both lanes of an `f64x2`: the same operations in the same
+/// order lane by lane (so the same values), for two independent
+/// exponentials at the cost of about one.
+fn emit_exp2(b: &mut FunctionBuilder, x0: Value, x1: Value) -> (Value, Value) {
+    use revode_model::exp::{INV_FACT as C, LN2_HI, LN2_LO, ROUND_MAGIC};
+    let v2 = types::F64X2;
+    let k = |b: &mut FunctionBuilder, c: f64| splat_const(b, v2, c.to_bits());
+    let x = b.ins().scalar_to_vector(v2, x0);
+    let x = b.ins().insertlane(x, x1, 1);
+    let flags = MemFlagsData::new();
+    // clamp: maxpd, minpd (the bitselect-of-compare forms Cranelift lowers
+    // to them; NaN stays NaN as in f64::clamp)
+    let lo = k(b, revode_model::exp::EXP_ARG_MIN);
+    let below = b.ins().fcmp(FloatCC::LessThan, x, lo);
+    let below = b.ins().bitcast(v2, flags, below);
+    let x = b.ins().bitselect(below, lo, x);
+    let hi = k(b, revode_model::exp::EXP_ARG_MAX);
+    let above = b.ins().fcmp(FloatCC::LessThan, hi, x);
+    let above = b.ins().bitcast(v2, flags, above);
+    let x = b.ins().bitselect(above, hi, x);
+    let log2e = k(b, std::f64::consts::LOG2_E);
+    let t = b.ins().fmul(x, log2e);
+    let magic = k(b, ROUND_MAGIC);
+    let shifted = b.ins().fadd(t, magic);
+    let magic = k(b, ROUND_MAGIC);
+    let kf = b.ins().fsub(shifted, magic);
+    let ln2_hi = k(b, LN2_HI);
+    let a = b.ins().fmul(kf, ln2_hi);
+    let r = b.ins().fsub(x, a);
+    let ln2_lo = k(b, LN2_LO);
+    let a = b.ins().fmul(kf, ln2_lo);
+    let r = b.ins().fsub(r, a);
+    let r2 = b.ins().fmul(r, r);
+    let r4 = b.ins().fmul(r2, r2);
+    let r8 = b.ins().fmul(r4, r4);
+    let quad = |b: &mut FunctionBuilder, i: usize| {
+        let c1 = k(b, C[i + 1]);
+        let m1 = b.ins().fmul(r, c1);
+        let c0 = k(b, C[i]);
+        let p = b.ins().fadd(m1, c0);
+        let c3 = k(b, C[i + 3]);
+        let m3 = b.ins().fmul(r, c3);
+        let c2 = k(b, C[i + 2]);
+        let q = b.ins().fadd(m3, c2);
+        let q = b.ins().fmul(q, r2);
+        b.ins().fadd(p, q)
+    };
+    let q01 = quad(b, 0);
+    let q45 = quad(b, 4);
+    let q89 = quad(b, 8);
+    let m = b.ins().fmul(q45, r4);
+    let poly = b.ins().fadd(q01, m);
+    let m = b.ins().fmul(q89, r8);
+    let poly = b.ins().fadd(poly, m);
+    let m = b.ins().fmul(r2, poly);
+    let s = b.ins().fadd(r, m);
+    let one = k(b, 1.0);
+    let er = b.ins().fadd(s, one);
+    // 2^k: bits(shifted) − bits(magic) + 1023, shifted left by 52 (one
+    // wrapping add of the two constants: the same integer)
+    let sb = b.ins().bitcast(types::I64X2, flags, shifted);
+    let offset = 1023i64.wrapping_sub(ROUND_MAGIC.to_bits() as i64);
+    let off = splat_const(b, types::I64X2, offset as u64);
+    let biased = b.ins().iadd(sb, off);
+    let bits = b.ins().ishl_imm_u(biased, 52i64);
+    let two_k = b.ins().bitcast(v2, flags, bits);
+    let e = b.ins().fmul(er, two_k);
+    (b.ins().extractlane(e, 0), b.ins().extractlane(e, 1))
+}
+
+/// `|z| < SERIES_BELOW` as a condition (false for NaN, as in the Rust).
+fn emit_series_switch(b: &mut FunctionBuilder, z: Value) -> Value {
+    let az = b.ins().fabs(z);
+    let below = b.ins().f64const(revode_model::rate_forms::SERIES_BELOW);
+    b.ins().fcmp(FloatCC::LessThan, az, below)
+}
+
+/// `1 + z²(G2 + z²(G4 + …)) − 0.5 z`, operation for operation as
+/// `revode_model::rate_forms::series` (constants second: the same sums and
+/// products).
+fn emit_series(b: &mut FunctionBuilder, z: Value, z2: Value) -> Value {
+    let c = revode_model::rate_forms::SERIES_EVEN;
+    let k = b.ins().f64const(c[4]);
+    let mut acc = b.ins().fmul(z2, k);
+    for &ci in c[..4].iter().rev() {
+        let k = b.ins().f64const(ci);
+        let s = b.ins().fadd(acc, k);
+        acc = b.ins().fmul(z2, s);
+    }
+    let one = b.ins().f64const(1.0);
+    let even = b.ins().fadd(acc, one);
+    let half = b.ins().f64const(0.5);
+    let hz = b.ins().fmul(z, half);
+    b.ins().fsub(even, hz)
+}
+
+/// `−0.5 + z(D1 + z²(D3 + …))` as `revode_model::rate_forms::series_deriv`.
+fn emit_series_deriv(b: &mut FunctionBuilder, z: Value, z2: Value) -> Value {
+    let c = revode_model::rate_forms::SERIES_DERIV_ODD;
+    let k = b.ins().f64const(c[4]);
+    let mut acc = b.ins().fmul(z2, k);
+    for (i, &ci) in c[..4].iter().enumerate().rev() {
+        let k = b.ins().f64const(ci);
+        let s = b.ins().fadd(acc, k);
+        acc = if i == 0 {
+            b.ins().fmul(z, s)
+        } else {
+            b.ins().fmul(z2, s)
+        };
+    }
+    let m = b.ins().f64const(-0.5);
+    b.ins().fadd(acc, m)
+}
+
+/// Emits `if |z| < SERIES_BELOW { series(…) } else { direct(…) }` as two
+/// blocks joined by a third whose parameters (`n` of them) are returned:
+/// only one branch runs, as in the Rust (the series is several times the
+/// direct form's cost).
+fn emit_branches<const N: usize>(
+    b: &mut FunctionBuilder,
+    z: Value,
+    series: impl FnOnce(&mut FunctionBuilder) -> [Value; N],
+    direct: impl FnOnce(&mut FunctionBuilder) -> [Value; N],
+) -> [Value; N] {
+    let small = emit_series_switch(b, z);
+    let (series_block, direct_block, join) = (b.create_block(), b.create_block(), b.create_block());
+    for _ in 0..N {
+        b.append_block_param(join, types::F64);
+    }
+    b.ins().brif(small, series_block, &[], direct_block, &[]);
+    let jump = |b: &mut FunctionBuilder, v: [Value; N]| {
+        let args: Vec<BlockArg> = v.iter().map(|&x| BlockArg::Value(x)).collect();
+        b.ins().jump(join, &args);
+    };
+    b.switch_to_block(series_block);
+    b.seal_block(series_block);
+    let v = series(b);
+    jump(b, v);
+    b.switch_to_block(direct_block);
+    b.seal_block(direct_block);
+    let v = direct(b);
+    jump(b, v);
+    b.switch_to_block(join);
+    b.seal_block(join);
+    let params = b.block_params(join);
+    std::array::from_fn(|i| params[i])
+}
+
+/// `g(z)` from `e = e^z`: `revode_model::exprel_inv_em1(z, e − 1)` inlined.
+fn emit_exprel(b: &mut FunctionBuilder, z: Value, e: Value) -> Value {
+    let [g] = emit_branches(
+        b,
+        z,
+        |b| {
+            let z2 = b.ins().fmul(z, z);
+            [emit_series(b, z, z2)]
+        },
+        |b| {
+            let one = b.ins().f64const(1.0);
+            let em1 = b.ins().fsub(e, one);
+            [b.ins().fdiv(z, em1)]
+        },
+    );
+    g
+}
+
+/// `(g(z), g'(z))` from `e = e^z`: `exprel_inv_and_deriv_em1(z, e − 1)`
+/// inlined (`direct_pair_em1`: `r = 1/em1`, `g = z r`,
+/// `g' = r (1 − g (em1 + 1))`).
+fn emit_exprel_pair(b: &mut FunctionBuilder, z: Value, e: Value) -> (Value, Value) {
+    let [g, dg] = emit_branches(
+        b,
+        z,
+        |b| {
+            let z2 = b.ins().fmul(z, z);
+            [emit_series(b, z, z2), emit_series_deriv(b, z, z2)]
+        },
+        |b| {
+            let one = b.ins().f64const(1.0);
+            let em1 = b.ins().fsub(e, one);
+            let one = b.ins().f64const(1.0);
+            let r = b.ins().fdiv(one, em1);
+            let g = b.ins().fmul(z, r);
+            let one = b.ins().f64const(1.0);
+            let e1 = b.ins().fadd(em1, one);
+            let ge = b.ins().fmul(g, e1);
+            let one = b.ins().f64const(1.0);
+            let t = b.ins().fsub(one, ge);
+            [g, b.ins().fmul(r, t)]
+        },
+    );
+    (g, dg)
 }
 
 /// One program's native code: its chunks, run in order.
@@ -272,7 +486,7 @@ impl Uses {
     fn of(program: &Program) -> Uses {
         let mut last = vec![NEVER; program.n_registers];
         for (i, ins) in program.instrs.iter().enumerate() {
-            for r in operands(ins) {
+            for r in crate::program::reads(ins) {
                 last[r as usize] = i as u32;
             }
         }
@@ -293,24 +507,6 @@ impl Uses {
             .take_while(move |&&(x, _)| x == r)
             .map(|&(_, k)| k)
     }
-}
-
-/// The registers an instruction reads.
-fn operands(ins: &Instr) -> impl Iterator<Item = u32> {
-    let (a, b, c) = match *ins {
-        Instr::Add { a, b, .. }
-        | Instr::Sub { a, b, .. }
-        | Instr::Mul { a, b, .. }
-        | Instr::Div { a, b, .. }
-        | Instr::Bin { a, b, .. } => (Some(a), Some(b), None),
-        Instr::Neg { a, .. }
-        | Instr::Exp { a, .. }
-        | Instr::PowI { a, .. }
-        | Instr::Un { a, .. } => (Some(a), None, None),
-        Instr::ExprelPair { z, .. } => (Some(z), None, None),
-        Instr::Select { c, a, b, .. } => (Some(c), Some(a), Some(b)),
-    };
-    a.into_iter().chain(b).chain(c)
 }
 
 /// How a register that is not computed by an instruction gets its value.
@@ -350,7 +546,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
             .set(k, v)
             .map_err(|e| format!("cranelift flag {k}: {e}"))
     };
-    set(&mut flags, "opt_level", "speed")?;
+    set(&mut flags, "opt_level", "none")?;
     set(&mut flags, "use_colocated_libcalls", "false")?;
     set(&mut flags, "is_pic", "false")?;
     set(&mut flags, "enable_verifier", "false")?;
@@ -372,7 +568,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
         s.returns.extend(ret.map(AbiParam::new));
         s
     };
-    let pair_sig = sig(&[f64t, ptr], None, &module);
+    let pair_sig = sig(&[f64t, f64t, ptr], None, &module);
     let un_sig = sig(&[types::I32, f64t], Some(f64t), &module);
     let bin_sig = sig(&[types::I32, f64t, f64t], Some(f64t), &module);
     let main_sig = sig(&[ptr, ptr, ptr, f64t, ptr, ptr], None, &module);
@@ -390,6 +586,8 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
 
     let mut ctx = module.make_context();
     let mut fctx = FunctionBuilderContext::new();
+    // `REVODE_JIT_DISASM=1`: print the machine code (examples/ode_dump.rs)
+    let disasm = std::env::var_os("REVODE_JIT_DISASM").is_some();
     let mut declared: Vec<(Vec<FuncId>, [usize; 5])> = Vec::new();
     for (k, program) in programs.iter().enumerate() {
         let uses = Uses::of(program);
@@ -425,9 +623,13 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
             ctx.func.signature = shared.main_sig.clone();
             ctx.func.name = UserFuncName::user(0, id.as_u32());
             emitter.emit_chunk(&mut module, &mut ctx, &mut fctx, &shared, c)?;
+            ctx.set_disasm(disasm);
             module
                 .define_function(id, &mut ctx)
                 .map_err(|e| format!("cranelift: {e:?}"))?;
+            if let Some(text) = ctx.compiled_code().and_then(|c| c.vcode.as_ref()) {
+                eprintln!("; program {k}, chunk {c}\n{text}");
+            }
             module.clear_context(&mut ctx);
             ids.push(id);
         }
@@ -495,8 +697,21 @@ impl Emitter<'_> {
         last != NEVER && (last > at + WINDOW || chunk_of(last) != chunk_of(at))
     }
 
+    /// The operands of a commutative operation with a constant second.
+    fn constant_second(&self, a: u32, b: u32) -> (u32, u32) {
+        match self.sources[a as usize] {
+            Source::Constant(_) => (b, a),
+            _ => (a, b),
+        }
+    }
+
     /// The value of register `r` for a use at instruction `at`.
     fn read(&mut self, b: &mut FunctionBuilder, fp: Params, r: u32, at: u32) -> Value {
+        if let Source::Constant(x) = self.sources[r as usize] {
+            // A constant per use (never kept in a register): x86 reads it
+            // from memory in the instruction that uses it.
+            return b.ins().f64const(x);
+        }
         let (cached, since, chunk) = self.cache[r as usize];
         if let Some(v) = cached {
             if chunk == chunk_of(at) && at - since <= WINDOW {
@@ -582,7 +797,10 @@ impl Emitter<'_> {
                 };
             }
             let (d, x) = match ins {
+                // Constants second (a memory operand); the sum and the
+                // product are the same either way round.
                 Instr::Add { d, a, b: c } => {
+                    let (a, c) = self.constant_second(a, c);
                     let (x, y) = (arg!(a), arg!(c));
                     (d, b.ins().fadd(x, y))
                 }
@@ -591,6 +809,7 @@ impl Emitter<'_> {
                     (d, b.ins().fsub(x, y))
                 }
                 Instr::Mul { d, a, b: c } => {
+                    let (a, c) = self.constant_second(a, c);
                     let (x, y) = (arg!(a), arg!(c));
                     (d, b.ins().fmul(x, y))
                 }
@@ -612,14 +831,46 @@ impl Emitter<'_> {
                     let x = arg!(a);
                     (d, emit_exp(&mut b, x))
                 }
+                Instr::Exp2 { d, a } if self.exp_code == ExpCode::Call => {
+                    let code = b.ins().iconst(types::I32, code_of(&UNARY, &Un::Exp));
+                    let x = arg!(a[0]);
+                    let call = b.ins().call(un_f, &[code, x]);
+                    let v = b.inst_results(call)[0];
+                    self.define(&mut b, fp, d[0], at, v);
+                    let x = arg!(a[1]);
+                    let code = b.ins().iconst(types::I32, code_of(&UNARY, &Un::Exp));
+                    let call = b.ins().call(un_f, &[code, x]);
+                    (d[1], b.inst_results(call)[0])
+                }
+                Instr::Exp2 { d, a } => {
+                    let (x0, x1) = (arg!(a[0]), arg!(a[1]));
+                    let (e0, e1) = emit_exp2(&mut b, x0, x1);
+                    self.define(&mut b, fp, d[0], at, e0);
+                    (d[1], e1)
+                }
                 Instr::PowI { d, a, n } => {
                     let x = arg!(a);
                     (d, emit_powi(&mut b, x, n))
                 }
-                Instr::ExprelPair { g, dg, z } => {
-                    let z = arg!(z);
+                Instr::ExprelPair { g, dg, z, e } if self.exp_code == ExpCode::Inline => {
+                    let (z, e) = (arg!(z), arg!(e));
+                    let (gv, dv) = emit_exprel_pair(&mut b, z, e);
+                    self.define(&mut b, fp, g, at, gv);
+                    (dg, dv)
+                }
+                Instr::Bin {
+                    op: Bin::ExprelInv,
+                    d,
+                    a,
+                    b: e,
+                } if self.exp_code == ExpCode::Inline => {
+                    let (z, e) = (arg!(a), arg!(e));
+                    (d, emit_exprel(&mut b, z, e))
+                }
+                Instr::ExprelPair { g, dg, z, e } => {
+                    let (z, e) = (arg!(z), arg!(e));
                     let addr = b.ins().stack_addr(ptr, slot, 0);
-                    b.ins().call(pair_f, &[z, addr]);
+                    b.ins().call(pair_f, &[z, e, addr]);
                     let gv = b.ins().stack_load(ptr, f64t, slot, 0);
                     let dv = b.ins().stack_load(ptr, f64t, slot, 8);
                     self.define(&mut b, fp, g, at, gv);
@@ -687,8 +938,13 @@ pub fn native_size(program: &Program) -> usize {
     let per_instruction = |ins: &Instr| match *ins {
         // emit_exp, and its operand's load
         Instr::Exp { .. } => 46,
+        Instr::Exp2 { .. } => 52,
         Instr::PowI { n, .. } => 3 + 2 * (32 - n.unsigned_abs().leading_zeros() as usize),
-        Instr::ExprelPair { .. } => 7,
+        // emit_exprel_pair / emit_exprel, inline in programs compiled at load
+        Instr::ExprelPair { .. } => 50,
+        Instr::Bin {
+            op: Bin::ExprelInv, ..
+        } => 25,
         Instr::Select { .. } | Instr::Un { .. } | Instr::Bin { .. } => 5,
         _ => 3,
     };

@@ -28,6 +28,7 @@ pub mod dag;
 mod diff;
 mod error;
 mod events;
+mod exp_share;
 mod expr_parser;
 pub mod jacobian;
 mod jit;

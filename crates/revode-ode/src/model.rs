@@ -391,6 +391,18 @@ impl OdeModel {
         &self.options
     }
 
+    /// The compiled `rhs` program (tests and tools inspect its instructions).
+    #[doc(hidden)]
+    pub fn rhs_program(&self) -> &Program {
+        &self.rhs
+    }
+
+    /// The compiled `vjp` program.
+    #[doc(hidden)]
+    pub fn vjp_program(&self) -> &Program {
+        &self.vjp
+    }
+
     /// Sizes of the DAG and the programs.
     pub fn stats(&self) -> ProgramStats {
         ProgramStats {

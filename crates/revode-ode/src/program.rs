@@ -5,7 +5,7 @@
 //! Constants sit in registers filled once by [`Program::new_registers`];
 //! inputs (states, parameters, time, adjoint seeds) are copied in at the
 //! start of a run. `g(z)` and `g'(z)` of the same `z` become one fused
-//! instruction sharing one exponential. Nothing allocates per run.
+//! instruction. Nothing allocates per run.
 
 use crate::dag::{eval_bin, eval_un, powi, Bin, Dag, Id, Node, Un};
 use revode_model::exp::exp;
@@ -42,16 +42,23 @@ pub enum Instr {
         d: u32,
         a: u32,
     },
+    /// Two independent exponentials, `d[k] = e^{a[k]}` (computed together,
+    /// two lanes of one vector, by the JIT: crate::program::pair_exponentials).
+    Exp2 {
+        d: [u32; 2],
+        a: [u32; 2],
+    },
     PowI {
         d: u32,
         a: u32,
         n: i32,
     },
-    /// `g(z)` into `g` and `g'(z)` into `dg`.
+    /// `g(z)` into `g` and `g'(z)` into `dg`, given `e = e^z`.
     ExprelPair {
         g: u32,
         dg: u32,
         z: u32,
+        e: u32,
     },
     Select {
         d: u32,
@@ -118,8 +125,8 @@ impl Program {
         // g'(z) of a z whose g(z) is also needed: computed together.
         let mut deriv_of = std::collections::HashMap::new();
         for id in 0..n {
-            if let (true, Node::Un(Un::ExprelInvDeriv, z)) = (needed[id], dag.node(id as Id)) {
-                deriv_of.insert(z, id);
+            if let (true, Node::Bin(Bin::ExprelInvDeriv, z, e)) = (needed[id], dag.node(id as Id)) {
+                deriv_of.insert((z, e), id);
             }
         }
         let mut fused_away = vec![false; n];
@@ -157,13 +164,14 @@ impl Program {
                     p.inputs.push((d, Input::Time));
                     continue;
                 }
-                Node::Un(Un::ExprelInv, z) if deriv_of.contains_key(&z) => {
-                    let dg = deriv_of[&z];
+                Node::Bin(Bin::ExprelInv, z, e) if deriv_of.contains_key(&(z, e)) => {
+                    let dg = deriv_of[&(z, e)];
                     fused_away[dg] = true;
                     Instr::ExprelPair {
                         g: d,
                         dg: register[dg],
                         z: r(z),
+                        e: r(e),
                     }
                 }
                 Node::Un(Un::Neg, a) => Instr::Neg { d, a: r(a) },
@@ -189,6 +197,7 @@ impl Program {
             };
             p.instrs.push(instr);
         }
+        pair_exponentials(&mut p.instrs);
         p
     }
 
@@ -204,6 +213,11 @@ impl Program {
     /// Registers of the roots given to [`Program::compile`].
     pub fn roots(&self) -> &[u32] {
         &self.roots
+    }
+
+    /// The constant registers and their values.
+    pub fn constants(&self) -> &[(u32, f64)] {
+        &self.constants
     }
 
     pub fn instructions(&self) -> &[Instr] {
@@ -240,10 +254,14 @@ fn execute(x: &mut [f64], ins: Instr) {
         Instr::Div { d, a, b } => x[d as usize] = x[a as usize] / x[b as usize],
         Instr::Neg { d, a } => x[d as usize] = -x[a as usize],
         Instr::Exp { d, a } => x[d as usize] = exp(x[a as usize]),
+        Instr::Exp2 { d, a } => {
+            x[d[0] as usize] = exp(x[a[0] as usize]);
+            x[d[1] as usize] = exp(x[a[1] as usize]);
+        }
         Instr::PowI { d, a, n } => x[d as usize] = powi(x[a as usize], n),
-        Instr::ExprelPair { g, dg, z } => {
+        Instr::ExprelPair { g, dg, z, e } => {
             let z = x[z as usize];
-            let (gv, dv) = exprel_inv_and_deriv_em1(z, exp(z) - 1.0);
+            let (gv, dv) = exprel_inv_and_deriv_em1(z, x[e as usize] - 1.0);
             x[g as usize] = gv;
             x[dg as usize] = dv;
         }
@@ -256,5 +274,183 @@ fn execute(x: &mut [f64], ins: Instr) {
         }
         Instr::Un { op, d, a } => x[d as usize] = eval_un(op, x[a as usize]),
         Instr::Bin { op, d, a, b } => x[d as usize] = eval_bin(op, x[a as usize], x[b as usize]),
+    }
+}
+
+/// The registers an instruction reads.
+pub fn reads(ins: &Instr) -> impl Iterator<Item = u32> {
+    let (a, b, c) = match *ins {
+        Instr::Add { a, b, .. }
+        | Instr::Sub { a, b, .. }
+        | Instr::Mul { a, b, .. }
+        | Instr::Div { a, b, .. }
+        | Instr::Bin { a, b, .. } => (Some(a), Some(b), None),
+        Instr::Neg { a, .. }
+        | Instr::Exp { a, .. }
+        | Instr::PowI { a, .. }
+        | Instr::Un { a, .. } => (Some(a), None, None),
+        Instr::Exp2 { a, .. } => (Some(a[0]), Some(a[1]), None),
+        Instr::ExprelPair { z, e, .. } => (Some(z), Some(e), None),
+        Instr::Select { c, a, b, .. } => (Some(c), Some(a), Some(b)),
+    };
+    a.into_iter().chain(b).chain(c)
+}
+
+/// The registers an instruction writes.
+pub fn writes(ins: &Instr) -> impl Iterator<Item = u32> {
+    let (a, b) = match *ins {
+        Instr::Add { d, .. }
+        | Instr::Sub { d, .. }
+        | Instr::Mul { d, .. }
+        | Instr::Div { d, .. }
+        | Instr::Neg { d, .. }
+        | Instr::Exp { d, .. }
+        | Instr::PowI { d, .. }
+        | Instr::Select { d, .. }
+        | Instr::Un { d, .. }
+        | Instr::Bin { d, .. } => (d, None),
+        Instr::Exp2 { d, .. } => (d[0], Some(d[1])),
+        Instr::ExprelPair { g, dg, .. } => (g, Some(dg)),
+    };
+    std::iter::once(a).chain(b)
+}
+
+/// How far ahead [`pair_exponentials`] looks for a partner.
+const PAIR_REACH: usize = 64;
+
+/// Joins exponentials into pairs ([`Instr::Exp2`]) that the JIT computes as
+/// the two lanes of one vector, the same operations lane by lane (so the
+/// values do not change). For an `exp` at `i`, the next `exp` at `j` (within
+/// [`PAIR_REACH`]) joins it when its argument does not depend on the first
+/// one's result: the instructions between them that its argument needs
+/// move up before `i`, the pair takes `i`'s place, the others follow (a
+/// valid order: registers are written once and the moved instructions need
+/// nothing else in between). Linear: each instruction is looked at a
+/// bounded number of times.
+pub fn pair_exponentials(instrs: &mut Vec<Instr>) {
+    // Rewritten in place, a pair's window at a time (an emptied slot where
+    // the second exponential was), then compacted once: linear.
+    let mut slots: Vec<Option<Instr>> = std::mem::take(instrs).into_iter().map(Some).collect();
+    let mut needed = std::collections::HashSet::new();
+    let mut i = 0;
+    while i < slots.len() {
+        let Some(Instr::Exp { d: d0, a: a0 }) = slots[i] else {
+            i += 1;
+            continue;
+        };
+        let end = slots.len().min(i + 1 + PAIR_REACH);
+        let next = (i + 1..end).find(|&k| matches!(slots[k], Some(Instr::Exp { .. })));
+        let Some((j, Some(Instr::Exp { d: d1, a: a1 }))) = next.map(|j| (j, slots[j])) else {
+            i += 1;
+            continue;
+        };
+        // the instructions in (i, j) that a1 needs
+        needed.clear();
+        needed.insert(a1);
+        let mut moved = vec![false; j - i - 1];
+        for k in (i + 1..j).rev() {
+            if let Some(ins) = &slots[k] {
+                if writes(ins).any(|r| needed.contains(&r)) {
+                    moved[k - i - 1] = true;
+                    needed.extend(reads(ins));
+                }
+            }
+        }
+        if needed.contains(&d0) {
+            i += 1;
+            continue;
+        }
+        let between = || {
+            slots[i + 1..j]
+                .iter()
+                .zip(&moved)
+                .filter_map(|(s, &m)| s.map(|ins| (ins, m)))
+        };
+        let mut segment: Vec<Instr> = between().filter(|x| x.1).map(|x| x.0).collect();
+        let pair_at = i + segment.len();
+        segment.push(Instr::Exp2 {
+            d: [d0, d1],
+            a: [a0, a1],
+        });
+        segment.extend(between().filter(|x| !x.1).map(|x| x.0));
+        for (k, slot) in slots[i..=j].iter_mut().enumerate() {
+            *slot = segment.get(k).copied();
+        }
+        i = pair_at + 1;
+    }
+    *instrs = slots.into_iter().flatten().collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dag::{Dag, Un};
+
+    fn exp2_count(p: &Program) -> usize {
+        p.instrs
+            .iter()
+            .filter(|i| matches!(i, Instr::Exp2 { .. }))
+            .count()
+    }
+
+    /// Runs `p` for `roots` and compares with the DAG evaluated directly.
+    fn agrees_with_the_dag(d: &Dag, roots: &[Id], u: &[f64]) {
+        let p = Program::compile(d, roots);
+        let mut regs = p.new_registers();
+        p.run(&mut regs, 0.0, u, &[], &[]);
+        let want = d.evaluate(0.0, u, &[], &[]);
+        for (&root, &r) in roots.iter().zip(p.roots()) {
+            assert_eq!(regs[r as usize].to_bits(), want[root as usize].to_bits());
+        }
+    }
+
+    #[test]
+    fn independent_exponentials_are_paired_and_reordered_validly() {
+        // e^{x·3 + 1} · y  +  e^{(y + 2)²}: the second argument is computed
+        // between the two exponentials and moves up.
+        let mut d = Dag::default();
+        let x = d.state(0);
+        let y = d.state(1);
+        let c3 = d.constant_node(3.0);
+        let c1 = d.constant_node(1.0);
+        let c2 = d.constant_node(2.0);
+        let a = d.mul(x, c3);
+        let a = d.add(a, c1);
+        let ea = d.un(Un::Exp, a);
+        let eay = d.mul(ea, y);
+        let b = d.add(y, c2);
+        let b = d.powi(b, 2);
+        let eb = d.un(Un::Exp, b);
+        let f = d.add(eay, eb);
+        let p = Program::compile(&d, &[f]);
+        assert_eq!(exp2_count(&p), 1);
+        // every register is written before it is read
+        let mut written: Vec<bool> = vec![false; p.n_registers];
+        for &(r, _) in p.constants.iter() {
+            written[r as usize] = true;
+        }
+        for &(r, _) in p.inputs.iter() {
+            written[r as usize] = true;
+        }
+        for ins in &p.instrs {
+            assert!(reads(ins).all(|r| written[r as usize]), "{ins:?}");
+            for r in writes(ins) {
+                written[r as usize] = true;
+            }
+        }
+        agrees_with_the_dag(&d, &[f], &[0.3, -0.7]);
+    }
+
+    #[test]
+    fn an_exponential_of_an_exponential_is_not_paired_with_it() {
+        let mut d = Dag::default();
+        let x = d.state(0);
+        let c = d.constant_node(0.5);
+        let a = d.mul(x, c);
+        let e1 = d.un(Un::Exp, a);
+        let e2 = d.un(Un::Exp, e1);
+        let p = Program::compile(&d, &[e2]);
+        assert_eq!(exp2_count(&p), 0);
+        agrees_with_the_dag(&d, &[e2], &[0.25]);
     }
 }

@@ -23,9 +23,9 @@ use crate::dag::{Bin, Dag, Id, Node, Un};
 
 /// `Σ coef·atom + constant`, atoms sorted by id.
 #[derive(Debug, Clone, PartialEq)]
-struct Affine {
-    terms: Vec<(Id, f64)>,
-    constant: f64,
+pub(crate) struct Affine {
+    pub(crate) terms: Vec<(Id, f64)>,
+    pub(crate) constant: f64,
 }
 
 /// Largest number of atoms an affine form may have (guards pathological DAGs).
@@ -70,7 +70,7 @@ const VISIT_BUDGET: usize = 256;
 /// atoms or more than [`VISIT_BUDGET`] nodes. Iterative (an explicit stack
 /// replaying the natural recursion, so coefficients round exactly as they
 /// would there): safe at any depth.
-fn affine(dag: &Dag, id: Id) -> Option<Affine> {
+pub(crate) fn affine(dag: &Dag, id: Id) -> Option<Affine> {
     enum Step {
         Visit(Id),
         /// Pop one form and scale it.
@@ -87,6 +87,14 @@ fn affine(dag: &Dag, id: Id) -> Option<Affine> {
                 visits += 1;
                 if visits > VISIT_BUDGET {
                     return None;
+                }
+                if dag.exp_argument(id).is_some() {
+                    // e^w, even when the sharing wrote it `K·e^{w₀}`: an atom
+                    forms.push(Affine {
+                        terms: vec![(id, 1.0)],
+                        constant: 0.0,
+                    });
+                    continue;
                 }
                 match dag.node(id) {
                     Node::Const(bits) => forms.push(Affine::constant(f64::from_bits(bits))),
@@ -225,9 +233,8 @@ pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
     if !close(d_form.constant, -c) {
         return None;
     }
-    let Node::Un(Un::Exp, w) = dag.node(*exp_node) else {
-        return None;
-    };
+    let exp_node = *exp_node;
+    let w = dag.exp_argument(exp_node)?;
     let (mut kn, mut kw) = (1.0, 1.0);
     let (mut fn_, mut fw) = (Vec::new(), Vec::new());
     factorize(dag, num, 1, &mut kn, &mut fn_)?;
@@ -280,6 +287,6 @@ pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
         None => kc,
         Some(p) => dag.mul(kc, p),
     };
-    let g = dag.un(Un::ExprelInv, w);
+    let g = dag.bin(Bin::ExprelInv, w, exp_node);
     Some(dag.mul(coefficient, g))
 }

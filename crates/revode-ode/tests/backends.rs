@@ -142,3 +142,85 @@ fn jit_equals_interpreter_bitwise_across_the_exprel_switch() {
         assert_eq!(aj[0].to_bits(), ai[0].to_bits(), "vjp p at z = {z:e}");
     }
 }
+
+/// The inlined `exp` clamps its argument with two selects (one
+/// maxsd/minsd each): the same values as the interpreter's `f64::clamp`
+/// at and beyond both ends, at ±0, ±∞ and NaN.
+#[test]
+fn jit_exp_equals_interpreter_at_the_clamp() {
+    let src = "init x=0\nx' = exp(x)\n";
+    let jit = OdeModel::from_str(src).unwrap();
+    let interp = jit.clone().interpreted();
+    let (mut wj, mut wi) = (jit.new_work(), interp.new_work());
+    for x in [
+        0.0,
+        -0.0,
+        708.0,
+        709.0,
+        709.0f64.next_up(),
+        -708.0,
+        -708.0f64.next_down(),
+        1e300,
+        -1e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+    ] {
+        let (mut dj, mut di) = ([1.0], [2.0]);
+        jit.rhs(0.0, &[x], &[], &mut dj, &mut wj);
+        interp.rhs(0.0, &[x], &[], &mut di, &mut wi);
+        assert!(
+            dj[0].to_bits() == di[0].to_bits() || (dj[0].is_nan() && di[0].is_nan()),
+            "exp({x:e}): {} vs {}",
+            dj[0],
+            di[0]
+        );
+        if !x.is_nan() {
+            assert!(dj[0].is_finite() && dj[0] > 0.0, "exp({x:e}) = {}", dj[0]);
+        }
+    }
+}
+
+/// Paired exponentials (two lanes of one vector in the JIT) against the
+/// interpreter's two scalar ones, every combination of ordinary, clamped,
+/// infinite and NaN arguments in the two lanes.
+#[test]
+fn jit_exp_pairs_equal_interpreter_lane_by_lane() {
+    let src = "init x=0, y=0\nx' = exp(x) + 3*exp(2*y)\ny' = exp(x)*exp(2*y)\n";
+    let jit = OdeModel::from_str(src).unwrap();
+    let pairs = jit
+        .rhs_program()
+        .instructions()
+        .iter()
+        .filter(|i| matches!(i, revode_ode::program::Instr::Exp2 { .. }))
+        .count();
+    assert_eq!(pairs, 1, "exp(x) and exp(2y) are paired");
+    let interp = jit.clone().interpreted();
+    let (mut wj, mut wi) = (jit.new_work(), interp.new_work());
+    let xs = [
+        0.0,
+        -0.0,
+        1.5,
+        -20.25,
+        709.0f64.next_up(),
+        -750.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+    ];
+    for &x in &xs {
+        for &y in &xs {
+            let (mut dj, mut di) = ([0.0; 2], [0.0; 2]);
+            jit.rhs(0.0, &[x, y], &[], &mut dj, &mut wj);
+            interp.rhs(0.0, &[x, y], &[], &mut di, &mut wi);
+            for k in 0..2 {
+                assert!(
+                    dj[k].to_bits() == di[k].to_bits() || (dj[k].is_nan() && di[k].is_nan()),
+                    "({x:e}, {y:e}) component {k}: {} vs {}",
+                    dj[k],
+                    di[k]
+                );
+            }
+        }
+    }
+}

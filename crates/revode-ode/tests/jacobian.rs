@@ -183,6 +183,10 @@ fn scanned_pattern(dag: &Dag, rhs: &[u32]) -> BTreeSet<(usize, usize)> {
                     if smooth {
                         stack.extend([a, b]);
                     }
+                    // g(z) of z and e^z: a function of z alone
+                    if matches!(op, Bin::ExprelInv | Bin::ExprelInvDeriv) {
+                        stack.push(a);
+                    }
                 }
                 Node::Select(_, a, b) => stack.extend([a, b]),
                 _ => {}
