@@ -35,6 +35,8 @@ struct Run {
     transposed: TransposedSolve,
     schedule: Schedule,
     problem: Problem,
+    /// Time this many runs (after the model's native code is ready).
+    repeat: Option<usize>,
 }
 
 impl ModelVisitor for &Run {
@@ -82,6 +84,22 @@ impl ModelVisitor for &Run {
                 println!("loss {l:e}");
             }
             "gradient" => {
+                if let Some(reps) = self.repeat {
+                    let secs = revode_benches::median_seconds(reps, || {
+                        std::hint::black_box(
+                            gradient_beuler_with(
+                                model,
+                                &beuler,
+                                &stimulus,
+                                &loss,
+                                self.schedule,
+                                self.transposed,
+                            )
+                            .unwrap(),
+                        );
+                    });
+                    eprintln!("median gradient {:.3} ms over {reps}", secs * 1e3);
+                }
                 let g = gradient_beuler_with(
                     model,
                     &beuler,
@@ -114,7 +132,7 @@ impl ModelVisitor for &Run {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: stiff_once forward|gradient|euler-forward|euler-gradient seed|cable [N] \
-                 [--dt DT] [--t1 T] [--newton-tol TOL] [--refactor] [--every K]";
+                 [--dt DT] [--t1 T] [--newton-tol TOL] [--refactor] [--every K] [--repeat R]";
     let what = args.get(1).expect(usage).clone();
     let option = |name: &str| {
         args.iter()
@@ -150,7 +168,13 @@ fn main() {
             TransposedSolve::Refine
         },
         schedule: option("--every").map_or(Schedule::All, |k| Schedule::Every(k as usize)),
+        repeat: option("--repeat").map(|r| r as usize),
         problem,
     };
+    if run.repeat.is_some() {
+        if let revode::ModelSpec::File(file) = &run.problem.model {
+            file.model().expect("loaded").wait_for_native_code();
+        }
+    }
     run.problem.model.visit(&run).expect("model");
 }
