@@ -411,7 +411,7 @@ fn refinement_agrees_with_refactoring_at_every_step() {
 
     // 12 states, Jacobian assembled from VJPs (the network's own Jacobian
     // hidden): one VJP per correction.
-    let net = WithoutJacobian(HhNetwork::with_neurons(3).unwrap());
+    let net = revode_testing::VjpOnly(HhNetwork::with_neurons(3).unwrap());
     let (p, u0) = (net.default_params(), net.default_u0());
     let loss = Loss::AllSteps {
         weights: vec![1.0; 12],
@@ -439,53 +439,6 @@ fn refinement_agrees_with_refactoring_at_every_step() {
     assert!(err < 1e-12, "network: refined vs refactored: {err:e}");
     let b = refined.stats.implicit.unwrap().backward;
     assert!(b.vjps > b.transposed_solves / 2, "VJP residuals: {b:?}");
-}
-
-/// A model with its own Jacobian hidden, so steppers assemble it from VJPs.
-struct WithoutJacobian<M>(M);
-
-impl<M: Model> Model for WithoutJacobian<M> {
-    type Work = M::Work;
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    fn dims(&self) -> Dims {
-        self.0.dims()
-    }
-    fn state_names(&self) -> Vec<String> {
-        self.0.state_names()
-    }
-    fn param_names(&self) -> Vec<String> {
-        self.0.param_names()
-    }
-    fn default_u0(&self) -> Vec<f64> {
-        self.0.default_u0()
-    }
-    fn default_params(&self) -> Vec<f64> {
-        self.0.default_params()
-    }
-    fn new_work(&self) -> M::Work {
-        self.0.new_work()
-    }
-    fn rhs(&self, t: f64, u: &[f64], p: &[f64], du: &mut [f64], work: &mut M::Work) {
-        self.0.rhs(t, u, p, du, work)
-    }
-    fn vjp(
-        &self,
-        t: f64,
-        u: &[f64],
-        p: &[f64],
-        lambda: &[f64],
-        out_u: &mut [f64],
-        alpha: f64,
-        acc_p: &mut [f64],
-        work: &mut M::Work,
-    ) {
-        self.0.vjp(t, u, p, lambda, out_u, alpha, acc_p, work)
-    }
-    fn flush_vjp(&self, acc_p: &mut [f64], work: &mut M::Work) {
-        self.0.flush_vjp(acc_p, work)
-    }
 }
 
 #[test]

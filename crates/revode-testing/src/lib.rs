@@ -4,9 +4,12 @@
 //!
 //! * [`HhBrokenVjp`]: Hodgkin–Huxley with a deliberately wrong parameter
 //!   VJP, so that tests can see the gradient checks fail;
-//! * [`alloc`]: a counting global allocator for the no-allocation tests.
+//! * [`alloc`]: a counting global allocator for the no-allocation tests;
+//! * [`VjpOnly`]: a model with its own Jacobian hidden.
 
 pub mod alloc;
 mod broken;
+mod vjp_only;
 
 pub use broken::HhBrokenVjp;
+pub use vjp_only::VjpOnly;

@@ -391,24 +391,8 @@ impl ModelVisitor for SolveRun<'_, '_> {
                     method,
                 };
                 validate_fixed_with_stimulus(model, &fixed, &stimulus, &loss)?;
-                let mut max_rows = 0;
-                if let (Some(room), Some(every)) = (room, every) {
-                    // Every row is known before the first step: check and
-                    // reserve them all at once.
-                    let n_steps = fixed_steps(&grid, &params, &stimulus)?;
-                    max_rows = Trajectory::rows_for(n_steps, every);
-                    room.check(max_rows)
-                        .map_err(|too_large| ForwardError::SamplesTooLarge {
-                            every,
-                            n_steps,
-                            rows: max_rows,
-                            fits: room.fitting_interval(n_steps),
-                            too_large,
-                        })?;
-                    if let Some(Sink::Keep(rows)) = sink.as_mut() {
-                        rows.reserve_exact(max_rows);
-                    }
-                }
+                let max_rows =
+                    reserve_grid_rows(room, every, &grid, &params, &stimulus, &mut sink)?;
                 let sol = solve_fixed_try_observed(
                     model,
                     method,
@@ -429,22 +413,8 @@ impl ModelVisitor for SolveRun<'_, '_> {
                     options,
                 };
                 validate_beuler_with_stimulus(model, &beuler, &stimulus, &loss)?;
-                let mut max_rows = 0;
-                if let (Some(room), Some(every)) = (room, every) {
-                    let n_steps = fixed_steps(&grid, &params, &stimulus)?;
-                    max_rows = Trajectory::rows_for(n_steps, every);
-                    room.check(max_rows)
-                        .map_err(|too_large| ForwardError::SamplesTooLarge {
-                            every,
-                            n_steps,
-                            rows: max_rows,
-                            fits: room.fitting_interval(n_steps),
-                            too_large,
-                        })?;
-                    if let Some(Sink::Keep(rows)) = sink.as_mut() {
-                        rows.reserve_exact(max_rows);
-                    }
-                }
+                let max_rows =
+                    reserve_grid_rows(room, every, &grid, &params, &stimulus, &mut sink)?;
                 let solved = solve_beuler_try_observed(
                     model,
                     &options,
@@ -546,6 +516,36 @@ pub fn solve(problem: &Problem, sample_every: Option<usize>) -> Result<SolveRepo
     let mut report = problem.model.visit(SolveRun(problem, Some(sampling)))??;
     report.samples = samples;
     Ok(report)
+}
+
+/// Samples of a fixed-grid solve: every row is known before the first
+/// step, so they are checked against memory and reserved all at once. The
+/// number of rows (0 without kept samples).
+fn reserve_grid_rows(
+    room: Option<SampleRoom>,
+    every: Option<usize>,
+    grid: &TimeGrid,
+    params: &[f64],
+    stimulus: &Stimulus,
+    sink: &mut Option<Sink<'_>>,
+) -> Result<usize, Error> {
+    let (Some(room), Some(every)) = (room, every) else {
+        return Ok(0);
+    };
+    let n_steps = fixed_steps(grid, params, stimulus)?;
+    let max_rows = Trajectory::rows_for(n_steps, every);
+    room.check(max_rows)
+        .map_err(|too_large| ForwardError::SamplesTooLarge {
+            every,
+            n_steps,
+            rows: max_rows,
+            fits: room.fitting_interval(n_steps),
+            too_large,
+        })?;
+    if let Some(Sink::Keep(rows)) = sink.as_mut() {
+        rows.reserve_exact(max_rows);
+    }
+    Ok(max_rows)
 }
 
 /// Steps of the fixed-step solve on `grid`, cut at the stimulus's switch
