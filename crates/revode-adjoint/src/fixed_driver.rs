@@ -182,21 +182,30 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let step_loss = &pass.step_loss;
         if model.n_events() > 0 {
             let mut back = EventAdjointStepper::new(method, model);
+            let mut plain = FixedAdjointStepper::new(method, dims.n_states);
             let mut event_loss = pass.event_loss.take();
+            // Complete after the forward sweep; replays record nothing more.
+            let event_steps = std::mem::take(&mut pass.chain.event_steps);
             pass.store.reverse(&mut pass.chain, |k, u| {
                 let (t, h, p) = plan.step(k);
-                let seed = |e| event_loss.as_mut().map_or(0.0, |l| l.seed(e));
-                back.step_back(
-                    model,
-                    t,
-                    h,
-                    u,
-                    p,
-                    &mut lambda,
-                    &mut grad_p,
-                    &mut adj_work,
-                    seed,
-                )?;
+                if (event_steps[k / 64] >> (k % 64)) & 1 == 0 {
+                    // No event in this step: the plain step's adjoint, without
+                    // replaying the step to look for one.
+                    plain.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work);
+                } else {
+                    let seed = |e| event_loss.as_mut().map_or(0.0, |l| l.seed(e));
+                    back.step_back(
+                        model,
+                        t,
+                        h,
+                        u,
+                        p,
+                        &mut lambda,
+                        &mut grad_p,
+                        &mut adj_work,
+                        seed,
+                    )?;
+                }
                 check_adjoint(&lambda, t, k)?;
                 drop_protocol_sums(model, &plan, k, &mut grad_p, &mut adj_work);
                 step_loss.add_seed(k, u, &mut lambda);

@@ -22,6 +22,10 @@ pub(crate) struct FixedChain<'a, M: Model, P: StepPlan> {
     pub stepper: FixedStepper,
     /// Models with events step through this; others keep the plain step.
     pub events: Option<EventStepper>,
+    /// Bit k set when step k had an event (models with events, during the
+    /// forward sweep; empty otherwise, and then nothing is recorded): the
+    /// backward sweep takes the plain adjoint step on the others.
+    pub event_steps: Vec<u64>,
     pub plan: P,
     pub work: M::Work,
 }
@@ -42,7 +46,14 @@ impl<M: Model, P: StepPlan> Chain for FixedChain<'_, M, P> {
             None => self
                 .stepper
                 .step(self.model, t, h, x, p, next, &mut self.work),
-            Some(ev) => ev.step(self.model, t, h, x, p, next, &mut self.work)?,
+            Some(ev) => {
+                ev.step(self.model, t, h, x, p, next, &mut self.work)?;
+                if ev.events_in_step() > 0 {
+                    if let Some(word) = self.event_steps.get_mut(k / 64) {
+                        *word |= 1 << (k % 64);
+                    }
+                }
+            }
         }
         if !all_finite(next) {
             return Err(ForwardError::non_finite(self.plan.time(k + 1), k + 1, next).into());
@@ -113,6 +124,11 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
             model,
             stepper: FixedStepper::new(method, n_states),
             events: (model.n_events() > 0).then(|| EventStepper::new(method, model)),
+            event_steps: if model.n_events() > 0 {
+                vec![0; plan.n_steps().div_ceil(64)]
+            } else {
+                Vec::new()
+            },
             plan,
             work: model.new_work(),
         };
