@@ -18,7 +18,8 @@ use revode_forward::{
     AdaptiveOptions, BdfOptions, FixedMethod, ForwardError, Stimulus, StimulusTrack, TimeGrid,
 };
 use revode_model::{HodgkinHuxley, Model};
-use stiff::{linear_exact, Robertson, StiffLinear};
+use revode_testing::Robertson;
+use stiff::{linear_exact, StiffLinear};
 
 fn problem<'a>(u0: &'a [f64], p: &'a [f64], t1: f64, options: &'a BdfOptions) -> BdfProblem<'a> {
     BdfProblem {
@@ -132,7 +133,7 @@ fn robertson_reference() -> (Vec<f64>, Vec<f64>, f64) {
 
 #[test]
 fn robertson_matches_the_forward_sensitivity_reference() {
-    let m = Robertson;
+    let m = Robertson::SPARSE;
     let (u0, p) = (m.default_u0(), m.default_params());
     let (ref_p, ref_u0, ref_loss) = robertson_reference();
     let loss = Loss::Final {
@@ -199,7 +200,7 @@ fn hh_matches_a_fine_rk4_discrete_reference() {
 /// exceeded, and small ones recompute.
 #[test]
 fn identical_across_schedules_and_budgets_held_to_the_byte() {
-    let m = Robertson;
+    let m = Robertson::SPARSE;
     let (u0, p) = (m.default_u0(), m.default_params());
     let options = BdfOptions::new(1e-6, 1e-10);
     let trace = Loss::TraceMse {
@@ -367,7 +368,7 @@ fn stimulus_gradient_matches_dopri5_and_finite_differences() {
 
 #[test]
 fn bad_options_and_failed_solves_are_errors() {
-    let m = Robertson;
+    let m = Robertson::SPARSE;
     let (u0, p) = (m.default_u0(), m.default_params());
     let fin = Loss::Final {
         weights: vec![0.0, 0.0, 1.0],
@@ -414,7 +415,7 @@ fn bad_options_and_failed_solves_are_errors() {
 /// with more steps), and the sparse LU gives the dense LU's gradient.
 #[test]
 fn every_max_order_and_linear_solver_work() {
-    let m = Robertson;
+    let m = Robertson::SPARSE;
     let (u0, p) = (m.default_u0(), m.default_params());
     let (ref_p, _, _) = robertson_reference();
     let fin = Loss::Final {

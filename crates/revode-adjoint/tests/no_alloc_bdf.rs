@@ -15,7 +15,7 @@ use revode_adjoint::{
 use revode_checkpoint::Schedule;
 use revode_forward::{solve_bdf, BdfOptions, LinearSolver, Stimulus, StimulusTrack};
 use revode_model::Model;
-use stiff::Robertson;
+use revode_testing::Robertson;
 
 struct Counting;
 
@@ -48,7 +48,7 @@ fn allocations_during(f: impl FnOnce()) -> usize {
 
 #[test]
 fn bdf_allocations_do_not_grow_with_steps() {
-    let m = Robertson;
+    let m = Robertson::SPARSE;
     let (u0, p) = (m.default_u0(), m.default_params());
     let stimulus = Stimulus {
         tracks: vec![StimulusTrack {

@@ -403,63 +403,10 @@ enum Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use revode_model::Dims;
+    use revode_testing::Robertson;
 
-    /// Robertson's kinetics: the classic stiff test.
-    struct Robertson;
-
-    impl Model for Robertson {
-        type Work = ();
-        fn name(&self) -> &str {
-            "robertson"
-        }
-        fn dims(&self) -> Dims {
-            Dims {
-                n_states: 3,
-                n_params: 3,
-            }
-        }
-        fn state_names(&self) -> Vec<String> {
-            vec!["y1".into(), "y2".into(), "y3".into()]
-        }
-        fn param_names(&self) -> Vec<String> {
-            vec!["k1".into(), "k2".into(), "k3".into()]
-        }
-        fn default_u0(&self) -> Vec<f64> {
-            vec![1.0, 0.0, 0.0]
-        }
-        fn default_params(&self) -> Vec<f64> {
-            vec![0.04, 3e7, 1e4]
-        }
-        fn new_work(&self) {}
-        fn rhs(&self, _t: f64, u: &[f64], p: &[f64], du: &mut [f64], _w: &mut ()) {
-            let a = p[0] * u[0];
-            let b = p[1] * u[1] * u[1];
-            let c = p[2] * u[1] * u[2];
-            du[0] = -a + c;
-            du[1] = a - b - c;
-            du[2] = b;
-        }
-        fn vjp(
-            &self,
-            _t: f64,
-            u: &[f64],
-            p: &[f64],
-            l: &[f64],
-            out: &mut [f64],
-            alpha: f64,
-            acc: &mut [f64],
-            _w: &mut (),
-        ) {
-            // J = [[-k1, k3 y3, k3 y2], [k1, -2 k2 y2 - k3 y3, -k3 y2], [0, 2 k2 y2, 0]]
-            out[0] = p[0] * (l[1] - l[0]);
-            out[1] = p[2] * u[2] * (l[0] - l[1]) + 2.0 * p[1] * u[1] * (l[2] - l[1]);
-            out[2] = p[2] * u[1] * (l[0] - l[1]);
-            acc[0] += alpha * u[0] * (l[1] - l[0]);
-            acc[1] += alpha * u[1] * u[1] * (l[2] - l[1]);
-            acc[2] += alpha * u[1] * u[2] * (l[0] - l[1]);
-        }
-    }
+    /// Robertson's kinetics, Jacobian assembled from VJPs.
+    const ROBERTSON: Robertson = Robertson::ASSEMBLED;
 
     /// Backward Euler steps of Robertson with h growing from 1e-3: returns
     /// the states and the memory before each step.
@@ -469,7 +416,7 @@ mod tests {
         u0: &[f64],
         mem0: &[f64],
     ) -> Vec<(Vec<f64>, Vec<f64>)> {
-        let p = Robertson.default_params();
+        let p = ROBERTSON.default_params();
         newton.load(mem0, &p).unwrap();
         let mut u = u0.to_vec();
         let mut out = Vec::new();
@@ -482,15 +429,15 @@ mod tests {
             let t = h; // time does not enter Robertson
             let psi = u.clone();
             let w = weights_of(&u);
-            if let Err(e) = newton.solve(&Robertson, t, h, &psi, &p, &mut u, &w, 0.1, &mut ()) {
+            if let Err(e) = newton.solve(&ROBERTSON, t, h, &psi, &p, &mut u, &w, 0.1, &mut ()) {
                 panic!("step {k} h {h}: {e:?} {u:?}");
             }
             // The error left, one exact Newton correction (I − hJ)⁻¹ r of
             // the residual r, is within the tolerance.
             let mut f = [0.0; 3];
-            Robertson.rhs(t, &u, &p, &mut f, &mut ());
+            ROBERTSON.rhs(t, &u, &p, &mut f, &mut ());
             let mut r: Vec<f64> = (0..3).map(|i| psi[i] + h * f[i] - u[i]).collect();
-            let mut jac = JacobianEval::new(&Robertson);
+            let mut jac = JacobianEval::new(&ROBERTSON);
             let mut values = vec![0.0; jac.pattern().nnz()];
             jac.eval(t, &u, &p, &mut values);
             let mut exact = IterationMatrix::new(jac.pattern(), LinearSolver::Dense);
@@ -507,11 +454,11 @@ mod tests {
 
     #[test]
     fn solves_robertson_steps_and_replays_them_bitwise() {
-        let mut newton = Newton::new(&Robertson, LinearSolver::Auto);
+        let mut newton = Newton::new(&ROBERTSON, LinearSolver::Auto);
         let layout = newton.layout();
         let mut mem0 = vec![0.0; layout.len()];
         layout.init(&mut mem0);
-        let all = run(&mut newton, 0, &Robertson.default_u0(), &mem0);
+        let all = run(&mut newton, 0, &ROBERTSON.default_u0(), &mem0);
         let stats = newton.stats();
         // Modified Newton: J is reused across iterations and steps.
         assert!(
@@ -519,7 +466,7 @@ mod tests {
             "{stats:?}"
         );
         // Replay from step 17 with a fresh solver: the same bits.
-        let mut other = Newton::new(&Robertson, LinearSolver::Dense);
+        let mut other = Newton::new(&ROBERTSON, LinearSolver::Dense);
         let (u17, mem17) = &all[16];
         let replay = run(&mut other, 17, u17, mem17);
         for (a, b) in all[17..].iter().zip(&replay) {

@@ -5,11 +5,15 @@
 //! * [`HhBrokenVjp`]: Hodgkin–Huxley with a deliberately wrong parameter
 //!   VJP, so that tests can see the gradient checks fail;
 //! * [`alloc`]: a counting global allocator for the no-allocation tests;
-//! * [`VjpOnly`]: a model with its own Jacobian hidden.
+//! * [`VjpOnly`]: a model with its own Jacobian hidden;
+//! * [`Robertson`]: Robertson's stiff kinetics, Jacobian sparse, dense or
+//!   assembled.
 
 pub mod alloc;
 mod broken;
+mod robertson;
 mod vjp_only;
 
 pub use broken::HhBrokenVjp;
+pub use robertson::{JacobianKind, Robertson};
 pub use vjp_only::VjpOnly;

@@ -1,81 +1,8 @@
-//! Stiff test models with known derivatives: Robertson's kinetics and a
-//! linear stiff system with a closed-form solution and gradient.
+//! A stiff test model with known derivatives: a linear stiff system with a
+//! closed-form solution and gradient (Robertson's kinetics: revode_testing).
 #![allow(dead_code)]
 
-use revode_model::{Dims, Model, SparsityPattern};
-
-/// Robertson's kinetics, k = (k1, k2, k3), with its own Jacobian.
-#[derive(Debug, Clone, Copy)]
-pub struct Robertson;
-
-impl Model for Robertson {
-    type Work = ();
-    fn name(&self) -> &str {
-        "robertson"
-    }
-    fn dims(&self) -> Dims {
-        Dims {
-            n_states: 3,
-            n_params: 3,
-        }
-    }
-    fn state_names(&self) -> Vec<String> {
-        vec!["y1".into(), "y2".into(), "y3".into()]
-    }
-    fn param_names(&self) -> Vec<String> {
-        vec!["k1".into(), "k2".into(), "k3".into()]
-    }
-    fn default_u0(&self) -> Vec<f64> {
-        vec![1.0, 0.0, 0.0]
-    }
-    fn default_params(&self) -> Vec<f64> {
-        vec![0.04, 3e7, 1e4]
-    }
-    fn new_work(&self) {}
-    fn rhs(&self, _t: f64, u: &[f64], p: &[f64], du: &mut [f64], _w: &mut ()) {
-        let a = p[0] * u[0];
-        let b = p[1] * u[1] * u[1];
-        let c = p[2] * u[1] * u[2];
-        du[0] = -a + c;
-        du[1] = a - b - c;
-        du[2] = b;
-    }
-    fn vjp(
-        &self,
-        _t: f64,
-        u: &[f64],
-        p: &[f64],
-        l: &[f64],
-        out: &mut [f64],
-        alpha: f64,
-        acc: &mut [f64],
-        _w: &mut (),
-    ) {
-        out[0] = p[0] * (l[1] - l[0]);
-        out[1] = p[2] * u[2] * (l[0] - l[1]) + 2.0 * p[1] * u[1] * (l[2] - l[1]);
-        out[2] = p[2] * u[1] * (l[0] - l[1]);
-        acc[0] += alpha * u[0] * (l[1] - l[0]);
-        acc[1] += alpha * u[1] * u[1] * (l[2] - l[1]);
-        acc[2] += alpha * u[1] * u[2] * (l[0] - l[1]);
-    }
-    fn jacobian_pattern(&self) -> Option<SparsityPattern> {
-        // ∂f3/∂y1 and ∂f_i/∂y3 for i = 3 are structurally zero.
-        Some(SparsityPattern::from_entries(
-            3,
-            [(0, 0), (1, 0), (0, 1), (1, 1), (2, 1), (0, 2), (1, 2)],
-        ))
-    }
-    fn jacobian(&self, _t: f64, u: &[f64], p: &[f64], v: &mut [f64], _w: &mut ()) {
-        // Column-major over the pattern: (0,0) (1,0) | (0,1) (1,1) (2,1) | (0,2) (1,2).
-        v[0] = -p[0];
-        v[1] = p[0];
-        v[2] = p[2] * u[2];
-        v[3] = -2.0 * p[1] * u[1] - p[2] * u[2];
-        v[4] = 2.0 * p[1] * u[1];
-        v[5] = p[2] * u[1];
-        v[6] = -p[2] * u[1];
-    }
-}
+use revode_model::{Dims, Model};
 
 /// u1' = −a u1 + b u2, u2' = −c u2 with c ≫ a: stiff, linear, and solved in
 /// closed form (`linear_exact`). Parameters (a, b, c).
