@@ -5,7 +5,7 @@ use revode_model::Model;
 
 use crate::{
     reserve_fixed_samples, BackwardEuler, BeulerOptions, FixedSolution, ForwardError, LinearSolver,
-    NewtonStats, ParamSegments, StepPlan, StepTimes, Stimulus, SwitchedPlan, TimeGrid, Trajectory,
+    NewtonStats, ParamSegments, StepPlan, Stimulus, SwitchedPlan, TimeGrid, Trajectory,
     UniformPlan,
 };
 
@@ -31,32 +31,47 @@ pub fn solve_beuler<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<BeulerSolution, ForwardError> {
+    check(model, options)?;
+    if stimulus.is_empty() {
+        let plan = UniformPlan {
+            grid: *grid,
+            params: p,
+        };
+        return solve_keeping_samples(model, options, &plan, u0, sample_every);
+    }
+    let segments = ParamSegments::new(p, stimulus, grid.t0, grid.t1)?;
+    let plan = SwitchedPlan::new(*grid, &segments);
+    solve_keeping_samples(model, options, &plan, u0, sample_every)
+}
+
+/// [`solve_on_plan`] keeping the samples, checked against memory and
+/// reserved before the first step (as [`crate::solve_fixed_plan`] does).
+fn solve_keeping_samples<M: Model, P: StepPlan>(
+    model: &M,
+    options: &BeulerOptions,
+    plan: &P,
+    u0: &[f64],
+    sample_every: Option<usize>,
+) -> Result<BeulerSolution, ForwardError> {
     let mut samples = Trajectory::with_capacity(0, u0.len());
     if let Some(every) = sample_every {
-        let n_steps = if stimulus.is_empty() {
-            grid.n_steps()
-        } else {
-            let segments = ParamSegments::new(p, stimulus, grid.t0, grid.t1)?;
-            StepTimes::n_steps(&SwitchedPlan::new(*grid, &segments))
-        };
-        let rows = reserve_fixed_samples(n_steps, every, u0.len(), MemoryLimit::FromSystem)?;
+        let rows = reserve_fixed_samples(plan.n_steps(), every, u0.len(), MemoryLimit::FromSystem)?;
         samples.reserve_rows(rows);
     }
-    let mut solved = solve_beuler_try_observed(
-        model,
-        options,
-        grid,
-        u0,
-        p,
-        stimulus,
-        sample_every,
-        |t, u| {
-            samples.push(t, u);
-            Ok(())
-        },
-    )?;
+    let mut solved = solve_on_plan(model, options, plan, u0, sample_every, |t, u| {
+        samples.push(t, u);
+        Ok(())
+    })?;
     solved.solution.samples = samples;
     Ok(solved)
+}
+
+/// What every backward Euler solve checks before its first step.
+fn check<M: Model>(model: &M, options: &BeulerOptions) -> Result<(), ForwardError> {
+    if model.n_events() > 0 {
+        return Err(ForwardError::EventsUnsupported { solver: "beuler" });
+    }
+    options.validate()
 }
 
 /// [`solve_beuler`] handing `observe(t, u)` the sampled states as the solve
@@ -101,10 +116,7 @@ pub fn solve_beuler_try_observed<M: Model>(
     sample_every: Option<usize>,
     observe: impl FnMut(f64, &[f64]) -> Result<(), ForwardError>,
 ) -> Result<BeulerSolution, ForwardError> {
-    if model.n_events() > 0 {
-        return Err(ForwardError::EventsUnsupported { solver: "beuler" });
-    }
-    options.validate()?;
+    check(model, options)?;
     if stimulus.is_empty() {
         let plan = UniformPlan {
             grid: *grid,
