@@ -23,6 +23,7 @@ pub mod linear;
 pub mod newton;
 mod plan;
 mod solve;
+mod sparse_lu;
 mod stimulus;
 mod trajectory;
 

@@ -1,9 +1,9 @@
 //! The iteration matrix `A = I − γJ` of implicit steppers, factored by faer.
 //!
 //! Dense LU with partial pivoting for small or dense Jacobians; sparse LU
-//! (COLAMD column ordering, partial pivoting, faer's simplicial
-//! left-looking factorisation) for large sparse ones, with the symbolic
-//! analysis done once in [`IterationMatrix::new`]. Every buffer (the
+//! (AMD column ordering, partial pivoting of A or Aᵀ, faer's simplicial
+//! left-looking factorisation: crate::sparse_lu) for large sparse ones,
+//! with the ordering done once in [`IterationMatrix::new`]. Every buffer (the
 //! matrix, the factors' scratch, faer's work stack) is made there, so
 //! refactoring and solving allocate nothing, except that the sparse factors
 //! may grow the first time a pivot sequence produces more fill than any
@@ -20,14 +20,10 @@
 
 use faer::dyn_stack::{MemBuffer, MemStack, StackReq};
 use faer::linalg::lu::partial_pivoting::{factor as dense_factor, solve as dense_solve};
-use faer::sparse::linalg::lu::simplicial::{
-    factorize_simplicial_numeric_lu, factorize_simplicial_numeric_lu_scratch, SimplicialLu,
-};
-use faer::sparse::linalg::lu::{factorize_symbolic_lu, LuSymbolicParams, SymbolicLu};
-use faer::sparse::linalg::SupernodalThreshold;
-use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Conj, MatMut, MatRef, Par};
 use revode_model::SparsityPattern;
+
+use crate::sparse_lu::SparseLu;
 use serde::{Deserialize, Serialize};
 
 /// Which factorisation an implicit stepper uses (problem files:
@@ -95,17 +91,9 @@ enum Factors {
         jac_rc: Vec<(usize, usize)>,
     },
     Sparse {
-        /// The COLAMD column ordering (its `col_perm`).
-        symbolic: Box<SymbolicLu<usize>>,
-        /// `P·A·Q = L·U`: unit L with its diagonal first in each column,
-        /// U with its diagonal last (faer's simplicial layout), rows
-        /// numbered after the row permutation.
-        lu: Box<SimplicialLu<usize, f64>>,
-        row_perm: Vec<usize>,
-        row_perm_inv: Vec<usize>,
+        /// A's values in its pattern's order.
         values: Vec<f64>,
-        /// A solve's permuted right-hand side.
-        scratch: Vec<f64>,
+        lu: Box<SparseLu>,
     },
 }
 
@@ -147,37 +135,13 @@ impl IterationMatrix {
         let n = pattern.n();
         let kind = choice.resolve(&pattern);
         let (factors, req) = match kind {
-            LinearSolver::Sparse => {
-                let sym = SymbolicSparseColMatRef::new_checked(
-                    n,
-                    n,
-                    pattern.col_ptr(),
-                    None,
-                    pattern.row_idx(),
-                );
-                // Simplicial: its factors are reachable for revode's own
-                // substitution (the supernodal variant pays off only for
-                // fill far beyond an ODE Jacobian's).
-                let params = LuSymbolicParams {
-                    supernodal_flop_ratio_threshold: SupernodalThreshold::FORCE_SIMPLICIAL,
-                    ..Default::default()
-                };
-                let symbolic = factorize_symbolic_lu(sym, params)
-                    .expect("symbolic LU of a square pattern with a full diagonal");
-                let req = factorize_simplicial_numeric_lu_scratch::<usize, f64>(n, n);
-                let values = vec![0.0; pattern.nnz()];
-                (
-                    Factors::Sparse {
-                        symbolic: Box::new(symbolic),
-                        lu: Box::new(SimplicialLu::new()),
-                        row_perm: vec![0; n],
-                        row_perm_inv: vec![0; n],
-                        values,
-                        scratch: vec![0.0; n],
-                    },
-                    req,
-                )
-            }
+            LinearSolver::Sparse => (
+                Factors::Sparse {
+                    values: vec![0.0; pattern.nnz()],
+                    lu: Box::new(SparseLu::new(&pattern)),
+                },
+                StackReq::EMPTY,
+            ),
             _ => {
                 let req = StackReq::any_of(&[
                     dense_factor::lu_in_place_scratch::<usize, f64>(
@@ -277,14 +241,7 @@ impl IterationMatrix {
                 }
                 Ok(())
             }
-            Factors::Sparse {
-                symbolic,
-                lu,
-                row_perm,
-                row_perm_inv,
-                values,
-                ..
-            } => {
+            Factors::Sparse { values, lu } => {
                 values.fill(0.0);
                 for &d in &self.diag {
                     values[d] = 1.0;
@@ -292,43 +249,9 @@ impl IterationMatrix {
                 for (&a, &v) in self.jac_to_a.iter().zip(jac) {
                     values[a] -= gamma * v;
                 }
-                let n = self.pattern.n();
-                let sym = SymbolicSparseColMatRef::new_checked(
-                    n,
-                    n,
-                    self.pattern.col_ptr(),
-                    None,
-                    self.pattern.row_idx(),
-                );
-                let a = SparseColMatRef::new(sym, values);
-                let result = factorize_simplicial_numeric_lu(
-                    row_perm,
-                    row_perm_inv,
-                    lu,
-                    a,
-                    symbolic.col_perm(),
-                    stack,
-                );
-                if let Err(e) = result {
+                lu.factor(&self.pattern, values).inspect_err(|_| {
                     self.gamma = f64::NAN;
-                    let index = match e {
-                        faer::sparse::linalg::LuError::SymbolicSingular { index } => index,
-                        faer::sparse::linalg::LuError::Generic(_) => 0,
-                    };
-                    return Err(SingularMatrix { index });
-                }
-                // faer takes a zero pivot without complaint: U's diagonal
-                // (last in each column) must be finite and nonzero.
-                let u = lu.u_factor_unsorted();
-                let (u_ptr, u_val) = (u.symbolic().col_ptr(), u.val());
-                for j in 0..n {
-                    let d = u_val[u_ptr[j + 1] - 1];
-                    if d == 0.0 || !d.is_finite() {
-                        self.gamma = f64::NAN;
-                        return Err(SingularMatrix { index: j });
-                    }
-                }
-                Ok(())
+                })
             }
         }
     }
@@ -385,21 +308,7 @@ impl IterationMatrix {
                     );
                 }
             }
-            Factors::Sparse {
-                symbolic,
-                lu,
-                row_perm,
-                row_perm_inv,
-                scratch,
-                ..
-            } => {
-                let (col_perm, col_perm_inv) = symbolic.col_perm().arrays();
-                if transpose {
-                    sparse_solve_transpose(lu, row_perm_inv, col_perm, scratch, b);
-                } else {
-                    sparse_solve(lu, row_perm, col_perm_inv, scratch, b);
-                }
-            }
+            Factors::Sparse { lu, .. } => lu.solve(b, transpose),
         }
     }
 
@@ -425,100 +334,9 @@ impl IterationMatrix {
         let factors = match &self.factors {
             Factors::Dense { .. } => n * n * f + 2 * n * std::mem::size_of::<usize>(),
             // The factors' own size depends on the fill; count the input.
-            Factors::Sparse {
-                values,
-                lu,
-                scratch,
-                ..
-            } => {
-                let (l, u) = (lu.l_factor_unsorted(), lu.u_factor_unsorted());
-                let entries = l.val().len() + u.val().len();
-                (values.len() + scratch.len() + entries) * f
-                    + (entries + 2 * n) * std::mem::size_of::<usize>()
-            }
+            Factors::Sparse { values, lu } => values.len() * f + lu.buffer_bytes(),
         };
         factors + self.stack.len()
-    }
-}
-
-/// `b ← A⁻¹ b` for `P·A·Q = L·U` (faer's simplicial factors): `y = P b`,
-/// `L z = y` forward column by column, `U v = z` backward, `x = Q v`.
-fn sparse_solve(
-    lu: &SimplicialLu<usize, f64>,
-    row_perm: &[usize],
-    col_perm_inv: &[usize],
-    y: &mut [f64],
-    b: &mut [f64],
-) {
-    let n = b.len();
-    let (y, row_perm, col_perm_inv) = (&mut y[..n], &row_perm[..n], &col_perm_inv[..n]);
-    for (yi, &p) in y.iter_mut().zip(row_perm) {
-        *yi = b[p];
-    }
-    let l = lu.l_factor_unsorted();
-    let (l_ptr, l_row, l_val) = (l.symbolic().col_ptr(), l.symbolic().row_idx(), l.val());
-    for j in 0..n {
-        // The unit diagonal is the column's first entry.
-        let range = l_ptr[j] + 1..l_ptr[j + 1];
-        let yj = y[j];
-        for (&i, &v) in l_row[range.clone()].iter().zip(&l_val[range]) {
-            y[i] -= v * yj;
-        }
-    }
-    let u = lu.u_factor_unsorted();
-    let (u_ptr, u_row, u_val) = (u.symbolic().col_ptr(), u.symbolic().row_idx(), u.val());
-    for j in (0..n).rev() {
-        // The diagonal is the column's last entry.
-        let last = u_ptr[j + 1] - 1;
-        let yj = y[j] / u_val[last];
-        y[j] = yj;
-        let range = u_ptr[j]..last;
-        for (&i, &v) in u_row[range.clone()].iter().zip(&u_val[range]) {
-            y[i] -= v * yj;
-        }
-    }
-    for (bi, &q) in b.iter_mut().zip(col_perm_inv) {
-        *bi = y[q];
-    }
-}
-
-/// `b ← A⁻ᵀ b` for `P·A·Q = L·U`: `y = Qᵀ b`, `Uᵀ z = y` forward and
-/// `Lᵀ v = z` backward (each a dot product with a column), `x = Pᵀ v`.
-fn sparse_solve_transpose(
-    lu: &SimplicialLu<usize, f64>,
-    row_perm_inv: &[usize],
-    col_perm: &[usize],
-    y: &mut [f64],
-    b: &mut [f64],
-) {
-    let n = b.len();
-    let (y, row_perm_inv, col_perm) = (&mut y[..n], &row_perm_inv[..n], &col_perm[..n]);
-    for (yi, &q) in y.iter_mut().zip(col_perm) {
-        *yi = b[q];
-    }
-    let u = lu.u_factor_unsorted();
-    let (u_ptr, u_row, u_val) = (u.symbolic().col_ptr(), u.symbolic().row_idx(), u.val());
-    for j in 0..n {
-        let last = u_ptr[j + 1] - 1;
-        let range = u_ptr[j]..last;
-        let mut s = y[j];
-        for (&i, &v) in u_row[range.clone()].iter().zip(&u_val[range]) {
-            s -= v * y[i];
-        }
-        y[j] = s / u_val[last];
-    }
-    let l = lu.l_factor_unsorted();
-    let (l_ptr, l_row, l_val) = (l.symbolic().col_ptr(), l.symbolic().row_idx(), l.val());
-    for j in (0..n).rev() {
-        let range = l_ptr[j] + 1..l_ptr[j + 1];
-        let mut s = y[j];
-        for (&i, &v) in l_row[range.clone()].iter().zip(&l_val[range]) {
-            s -= v * y[i];
-        }
-        y[j] = s;
-    }
-    for (bi, &p) in b.iter_mut().zip(row_perm_inv) {
-        *bi = y[p];
     }
 }
 
