@@ -10,9 +10,13 @@
 //! ready, in the middle of a solve if need be: results do not depend on
 //! when that happens, only speed does. Programs of up to [`SYNC_LIMIT`]
 //! estimated Cranelift instructions (~0.05 s of compiling; every shipped
-//! model) are compiled at load, as before. Background compiles call `exp`
-//! instead of inlining it ([`ExpCode::Call`]: a third of the compile time,
-//! no more host instructions per call).
+//! model) are compiled at load, as before. Background compiles inline `exp`
+//! up to [`INLINE_EXP_LIMIT`] and call it beyond ([`ExpCode::Call`]: a
+//! third of the compile time). A call costs no more host instructions, but
+//! it spills every live float register (all are caller-saved): inlined,
+//! the 100- and 300-compartment cables' beuler forward solves take 13 % and
+//! 11 % less time; at 1 000 compartments the inlined code outgrows the
+//! caches and is 8 % slower (docs/stiff.md).
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -22,6 +26,10 @@ use crate::program::Program;
 
 /// Largest estimated size ([`native_size`]) compiled at load.
 pub const SYNC_LIMIT: usize = 20_000;
+
+/// Largest estimated size compiled with `exp` inlined (the 300-compartment
+/// cable's right-hand side is 250 000, the 1 000-compartment one's 830 000).
+pub const INLINE_EXP_LIMIT: usize = 400_000;
 
 /// Native code for a list of programs: ready, failed (host not supported:
 /// the interpreter runs), or still compiling.
@@ -52,10 +60,15 @@ impl Native {
             let _ = code.set(compile_all(&programs, ExpCode::Inline));
         } else {
             let target = Arc::clone(&code);
+            let exp_code = if size <= INLINE_EXP_LIMIT {
+                ExpCode::Inline
+            } else {
+                ExpCode::Call
+            };
             let spawned = std::thread::Builder::new()
                 .name("revode-jit".into())
                 .spawn(move || {
-                    let _ = target.set(compile_all(&programs, ExpCode::Call));
+                    let _ = target.set(compile_all(&programs, exp_code));
                 });
             match spawned {
                 Ok(handle) => worker = Some(handle),
