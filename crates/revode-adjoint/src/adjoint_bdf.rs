@@ -331,14 +331,14 @@ impl<M: Model> Corrector for AdjointCorrector<'_, '_, M> {
         // The quadrature: μ_n = ψ_μ + γ g_μ(t_n, λ_n).
         let (lambda, mu) = z.split_at_mut(n);
         mu.fill(0.0);
-        self.model.vjp(
+        self.model.vjp_params(
             t,
             &self.lin.u,
             self.params,
             lambda,
-            &mut self.lin.jtl,
             -1.0,
             mu,
+            &mut self.lin.jtl,
             self.work,
         );
         self.model.flush_vjp(mu, self.work);

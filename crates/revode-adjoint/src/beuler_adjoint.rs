@@ -182,7 +182,8 @@ impl<'m, M: Model> BeulerAdjoint<'m, M> {
                         self.refine_small(lambda, h)?;
                     }
                 }
-                model.vjp(t, u, p, &self.w, &mut self.out, h, grad_p, work);
+                // The state part is not needed: only (∂f/∂p)ᵀw.
+                model.vjp_params(t, u, p, &self.w, h, grad_p, &mut self.out, work);
                 self.stats.vjps += 1;
             }
             Residual::Vjp => {

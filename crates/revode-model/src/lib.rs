@@ -79,6 +79,26 @@ pub trait Model: Send + Sync {
         work: &mut Self::Work,
     );
 
+    /// `acc_p += alpha · (∂f/∂p)ᵀ λ` alone, for callers that have the state
+    /// part another way (implicit adjoints with a Jacobian). The default
+    /// runs [`Model::vjp`] and drops its state part into `scratch_u` (n
+    /// long); a model that can skip the state part overrides it. Deferred
+    /// contributions are flushed by [`Model::flush_vjp`] as for `vjp`.
+    #[allow(clippy::too_many_arguments)]
+    fn vjp_params(
+        &self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        lambda: &[f64],
+        alpha: f64,
+        acc_p: &mut [f64],
+        scratch_u: &mut [f64],
+        work: &mut Self::Work,
+    ) {
+        self.vjp(t, u, p, lambda, scratch_u, alpha, acc_p, work);
+    }
+
     /// Adds any parameter contributions deferred by [`Model::vjp`] into `acc_p`
     /// and resets the deferral. The default defers nothing.
     fn flush_vjp(&self, _acc_p: &mut [f64], _work: &mut Self::Work) {}

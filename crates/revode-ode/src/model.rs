@@ -48,6 +48,9 @@ pub struct OdeModel {
     /// The DAG and the rhs roots, kept to derive the Jacobian from.
     dag: Arc<Dag>,
     rhs_roots: Arc<[Id]>,
+    /// `(parameter, (∂f/∂p)ᵀλ node)` of every parameter with a nonzero
+    /// derivative, compiled alone with the Jacobian.
+    param_adjoints: Arc<[(usize, Id)]>,
     /// The Jacobian, once derived (shared by clones of one backend).
     jacobian: Arc<OnceLock<CompiledJacobian>>,
     /// The `global` lines (docs/events.md).
@@ -89,6 +92,10 @@ pub struct OdeWork {
     scratch: Vec<f64>,
     /// The interpreter's Jacobian registers.
     jacobian: Vec<f64>,
+    /// The interpreter's registers for the parameter VJP, and the JIT's
+    /// outputs of it.
+    param_vjp: Vec<f64>,
+    param_out: Vec<f64>,
     /// Registers of the event programs.
     events: Vec<f64>,
 }
@@ -311,6 +318,12 @@ impl OdeModel {
             vjp_slots: (state_slots, param_slots),
             dag: Arc::new(dag),
             rhs_roots: rhs.into(),
+            param_adjoints: adj
+                .params
+                .iter()
+                .enumerate()
+                .filter_map(|(k, a)| a.map(|id| (k, id)))
+                .collect(),
             jacobian: Arc::new(OnceLock::new()),
             events: Arc::new(events),
         }
@@ -319,7 +332,12 @@ impl OdeModel {
     /// The Jacobian, derived and compiled on first use.
     fn compiled_jacobian(&self) -> &CompiledJacobian {
         self.jacobian.get_or_init(|| {
-            CompiledJacobian::build(&self.dag, &self.rhs_roots, self.native.is_some())
+            CompiledJacobian::build(
+                &self.dag,
+                &self.rhs_roots,
+                &self.param_adjoints,
+                self.native.is_some(),
+            )
         })
     }
 
@@ -495,12 +513,22 @@ impl Model for OdeModel {
                 0.0;
                 native
                     .map_or(0, |n| n.scratch_len(0..2))
-                    .max(jacobian_native.map_or(0, |n| n.scratch_len(0..1)))
+                    .max(jacobian_native.map_or(0, |n| n.scratch_len(0..2)))
             ],
             jacobian: match jacobian {
                 Some(j) if j.native.as_ref().and_then(Native::get).is_none() => {
                     j.program.new_registers()
                 }
+                _ => Vec::new(),
+            },
+            param_vjp: match jacobian {
+                Some(j) if j.native.as_ref().and_then(Native::get).is_none() => {
+                    j.param_vjp.new_registers()
+                }
+                _ => Vec::new(),
+            },
+            param_out: match jacobian {
+                Some(j) if j.native.is_some() => vec![0.0; j.param_of_root.len()],
                 _ => Vec::new(),
             },
             events: self.events.registers(),
@@ -579,6 +607,46 @@ impl Model for OdeModel {
             }
         }
         j.eval(code, t, u, p, values, &mut work.jacobian, &mut work.scratch);
+    }
+
+    /// Allocation-free, with the same exception as [`Model::jacobian`].
+    fn vjp_params(
+        &self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        lambda: &[f64],
+        alpha: f64,
+        acc_p: &mut [f64],
+        _scratch_u: &mut [f64],
+        work: &mut OdeWork,
+    ) {
+        let j = self.compiled_jacobian();
+        let code = j.code();
+        match code {
+            Some(code) => {
+                if work.scratch.len() < code.scratch_len(1) {
+                    work.scratch.resize(code.scratch_len(1), 0.0);
+                }
+                if work.param_out.len() != j.param_of_root.len() {
+                    work.param_out = vec![0.0; j.param_of_root.len()];
+                }
+            }
+            None => {
+                if work.param_vjp.len() != j.param_vjp.n_registers() {
+                    work.param_vjp = j.param_vjp.new_registers();
+                }
+            }
+        }
+        j.eval_param_vjp(
+            code,
+            (t, u, p, lambda),
+            alpha,
+            acc_p,
+            &mut work.param_out,
+            &mut work.param_vjp,
+            &mut work.scratch,
+        );
     }
 
     fn n_events(&self) -> usize {
