@@ -80,6 +80,14 @@ impl ModelVisitor for &Run {
         };
         match self.what.as_str() {
             "forward" => {
+                if let Some(reps) = self.repeat {
+                    let secs = revode_benches::median_seconds(reps, || {
+                        std::hint::black_box(
+                            loss_beuler_with_stimulus(model, &beuler, &stimulus, &loss).unwrap(),
+                        );
+                    });
+                    eprintln!("median forward {:.3} ms over {reps}", secs * 1e3);
+                }
                 let l = loss_beuler_with_stimulus(model, &beuler, &stimulus, &loss).unwrap();
                 println!("loss {l:e}");
             }
