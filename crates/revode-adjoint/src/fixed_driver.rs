@@ -9,7 +9,9 @@ use revode_model::Model;
 use serde::Serialize;
 
 use crate::error::check_vector;
-use crate::fixed_pass::{check_adjoint, drop_protocol_sums, on_plan, ForwardPass, PlanVisitor};
+use crate::fixed_pass::{
+    check_adjoint, drop_protocol_sums, on_plan, step_had_event, ForwardPass, PlanVisitor,
+};
 use crate::loss::StepLoss;
 use crate::{EventAdjointStepper, FixedAdjointStepper, GradientError, Loss};
 
@@ -184,11 +186,13 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             let mut back = EventAdjointStepper::new(method, model);
             let mut plain = FixedAdjointStepper::new(method, dims.n_states);
             let mut event_loss = pass.event_loss.take();
-            // Complete after the forward sweep; replays record nothing more.
-            let event_steps = std::mem::take(&mut pass.chain.event_steps);
+            // Complete after the forward sweep: replays and the backward
+            // steps look events up instead of searching for them.
+            let event_steps = pass.chain.event_steps.clone();
+            pass.chain.replay_plain_steps = true;
             pass.store.reverse(&mut pass.chain, |k, u| {
                 let (t, h, p) = plan.step(k);
-                if (event_steps[k / 64] >> (k % 64)) & 1 == 0 {
+                if !step_had_event(&event_steps, k) {
                     // No event in this step: the plain step's adjoint, without
                     // replaying the step to look for one.
                     plain.step_back(model, t, h, u, p, &mut lambda, &mut grad_p, &mut adj_work);

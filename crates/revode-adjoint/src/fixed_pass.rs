@@ -26,6 +26,10 @@ pub(crate) struct FixedChain<'a, M: Model, P: StepPlan> {
     /// forward sweep; empty otherwise, and then nothing is recorded): the
     /// backward sweep takes the plain adjoint step on the others.
     pub event_steps: Vec<u64>,
+    /// Set once the forward sweep is over (`event_steps` complete): replays
+    /// take the plain step where no event was, bitwise the event stepper's
+    /// step there, without evaluating the event functions.
+    pub replay_plain_steps: bool,
     pub plan: P,
     pub work: M::Work,
 }
@@ -46,6 +50,9 @@ impl<M: Model, P: StepPlan> Chain for FixedChain<'_, M, P> {
             None => self
                 .stepper
                 .step(self.model, t, h, x, p, next, &mut self.work),
+            Some(_) if self.replay_plain_steps && !step_had_event(&self.event_steps, k) => self
+                .stepper
+                .step(self.model, t, h, x, p, next, &mut self.work),
             Some(ev) => {
                 ev.step(self.model, t, h, x, p, next, &mut self.work)?;
                 if ev.events_in_step() > 0 {
@@ -60,6 +67,12 @@ impl<M: Model, P: StepPlan> Chain for FixedChain<'_, M, P> {
         }
         Ok(())
     }
+}
+
+/// Bit k of `event_steps`: step k held an event.
+#[inline(always)]
+pub(crate) fn step_had_event(event_steps: &[u64], k: usize) -> bool {
+    (event_steps[k / 64] >> (k % 64)) & 1 == 1
 }
 
 /// Code generic over the step plan, run by [`on_plan`].
@@ -129,6 +142,7 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
             } else {
                 Vec::new()
             },
+            replay_plain_steps: false,
             plan,
             work: model.new_work(),
         };

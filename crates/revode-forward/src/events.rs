@@ -202,31 +202,54 @@ impl EventStepper {
         work: &mut M::Work,
     ) -> Result<(), ForwardError> {
         self.segments.clear();
+        // The common case first, with no copies: the whole step straight
+        // into `next`, and no event function changing sign over it.
+        self.stepper.step(model, t, h, u, p, next, work);
+        let cached = self.cache_valid
+            && self
+                .cached_end
+                .iter()
+                .zip(u)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        let mut any = false;
+        for e in 0..self.n_events {
+            self.g_start[e] = if cached {
+                self.cached_g[e]
+            } else {
+                model.event_value(e, u, p, work)
+            };
+            self.g_end[e] = model.event_value(e, next, p, work);
+            any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
+        }
+        if !any {
+            self.cached_end.copy_from_slice(next);
+            self.cached_g.copy_from_slice(&self.g_end);
+            self.cache_valid = true;
+            self.segments.push(Segment {
+                tau: t,
+                h,
+                sigma: h,
+                event: None,
+            });
+            return Ok(());
+        }
         self.starts[0].copy_from_slice(u);
+        self.end.copy_from_slice(next);
         let t_end = t + h;
         let (mut tau, mut len) = (t, h);
         loop {
             let j = self.segments.len();
             let x = &self.starts[j];
-            self.stepper
-                .step(model, tau, len, x, p, &mut self.end, work);
-            let mut any = false;
-            let cached = j == 0
-                && self.cache_valid
-                && self
-                    .cached_end
-                    .iter()
-                    .zip(x)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-            if cached {
-                self.g_start.copy_from_slice(&self.cached_g);
-            }
-            for e in 0..self.n_events {
-                if !cached {
+            if j > 0 {
+                // Segment 0's step and event values are the ones above.
+                self.stepper
+                    .step(model, tau, len, x, p, &mut self.end, work);
+                any = false;
+                for e in 0..self.n_events {
                     self.g_start[e] = model.event_value(e, x, p, work);
+                    self.g_end[e] = model.event_value(e, &self.end, p, work);
+                    any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
                 }
-                self.g_end[e] = model.event_value(e, &self.end, p, work);
-                any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
             }
             let mut first: Option<(f64, usize)> = None;
             if any {

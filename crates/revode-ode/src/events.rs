@@ -113,6 +113,11 @@ impl EventPrograms {
         }
     }
 
+    /// Each event's g, in event order (for native code).
+    pub fn value_programs(&self) -> impl Iterator<Item = Program> + '_ {
+        self.events.iter().map(|e| e.value.clone())
+    }
+
     pub fn len(&self) -> usize {
         self.events.len()
     }

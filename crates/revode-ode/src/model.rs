@@ -42,8 +42,8 @@ pub struct OdeModel {
     /// The same as positions among the vjp program's roots (for the JIT).
     vjp_slots: (Vec<Option<usize>>, Vec<(usize, usize)>),
     dag_nodes: usize,
-    /// Native code of `rhs` (function 0) and `vjp` (function 1); `None` on
-    /// the interpreter backend.
+    /// Native code of `rhs` (function 0), `vjp` (function 1) and each
+    /// event's g (2, 3, ...); `None` on the interpreter backend.
     native: Option<Native>,
     /// The DAG and the rhs roots, kept to derive the Jacobian from.
     dag: Arc<Dag>,
@@ -80,6 +80,9 @@ pub enum Backend {
     /// and the fallback where Cranelift does not support the host.
     Interpreter,
 }
+
+/// The index of event 0's g among the native functions (after rhs and vjp).
+const EVENT_CODE: usize = 2;
 
 /// Registers of one solve (one thread).
 #[derive(Debug, Clone)]
@@ -293,8 +296,11 @@ impl OdeModel {
         profile.programs = start.elapsed();
         let start = Instant::now();
         // Where Cranelift cannot run, the interpreter does the same work.
-        let native = (backend == Backend::Jit)
-            .then(|| Native::start(vec![rhs_program.clone(), vjp_program.clone()]));
+        let native = (backend == Backend::Jit).then(|| {
+            let mut programs = vec![rhs_program.clone(), vjp_program.clone()];
+            programs.extend(events.value_programs());
+            Native::start(programs)
+        });
         profile.jit = start.elapsed();
         profile.jit_in_background = native.as_ref().is_some_and(Native::pending);
         profile.dag_nodes = dag.len();
@@ -512,7 +518,7 @@ impl Model for OdeModel {
             scratch: vec![
                 0.0;
                 native
-                    .map_or(0, |n| n.scratch_len(0..2))
+                    .map_or(0, |n| n.scratch_len(0..EVENT_CODE + self.events.len()))
                     .max(jacobian_native.map_or(0, |n| n.scratch_len(0..2)))
             ],
             jacobian: match jacobian {
@@ -657,7 +663,15 @@ impl Model for OdeModel {
         self.events.direction(e)
     }
 
+    #[inline]
     fn event_value(&self, e: usize, u: &[f64], p: &[f64], work: &mut OdeWork) -> f64 {
+        // g runs at every step: natively when the code is ready (function
+        // 2 + e), bitwise the interpreter's value.
+        if let Some(jit) = self.native.as_ref().and_then(Native::get) {
+            let mut g = [0.0];
+            jit.call(EVENT_CODE + e, 0.0, u, p, &[], &mut g, &mut work.scratch);
+            return g[0];
+        }
         self.events.value(e, u, p, &mut work.events)
     }
 
