@@ -191,6 +191,11 @@ impl<'a> StepLoss<'a> {
 
     /// Contribution of state `k` to the loss (0 for a state without a term).
     #[inline(always)]
+    /// Only the last state has a term (`final`).
+    pub fn final_only(&self) -> bool {
+        self.every_state.is_none() && self.first_term == self.n_steps
+    }
+
     pub fn term(&self, k: usize, u: &[f64]) -> f64 {
         if let Some(weights) = self.every_state {
             return dot(weights, u);
