@@ -12,7 +12,8 @@
 //!
 //! Arguments: `forward|gradient|euler-forward|euler-gradient seed|cable [N]`
 //! and options `--dt DT`, `--t1 T`, `--newton-tol TOL`, `--refactor` (refactor
-//! at every backward step instead of refining), `--every K` (checkpoints).
+//! at every backward step) or `--refine` (refine on older factors; the
+//! default chooses by size), `--every K` (checkpoints).
 //! `seed` is fixtures/hh_seed.json (built-in HH, [0, 600] by default);
 //! `cable N` is the N-compartment cable of models/make_hh_cable.py (written
 //! to a temporary folder by python3), [0, 100], as fixtures/hh_cable_100.json.
@@ -140,7 +141,7 @@ impl ModelVisitor for &Run {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: stiff_once forward|gradient|euler-forward|euler-gradient seed|cable [N] \
-                 [--dt DT] [--t1 T] [--newton-tol TOL] [--refactor] [--every K] [--repeat R]";
+                 [--dt DT] [--t1 T] [--newton-tol TOL] [--refactor|--refine] [--every K] [--repeat R]";
     let what = args.get(1).expect(usage).clone();
     let option = |name: &str| {
         args.iter()
@@ -172,8 +173,10 @@ fn main() {
         newton_tol: option("--newton-tol"),
         transposed: if args.iter().any(|a| a == "--refactor") {
             TransposedSolve::Refactor
-        } else {
+        } else if args.iter().any(|a| a == "--refine") {
             TransposedSolve::Refine
+        } else {
+            TransposedSolve::Auto
         },
         schedule: option("--every").map_or(Schedule::All, |k| Schedule::Every(k as usize)),
         repeat: option("--repeat").map(|r| r as usize),

@@ -35,9 +35,14 @@ pub const FLOOR_BACKWARD_ERROR: f64 = 64.0 * f64::EPSILON;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransposedSolve {
-    /// Iterative refinement with the last factors as preconditioner and an
-    /// exact residual; refactor when it would converge slowly (default).
+    /// [`TransposedSolve::Refactor`] for small dense systems (n ≤
+    /// [`revode_forward::linear::SMALL_DENSE_MAX`]), whose LU is cheap next
+    /// to the corrections refinement takes; [`TransposedSolve::Refine`]
+    /// otherwise (the default).
     #[default]
+    Auto,
+    /// Iterative refinement with the last factors as preconditioner and an
+    /// exact residual; refactor when it would converge slowly.
     Refine,
     /// Evaluate J and refactor at every step (for comparison).
     Refactor,
@@ -100,6 +105,16 @@ impl<'m, M: Model> BeulerAdjoint<'m, M> {
         let jac = JacobianEval::new(model);
         let n = model.dims().n_states;
         let matrix = IterationMatrix::new(jac.pattern(), linear);
+        let mode = match mode {
+            TransposedSolve::Auto
+                if matrix.kind() == LinearSolver::Dense
+                    && n <= revode_forward::linear::SMALL_DENSE_MAX =>
+            {
+                TransposedSolve::Refactor
+            }
+            TransposedSolve::Auto => TransposedSolve::Refine,
+            other => other,
+        };
         // A Jacobian assembled from n VJPs is worth evaluating at every step
         // only for small n (corrections average ~5 VJPs otherwise).
         let residual = match jac.source() {
