@@ -87,6 +87,9 @@ enum Factors {
         /// Row permutation: row i of P·A is row `perm[i]` of A.
         perm: Vec<usize>,
         perm_inv: Vec<usize>,
+        /// 1/U's diagonal: the small solves multiply (a division on the
+        /// substitution's critical path costs several multiplies).
+        diag_inv: Vec<f64>,
         /// `(row, col)` of each Jacobian entry.
         jac_rc: Vec<(usize, usize)>,
     },
@@ -158,6 +161,7 @@ impl IterationMatrix {
                         lu: vec![0.0; n * n],
                         perm: vec![0; n],
                         perm_inv: vec![0; n],
+                        diag_inv: vec![0.0; n],
                         jac_rc: jacobian.entries().collect(),
                     },
                     req,
@@ -214,6 +218,7 @@ impl IterationMatrix {
                 lu,
                 perm,
                 perm_inv,
+                diag_inv,
                 jac_rc,
             } => {
                 let n = self.pattern.n();
@@ -238,6 +243,7 @@ impl IterationMatrix {
                         self.gamma = f64::NAN;
                         return Err(SingularMatrix { index: i });
                     }
+                    diag_inv[i] = 1.0 / d;
                 }
                 Ok(())
             }
@@ -272,14 +278,18 @@ impl IterationMatrix {
         let stack = MemStack::new(&mut self.stack);
         match &mut self.factors {
             Factors::Dense {
-                lu, perm, perm_inv, ..
+                lu,
+                perm,
+                perm_inv,
+                diag_inv,
+                ..
             } => {
                 let n = self.pattern.n();
                 if n <= SMALL_DENSE_MAX {
                     if transpose {
-                        small_solve_transpose(lu, perm_inv, b);
+                        small_solve_transpose(lu, diag_inv, perm_inv, b);
                     } else {
-                        small_solve(lu, perm, b);
+                        small_solve(lu, diag_inv, perm, b);
                     }
                     return;
                 }
@@ -319,9 +329,18 @@ impl IterationMatrix {
     pub fn small_dense(&self) -> Option<SmallDenseLu<'_>> {
         match &self.factors {
             Factors::Dense {
-                lu, perm, perm_inv, ..
+                lu,
+                perm,
+                perm_inv,
+                diag_inv,
+                ..
             } if self.pattern.n() <= SMALL_DENSE_MAX && !self.gamma.is_nan() => {
-                Some(SmallDenseLu { lu, perm, perm_inv })
+                Some(SmallDenseLu {
+                    lu,
+                    diag_inv,
+                    perm,
+                    perm_inv,
+                })
             }
             _ => None,
         }
@@ -344,6 +363,7 @@ impl IterationMatrix {
 #[derive(Debug, Clone, Copy)]
 pub struct SmallDenseLu<'a> {
     lu: &'a [f64],
+    diag_inv: &'a [f64],
     perm: &'a [usize],
     perm_inv: &'a [usize],
 }
@@ -352,13 +372,13 @@ impl SmallDenseLu<'_> {
     /// `b ← A⁻¹ b` for n = N (compiled for N: unrolled, no bounds checks).
     #[inline(always)]
     pub fn solve<const N: usize>(&self, b: &mut [f64; N]) {
-        solve_n::<N>(self.lu, self.perm, b);
+        solve_n::<N>(self.lu, self.diag_inv, self.perm, b);
     }
 
     /// `b ← A⁻ᵀ b` for n = N.
     #[inline(always)]
     pub fn solve_transpose<const N: usize>(&self, b: &mut [f64; N]) {
-        solve_transpose_n::<N>(self.lu, self.perm_inv, b);
+        solve_transpose_n::<N>(self.lu, self.diag_inv, self.perm_inv, b);
     }
 }
 
@@ -366,40 +386,40 @@ impl SmallDenseLu<'_> {
 /// `L z = y` forward and `U x = z` backward. Sizes up to 8 run a copy
 /// compiled for their size (fully unrolled, no bounds checks).
 #[inline]
-fn small_solve(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+fn small_solve(lu: &[f64], d: &[f64], perm: &[usize], b: &mut [f64]) {
     match b.len() {
-        1 => b[0] /= lu[0],
-        2 => solve_n::<2>(lu, perm, b),
-        3 => solve_n::<3>(lu, perm, b),
-        4 => solve_n::<4>(lu, perm, b),
-        5 => solve_n::<5>(lu, perm, b),
-        6 => solve_n::<6>(lu, perm, b),
-        7 => solve_n::<7>(lu, perm, b),
-        8 => solve_n::<8>(lu, perm, b),
-        _ => solve_dyn(lu, perm, b),
+        1 => b[0] *= d[0],
+        2 => solve_n::<2>(lu, d, perm, b),
+        3 => solve_n::<3>(lu, d, perm, b),
+        4 => solve_n::<4>(lu, d, perm, b),
+        5 => solve_n::<5>(lu, d, perm, b),
+        6 => solve_n::<6>(lu, d, perm, b),
+        7 => solve_n::<7>(lu, d, perm, b),
+        8 => solve_n::<8>(lu, d, perm, b),
+        _ => solve_dyn(lu, d, perm, b),
     }
 }
 
 /// `b ← A⁻ᵀ b` for `P·A = L·U`: `Uᵀ z = b` forward, `Lᵀ y = z` backward,
 /// then `x = Pᵀ y`.
 #[inline]
-fn small_solve_transpose(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+fn small_solve_transpose(lu: &[f64], d: &[f64], perm_inv: &[usize], b: &mut [f64]) {
     match b.len() {
-        1 => b[0] /= lu[0],
-        2 => solve_transpose_n::<2>(lu, perm_inv, b),
-        3 => solve_transpose_n::<3>(lu, perm_inv, b),
-        4 => solve_transpose_n::<4>(lu, perm_inv, b),
-        5 => solve_transpose_n::<5>(lu, perm_inv, b),
-        6 => solve_transpose_n::<6>(lu, perm_inv, b),
-        7 => solve_transpose_n::<7>(lu, perm_inv, b),
-        8 => solve_transpose_n::<8>(lu, perm_inv, b),
-        _ => solve_transpose_dyn(lu, perm_inv, b),
+        1 => b[0] *= d[0],
+        2 => solve_transpose_n::<2>(lu, d, perm_inv, b),
+        3 => solve_transpose_n::<3>(lu, d, perm_inv, b),
+        4 => solve_transpose_n::<4>(lu, d, perm_inv, b),
+        5 => solve_transpose_n::<5>(lu, d, perm_inv, b),
+        6 => solve_transpose_n::<6>(lu, d, perm_inv, b),
+        7 => solve_transpose_n::<7>(lu, d, perm_inv, b),
+        8 => solve_transpose_n::<8>(lu, d, perm_inv, b),
+        _ => solve_transpose_dyn(lu, d, perm_inv, b),
     }
 }
 
 /// [`small_solve`] for n = N (compiled per size: unrolled, no bounds checks).
 #[inline(always)]
-fn solve_n<const N: usize>(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+fn solve_n<const N: usize>(lu: &[f64], d: &[f64], perm: &[usize], b: &mut [f64]) {
     let n = N;
     assert!(b.len() == N);
     let (lu, perm) = (&lu[..n * n], &perm[..n]);
@@ -414,7 +434,7 @@ fn solve_n<const N: usize>(lu: &[f64], perm: &[usize], b: &mut [f64]) {
         }
     }
     for j in (0..n).rev() {
-        let xj = x[j] / lu[j * n + j];
+        let xj = x[j] * d[j];
         x[j] = xj;
         for i in 0..j {
             x[i] -= lu[j * n + i] * xj;
@@ -426,7 +446,7 @@ fn solve_n<const N: usize>(lu: &[f64], perm: &[usize], b: &mut [f64]) {
 /// [`small_solve_transpose`] for n = N (compiled per size: unrolled, no bounds checks): each step is a dot product
 /// with a column of the factors.
 #[inline(always)]
-fn solve_transpose_n<const N: usize>(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+fn solve_transpose_n<const N: usize>(lu: &[f64], d: &[f64], perm_inv: &[usize], b: &mut [f64]) {
     let n = N;
     assert!(b.len() == N);
     let (lu, perm_inv) = (&lu[..n * n], &perm_inv[..n]);
@@ -436,7 +456,7 @@ fn solve_transpose_n<const N: usize>(lu: &[f64], perm_inv: &[usize], b: &mut [f6
         for k in 0..i {
             s -= lu[i * n + k] * y[k];
         }
-        y[i] = s / lu[i * n + i];
+        y[i] = s * d[i];
     }
     for i in (0..n).rev() {
         let mut s = y[i];
@@ -452,7 +472,7 @@ fn solve_transpose_n<const N: usize>(lu: &[f64], perm_inv: &[usize], b: &mut [f6
 
 /// [`small_solve`] for n = 9 ..= SMALL_DENSE_MAX.
 #[inline(always)]
-fn solve_dyn(lu: &[f64], perm: &[usize], b: &mut [f64]) {
+fn solve_dyn(lu: &[f64], d: &[f64], perm: &[usize], b: &mut [f64]) {
     let n = b.len();
     let (lu, perm) = (&lu[..n * n], &perm[..n]);
     let mut x = [0.0; SMALL_DENSE_MAX];
@@ -466,7 +486,7 @@ fn solve_dyn(lu: &[f64], perm: &[usize], b: &mut [f64]) {
         }
     }
     for j in (0..n).rev() {
-        let xj = x[j] / lu[j * n + j];
+        let xj = x[j] * d[j];
         x[j] = xj;
         for i in 0..j {
             x[i] -= lu[j * n + i] * xj;
@@ -478,7 +498,7 @@ fn solve_dyn(lu: &[f64], perm: &[usize], b: &mut [f64]) {
 /// [`small_solve_transpose`] for n = 9 ..= SMALL_DENSE_MAX: each step is a dot product
 /// with a column of the factors.
 #[inline(always)]
-fn solve_transpose_dyn(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+fn solve_transpose_dyn(lu: &[f64], d: &[f64], perm_inv: &[usize], b: &mut [f64]) {
     let n = b.len();
     let (lu, perm_inv) = (&lu[..n * n], &perm_inv[..n]);
     let mut y = [0.0; SMALL_DENSE_MAX];
@@ -487,7 +507,7 @@ fn solve_transpose_dyn(lu: &[f64], perm_inv: &[usize], b: &mut [f64]) {
         for k in 0..i {
             s -= lu[i * n + k] * y[k];
         }
-        y[i] = s / lu[i * n + i];
+        y[i] = s * d[i];
     }
     for i in (0..n).rev() {
         let mut s = y[i];
