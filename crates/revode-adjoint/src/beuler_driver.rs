@@ -175,7 +175,7 @@ impl<M: Model, P: StepPlan> Chain for BeulerChain<'_, M, P> {
     fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), GradientError> {
         let (model, plan, work) = (self.model, &self.plan, &mut self.work);
         match self.events.as_mut() {
-            Some(ev) if !(self.replay_plain_steps && !step_had_event(&self.event_steps, k)) => {
+            Some(ev) if !self.replay_plain_steps || step_had_event(&self.event_steps, k) => {
                 ev.step(&mut self.stepper, model, plan, k, x, next, work)?;
                 if ev.events_in_step() > 0 {
                     if let Some(word) = self.event_steps.get_mut(k / 64) {
