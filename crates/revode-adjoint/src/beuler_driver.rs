@@ -12,16 +12,20 @@ use std::time::Instant;
 use log::debug;
 use revode_checkpoint::{Chain, CheckpointStore, Schedule};
 use revode_forward::{
-    BackwardEuler, BeulerLayout, BeulerOptions, ForwardError, NewtonStats, StepPlan, Stimulus,
-    TimeGrid,
+    BackwardEuler, BeulerEvents, BeulerLayout, BeulerOptions, ForwardError, NewtonStats, StepPlan,
+    Stimulus, TimeGrid,
 };
 use revode_model::Model;
 use serde::Serialize;
 
 use crate::beuler_adjoint::{BackwardSolveStats, BeulerAdjoint, TransposedSolve};
+use crate::beuler_events::BeulerEventAdjoint;
 use crate::error::check_vector;
-use crate::fixed_pass::{check_adjoint, drop_protocol_sums, on_grid, PlanVisitor, SweepSummary};
-use crate::loss::StepLoss;
+use crate::fixed_driver::check_event_loss;
+use crate::fixed_pass::{
+    check_adjoint, drop_protocol_sums, on_grid, step_had_event, PlanVisitor, SweepSummary,
+};
+use crate::loss::{EventTimeLoss, StepLoss};
 use crate::{Gradient, GradientError, Loss};
 
 /// A backward Euler problem: initial state, parameters, grid and options.
@@ -64,13 +68,11 @@ pub fn validate_beuler_with_stimulus<M: Model>(
     loss: &Loss,
 ) -> Result<(), GradientError> {
     let dims = model.dims();
-    if model.n_events() > 0 {
-        return Err(ForwardError::EventsUnsupported { solver: "beuler" }.into());
-    }
     problem.options.validate()?;
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
     loss.validate(dims.n_states, problem.grid.t0, problem.grid.t1)?;
+    check_event_loss(model, loss)?;
     struct OnGrid<'a>(&'a Loss);
     impl PlanVisitor for OnGrid<'_> {
         type Output = ();
@@ -150,6 +152,14 @@ pub fn loss_beuler_with_stimulus<M: Model>(
 struct BeulerChain<'a, M: Model, P: StepPlan> {
     model: &'a M,
     stepper: BackwardEuler<'a, M>,
+    /// Models with events step through this; others keep the plain step.
+    events: Option<BeulerEvents>,
+    /// Bit k set when step k had an event (models with events, during the
+    /// forward sweep): the backward sweep replays only those steps.
+    event_steps: Vec<u64>,
+    /// Set once the forward sweep is over (`event_steps` complete): replays
+    /// take the plain step where no event was, bitwise the event step there.
+    replay_plain_steps: bool,
     plan: P,
     work: M::Work,
 }
@@ -163,20 +173,60 @@ impl<M: Model, P: StepPlan> Chain for BeulerChain<'_, M, P> {
 
     #[inline]
     fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), GradientError> {
-        self.stepper
-            .step(self.model, &self.plan, k, x, next, &mut self.work)
-            .map_err(GradientError::from)
+        let (model, plan, work) = (self.model, &self.plan, &mut self.work);
+        match self.events.as_mut() {
+            Some(ev) if !self.replay_plain_steps || step_had_event(&self.event_steps, k) => {
+                ev.step(&mut self.stepper, model, plan, k, x, next, work)?;
+                if ev.events_in_step() > 0 {
+                    if let Some(word) = self.event_steps.get_mut(k / 64) {
+                        *word |= 1 << (k % 64);
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(self.stepper.step(model, plan, k, x, next, work)?),
+        }
     }
 }
 
 impl<'a, M: Model, P: StepPlan> BeulerChain<'a, M, P> {
-    fn new(model: &'a M, options: BeulerOptions, plan: P) -> Self {
+    /// The chain of `plan`; with events, `loss`'s event times are recorded.
+    fn new(model: &'a M, options: BeulerOptions, plan: P, loss: &Loss) -> Self {
+        let with_events = model.n_events() > 0;
+        let mut events = with_events.then(|| BeulerEvents::new(model));
+        if let (Loss::EventTimes { event, times }, Some(ev)) = (loss, events.as_mut()) {
+            ev.record_times(*event, times.len());
+        }
         BeulerChain {
             model,
             stepper: BackwardEuler::new(model, options),
+            events,
+            event_steps: if with_events {
+                vec![0; plan.n_steps().div_ceil(64)]
+            } else {
+                Vec::new()
+            },
+            replay_plain_steps: false,
             plan,
             work: model.new_work(),
         }
+    }
+
+    /// Ends the forward sweep: the events fired, and the event_times loss's
+    /// seeds with its value (recording stops, so replays do not record).
+    fn finish_forward(&mut self, loss: &Loss) -> (Option<usize>, Option<(EventTimeLoss, f64)>) {
+        let t1 = self.plan.t1();
+        let Some(ev) = self.events.as_mut() else {
+            return (None, None);
+        };
+        let recorded = ev.stop_recording();
+        let event_loss = match (loss, recorded) {
+            (Loss::EventTimes { event, times }, Some(recorded)) => {
+                Some(EventTimeLoss::new(*event, times, recorded, t1))
+            }
+            _ => None,
+        };
+        (Some(ev.fired), event_loss)
     }
 
     /// The chain state of `u0`.
@@ -205,7 +255,7 @@ impl<M: Model> PlanVisitor for ForwardLoss<'_, M> {
             loss,
         } = self;
         let step_loss = StepLoss::new(loss, &plan)?;
-        let mut chain = BeulerChain::new(model, problem.options, plan);
+        let mut chain = BeulerChain::new(model, problem.options, plan, loss);
         let layout = chain.stepper.layout();
         let mut x = chain.initial_state(problem.u0);
         let mut next = vec![0.0; x.len()];
@@ -214,6 +264,9 @@ impl<M: Model> PlanVisitor for ForwardLoss<'_, M> {
             chain.advance(k, &x, &mut next)?;
             std::mem::swap(&mut x, &mut next);
             value += step_loss.term(k + 1, layout.u(&x));
+        }
+        if let (_, Some((_, event_value))) = chain.finish_forward(loss) {
+            value += event_value;
         }
         Ok(value)
     }
@@ -243,7 +296,7 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let n = dims.n_states;
         let n_steps = plan.n_steps();
         let step_loss = StepLoss::new(loss, &plan)?;
-        let mut chain = BeulerChain::new(model, problem.options, plan);
+        let mut chain = BeulerChain::new(model, problem.options, plan, loss);
         let layout = chain.stepper.layout();
         let mut store = CheckpointStore::new(schedule, n_steps, layout.len())?;
 
@@ -255,6 +308,11 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             loss_value += step_loss.term(k, layout.u(x));
             Ok(())
         })?;
+        let (events, event_loss) = chain.finish_forward(loss);
+        let mut event_loss = event_loss.map(|(seeds, value)| {
+            loss_value += value;
+            seeds
+        });
         let forward_seconds = started.elapsed().as_secs_f64();
         let forward_newton = chain.stepper.stats();
         debug!("beuler forward sweep: {n_steps} steps, {forward_newton:?}");
@@ -266,25 +324,47 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         step_loss.add_seed(n_steps, &u_next, &mut lambda);
         let mut back = BeulerAdjoint::new(model, problem.options.linear_solver, transposed);
         let mut work = model.new_work();
+        let mut event_back = events.map(|_| BeulerEventAdjoint::new(model, problem.options));
+        // Complete after the forward sweep: replays and the backward steps
+        // look events up instead of searching for them.
+        let event_steps = chain.event_steps.clone();
+        chain.replay_plain_steps = true;
         store.reverse(&mut chain, |k, x| {
             let (_, h, p) = plan.step(k);
             let t_next = plan.time(k + 1);
-            back.step_back(
-                model,
-                t_next,
-                h,
-                &u_next,
-                p,
-                &mut lambda,
-                &mut grad_p,
-                &mut work,
-            )
-            .map_err(|s| ForwardError::SingularIterationMatrix {
-                t: t_next,
-                step: k + 1,
-                index: s.index,
-                h,
-            })?;
+            match event_back.as_mut() {
+                Some(eb) if step_had_event(&event_steps, k) => {
+                    let seed = |e| event_loss.as_mut().map_or(0.0, |l| l.seed(e));
+                    eb.step_back(
+                        model,
+                        &plan,
+                        k,
+                        x,
+                        &mut back,
+                        &mut lambda,
+                        &mut grad_p,
+                        &mut work,
+                        seed,
+                    )?;
+                }
+                _ => back
+                    .step_back(
+                        model,
+                        t_next,
+                        h,
+                        &u_next,
+                        p,
+                        &mut lambda,
+                        &mut grad_p,
+                        &mut work,
+                    )
+                    .map_err(|s| ForwardError::SingularIterationMatrix {
+                        t: t_next,
+                        step: k + 1,
+                        index: s.index,
+                        h,
+                    })?,
+            }
             check_adjoint(&lambda, plan.time(k), k)?;
             drop_protocol_sums(model, &plan, k, &mut grad_p, &mut work);
             let u = layout.u(x);
@@ -308,7 +388,7 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             store: store.stats(),
             steps: n_steps,
             forward_seconds,
-            events: None,
+            events,
         };
         let mut g = summary.finish(model, grad_p, lambda, &mut work, started)?;
         g.stats.implicit = Some(implicit);

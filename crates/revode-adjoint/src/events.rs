@@ -133,7 +133,7 @@ impl EventAdjointStepper {
                         model.rhs(seg.tau + seg.h, next, p, f_y, work);
                     }
                     let piece = Piece {
-                        method,
+                        interpolant: method.into(),
                         x,
                         k1: &stages.slopes()[0],
                         y: next,

@@ -20,6 +20,7 @@ mod adjoint_bdf;
 mod adjoint_ode;
 mod beuler_adjoint;
 mod beuler_driver;
+mod beuler_events;
 mod continuous_adaptive;
 mod continuous_bdf;
 mod continuous_fixed;

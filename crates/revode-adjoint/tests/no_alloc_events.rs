@@ -129,3 +129,57 @@ fn continuous_gradients_with_events_allocate_independently_of_steps() {
         assert_eq!(small, large, "{schedule:?}: {small} vs {large}");
     }
 }
+
+#[test]
+fn beuler_gradients_and_solves_with_events_allocate_independently_of_steps() {
+    use revode_adjoint::{gradient_beuler_with_stimulus, loss_beuler_with_stimulus, BeulerProblem};
+    use revode_forward::{solve_beuler, BeulerOptions, Stimulus};
+    let u0 = [0.0, 0.0];
+    let options = BeulerOptions::default();
+    let none = Stimulus::none();
+    for schedule in [
+        Schedule::All,
+        Schedule::Every(10),
+        Schedule::BudgetBytes(100 * 8 * 12),
+    ] {
+        for loss in [
+            Loss::Final {
+                weights: vec![1.0, 0.5],
+            },
+            Loss::EventTimes {
+                event: 0,
+                times: vec![5.0],
+            },
+        ] {
+            let count = |n: usize| {
+                let grid = TimeGrid::new(0.0, n as f64 * 1e-2, 1e-2).unwrap();
+                let bp = BeulerProblem {
+                    u0: &u0,
+                    params: &P,
+                    grid,
+                    options,
+                };
+                let mut events = 0;
+                let allocations = allocations_during(|| {
+                    let g =
+                        gradient_beuler_with_stimulus(&AdaptiveLif, &bp, &none, &loss, schedule)
+                            .unwrap();
+                    events = g.stats.events.unwrap();
+                    loss_beuler_with_stimulus(&AdaptiveLif, &bp, &none, &loss).unwrap();
+                    solve_beuler(&AdaptiveLif, &options, &grid, &u0, &P, &none, None).unwrap();
+                });
+                (allocations, events)
+            };
+            let (small, few) = count(1_000);
+            let (large, many) = count(20_000);
+            assert!(many > 10 * few.max(1), "{few} vs {many} events");
+            // A store from 1 MiB on is mapped, not taken from the heap
+            // (revode_checkpoint::spare): the long run may count one less.
+            assert!(
+                large <= small,
+                "{schedule:?} {}: {small} vs {large}",
+                loss.name()
+            );
+        }
+    }
+}

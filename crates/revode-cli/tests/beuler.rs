@@ -182,3 +182,72 @@ fn bad_keys_and_the_continuous_adjoint_exit_2() {
         stderr(&o)
     );
 }
+
+/// The LIF's spike times k·τ ln(I/(I − 1)) against the targets of
+/// `fixtures/lif_beuler.json`: the loss and its gradient in (I, τ).
+fn lif_spike_loss(i: f64, tau: f64) -> f64 {
+    let period = tau * (i / (i - 1.0)).ln();
+    [10.0, 20.0, 31.0, 44.0]
+        .iter()
+        .enumerate()
+        .map(|(k, t)| ((k + 1) as f64 * period - t).powi(2))
+        .sum()
+}
+
+#[test]
+fn grad_locates_events_with_beuler_and_approaches_the_closed_form() {
+    let o = run(&["grad", &common::fixture("lif_beuler.json"), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["solver"], "beuler");
+    assert_eq!(v["stats"]["events"], 5);
+    // First order in dt = 0.002: about 1 % off the closed form.
+    let loss = v["loss"].as_f64().unwrap();
+    let want = lif_spike_loss(1.5, 10.0);
+    assert!((loss - want).abs() < 0.02 * want, "{loss} vs {want}");
+    let g = v["gradient"].as_array().unwrap();
+    let h = 1e-6;
+    let want = [
+        (lif_spike_loss(1.5 + h, 10.0) - lif_spike_loss(1.5 - h, 10.0)) / (2.0 * h),
+        (lif_spike_loss(1.5, 10.0 + h) - lif_spike_loss(1.5, 10.0 - h)) / (2.0 * h),
+    ];
+    for (k, want) in want.iter().enumerate() {
+        let got = g[k].as_f64().unwrap();
+        assert!(
+            (got - want).abs() < 0.02 * want.abs(),
+            "p{k}: {got} vs {want}"
+        );
+    }
+    // And against central differences of its own solution (small FD steps:
+    // a large one moves event times across grid times, where the chord's
+    // slope has kinks).
+    let path = common::fixture("lif_beuler.json");
+    let o = run(&["check", &path, "--fd-step", "1e-4"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}
+
+#[test]
+fn a_zeno_model_with_beuler_is_exit_3_naming_t() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "zeno.ode",
+        "par I=1e9\ninit v=0\nv' = I - v\nglobal 1 v-1 {v=0.999999999999}\ndone\n",
+    );
+    let p = write(
+        dir.path(),
+        "z.json",
+        r#"{"model": {"file": "zeno.ode"}, "tspan": [0, 1],
+            "solver": {"method": "beuler", "dt": 0.1}, "loss": {"kind": "final", "weights": [1]}}"#,
+    );
+    for command in ["grad", "solve"] {
+        let o = run(&[command, &p]);
+        assert_eq!(o.status.code(), Some(3), "{command}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("more than 100 events in one step at t = "),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

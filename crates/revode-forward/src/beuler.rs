@@ -230,6 +230,70 @@ impl<'m, M: Model> BackwardEuler<'m, M> {
     }
 }
 
+impl<M: Model> BackwardEuler<'_, M> {
+    /// One piece of a step cut by an event: `y ← x + len f(t_next, y, p)`,
+    /// Newton going on from where the step's earlier pieces left it (its
+    /// memory is part of the step, so replays repeat it), from the explicit
+    /// Euler predictor `x + len f(t_next, x)`. `step` is the grid index of
+    /// the state being computed (for errors).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn solve_piece(
+        &mut self,
+        model: &M,
+        t_next: f64,
+        len: f64,
+        x: &[f64],
+        p: &[f64],
+        y: &mut [f64],
+        step: usize,
+        work: &mut M::Work,
+    ) -> Result<(), ForwardError> {
+        model.rhs(t_next, x, p, y, work);
+        for i in 0..x.len() {
+            y[i] = x[i] + len * y[i];
+            self.weights[i] = 1.0 / (1.0 + x[i].abs());
+        }
+        self.newton
+            .solve(
+                model,
+                t_next,
+                len,
+                x,
+                p,
+                y,
+                &self.weights,
+                self.options.newton_tol,
+                work,
+            )
+            .map_err(|e| newton_error(e, t_next, step, len))?;
+        if !crate::all_finite(y) {
+            return Err(ForwardError::non_finite(t_next, step, y));
+        }
+        Ok(())
+    }
+
+    /// Completes the chain state `next` (its `u` set) of a step that held
+    /// an event: the reset breaks the quadratic through the last states, so
+    /// the next predictor starts over as at t0 (`s = f(t_next, u)`,
+    /// `c = 0`), and Newton's memory is the one after the step's last piece.
+    pub(crate) fn restart_after_event(
+        &mut self,
+        model: &M,
+        t_next: f64,
+        p: &[f64],
+        next: &mut [f64],
+        work: &mut M::Work,
+    ) {
+        let n = self.layout.n;
+        let (u, rest) = next.split_at_mut(n);
+        let (slope, rest) = rest.split_at_mut(n);
+        let (curv, memory) = rest.split_at_mut(n);
+        model.rhs(t_next, u, p, slope, work);
+        curv.fill(0.0);
+        self.newton.store(memory);
+    }
+}
+
 /// The error of a failed Newton solve at `t` (state `step`), step length `h`.
 fn newton_error(e: NewtonFailure, t: f64, step: usize, h: f64) -> ForwardError {
     match e {

@@ -4,9 +4,9 @@ use revode_checkpoint::MemoryLimit;
 use revode_model::Model;
 
 use crate::{
-    reserve_fixed_samples, BackwardEuler, BeulerOptions, FixedSolution, ForwardError, LinearSolver,
-    NewtonStats, ParamSegments, StepPlan, Stimulus, SwitchedPlan, TimeGrid, Trajectory,
-    UniformPlan,
+    reserve_fixed_samples, BackwardEuler, BeulerEvents, BeulerOptions, FixedSolution, ForwardError,
+    LinearSolver, NewtonStats, ParamSegments, StepPlan, Stimulus, SwitchedPlan, TimeGrid,
+    Trajectory, UniformPlan,
 };
 
 /// A backward Euler solve: the solution and what Newton did.
@@ -16,6 +16,8 @@ pub struct BeulerSolution {
     pub newton: NewtonStats,
     /// The factorisation used (dense or sparse).
     pub linear_solver: LinearSolver,
+    /// Events fired (None: the model has none).
+    pub events: Option<usize>,
 }
 
 /// Integrates `u0` over `grid` with backward Euler, parameters following
@@ -31,7 +33,7 @@ pub fn solve_beuler<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<BeulerSolution, ForwardError> {
-    check(model, options)?;
+    options.validate()?;
     if stimulus.is_empty() {
         let plan = UniformPlan {
             grid: *grid,
@@ -64,14 +66,6 @@ fn solve_keeping_samples<M: Model, P: StepPlan>(
     })?;
     solved.solution.samples = samples;
     Ok(solved)
-}
-
-/// What every backward Euler solve checks before its first step.
-fn check<M: Model>(model: &M, options: &BeulerOptions) -> Result<(), ForwardError> {
-    if model.n_events() > 0 {
-        return Err(ForwardError::EventsUnsupported { solver: "beuler" });
-    }
-    options.validate()
 }
 
 /// [`solve_beuler`] handing `observe(t, u)` the sampled states as the solve
@@ -116,7 +110,7 @@ pub fn solve_beuler_try_observed<M: Model>(
     sample_every: Option<usize>,
     observe: impl FnMut(f64, &[f64]) -> Result<(), ForwardError>,
 ) -> Result<BeulerSolution, ForwardError> {
-    check(model, options)?;
+    options.validate()?;
     if stimulus.is_empty() {
         let plan = UniformPlan {
             grid: *grid,
@@ -139,6 +133,7 @@ fn solve_on_plan<M: Model, P: StepPlan>(
 ) -> Result<BeulerSolution, ForwardError> {
     let n_steps = plan.n_steps();
     let mut stepper = BackwardEuler::new(model, *options);
+    let mut events = (model.n_events() > 0).then(|| BeulerEvents::new(model));
     let layout = stepper.layout();
     let mut work = model.new_work();
     let mut x = vec![0.0; layout.len()];
@@ -149,7 +144,10 @@ fn solve_on_plan<M: Model, P: StepPlan>(
         observe(plan.time(0), u0)?;
     }
     for k in 0..n_steps {
-        stepper.step(model, plan, k, &x, &mut next, &mut work)?;
+        match events.as_mut() {
+            None => stepper.step(model, plan, k, &x, &mut next, &mut work)?,
+            Some(ev) => ev.step(&mut stepper, model, plan, k, &x, &mut next, &mut work)?,
+        }
         std::mem::swap(&mut x, &mut next);
         if let Some(s) = every {
             let on_sample = match plan.lattice_index(k + 1) {
@@ -170,5 +168,6 @@ fn solve_on_plan<M: Model, P: StepPlan>(
         },
         newton: stepper.stats(),
         linear_solver: stepper.linear_solver(),
+        events: events.map(|ev| ev.fired),
     })
 }

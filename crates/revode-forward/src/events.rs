@@ -109,11 +109,39 @@ pub struct EventStepper {
 
 /// The times of one event, recorded while a forward sweep runs.
 #[derive(Debug, Clone)]
-struct Recorder {
+pub(crate) struct Recorder {
     event: usize,
     /// The first `times.capacity()` event times.
     times: Vec<f64>,
     count: usize,
+}
+
+impl Recorder {
+    /// Records the times of `event`, keeping the first `keep` (buffer made
+    /// here, once).
+    pub(crate) fn new(event: usize, keep: usize) -> Self {
+        Recorder {
+            event,
+            times: Vec::with_capacity(keep),
+            count: 0,
+        }
+    }
+
+    /// Event `e` fired at `t`.
+    #[inline]
+    pub(crate) fn record(&mut self, e: usize, t: f64) {
+        if e == self.event {
+            if self.times.len() < self.times.capacity() {
+                self.times.push(t);
+            }
+            self.count += 1;
+        }
+    }
+
+    /// The first recorded times and the number of occurrences.
+    pub(crate) fn finish(self) -> (Vec<f64>, usize) {
+        (self.times, self.count)
+    }
 }
 
 impl EventStepper {
@@ -142,17 +170,13 @@ impl EventStepper {
     /// From now on, records the times of `event`: the first `keep` of them,
     /// and how many there were (buffer made here, once).
     pub fn record_times(&mut self, event: usize, keep: usize) {
-        self.recorder = Some(Recorder {
-            event,
-            times: Vec::with_capacity(keep),
-            count: 0,
-        });
+        self.recorder = Some(Recorder::new(event, keep));
     }
 
     /// Stops recording (a replay must not record again); returns the first
     /// recorded times and the number of occurrences.
     pub fn stop_recording(&mut self) -> Option<(Vec<f64>, usize)> {
-        self.recorder.take().map(|r| (r.times, r.count))
+        self.recorder.take().map(Recorder::finish)
     }
 
     pub fn method(&self) -> FixedMethod {
@@ -258,7 +282,7 @@ impl EventStepper {
                     model.rhs(tau + len, &self.end, p, &mut self.end_slope, work);
                 }
                 let piece = Piece {
-                    method,
+                    interpolant: method.into(),
                     x,
                     k1: &self.stepper.slopes()[0],
                     y: &self.end,
@@ -297,7 +321,7 @@ impl EventStepper {
                 });
             }
             let piece = Piece {
-                method: self.stepper.method(),
+                interpolant: self.stepper.method().into(),
                 x,
                 k1: &self.stepper.slopes()[0],
                 y: &self.end,
@@ -316,11 +340,8 @@ impl EventStepper {
             });
             self.fired += 1;
             tau += sigma;
-            if let Some(r) = self.recorder.as_mut().filter(|r| r.event == e) {
-                if r.times.len() < r.times.capacity() {
-                    r.times.push(tau);
-                }
-                r.count += 1;
+            if let Some(r) = self.recorder.as_mut() {
+                r.record(e, tau);
             }
             len = t_end - tau;
             if sigma >= self.segments[j].h || len <= 0.0 {
@@ -334,7 +355,7 @@ impl EventStepper {
 
 /// The crossing of event `e` on `piece` (g going from `ends[0]` to
 /// `ends[1]`), located on its interpolant ([`illinois`]).
-fn locate<M: Model>(
+pub(crate) fn locate<M: Model>(
     model: &M,
     e: usize,
     piece: &Piece<'_>,
@@ -392,36 +413,75 @@ pub fn illinois(len: f64, ends: [f64; 2], mut g: impl FnMut(f64) -> f64) -> f64 
     hi
 }
 
+/// The curve an event is located on within one piece of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interpolant {
+    /// Euler's own line: `x + σ f(x)`.
+    Euler,
+    /// The cubic Hermite interpolant through `(x, f(x))` and `(y, f(y))` (RK4).
+    Hermite,
+    /// The chord from `x` to the step's end `y`: `x + (σ/len)(y − x)`
+    /// (backward Euler, whose step has no cheaper curve of its own).
+    Chord,
+}
+
+impl From<FixedMethod> for Interpolant {
+    fn from(method: FixedMethod) -> Self {
+        match method {
+            FixedMethod::Euler => Interpolant::Euler,
+            FixedMethod::Rk4 => Interpolant::Hermite,
+        }
+    }
+}
+
 /// One piece of a step: from `x` over `len` to the full step's end `y`,
 /// with the slopes its interpolant uses.
 #[derive(Debug, Clone, Copy)]
 pub struct Piece<'a> {
-    pub method: FixedMethod,
+    pub interpolant: Interpolant,
     pub x: &'a [f64],
-    /// f(x).
+    /// f(x) (Euler and Hermite).
     pub k1: &'a [f64],
     pub y: &'a [f64],
-    /// f(y) (RK4 only).
+    /// f(y) (Hermite only).
     pub f_y: &'a [f64],
     pub len: f64,
 }
 
-impl Piece<'_> {
+impl<'a> Piece<'a> {
+    /// The chord of a backward Euler piece from `x` to `y` over `len`.
+    pub fn chord(x: &'a [f64], y: &'a [f64], len: f64) -> Self {
+        Piece {
+            interpolant: Interpolant::Chord,
+            x,
+            k1: &[],
+            y,
+            f_y: &[],
+            len,
+        }
+    }
+
     /// `out ← u(τ + σ)` on the interpolant.
     #[inline]
     pub fn at(&self, sigma: f64, out: &mut [f64]) {
         let (x, k1) = (self.x, self.k1);
-        match self.method {
-            FixedMethod::Euler => {
+        match self.interpolant {
+            Interpolant::Euler => {
                 for i in 0..x.len() {
                     out[i] = x[i] + sigma * k1[i];
                 }
             }
-            FixedMethod::Rk4 => {
+            Interpolant::Hermite => {
                 let [h00, h10, h01, h11] = hermite(sigma / self.len);
                 let (y, f_y, len) = (self.y, self.f_y, self.len);
                 for i in 0..x.len() {
                     out[i] = h00 * x[i] + h01 * y[i] + len * (h10 * k1[i] + h11 * f_y[i]);
+                }
+            }
+            Interpolant::Chord => {
+                let theta = sigma / self.len;
+                for i in 0..x.len() {
+                    out[i] = x[i] + theta * (self.y[i] - x[i]);
                 }
             }
         }
@@ -431,13 +491,18 @@ impl Piece<'_> {
     #[inline]
     pub fn slope(&self, sigma: f64, out: &mut [f64]) {
         let (x, k1) = (self.x, self.k1);
-        match self.method {
-            FixedMethod::Euler => out.copy_from_slice(k1),
-            FixedMethod::Rk4 => {
+        match self.interpolant {
+            Interpolant::Euler => out.copy_from_slice(k1),
+            Interpolant::Hermite => {
                 let [d00, d10, d01, d11] = hermite_slopes(sigma / self.len);
                 let (y, f_y, len) = (self.y, self.f_y, self.len);
                 for i in 0..x.len() {
                     out[i] = (d00 * x[i] + d01 * y[i]) / len + d10 * k1[i] + d11 * f_y[i];
+                }
+            }
+            Interpolant::Chord => {
+                for i in 0..x.len() {
+                    out[i] = (self.y[i] - x[i]) / self.len;
                 }
             }
         }

@@ -14,6 +14,7 @@
 mod adaptive;
 pub mod bdf;
 mod beuler;
+mod beuler_events;
 mod beuler_solve;
 mod error;
 pub mod events;
@@ -35,6 +36,7 @@ pub use adaptive::{
 };
 pub use bdf::{solve_bdf, solve_bdf_observed, solve_bdf_try_observed, Bdf, BdfLayout, BdfOptions};
 pub use beuler::{BackwardEuler, BeulerLayout, BeulerOptions};
+pub use beuler_events::BeulerEvents;
 pub use beuler_solve::{
     solve_beuler, solve_beuler_observed, solve_beuler_try_observed, BeulerSolution,
 };

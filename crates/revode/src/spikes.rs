@@ -2,16 +2,16 @@
 //! for synthetic data and for comparing a fit with its recording.
 
 use revode_forward::{
-    Dopri5, EventStepper, FixedMethod, ParamSegments, StepLayout, StepPlan, SwitchedPlan,
-    UniformPlan,
+    BackwardEuler, BeulerEvents, BeulerOptions, Dopri5, EventStepper, FixedMethod, ParamSegments,
+    StepLayout, StepPlan, SwitchedPlan, UniformPlan,
 };
 use revode_model::Model;
 
-use crate::run::{check_events, explicit_setup};
+use crate::run::{check_events, explicit_setup, fixed_grid};
 use crate::{Error, ModelVisitor, Problem};
 
 /// The times at which event `event` (a `global` line, from 0 in file
-/// order) fires when `problem` is solved forward (euler, rk4 or dopri5).
+/// order) fires when `problem` is solved forward (euler, rk4, beuler or dopri5).
 pub fn event_times(problem: &Problem, event: usize) -> Result<Vec<f64>, Error> {
     problem.model.visit(EventTimes(problem, event))?
 }
@@ -47,6 +47,19 @@ impl ModelVisitor for EventTimes<'_> {
             let segments = ParamSegments::new(&params, &stimulus, t0, t1)?;
             let plan = SwitchedPlan::new(grid, &segments);
             return Ok(on_grid(model, method, &plan, &u0, event)?);
+        }
+        if let (Some(options), Some(grid)) = (problem.solver.beuler_options(), fixed_grid(problem)?)
+        {
+            if stimulus.is_empty() {
+                let plan = UniformPlan {
+                    grid,
+                    params: &params,
+                };
+                return Ok(on_beuler_grid(model, options, &plan, &u0, event)?);
+            }
+            let segments = ParamSegments::new(&params, &stimulus, t0, t1)?;
+            let plan = SwitchedPlan::new(grid, &segments);
+            return Ok(on_beuler_grid(model, options, &plan, &u0, event)?);
         }
         let options = problem
             .solver
@@ -98,6 +111,34 @@ fn on_grid<M: Model, P: StepPlan>(
             }
         }
         std::mem::swap(&mut u, &mut next);
+    }
+    Ok(times)
+}
+
+fn on_beuler_grid<M: Model, P: StepPlan>(
+    model: &M,
+    options: BeulerOptions,
+    plan: &P,
+    u0: &[f64],
+    event: usize,
+) -> Result<Vec<f64>, revode_forward::ForwardError> {
+    options.validate()?;
+    let mut stepper = BackwardEuler::new(model, options);
+    let mut events = BeulerEvents::new(model);
+    let layout = stepper.layout();
+    let mut work = model.new_work();
+    let mut x = vec![0.0; layout.len()];
+    let mut next = x.clone();
+    layout.initial_state(model, plan.time(0), u0, plan.step(0).2, &mut work, &mut x);
+    let mut times = Vec::new();
+    for k in 0..plan.n_steps() {
+        events.step(&mut stepper, model, plan, k, &x, &mut next, &mut work)?;
+        for seg in events.segments() {
+            if seg.event == Some(event) {
+                times.push(seg.tau + seg.sigma);
+            }
+        }
+        std::mem::swap(&mut x, &mut next);
     }
     Ok(times)
 }

@@ -101,6 +101,12 @@ fn izhikevich_a_b_c_d_are_recovered_from_spike_times_dopri5() {
 }
 
 #[test]
+fn izhikevich_a_b_c_d_are_recovered_from_spike_times_beuler() {
+    let solver = serde_json::from_str(r#"{"method": "beuler", "dt": 0.01, "newton_tol": 1e-12}"#);
+    recover(solver.unwrap(), AdjointSpec::default());
+}
+
+#[test]
 fn spike_csv_files_are_read_and_checked() {
     let times = parse_spike_csv("t,cell\n# comment\n1.5,0\n\n2.25,0\n", "s.csv").unwrap();
     assert_eq!(times, [1.5, 2.25]);
