@@ -57,7 +57,10 @@ fn lif_bdf_fixture_matches_the_closed_form() {
     assert!((loss - value).abs() < 1e-6, "{loss} vs {value}");
     for (k, want) in d.iter().enumerate() {
         let got = v["gradient"][k].as_f64().unwrap();
-        assert!((got - want).abs() < 1e-5 * want.abs(), "p{k}: {got} vs {want}");
+        assert!(
+            (got - want).abs() < 1e-5 * want.abs(),
+            "p{k}: {got} vs {want}"
+        );
     }
     let o = run(&["solve", &fixture("lif_bdf.json")]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -100,7 +103,10 @@ fn zeno_under_bdf_is_exit_3_naming_t() {
         assert_eq!(o.status.code(), Some(3), "{cmd}: {err}");
         assert!(err.starts_with("error: "), "{err}");
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-        assert!(err.contains("more than 100 events") && err.contains("t = "), "{err}");
+        assert!(
+            err.contains("more than 100 events") && err.contains("t = "),
+            "{err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
 }

@@ -50,7 +50,15 @@ impl ModelVisitor for EventTimes<'_> {
             return Ok(on_grid(model, method, &plan, &u0, event)?);
         }
         if let Some(options) = problem.solver.bdf_options() {
-            return Ok(on_bdf(model, &options, [t0, t1], &params, &stimulus, &u0, event)?);
+            return Ok(on_bdf(
+                model,
+                &options,
+                [t0, t1],
+                &params,
+                &stimulus,
+                &u0,
+                event,
+            )?);
         }
         let options = problem
             .solver

@@ -91,8 +91,13 @@ pub(super) fn cut_at_event(
 ) -> Result<(), ForwardError> {
     let t = x[BdfLayout::T];
     let t_end = next[BdfLayout::T];
-    // An event at the step's end keeps its end time bitwise (it may be a stop).
-    let t_event = if sigma == t_end - t { t_end } else { t + sigma };
+    // An event at the step's end (or rounding there) keeps its end time
+    // bitwise: it may be a stop, which must then count as reached.
+    let t_event = if sigma == t_end - t {
+        t_end
+    } else {
+        (t + sigma).min(t_end)
+    };
     let in_a_row = x[BdfLayout::EVENTS] as usize + 1;
     if in_a_row > MAX_EVENTS_PER_STEP {
         return Err(ForwardError::TooManyEvents {
