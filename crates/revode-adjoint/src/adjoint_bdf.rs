@@ -421,7 +421,8 @@ impl<'m, M: Model> BdfBackward<'m, M> {
         self.core.y_mut()
     }
 
-    /// The parameters change below `self.t`: restart, with a fresh Jacobian.
+    /// The parameters (a switch) or the forward state (an event) jump
+    /// below `self.t`: restart, with a fresh Jacobian.
     pub fn switch(&mut self) {
         self.needs_start = true;
         self.lin.has_jacobian = false;

@@ -19,6 +19,7 @@ use revode_model::Model;
 
 use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions, DenseRing};
 use crate::error::check_vector;
+use crate::event_jump::EventJump;
 use crate::loss::EventTimeLoss;
 use crate::{Gradient, GradientError, GradientStats, Loss};
 
@@ -310,8 +311,8 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
                 model,
                 params,
                 e,
-                layout,
-                [x, &upper],
+                layout.u(x),
+                [layout.f(x), layout.f(&upper)],
                 seed,
                 &mut back.z,
                 &mut adj_work,
@@ -424,54 +425,4 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         gradient_u0: lambda.to_vec(),
         stats,
     })
-}
-
-/// The continuous adjoint's jump at an event (docs/events.md): with
-/// `a = (∂R/∂u)ᵀλ⁺` and `c = −(a·f⁻ − λ⁺·f⁺ + s) / (∇g·f⁻)`,
-/// `λ⁻ = a + c ∇_u g` and `μ += (∂R/∂p)ᵀλ⁺ + c ∇_p g` (s: the loss's ∂L/∂t*).
-struct EventJump {
-    a: Vec<f64>,
-    g_u: Vec<f64>,
-    g_p: Vec<f64>,
-}
-
-impl EventJump {
-    fn new<M: Model>(model: &M) -> Self {
-        let dims = model.dims();
-        EventJump {
-            a: vec![0.0; dims.n_states],
-            g_u: vec![0.0; dims.n_states],
-            g_p: vec![0.0; dims.n_params],
-        }
-    }
-
-    /// `states` = the restart states just before and just after the event.
-    #[allow(clippy::too_many_arguments)]
-    fn apply<M: Model>(
-        &mut self,
-        model: &M,
-        params: &[f64],
-        e: usize,
-        layout: StepLayout,
-        states: [&[f64]; 2],
-        seed: f64,
-        z: &mut [f64],
-        work: &mut M::Work,
-    ) {
-        let [before, after] = states;
-        let n = layout.n;
-        let (u_minus, f_minus, f_plus) = (layout.u(before), layout.f(before), layout.f(after));
-        let (lambda, mu) = z.split_at_mut(n);
-        model.event_reset_vjp(e, u_minus, params, lambda, &mut self.a, mu, work);
-        model.event_gradient(e, u_minus, params, &mut self.g_u, &mut self.g_p, work);
-        let rate = crate::loss::dot(&self.g_u, f_minus);
-        let k = crate::loss::dot(&self.a, f_minus) - crate::loss::dot(lambda, f_plus) + seed;
-        let c = -k / rate;
-        for ((l, a), g) in lambda.iter_mut().zip(&self.a).zip(&self.g_u) {
-            *l = a + c * g;
-        }
-        for (m, g) in mu.iter_mut().zip(&self.g_p) {
-            *m += c * g;
-        }
-    }
 }

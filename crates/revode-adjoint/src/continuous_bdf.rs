@@ -8,8 +8,8 @@
 //! own dense output of step k — is pushed into a ring, and the adjoint ODE
 //! is advanced with backward BDF steps as far as the ring reaches. It lands
 //! exactly on the observation times (jumps of λ), on the switch times of a
-//! stimulus (jumps of the right-hand side) and on t0, and restarts at order
-//! 1 after each.
+//! stimulus (jumps of the right-hand side), on event times (the EventProp
+//! jump, docs/events.md) and on t0, and restarts at order 1 after each.
 
 use std::time::Instant;
 
@@ -21,6 +21,8 @@ use revode_model::Model;
 use crate::adjoint_bdf::{BdfBackward, NordsieckRing};
 use crate::continuous_adaptive::AdaptiveBudget;
 use crate::error::check_vector;
+use crate::event_jump::EventJump;
+use crate::loss::EventTimeLoss;
 use crate::{BdfNewtonStats, ContinuousOptions, Gradient, GradientError, GradientStats, Loss};
 
 /// Forward steps whose polynomials the backward sweep keeps at once: an
@@ -93,12 +95,10 @@ pub fn validate_bdf<M: Model>(
     let dims = model.dims();
     check_vector("u0", problem.u0, dims.n_states)?;
     check_vector("params", problem.params, dims.n_params)?;
-    if let Loss::AllSteps { .. } | Loss::EventTimes { .. } = loss {
+    if let Loss::AllSteps { .. } = loss {
         return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
     }
-    if model.n_events() > 0 {
-        return Err(GradientError::EventsNeedFixedSteps { what: "bdf" });
-    }
+    crate::fixed_driver::check_event_loss(model, loss)?;
     loss.validate(dims.n_states, problem.t0, problem.t1)?;
     problem.options.tolerance(dims.n_states)?;
     Ok(())
@@ -221,8 +221,25 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
     let mut next_obs = 0;
     let final_weights = loss.final_weights();
     let t1 = problem.t1;
+    // The event_times loss: the first K firings of its event, and their count.
+    let (watched, targets) = match loss {
+        Loss::EventTimes { event, times } => (Some(*event), times.as_slice()),
+        _ => (None, &[][..]),
+    };
+    let mut fired_times = Vec::with_capacity(targets.len());
+    let mut fired = 0;
     let n_steps = store.forward(&mut chain, &x0, &mut last, |_, x| {
         let t = x[BdfLayout::T];
+        // An event located exactly at t1 ends the solve unapplied: it is not
+        // a firing (as a missing one, it counts at t1 anyway).
+        if let (Some(e), Some(w), true) = (BdfLayout::pending_event(x), watched, t < t1) {
+            if e == w {
+                if fired_times.len() < targets.len() {
+                    fired_times.push(t);
+                }
+                fired += 1;
+            }
+        }
         if next_obs < times.len() && t == times[next_obs] {
             loss_value += loss.observation_term(next_obs, layout.u(x));
             next_obs += 1;
@@ -234,6 +251,16 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
     })?;
     let forward_counts = chain.solver.counts();
     let forward_newton = chain.solver.newton_stats();
+    let events_fired = (model.n_events() > 0).then(|| chain.solver.events_fired());
+    let mut event_loss = match watched {
+        Some(e) => {
+            let (seeds, value) = EventTimeLoss::new(e, targets, (fired_times, fired), problem.t1);
+            loss_value += value;
+            Some(seeds)
+        }
+        None => None,
+    };
+    let mut jump = EventJump::new(model);
     let forward_seconds = started.elapsed().as_secs_f64();
     debug!("bdf forward: {forward_counts:?}, {forward_newton:?} in {forward_seconds:.6} s");
 
@@ -246,6 +273,30 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
     let switch_times = segments.switch_times();
     let mut seg = switch_times.len();
     store.reverse(&mut chain, |_, x| {
+        if let Some(e) = BdfLayout::pending_event(x) {
+            // The reset step: x just before event e, `upper` just after,
+            // both at t*. z is brought to t* and jumps (docs/events.md);
+            // below t* the forward state and, at a switch, f differ: restart.
+            let t_event = x[BdfLayout::T];
+            let params = segments.params(seg);
+            back.advance(model, params, &mut adj_work, &ring, t_event, true)?;
+            let at_switch = seg > 0 && switch_times[seg - 1] == t_event;
+            let before = segments.params(seg - at_switch as usize);
+            let seed = event_loss.as_mut().map_or(0.0, |l| l.seed(e));
+            jump.apply_at(
+                model,
+                [before, params],
+                t_event,
+                e,
+                [layout.u(x), layout.u(&upper)],
+                seed,
+                back.z_mut(),
+                &mut adj_work,
+            );
+            back.switch();
+            upper.copy_from_slice(x);
+            return Ok(());
+        }
         // Jumps at the upper end t_{k+1} of this forward step: z is first
         // brought there exactly (from the steps buffered above it).
         let t_hi = upper[BdfLayout::T];
@@ -333,7 +384,7 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
             backward: back.stats(),
         }),
         implicit: None,
-        events: None,
+        events: events_fired,
     };
     info!(
         "bdf continuous adjoint: {} steps forward ({} rejected), {} back ({} rejected), loss {loss_value:e}, store {} B",

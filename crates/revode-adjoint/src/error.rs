@@ -42,7 +42,7 @@ pub enum GradientError {
     ObservationOffGrid { index: usize, t: f64, dt: f64 },
     #[error("the {loss} loss needs a fixed-step solver (euler, rk4 or beuler)")]
     LossNeedsFixedSteps { loss: &'static str },
-    #[error("the model has events ('global' lines), which {what} does not handle: use euler or rk4 (discrete adjoint) or dopri5 (continuous adjoint)")]
+    #[error("the model has events ('global' lines), which {what} does not handle: use euler or rk4 (discrete adjoint), or dopri5 or bdf (continuous adjoint)")]
     EventsNeedFixedSteps { what: &'static str },
     #[error("the event_times loss names event {event}, but the model has {n_events} event(s) ('global' lines, counted from 0 in file order)")]
     NoSuchEvent { event: usize, n_events: usize },

@@ -186,15 +186,33 @@ pub fn loss_bdf_with_stimulus<M: Model>(
     let mut next = x.clone();
     solver.initial_state(problem.params, &mut work, problem.u0, &mut x)?;
     let (mut value, mut next_obs, mut k) = (0.0, 0, 0);
+    let (watched, targets) = match loss {
+        Loss::EventTimes { event, times } => (Some(*event), times.as_slice()),
+        _ => (None, &[][..]),
+    };
+    let mut fired_times = Vec::with_capacity(targets.len());
+    let mut fired = 0;
     loop {
         let t = x[BdfLayout::T];
         if next_obs < times.len() && t == times[next_obs] {
             value += loss.observation_term(next_obs, layout.u(&x));
             next_obs += 1;
         }
+        // As the gradient counts them: an event exactly at t1 is not applied.
+        if let (Some(e), Some(w), true) = (BdfLayout::pending_event(&x), watched, t < problem.t1) {
+            if e == w {
+                if fired_times.len() < targets.len() {
+                    fired_times.push(t);
+                }
+                fired += 1;
+            }
+        }
         if solver.is_last(&x) {
             if let Some(w) = loss.final_weights() {
                 value += dot(w, layout.u(&x));
+            }
+            if let Some(e) = watched {
+                value += EventTimeLoss::new(e, targets, (fired_times, fired), problem.t1).1;
             }
             return Ok(value);
         }

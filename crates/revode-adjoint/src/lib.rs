@@ -26,6 +26,7 @@ mod continuous_bdf;
 mod continuous_fixed;
 mod discrete;
 mod error;
+mod event_jump;
 mod events;
 mod fixed_driver;
 mod fixed_pass;

@@ -365,25 +365,3 @@ mod dopri5 {
         }
     }
 }
-
-#[test]
-fn bdf_refuses_models_with_events() {
-    use revode_forward::{solve_bdf, BdfOptions, Stimulus};
-    let p = AdaptiveLif.default_params();
-    let e = solve_bdf(
-        &AdaptiveLif,
-        &BdfOptions::new(1e-6, 1e-8),
-        0.0,
-        1.0,
-        &[0.0, 0.0],
-        &p,
-        &Stimulus::none(),
-        None,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(e, ForwardError::EventsUnsupported { solver: "bdf" }),
-        "{e}"
-    );
-    assert!(e.to_string().contains("'global'"), "{e}");
-}

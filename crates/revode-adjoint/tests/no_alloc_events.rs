@@ -183,3 +183,69 @@ fn beuler_gradients_and_solves_with_events_allocate_independently_of_steps() {
         }
     }
 }
+
+#[test]
+fn bdf_solves_losses_and_gradients_with_events_allocate_independently_of_steps() {
+    use revode_adjoint::{
+        gradient_continuous_bdf, loss_bdf_with_stimulus, BdfProblem, ContinuousOptions,
+    };
+    use revode_forward::{solve_bdf, BdfOptions, Stimulus};
+    let options = BdfOptions::new(1e-8, 1e-8);
+    let u0 = [0.0, 0.0];
+    let loss = Loss::EventTimes {
+        event: 0,
+        times: vec![5.0],
+    };
+    // (Schedule::All grows its slots geometrically with the steps.)
+    for schedule in [
+        Schedule::Every(4),
+        Schedule::Every(50),
+        Schedule::BudgetBytes(16384),
+    ] {
+        let count = |t1: f64| {
+            let problem = BdfProblem {
+                u0: &u0,
+                params: &P,
+                t0: 0.0,
+                t1,
+                options: &options,
+            };
+            let (mut steps, mut events) = (0, 0);
+            let allocations = allocations_during(|| {
+                let g = gradient_continuous_bdf(
+                    &AdaptiveLif,
+                    &problem,
+                    &loss,
+                    &ContinuousOptions::default(),
+                    schedule,
+                )
+                .unwrap();
+                (steps, events) = (g.stats.steps, g.stats.events.unwrap());
+            });
+            (allocations, steps, events)
+        };
+        let (small, few, few_events) = count(20.0);
+        let (large, many, many_events) = count(400.0);
+        assert!(many > 10 * few, "{few} vs {many} steps");
+        assert!(
+            many_events > 10 * few_events.max(1),
+            "{few_events} vs {many_events} events"
+        );
+        assert_eq!(small, large, "{schedule:?}: {small} vs {large}");
+    }
+    let count = |t1: f64| {
+        let problem = BdfProblem {
+            u0: &u0,
+            params: &P,
+            t0: 0.0,
+            t1,
+            options: &options,
+        };
+        allocations_during(|| {
+            let none = Stimulus::none();
+            solve_bdf(&AdaptiveLif, &options, 0.0, t1, &u0, &P, &none, None).unwrap();
+            loss_bdf_with_stimulus(&AdaptiveLif, &problem, &none, &loss).unwrap();
+        })
+    };
+    assert_eq!(count(20.0), count(400.0));
+}

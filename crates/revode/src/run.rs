@@ -113,7 +113,7 @@ fn setup(problem: &Problem) -> Result<Setup, Error> {
 }
 
 /// Models with events run only where events are located: euler, rk4 and
-/// beuler (gradients by the discrete adjoint) and dopri5 (by the continuous
+/// beuler (gradients by the discrete adjoint), dopri5 and bdf (by the continuous
 /// adjoint); docs/events.md.
 pub(crate) fn check_events<M: Model>(
     model: &M,
@@ -124,9 +124,9 @@ pub(crate) fn check_events<M: Model>(
         return Ok(());
     }
     let solver = problem.solver.name();
-    if !matches!(solver, "euler" | "rk4" | "beuler" | "dopri5") {
+    if !matches!(solver, "euler" | "rk4" | "beuler" | "dopri5" | "bdf") {
         return Err(invalid(format!(
-            "the model has events ('global' lines), which only euler, rk4, beuler and dopri5 \
+            "the model has events ('global' lines), which only euler, rk4, beuler, dopri5 and bdf \
              locate; {solver} would ignore them"
         )));
     }

@@ -2,8 +2,8 @@
 //! for synthetic data and for comparing a fit with its recording.
 
 use revode_forward::{
-    BackwardEuler, BeulerEvents, BeulerOptions, Dopri5, EventStepper, FixedMethod, ParamSegments,
-    StepLayout, StepPlan, SwitchedPlan, UniformPlan,
+    Bdf, BdfLayout, BackwardEuler, BeulerEvents, BeulerOptions, Dopri5, EventStepper, FixedMethod,
+    ParamSegments, StepLayout, StepPlan, SwitchedPlan, UniformPlan,
 };
 use revode_model::Model;
 
@@ -11,7 +11,9 @@ use crate::run::{check_events, explicit_setup, fixed_grid};
 use crate::{Error, ModelVisitor, Problem};
 
 /// The times at which event `event` (a `global` line, from 0 in file
-/// order) fires when `problem` is solved forward (euler, rk4, beuler or dopri5).
+/// order) fires when `problem` is solved forward (euler, rk4, beuler,
+/// dopri5 or bdf). An event located exactly at t1 is not applied, and not
+/// listed.
 pub fn event_times(problem: &Problem, event: usize) -> Result<Vec<f64>, Error> {
     problem.model.visit(EventTimes(problem, event))?
 }
@@ -61,6 +63,17 @@ impl ModelVisitor for EventTimes<'_> {
             let plan = SwitchedPlan::new(grid, &segments);
             return Ok(on_beuler_grid(model, options, &plan, &u0, event)?);
         }
+        if let Some(options) = problem.solver.bdf_options() {
+            return Ok(on_bdf(
+                model,
+                &options,
+                [t0, t1],
+                &params,
+                &stimulus,
+                &u0,
+                event,
+            )?);
+        }
         let options = problem
             .solver
             .adaptive_options()
@@ -89,6 +102,37 @@ impl ModelVisitor for EventTimes<'_> {
         }
         Ok(times)
     }
+}
+
+fn on_bdf<M: Model>(
+    model: &M,
+    options: &revode_forward::BdfOptions,
+    [t0, t1]: [f64; 2],
+    params: &[f64],
+    stimulus: &revode_forward::Stimulus,
+    u0: &[f64],
+    event: usize,
+) -> Result<Vec<f64>, revode_forward::ForwardError> {
+    let mut solver = Bdf::new(model, options, t0, t1, &[])?;
+    if !stimulus.is_empty() {
+        solver = solver.with_switches(ParamSegments::new(params, stimulus, t0, t1)?);
+    }
+    let layout = solver.layout();
+    let mut work = model.new_work();
+    let mut x = vec![0.0; layout.len()];
+    let mut next = x.clone();
+    solver.initial_state(params, &mut work, u0, &mut x)?;
+    let mut times = Vec::new();
+    let mut k = 0;
+    while !solver.is_last(&x) {
+        solver.advance(params, &mut work, k, &x, &mut next)?;
+        std::mem::swap(&mut x, &mut next);
+        k += 1;
+        if BdfLayout::pending_event(&x) == Some(event) && !solver.is_last(&x) {
+            times.push(x[BdfLayout::T]);
+        }
+    }
+    Ok(times)
 }
 
 fn on_grid<M: Model, P: StepPlan>(

@@ -107,6 +107,56 @@ fn izhikevich_a_b_c_d_are_recovered_from_spike_times_beuler() {
 }
 
 #[test]
+fn izhikevich_a_b_c_d_are_recovered_from_spike_times_bdf() {
+    let solver = serde_json::from_str(r#"{"method": "bdf", "rtol": 1e-10, "atol": 1e-10}"#);
+    let adjoint = AdjointSpec {
+        method: AdjointMethod::Continuous,
+        ..AdjointSpec::default()
+    };
+    recover(solver.unwrap(), adjoint);
+}
+
+/// The same spike-time gradient by bdf and by dopri5 (both continuous
+/// adjoints, at rtol 1e-10): they approximate one ODE gradient.
+#[test]
+fn izhikevich_bdf_and_dopri5_spike_time_gradients_agree() {
+    let mut start = TRUTH.to_vec();
+    start[0] *= 1.1;
+    start[3] *= 0.9;
+    let gradient = |solver: &str| {
+        let mut problem = truth_problem(serde_json::from_str(solver).unwrap());
+        problem.params = Some(start.clone());
+        problem.loss = Some(
+            serde_json::from_str(
+                r#"{"kind": "event_times", "event": 0, "times": [20, 60, 110, 170, 240, 330, 420]}"#,
+            )
+            .unwrap(),
+        );
+        problem.adjoint = AdjointSpec {
+            method: AdjointMethod::Continuous,
+            ..AdjointSpec::default()
+        };
+        revode::gradient(&problem).unwrap()
+    };
+    let bdf = gradient(r#"{"method": "bdf", "rtol": 1e-10, "atol": 1e-10}"#);
+    let dopri5 = gradient(r#"{"method": "dopri5", "rtol": 1e-10, "atol": 1e-10}"#);
+    assert_eq!(bdf.stats.events, dopri5.stats.events);
+    assert!(bdf.stats.events.unwrap() >= 10, "{:?}", bdf.stats);
+    let rel = ((bdf.loss - dopri5.loss) / dopri5.loss).abs();
+    let mut worst: f64 = 0.0;
+    let entries = bdf.gradient.iter().chain(&bdf.gradient_u0);
+    let reference = dopri5.gradient.iter().chain(&dopri5.gradient_u0);
+    for (a, b) in entries.zip(reference) {
+        worst = worst.max((a - b).abs() / b.abs().max(1.0));
+    }
+    eprintln!(
+        "Izhikevich spike times, bdf vs dopri5 at rtol 1e-10: loss {rel:.1e}, gradient {worst:.1e} (relative); {:?} vs {:?}",
+        bdf.gradient, dopri5.gradient
+    );
+    assert!(rel < 1e-6 && worst < 1e-5, "{rel:e} {worst:e}");
+}
+
+#[test]
 fn spike_csv_files_are_read_and_checked() {
     let times = parse_spike_csv("t,cell\n# comment\n1.5,0\n\n2.25,0\n", "s.csv").unwrap();
     assert_eq!(times, [1.5, 2.25]);

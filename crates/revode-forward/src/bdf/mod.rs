@@ -12,6 +12,7 @@
 
 mod coefficients;
 mod core;
+mod events;
 mod initial;
 mod nordsieck;
 mod solve;
@@ -72,10 +73,14 @@ impl BdfOptions {
 /// Offsets in a packed restart state of a model with `n` states and
 /// orders up to `q_max`:
 /// `[t, h, h_next, q, q_next, qwait, eta_max, saved_tq5, stop, restart,
-///   tau[1..=6], newton memory (4 + n), Nordsieck array ((q_max + 1) · n)]`.
+///   events, tau[1..=6], newton memory (4 + n), Nordsieck array ((q_max + 1) · n)]`.
 /// `h` is the step the Nordsieck array is scaled to (the step that ended
-/// here); `restart` = 1 at a parameter switch: the next step restarts at
-/// order 1 with the new parameters.
+/// here); `restart` = 1 at a parameter switch and just after an event's
+/// reset: the next step restarts at order 1 (with the new parameters or
+/// state); `restart` = −(e + 1) just before event e fires
+/// ([`BdfLayout::pending_event`]): the next chain step is its reset.
+/// `events` counts the events since the last step free of them (the Zeno
+/// guard; kept here so that replays count as the forward sweep did).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BdfLayout {
     pub n: usize,
@@ -93,7 +98,8 @@ impl BdfLayout {
     const SAVED_TQ5: usize = 7;
     pub const STOP: usize = 8;
     pub const RESTART: usize = 9;
-    const TAU: usize = 10;
+    const EVENTS: usize = 10;
+    const TAU: usize = 11;
     const HEAD: usize = Self::TAU + TAU_LEN;
 
     pub fn len(&self) -> usize {
@@ -129,6 +135,18 @@ impl BdfLayout {
     /// The state u at the restart state's time.
     pub fn u<'a>(&self, x: &'a [f64]) -> &'a [f64] {
         &x[self.zn_start()..self.zn_start() + self.n]
+    }
+
+    /// The Nordsieck array, writable.
+    fn zn_mut<'a>(&self, x: &'a mut [f64]) -> &'a mut [f64] {
+        &mut x[self.zn_start()..]
+    }
+
+    /// The event about to fire at restart state `x`, if any.
+    #[inline]
+    pub fn pending_event(x: &[f64]) -> Option<usize> {
+        let flag = x[Self::RESTART];
+        (flag < 0.0).then(|| (-flag) as usize - 1)
     }
 
     /// Order of the Nordsieck array of `x`.
@@ -303,6 +321,7 @@ pub struct Bdf<'m, M: Model> {
     max_steps: usize,
     h0: Option<f64>,
     h_min: Option<f64>,
+    events: events::EventWork,
 }
 
 impl<'m, M: Model> Bdf<'m, M> {
@@ -316,9 +335,6 @@ impl<'m, M: Model> Bdf<'m, M> {
         t1: f64,
         observation_times: &[f64],
     ) -> Result<Self, ForwardError> {
-        if model.n_events() > 0 {
-            return Err(ForwardError::EventsUnsupported { solver: "bdf" });
-        }
         let n = model.dims().n_states;
         let tol = options.tolerance(n)?;
         let stops = Stops::new(t0, t1, observation_times)?;
@@ -340,6 +356,7 @@ impl<'m, M: Model> Bdf<'m, M> {
             max_steps: options.adaptive.max_steps,
             h0: options.adaptive.h0,
             h_min: options.adaptive.h_min,
+            events: events::EventWork::new(n),
         })
     }
 
@@ -402,6 +419,12 @@ impl<'m, M: Model> Bdf<'m, M> {
             + self.newton.buffer_bytes()
             + self.initial.buffer_bytes()
             + self.f0.len() * std::mem::size_of::<f64>()
+            + self.events.buffer_bytes()
+    }
+
+    /// Events fired since the solver was made (replays included).
+    pub fn events_fired(&self) -> usize {
+        self.events.fired
     }
 
     /// `true` when `x` is the state at t1.
@@ -448,11 +471,14 @@ impl<'m, M: Model> Bdf<'m, M> {
         x0[BdfLayout::T] = self.t0;
         x0[BdfLayout::STOP] = 0.0;
         x0[BdfLayout::RESTART] = 0.0;
+        x0[BdfLayout::EVENTS] = 0.0;
         NewtonMemory { n: layout.n }.init(layout.newton_mut(x0));
         Ok(())
     }
 
-    /// One accepted step: `next ← x_{k+1}` from `x` = x_k.
+    /// One accepted step: `next ← x_{k+1}` from `x` = x_k. A step that
+    /// crosses an event ends just before it (a pending state, see
+    /// [`BdfLayout`]); the step from a pending state is the reset alone.
     pub fn advance(
         &mut self,
         params: &[f64],
@@ -472,6 +498,18 @@ impl<'m, M: Model> Bdf<'m, M> {
         let stop = x[BdfLayout::STOP] as usize;
         let t_stop = self.stops.time(stop);
         let params = self.stops.params(stop, params);
+        if let Some(e) = BdfLayout::pending_event(x) {
+            return events::reset(
+                &mut self.events,
+                layout,
+                self.model,
+                params,
+                work,
+                [k, e],
+                x,
+                next,
+            );
+        }
         layout.unpack(x, &mut self.core);
         if x[BdfLayout::RESTART] != 0.0 {
             // New parameters: the history and the Jacobian are stale.
@@ -519,7 +557,7 @@ impl<'m, M: Model> Bdf<'m, M> {
             newton: &mut self.newton,
             model: self.model,
             params,
-            work,
+            work: &mut *work,
         };
         let t_new = self
             .core
@@ -543,9 +581,18 @@ impl<'m, M: Model> Bdf<'m, M> {
         } else {
             self.newton.store(mem);
         }
+        next[BdfLayout::EVENTS] = 0.0;
         let u = layout.u(next);
         if !crate::all_finite(u) {
             return Err(ForwardError::non_finite(t_new, k + 1, u));
+        }
+        if self.model.n_events() > 0 {
+            let located = self
+                .events
+                .first_crossing(self.model, params, work, layout, x, next);
+            if let Some((sigma, e)) = located {
+                return events::cut_at_event(layout, x, next, sigma, e);
+            }
         }
         Ok(())
     }

@@ -74,6 +74,22 @@ pub fn eval(zn: &[f64], len: usize, q: usize, theta: f64, out: &mut [f64]) {
     }
 }
 
+/// Moves the polynomial's expansion point to `t_n + θh`, keeping the scale
+/// h: `z_j ← Σ_{i≥j} C(i, j) θ^{i−j} z_i` (repeated synthetic division).
+/// Column 0 is then bitwise [`eval`] at θ (the same operations in the same
+/// order), so the cut state of an event is the point its location used.
+#[inline]
+pub fn recentre(zn: &mut [f64], len: usize, q: usize, theta: f64) {
+    for k in 0..q {
+        for j in (k..q).rev() {
+            let (dst, src) = pair(zn, len, j, j + 1);
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d += theta * s;
+            }
+        }
+    }
+}
+
 /// `z_j += c_j · z_src` for j in `range`, `src` outside it.
 #[inline]
 pub fn add_multiples(
@@ -122,5 +138,23 @@ mod tests {
         assert!((out[0] - y(0.4)).abs() < 1e-15);
         unpredict(&mut zn, 1, 3);
         assert!((zn[0] - y(-0.5)).abs() < 1e-15);
+    }
+
+    /// Re-centring keeps the polynomial, and its column 0 is `eval` bitwise.
+    #[test]
+    fn recentre_moves_the_expansion_point_and_matches_eval_bitwise() {
+        let h = 0.5;
+        let y = |t: f64| 1.0 + 2.0 * t - t * t + 0.5 * t * t * t;
+        let mut zn = vec![1.0, 2.0 * h, -h * h, 0.5 * h * h * h];
+        let theta = -0.37;
+        let mut at = [0.0];
+        eval(&zn, 1, 3, theta, &mut at);
+        recentre(&mut zn, 1, 3, theta);
+        assert_eq!(zn[0].to_bits(), at[0].to_bits());
+        let mut out = [0.0];
+        for s in [-1.0, -0.4, 0.0, 0.63] {
+            eval(&zn, 1, 3, s, &mut out);
+            assert!((out[0] - y(h * (theta + s))).abs() < 1e-15, "{s}");
+        }
     }
 }
