@@ -2,7 +2,7 @@
 //! for synthetic data and for comparing a fit with its recording.
 
 use revode_forward::{
-    Bdf, BdfLayout, BackwardEuler, BeulerEvents, BeulerOptions, Dopri5, EventStepper, FixedMethod,
+    BackwardEuler, Bdf, BdfLayout, BeulerEvents, BeulerOptions, Dopri5, EventStepper, FixedMethod,
     ParamSegments, StepLayout, StepPlan, SwitchedPlan, UniformPlan,
 };
 use revode_model::Model;
