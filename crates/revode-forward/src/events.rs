@@ -215,6 +215,7 @@ impl EventStepper {
 
     /// `next ← u_{k+1}`: the step from `u` at `t` over `h` with its events.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn step<M: Model>(
         &mut self,
         model: &M,
@@ -257,6 +258,25 @@ impl EventStepper {
             });
             return Ok(());
         }
+        self.step_with_events(model, (t, h), u, p, next, work)
+    }
+
+    /// The rest of [`EventStepper::step`] once g changed sign over the
+    /// whole step (`next` holds its end, `g_start`/`g_end` the values):
+    /// out of line, so that the path every step takes inlines into the
+    /// solve loops.
+    #[cold]
+    #[inline(never)]
+    fn step_with_events<M: Model>(
+        &mut self,
+        model: &M,
+        (t, h): (f64, f64),
+        u: &[f64],
+        p: &[f64],
+        next: &mut [f64],
+        work: &mut M::Work,
+    ) -> Result<(), ForwardError> {
+        let mut any = true;
         self.starts[0].copy_from_slice(u);
         self.end.copy_from_slice(next);
         let t_end = t + h;
