@@ -14,7 +14,7 @@
 
 use revode_model::Model;
 
-use crate::events::{crosses, locate, Piece, Recorder, Segment, MAX_EVENTS_PER_STEP};
+use crate::events::{crosses, locate, EndValues, Piece, Recorder, Segment, MAX_EVENTS_PER_STEP};
 use crate::{BackwardEuler, ForwardError, StepPlan};
 
 /// The event buffers of a backward Euler solve (made once; a step
@@ -32,13 +32,8 @@ pub struct BeulerEvents {
     ends: Vec<Vec<f64>>,
     /// `before[j]`: the state just before piece j's event.
     before: Vec<Vec<f64>>,
-    g_start: Vec<f64>,
-    g_end: Vec<f64>,
-    /// The last step's end when no event cut it, and g there: the next step
-    /// starts from it (same bits, same g, so replays are unaffected).
-    cached_end: Vec<f64>,
-    cached_g: Vec<f64>,
-    cache_valid: bool,
+    /// g at the piece's ends, and the last plain step's end.
+    g: EndValues,
     probe: Vec<f64>,
     /// Events fired since these buffers were made (replays included).
     pub fired: usize,
@@ -57,11 +52,7 @@ impl BeulerEvents {
             starts: states(MAX_EVENTS_PER_STEP + 1),
             ends: states(MAX_EVENTS_PER_STEP + 1),
             before: states(MAX_EVENTS_PER_STEP),
-            g_start: vec![0.0; m],
-            g_end: vec![0.0; m],
-            cached_end: vec![0.0; n],
-            cached_g: vec![0.0; m],
-            cache_valid: false,
+            g: EndValues::new(n, m),
             probe: vec![0.0; n],
             fired: 0,
             recorder: None,
@@ -125,26 +116,9 @@ impl BeulerEvents {
         let (t, h, p) = plan.step(k);
         let t_next = plan.time(k + 1);
         let (u, y) = (&x[..n], &next[..n]);
-        let cached = self.cache_valid
-            && self
-                .cached_end
-                .iter()
-                .zip(u)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-        let mut any = false;
-        for e in 0..self.n_events {
-            self.g_start[e] = if cached {
-                self.cached_g[e]
-            } else {
-                model.event_value(e, u, p, work)
-            };
-            self.g_end[e] = model.event_value(e, y, p, work);
-            any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
-        }
+        let mut any = self.g.whole_step(model, u, y, p, work);
         if !any {
-            self.cached_end.copy_from_slice(y);
-            self.cached_g.copy_from_slice(&self.g_end);
-            self.cache_valid = true;
+            self.g.remember(y);
             self.segments.push(Segment {
                 tau: t,
                 h,
@@ -165,18 +139,13 @@ impl BeulerEvents {
                 // Piece 0's solve and event values are the ones above.
                 let (starts, ends) = (&self.starts[j], &mut self.ends[j]);
                 stepper.solve_piece(model, t_next, len, starts, p, ends, k + 1, work)?;
-                any = false;
-                for e in 0..self.n_events {
-                    self.g_start[e] = model.event_value(e, starts, p, work);
-                    self.g_end[e] = model.event_value(e, ends, p, work);
-                    any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
-                }
+                any = self.g.piece(model, starts, ends, p, work);
             }
             let piece = Piece::chord(&self.starts[j], &self.ends[j], len);
             let mut first: Option<(f64, usize)> = None;
             if any {
                 for e in 0..self.n_events {
-                    let ends = [self.g_start[e], self.g_end[e]];
+                    let ends = self.g.of(e);
                     if !crosses(model.event_direction(e), ends[0], ends[1]) {
                         continue;
                     }
@@ -189,9 +158,7 @@ impl BeulerEvents {
             }
             let Some((sigma, e)) = first else {
                 next[..n].copy_from_slice(&self.ends[j]);
-                self.cached_end.copy_from_slice(&self.ends[j]);
-                self.cached_g.copy_from_slice(&self.g_end);
-                self.cache_valid = true;
+                self.g.remember(&self.ends[j]);
                 self.segments.push(Segment {
                     tau,
                     h: len,
@@ -223,7 +190,7 @@ impl BeulerEvents {
             if sigma >= self.segments[j].h || len <= 0.0 {
                 // The event ends the step: u_{k+1} is the reset state.
                 next[..n].copy_from_slice(&self.starts[j + 1]);
-                self.cache_valid = false;
+                self.g.forget();
                 break;
             }
         }

@@ -92,15 +92,8 @@ pub struct EventStepper {
     /// The end y of the current segment's full step, and f(y) (RK4).
     end: Vec<f64>,
     end_slope: Vec<f64>,
-    /// Each event's g at the segment's start and end.
-    g_start: Vec<f64>,
-    g_end: Vec<f64>,
-    /// The last step's end when it was a plain step end, and g there: the
-    /// next step usually starts from it, and g need not be evaluated again
-    /// (the same bits give the same g, so replays are unaffected).
-    cached_end: Vec<f64>,
-    cached_g: Vec<f64>,
-    cache_valid: bool,
+    /// g at the segment's ends, and the last plain step's end.
+    g: EndValues,
     probe: Vec<f64>,
     /// Events fired since this stepper was made (replays included).
     pub fired: usize,
@@ -156,11 +149,7 @@ impl EventStepper {
             before: states(MAX_EVENTS_PER_STEP),
             end: vec![0.0; n],
             end_slope: vec![0.0; n],
-            g_start: vec![0.0; model.n_events()],
-            g_end: vec![0.0; model.n_events()],
-            cached_end: vec![0.0; n],
-            cached_g: vec![0.0; model.n_events()],
-            cache_valid: false,
+            g: EndValues::new(n, model.n_events()),
             probe: vec![0.0; n],
             fired: 0,
             recorder: None,
@@ -230,26 +219,9 @@ impl EventStepper {
         // The common case first, with no copies: the whole step straight
         // into `next`, and no event function changing sign over it.
         self.stepper.step(model, t, h, u, p, next, work);
-        let cached = self.cache_valid
-            && self
-                .cached_end
-                .iter()
-                .zip(u)
-                .all(|(a, b)| a.to_bits() == b.to_bits());
-        let mut any = false;
-        for e in 0..self.n_events {
-            self.g_start[e] = if cached {
-                self.cached_g[e]
-            } else {
-                model.event_value(e, u, p, work)
-            };
-            self.g_end[e] = model.event_value(e, next, p, work);
-            any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
-        }
+        let any = self.g.whole_step(model, u, next, p, work);
         if !any {
-            self.cached_end.copy_from_slice(next);
-            self.cached_g.copy_from_slice(&self.g_end);
-            self.cache_valid = true;
+            self.g.remember(next);
             self.segments.push(Segment {
                 tau: t,
                 h,
@@ -288,12 +260,7 @@ impl EventStepper {
                 // Segment 0's step and event values are the ones above.
                 self.stepper
                     .step(model, tau, len, x, p, &mut self.end, work);
-                any = false;
-                for e in 0..self.n_events {
-                    self.g_start[e] = model.event_value(e, x, p, work);
-                    self.g_end[e] = model.event_value(e, &self.end, p, work);
-                    any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
-                }
+                any = self.g.piece(model, x, &self.end, p, work);
             }
             let mut first: Option<(f64, usize)> = None;
             if any {
@@ -310,7 +277,7 @@ impl EventStepper {
                     len,
                 };
                 for e in 0..self.n_events {
-                    let ends = [self.g_start[e], self.g_end[e]];
+                    let ends = self.g.of(e);
                     if !crosses(model.event_direction(e), ends[0], ends[1]) {
                         continue;
                     }
@@ -323,9 +290,7 @@ impl EventStepper {
             }
             let Some((sigma, e)) = first else {
                 next.copy_from_slice(&self.end);
-                self.cached_end.copy_from_slice(&self.end);
-                self.cached_g.copy_from_slice(&self.g_end);
-                self.cache_valid = true;
+                self.g.remember(&self.end);
                 self.segments.push(Segment {
                     tau,
                     h: len,
@@ -366,10 +331,104 @@ impl EventStepper {
             len = t_end - tau;
             if sigma >= self.segments[j].h || len <= 0.0 {
                 next.copy_from_slice(&self.starts[j + 1]);
-                self.cache_valid = false;
+                self.g.forget();
                 return Ok(());
             }
         }
+    }
+}
+
+/// Each event's g at the two ends of a step or piece, and the end of the
+/// last step that held no event with its g values: the next step usually
+/// starts from it, and g need not be evaluated again (the same bits give
+/// the same g, so replays are unaffected). Shared by the explicit and the
+/// backward Euler event steppers.
+#[derive(Debug, Clone)]
+pub(crate) struct EndValues {
+    g_start: Vec<f64>,
+    g_end: Vec<f64>,
+    cached_end: Vec<f64>,
+    cached_g: Vec<f64>,
+    cache_valid: bool,
+}
+
+impl EndValues {
+    pub(crate) fn new(n_states: usize, n_events: usize) -> Self {
+        EndValues {
+            g_start: vec![0.0; n_events],
+            g_end: vec![0.0; n_events],
+            cached_end: vec![0.0; n_states],
+            cached_g: vec![0.0; n_events],
+            cache_valid: false,
+        }
+    }
+
+    /// g at `u` and `y`, the ends of a whole step (g at `u` from the cache
+    /// when `u` is the remembered end); whether any event crossed.
+    #[inline(always)]
+    pub(crate) fn whole_step<M: Model>(
+        &mut self,
+        model: &M,
+        u: &[f64],
+        y: &[f64],
+        p: &[f64],
+        work: &mut M::Work,
+    ) -> bool {
+        let cached = self.cache_valid
+            && self
+                .cached_end
+                .iter()
+                .zip(u)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        let mut any = false;
+        for e in 0..self.g_end.len() {
+            self.g_start[e] = if cached {
+                self.cached_g[e]
+            } else {
+                model.event_value(e, u, p, work)
+            };
+            self.g_end[e] = model.event_value(e, y, p, work);
+            any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
+        }
+        any
+    }
+
+    /// g at both ends of a piece after a reset (never cached); whether any
+    /// event crossed.
+    pub(crate) fn piece<M: Model>(
+        &mut self,
+        model: &M,
+        x: &[f64],
+        y: &[f64],
+        p: &[f64],
+        work: &mut M::Work,
+    ) -> bool {
+        let mut any = false;
+        for e in 0..self.g_end.len() {
+            self.g_start[e] = model.event_value(e, x, p, work);
+            self.g_end[e] = model.event_value(e, y, p, work);
+            any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
+        }
+        any
+    }
+
+    /// Event `e`'s g at the start and the end.
+    #[inline]
+    pub(crate) fn of(&self, e: usize) -> [f64; 2] {
+        [self.g_start[e], self.g_end[e]]
+    }
+
+    /// `y`, where g is `g_end`, is the end of a step that held no event.
+    #[inline(always)]
+    pub(crate) fn remember(&mut self, y: &[f64]) {
+        self.cached_end.copy_from_slice(y);
+        self.cached_g.copy_from_slice(&self.g_end);
+        self.cache_valid = true;
+    }
+
+    /// The step ended on a reset: nothing to remember.
+    pub(crate) fn forget(&mut self) {
+        self.cache_valid = false;
     }
 }
 
