@@ -20,6 +20,7 @@ mod error;
 pub mod memory;
 mod online;
 mod pool;
+mod prefetch;
 mod schedule;
 pub mod spare;
 mod store;

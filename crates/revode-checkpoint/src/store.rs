@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::memory::MemoryError;
 use crate::pool::{slot_pair, SlotPool};
+use crate::prefetch;
 use crate::{spare, CheckpointError, MemoryLimit, Schedule};
 
 /// A deterministic chain of fixed-length states.
@@ -152,6 +153,23 @@ impl CheckpointStore {
         }
     }
 
+    /// Prefetches the slot the reverse sweep reads for step `ahead`: in
+    /// segment `c` (which starts at `start`) its own slot, in an earlier
+    /// segment that segment's checkpoint, where its replay starts (with
+    /// one step per segment, the slot itself).
+    #[inline(always)]
+    fn prefetch_step(&self, c: usize, start: usize, ahead: usize) {
+        let s = if ahead >= start {
+            self.slot(c, ahead - start)
+        } else {
+            ahead / self.interval
+        };
+        let len = self.state_len;
+        if let Some(slot) = self.slots.get(s * len..(s + 1) * len) {
+            prefetch::slot(slot);
+        }
+    }
+
     /// Runs the chain from `x0` for N steps, keeping the schedule's states.
     /// `observe(k, x_k)` sees every state k = 0..=N in order; the final state
     /// is left in `last`.
@@ -238,6 +256,7 @@ impl CheckpointStore {
                 self.stats.recomputed_steps += end - 1 - start;
             }
             for k in (start..end).rev() {
+                self.prefetch_step(c, start, k.saturating_sub(prefetch::STEPS_AHEAD));
                 let s = self.slot(c, k - start);
                 visit(k, &self.slots[s * len..(s + 1) * len])?;
             }
