@@ -216,6 +216,27 @@ impl Model for HodgkinHuxley {
         }
     }
 
+    /// The parameter part alone skips the six rates and their derivatives
+    /// (the implicit adjoints take the state part from the Jacobian).
+    #[inline]
+    fn vjp_params(
+        &self,
+        _t: f64,
+        u: &[f64],
+        _p: &[f64],
+        lambda: &[f64],
+        alpha: f64,
+        acc_p: &mut [f64],
+        _scratch_u: &mut [f64],
+        _work: &mut (),
+    ) {
+        let d_g = neuron_param_partials(&u[..4]);
+        let al0 = alpha * lambda[0];
+        for (acc, d) in acc_p[..3].iter_mut().zip(d_g) {
+            *acc += al0 * d;
+        }
+    }
+
     /// The ten entries of [`NEURON_ENTRIES`]: `∂m'/∂h`, `∂h'/∂n`, … are
     /// structurally 0 (docs/models/hh.md, "Jacobian").
     fn jacobian_pattern(&self) -> Option<SparsityPattern> {
@@ -333,12 +354,7 @@ pub(crate) fn neuron_jacobian(u: &[f64], g: [f64; 3]) -> NeuronJacobian {
 #[inline(always)]
 pub(crate) fn neuron_vjp(u: &[f64], g: [f64; 3], l: &[f64], out_u: &mut [f64]) -> [f64; 3] {
     let (u, l, out_u) = (&u[..4], &l[..4], &mut out_u[..4]);
-    let (e, m, h, n) = (u[0], u[1], u[2], u[3]);
     let j = neuron_jacobian(u, g);
-    let m3 = m * m * m;
-    let n2 = n * n;
-    let n4 = n2 * n2;
-    let (e_na, e_k, e_l) = (e - E_NA, e - E_K, e - E_LEAK);
 
     // out_u ← Jᵀ λ
     out_u[0] = j.j00 * l[0] + j.j10 * l[1] + j.j20 * l[2] + j.j30 * l[3];
@@ -346,6 +362,18 @@ pub(crate) fn neuron_vjp(u: &[f64], g: [f64; 3], l: &[f64], out_u: &mut [f64]) -
     out_u[2] = j.j02 * l[0] + j.j22 * l[2];
     out_u[3] = j.j03 * l[0] + j.j33 * l[3];
 
+    neuron_param_partials(u)
+}
+
+/// `∂(dE/dt)/∂[g_Na, g_Kd, g_leak]` at `u = [E, m, h, n]`: no rate enters,
+/// so the parameter part of the VJP costs a few products.
+#[inline(always)]
+pub(crate) fn neuron_param_partials(u: &[f64]) -> [f64; 3] {
+    let (e, m, h, n) = (u[0], u[1], u[2], u[3]);
+    let m3 = m * m * m;
+    let n2 = n * n;
+    let n4 = n2 * n2;
+    let (e_na, e_k, e_l) = (e - E_NA, e - E_K, e - E_LEAK);
     [
         // ∂(dE/dt)/∂g_Na = −(E−E_Na) m³h
         -e_na * m3 * h,
@@ -365,6 +393,23 @@ mod tests {
         // `jacobian` copies `csc_values` straight into the pattern's order.
         let p = SparsityPattern::from_entries(4, NEURON_ENTRIES);
         assert!(p.entries().eq(NEURON_ENTRIES));
+    }
+
+    #[test]
+    fn vjp_params_is_the_parameter_part_of_vjp() {
+        let model = HodgkinHuxley;
+        let p = [70.0, 10.0, 0.05];
+        for (i, e) in [-90.0, -50.0, -23.0, 0.0, 40.0].into_iter().enumerate() {
+            let u = [e, 0.1 + 0.2 * i as f64, 0.9 - 0.1 * i as f64, 0.3];
+            let lambda = [0.7, -1.3, 2.1, -0.4];
+            let (mut full, mut alone) = ([0.5, -0.25, 1.0], [0.5, -0.25, 1.0]);
+            let mut out_u = [0.0; 4];
+            model.vjp(0.0, &u, &p, &lambda, &mut out_u, 0.01, &mut full, &mut ());
+            model.vjp_params(0.0, &u, &p, &lambda, 0.01, &mut alone, &mut out_u, &mut ());
+            // Same expressions in the same order: bitwise equal.
+            assert_eq!(full, alone, "at E = {e}");
+            assert_ne!(full, [0.5, -0.25, 1.0], "the parameter part is not zero");
+        }
     }
 
     #[test]
