@@ -221,9 +221,12 @@ impl<'m, M: Model> BackwardEuler<'m, M> {
         if !crate::all_finite(u_next) {
             return Err(ForwardError::non_finite(t_next, k + 1, u_next));
         }
+        // Reciprocals, off the critical path: the next step's predictor
+        // waits for these, and a division is several multiplies of latency.
+        let (inv_h, inv_span) = (1.0 / h, 1.0 / (h + h_prev));
         for i in 0..n {
-            slope_next[i] = (u_next[i] - u[i]) / h;
-            curv_next[i] = (slope_next[i] - slope[i]) / (h + h_prev);
+            slope_next[i] = (u_next[i] - u[i]) * inv_h;
+            curv_next[i] = (slope_next[i] - slope[i]) * inv_span;
         }
         self.newton.store(memory_next);
         Ok(())

@@ -347,6 +347,10 @@ impl<'m, M: Model> Newton<'m, M> {
         };
         let mut rate = self.mem[NewtonMemory::RATE];
         let mut previous = 0.0;
+        // The tests compare squares: a mispredicted convergence branch waits
+        // for its condition, and a square root is ~20 cycles of it.
+        let inv_len = 1.0 / u.len().max(1) as f64;
+        let tol_sq = tol * tol;
         for m in 0..MAX_ITERATIONS {
             self.stats.iterations += 1;
             model.rhs(t, u, p, &mut self.f, work);
@@ -362,14 +366,15 @@ impl<'m, M: Model> Newton<'m, M> {
                 let w = d * weights[i];
                 sum += w * w;
             }
-            let norm = (sum / u.len().max(1) as f64).sqrt();
-            if !norm.is_finite() {
+            let norm_sq = sum * inv_len;
+            if !norm_sq.is_finite() {
                 return Attempt::Diverged(NewtonFailure::Diverged {
                     iterations: m + 1,
-                    norm,
+                    norm: norm_sq,
                 });
             }
             if m > 0 {
+                let norm = norm_sq.sqrt();
                 rate = (0.3 * rate).max(norm / previous);
                 if norm > DIVERGENCE_RATIO * previous {
                     return Attempt::Diverged(NewtonFailure::Diverged {
@@ -378,11 +383,12 @@ impl<'m, M: Model> Newton<'m, M> {
                     });
                 }
             }
-            if norm * rate.min(1.0) <= tol {
+            let settled = rate.min(1.0);
+            if norm_sq * (settled * settled) <= tol_sq {
                 self.mem[NewtonMemory::RATE] = rate;
                 return Attempt::Converged(m + 1);
             }
-            previous = norm;
+            previous = norm_sq.sqrt();
         }
         Attempt::Slow(NewtonFailure::Diverged {
             iterations: MAX_ITERATIONS,
