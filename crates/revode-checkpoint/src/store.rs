@@ -243,6 +243,7 @@ impl CheckpointStore {
             return Ok(());
         }
         let len = self.state_len;
+        let prefetching = prefetch::worth_it(len);
         for c in (0..self.n_checkpoints).rev() {
             let start = c * self.interval;
             let end = (start + self.interval).min(self.n_steps);
@@ -256,7 +257,9 @@ impl CheckpointStore {
                 self.stats.recomputed_steps += end - 1 - start;
             }
             for k in (start..end).rev() {
-                self.prefetch_step(c, start, k.saturating_sub(prefetch::STEPS_AHEAD));
+                if prefetching {
+                    self.prefetch_step(c, start, k.saturating_sub(prefetch::STEPS_AHEAD));
+                }
                 let s = self.slot(c, k - start);
                 visit(k, &self.slots[s * len..(s + 1) * len])?;
             }
