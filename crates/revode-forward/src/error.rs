@@ -95,9 +95,6 @@ pub enum ForwardError {
     /// leaves the state on its own event's threshold.
     #[error("more than {limit} events in one step at t = {t}: the events accumulate (Zeno behaviour); check that each reset moves the state away from its threshold", t = Num(*.t))]
     TooManyEvents { t: f64, limit: usize },
-    /// A model with events given to a solver that does not locate them.
-    #[error("the model has events ('global' lines), which {solver} does not locate: use euler, rk4, beuler, dopri5 or bdf")]
-    EventsUnsupported { solver: &'static str },
     /// The memory limit in the environment is malformed.
     #[error("{0}")]
     MemoryLimit(#[from] BadLimit),

@@ -66,7 +66,6 @@ impl Error {
                     | ForwardError::Stimulus { .. }
                     | ForwardError::SamplesTooLarge { .. }
                     | ForwardError::SamplesOutgrewMemory { .. }
-                    | ForwardError::EventsUnsupported { .. }
                     | ForwardError::MemoryLimit(_),
                 )
                 | GradientError::Checkpoint(_)
