@@ -145,7 +145,7 @@ pub struct StepLoss<'a> {
     /// Step index of each observation (strictly increasing).
     observation_steps: Vec<usize>,
     /// The weights of a loss with a term at every state (`all_steps`).
-    every_state: Option<&'a [f64]>,
+    every_state: Option<EveryState<'a>>,
     /// The first state with a term when `every_state` is `None`: N for
     /// `final`, the first observation for `trace_mse`. The step loops ask
     /// about every state; below this one the answer is "none" at the cost
@@ -168,7 +168,7 @@ impl<'a> StepLoss<'a> {
             observation_steps.push(k);
         }
         let every_state = match loss {
-            Loss::AllSteps { weights } => Some(&weights[..]),
+            Loss::AllSteps { weights } => Some(EveryState::of(weights)),
             _ => None,
         };
         let first_term = observation_steps.first().copied().unwrap_or(n).min(n);
@@ -197,8 +197,8 @@ impl<'a> StepLoss<'a> {
     }
 
     pub fn term(&self, k: usize, u: &[f64]) -> f64 {
-        if let Some(weights) = self.every_state {
-            return dot(weights, u);
+        if let Some(weights) = &self.every_state {
+            return weights.dot(u);
         }
         if k < self.first_term {
             return 0.0;
@@ -223,8 +223,8 @@ impl<'a> StepLoss<'a> {
     /// `λ += ∂(term k)/∂u_k`.
     #[inline(always)]
     pub fn add_seed(&self, k: usize, u: &[f64], lambda: &mut [f64]) {
-        if let Some(weights) = self.every_state {
-            return add(lambda, weights);
+        if let Some(weights) = &self.every_state {
+            return weights.add_to(lambda);
         }
         if k >= self.first_term {
             self.add_seed_from(k, u, lambda);
@@ -244,6 +244,53 @@ impl<'a> StepLoss<'a> {
                 }
             }
             Loss::EventTimes { .. } => {}
+        }
+    }
+}
+
+/// The weights of an `all_steps` loss. Often they pick a few states of a
+/// large model (the far end's voltage of a 400-state cable): then only the
+/// nonzero ones are visited, in the same order, so the sums are the same
+/// (adding `0·u` changes nothing for finite `u`, and states are finite).
+#[derive(Debug, Clone)]
+enum EveryState<'a> {
+    Dense(&'a [f64]),
+    Sparse(Vec<(usize, f64)>),
+}
+
+impl<'a> EveryState<'a> {
+    fn of(weights: &'a [f64]) -> Self {
+        let nonzero: Vec<(usize, f64)> = weights
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w != 0.0)
+            .map(|(i, w)| (i, *w))
+            .collect();
+        // Dense when most weights count: one vectorised pass is cheaper.
+        if 4 * nonzero.len() <= weights.len() {
+            EveryState::Sparse(nonzero)
+        } else {
+            EveryState::Dense(weights)
+        }
+    }
+
+    #[inline]
+    fn dot(&self, u: &[f64]) -> f64 {
+        match self {
+            EveryState::Dense(weights) => dot(weights, u),
+            EveryState::Sparse(nonzero) => nonzero.iter().map(|&(i, w)| w * u[i]).sum(),
+        }
+    }
+
+    #[inline]
+    fn add_to(&self, lambda: &mut [f64]) {
+        match self {
+            EveryState::Dense(weights) => add(lambda, weights),
+            EveryState::Sparse(nonzero) => {
+                for &(i, w) in nonzero {
+                    lambda[i] += w;
+                }
+            }
         }
     }
 }
@@ -306,5 +353,41 @@ impl EventTimeLoss {
         }
         self.remaining -= 1;
         self.seeds.get(self.remaining).copied().unwrap_or(0.0)
+    }
+}
+
+#[cfg(test)]
+mod step_loss_tests {
+    use super::*;
+    use revode_forward::TimeGrid;
+
+    /// A probe of one state among eight visits only that state and gives
+    /// the dense sums bitwise; weights that mostly count stay dense.
+    #[test]
+    fn sparse_all_steps_weights_give_the_dense_sums() {
+        let grid = TimeGrid::new(0.0, 1.0, 0.25).unwrap();
+        let u = [0.3, -1.7, 2.5, 0.0, -0.0, 8.25, -3.5, 1e-300];
+        for weights in [
+            vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0],
+            vec![0.0, -0.5, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0],
+            vec![1.0, 2.0, 0.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        ] {
+            let sparse = weights.iter().filter(|w| **w != 0.0).count() * 4 <= weights.len();
+            let loss = Loss::AllSteps {
+                weights: weights.clone(),
+            };
+            let step_loss = StepLoss::new(&loss, &grid).unwrap();
+            assert_eq!(
+                matches!(step_loss.every_state, Some(EveryState::Sparse(_))),
+                sparse,
+                "{weights:?}"
+            );
+            assert_eq!(step_loss.term(2, &u).to_bits(), dot(&weights, &u).to_bits());
+            let mut lambda = [1.0, -2.0, 0.5, 0.25, 3.0, -1.0, 2.0, 0.125];
+            let mut expected = lambda;
+            step_loss.add_seed(2, &u, &mut lambda);
+            add(&mut expected, &weights);
+            assert_eq!(lambda, expected, "{weights:?}");
+        }
     }
 }
