@@ -8,8 +8,9 @@
 //!   negations and constant factors), and
 //! * `N` and `w` are products and quotients of factors (with constant
 //!   coefficients and negations anywhere), where every factor of `w` in its
-//!   numerator is also a factor of `N`, and there is at least one such
-//!   shared factor (it may depend on states, parameters or `t`). Factors are compared as affine forms
+//!   numerator is also a factor of `N`, and `w` shares at least one factor
+//!   with `N`, in their numerators or in their denominators (it may depend
+//!   on states, parameters or `t`). Factors are compared as affine forms
 //!   `Σ aᵢ·yᵢ + b` normalised by their first coefficient, so `(V+40)`,
 //!   `-(V+40)/10`, `(-V-40)` and `(40+V)` share the factor `V+40`.
 //!
@@ -249,7 +250,10 @@ pub fn rewrite_quotient(dag: &mut Dag, num: Id, den: Id) -> Option<Id> {
         {
             Some(at) => {
                 fn_.remove(at);
-                shares_factor |= g.power > 0;
+                // Shared in the numerators (`x/(exp(x/k) − 1)`) or the
+                // denominators (`(c/y)/(exp(c/(k·y)) − 1)`): either way
+                // N/w is K·R and the rewrite is exact.
+                shares_factor = true;
             }
             // A factor of w's numerator missing from N: not the 0/0 form.
             None if g.power > 0 => return None,
