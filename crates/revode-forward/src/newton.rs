@@ -370,7 +370,7 @@ impl<'m, M: Model> Newton<'m, M> {
             if !norm_sq.is_finite() {
                 return Attempt::Diverged(NewtonFailure::Diverged {
                     iterations: m + 1,
-                    norm: norm_sq,
+                    norm: norm_sq.sqrt(),
                 });
             }
             if m > 0 {
