@@ -226,7 +226,7 @@ impl<'a, M: Model, P: StepPlan> BeulerChain<'a, M, P> {
             }
             _ => None,
         };
-        (Some(ev.fired), event_loss)
+        (Some(ev.fired()), event_loss)
     }
 
     /// The chain state of `u0`.

@@ -156,7 +156,7 @@ impl<'a, M: Model, P: StepPlan> ForwardPass<'a, M, P> {
             loss_value += step_loss.term(k, u);
             Ok(())
         })?;
-        let events = chain.events.as_ref().map(|ev| ev.fired);
+        let events = chain.events.as_ref().map(|ev| ev.fired());
         let mut event_loss = None;
         if let Some(recorded) = chain.events.as_mut().and_then(EventStepper::stop_recording) {
             if let Loss::EventTimes { event, times } = loss {

@@ -168,6 +168,6 @@ fn solve_on_plan<M: Model, P: StepPlan>(
         },
         newton: stepper.stats(),
         linear_solver: stepper.linear_solver(),
-        events: events.map(|ev| ev.fired),
+        events: events.map(|ev| ev.fired()),
     })
 }

@@ -82,22 +82,127 @@ pub fn crosses(direction: i8, a: f64, b: f64) -> bool {
 #[derive(Debug, Clone)]
 pub struct EventStepper {
     stepper: FixedStepper,
-    n_events: usize,
-    segments: Vec<Segment>,
-    /// `starts[j]`: the state segment j starts from (after the reset of
-    /// segment j − 1).
-    starts: Vec<Vec<f64>>,
-    /// `before[j]`: the state just before segment j's event.
-    before: Vec<Vec<f64>>,
+    pieces: StepPieces,
     /// The end y of the current segment's full step, and f(y) (RK4).
     end: Vec<f64>,
     end_slope: Vec<f64>,
     /// g at the segment's ends, and the last plain step's end.
     g: EndValues,
-    probe: Vec<f64>,
-    /// Events fired since this stepper was made (replays included).
-    pub fired: usize,
+}
+
+/// The pieces of one fixed-grid step cut by events, as both fixed-grid
+/// event steppers (explicit and backward Euler) keep them: the segments,
+/// the state each starts from, the state before each event, the firings
+/// so far and the recorder of one event's times (buffers made once).
+#[derive(Debug, Clone)]
+pub(crate) struct StepPieces {
+    pub(crate) segments: Vec<Segment>,
+    /// `starts[j]`: the state piece j starts from (after the reset of
+    /// piece j − 1).
+    pub(crate) starts: Vec<Vec<f64>>,
+    /// `before[j]`: the state just before piece j's event.
+    pub(crate) before: Vec<Vec<f64>>,
+    /// Scratch of the root finder.
+    pub(crate) probe: Vec<f64>,
+    /// Events fired since the buffers were made (replays included).
+    fired: usize,
     recorder: Option<Recorder>,
+}
+
+impl StepPieces {
+    pub(crate) fn new(n_states: usize) -> Self {
+        let states = |k: usize| (0..k).map(|_| vec![0.0; n_states]).collect::<Vec<_>>();
+        StepPieces {
+            segments: Vec::with_capacity(MAX_EVENTS_PER_STEP + 1),
+            starts: states(MAX_EVENTS_PER_STEP + 1),
+            before: states(MAX_EVENTS_PER_STEP),
+            probe: vec![0.0; n_states],
+            fired: 0,
+            recorder: None,
+        }
+    }
+
+    pub(crate) fn fired(&self) -> usize {
+        self.fired
+    }
+
+    pub(crate) fn record_times(&mut self, event: usize, keep: usize) {
+        self.recorder = Some(Recorder::new(event, keep));
+    }
+
+    pub(crate) fn stop_recording(&mut self) -> Option<(Vec<f64>, usize)> {
+        self.recorder.take().map(Recorder::finish)
+    }
+
+    pub(crate) fn events_in_step(&self) -> usize {
+        self.segments.iter().filter(|s| s.event.is_some()).count()
+    }
+
+    /// A piece from `tau` over `len` that ends the step without an event.
+    #[inline(always)]
+    pub(crate) fn push_plain(&mut self, tau: f64, len: f64) {
+        self.segments.push(Segment {
+            tau,
+            h: len,
+            sigma: len,
+            event: None,
+        });
+    }
+
+    /// Piece j (from `tau` over `len`) fires event `e` at `tau + sigma`:
+    /// with `before[j]` already set to the state there, applies the reset
+    /// into `starts[j + 1]`, records the firing and returns its time.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fire<M: Model>(
+        &mut self,
+        model: &M,
+        e: usize,
+        tau: f64,
+        len: f64,
+        sigma: f64,
+        p: &[f64],
+        work: &mut M::Work,
+    ) -> f64 {
+        let j = self.segments.len();
+        model.event_reset(e, &self.before[j], p, &mut self.starts[j + 1], work);
+        self.segments.push(Segment {
+            tau,
+            h: len,
+            sigma,
+            event: Some(e),
+        });
+        self.fired += 1;
+        let t_event = tau + sigma;
+        if let Some(r) = self.recorder.as_mut() {
+            r.record(e, t_event);
+        }
+        t_event
+    }
+}
+
+/// The first event (time order, ties to the lower index) whose g crosses
+/// over `piece` between the end values `g`, located on the piece: `(σ, e)`.
+pub(crate) fn first_crossing<M: Model>(
+    model: &M,
+    g: &EndValues,
+    piece: &Piece<'_>,
+    probe: &mut [f64],
+    p: &[f64],
+    work: &mut M::Work,
+) -> Option<(f64, usize)> {
+    let mut first: Option<(f64, usize)> = None;
+    for e in 0..g.n_events() {
+        let ends = g.of(e);
+        if !crosses(model.event_direction(e), ends[0], ends[1]) {
+            continue;
+        }
+        let sigma = locate(model, e, piece, probe, ends, p, work);
+        // Ties go to the lower index (docs/events.md).
+        if first.is_none_or(|(s, _)| sigma < s) {
+            first = Some((sigma, e));
+        }
+    }
+    first
 }
 
 /// The times of one event, recorded while a forward sweep runs.
@@ -140,32 +245,30 @@ impl Recorder {
 impl EventStepper {
     pub fn new<M: Model>(method: FixedMethod, model: &M) -> Self {
         let n = model.dims().n_states;
-        let states = |k: usize| (0..k).map(|_| vec![0.0; n]).collect::<Vec<_>>();
         EventStepper {
             stepper: FixedStepper::new(method, n),
-            n_events: model.n_events(),
-            segments: Vec::with_capacity(MAX_EVENTS_PER_STEP + 1),
-            starts: states(MAX_EVENTS_PER_STEP + 1),
-            before: states(MAX_EVENTS_PER_STEP),
+            pieces: StepPieces::new(n),
             end: vec![0.0; n],
             end_slope: vec![0.0; n],
             g: EndValues::new(n, model.n_events()),
-            probe: vec![0.0; n],
-            fired: 0,
-            recorder: None,
         }
+    }
+
+    /// Events fired since this stepper was made (replays included).
+    pub fn fired(&self) -> usize {
+        self.pieces.fired()
     }
 
     /// From now on, records the times of `event`: the first `keep` of them,
     /// and how many there were (buffer made here, once).
     pub fn record_times(&mut self, event: usize, keep: usize) {
-        self.recorder = Some(Recorder::new(event, keep));
+        self.pieces.record_times(event, keep);
     }
 
     /// Stops recording (a replay must not record again); returns the first
     /// recorded times and the number of occurrences.
     pub fn stop_recording(&mut self) -> Option<(Vec<f64>, usize)> {
-        self.recorder.take().map(Recorder::finish)
+        self.pieces.stop_recording()
     }
 
     pub fn method(&self) -> FixedMethod {
@@ -174,7 +277,7 @@ impl EventStepper {
 
     /// The pieces of the last step, in time order.
     pub fn segments(&self) -> &[Segment] {
-        &self.segments
+        &self.pieces.segments
     }
 
     /// The stepper of the last step's last piece, holding its stages.
@@ -189,17 +292,17 @@ impl EventStepper {
 
     /// The state segment `j` of the last step started from.
     pub fn start_state(&self, j: usize) -> &[f64] {
-        &self.starts[j]
+        &self.pieces.starts[j]
     }
 
     /// The state just before segment `j`'s event.
     pub fn state_before(&self, j: usize) -> &[f64] {
-        &self.before[j]
+        &self.pieces.before[j]
     }
 
     /// Events in the last step.
     pub fn events_in_step(&self) -> usize {
-        self.segments.iter().filter(|s| s.event.is_some()).count()
+        self.pieces.events_in_step()
     }
 
     /// `next ← u_{k+1}`: the step from `u` at `t` over `h` with its events.
@@ -215,19 +318,14 @@ impl EventStepper {
         next: &mut [f64],
         work: &mut M::Work,
     ) -> Result<(), ForwardError> {
-        self.segments.clear();
+        self.pieces.segments.clear();
         // The common case first, with no copies: the whole step straight
         // into `next`, and no event function changing sign over it.
         self.stepper.step(model, t, h, u, p, next, work);
         let any = self.g.whole_step(model, u, next, p, work);
         if !any {
             self.g.remember(next);
-            self.segments.push(Segment {
-                tau: t,
-                h,
-                sigma: h,
-                event: None,
-            });
+            self.pieces.push_plain(t, h);
             return Ok(());
         }
         self.step_with_events(model, (t, h), u, p, next, work)
@@ -249,54 +347,41 @@ impl EventStepper {
         work: &mut M::Work,
     ) -> Result<(), ForwardError> {
         let mut any = true;
-        self.starts[0].copy_from_slice(u);
+        let pieces = &mut self.pieces;
+        pieces.starts[0].copy_from_slice(u);
         self.end.copy_from_slice(next);
         let t_end = t + h;
         let (mut tau, mut len) = (t, h);
         loop {
-            let j = self.segments.len();
-            let x = &self.starts[j];
+            let j = pieces.segments.len();
+            let x = &pieces.starts[j];
             if j > 0 {
                 // Segment 0's step and event values are the ones above.
                 self.stepper
                     .step(model, tau, len, x, p, &mut self.end, work);
                 any = self.g.piece(model, x, &self.end, p, work);
             }
-            let mut first: Option<(f64, usize)> = None;
-            if any {
-                let method = self.stepper.method();
-                if method == FixedMethod::Rk4 {
-                    model.rhs(tau + len, &self.end, p, &mut self.end_slope, work);
-                }
-                let piece = Piece {
-                    interpolant: method.into(),
-                    x,
-                    k1: &self.stepper.slopes()[0],
-                    y: &self.end,
-                    f_y: &self.end_slope,
-                    len,
-                };
-                for e in 0..self.n_events {
-                    let ends = self.g.of(e);
-                    if !crosses(model.event_direction(e), ends[0], ends[1]) {
-                        continue;
-                    }
-                    let sigma = locate(model, e, &piece, &mut self.probe, ends, p, work);
-                    // Ties go to the lower index (docs/events.md).
-                    if first.is_none_or(|(s, _)| sigma < s) {
-                        first = Some((sigma, e));
-                    }
-                }
+            let method = self.stepper.method();
+            if any && method == FixedMethod::Rk4 {
+                model.rhs(tau + len, &self.end, p, &mut self.end_slope, work);
             }
+            let piece = Piece {
+                interpolant: method.into(),
+                x,
+                k1: &self.stepper.slopes()[0],
+                y: &self.end,
+                f_y: &self.end_slope,
+                len,
+            };
+            let first = if any {
+                first_crossing(model, &self.g, &piece, &mut pieces.probe, p, work)
+            } else {
+                None
+            };
             let Some((sigma, e)) = first else {
                 next.copy_from_slice(&self.end);
                 self.g.remember(&self.end);
-                self.segments.push(Segment {
-                    tau,
-                    h: len,
-                    sigma: len,
-                    event: None,
-                });
+                pieces.push_plain(tau, len);
                 return Ok(());
             };
             if j == MAX_EVENTS_PER_STEP {
@@ -305,32 +390,12 @@ impl EventStepper {
                     limit: MAX_EVENTS_PER_STEP,
                 });
             }
-            let piece = Piece {
-                interpolant: self.stepper.method().into(),
-                x,
-                k1: &self.stepper.slopes()[0],
-                y: &self.end,
-                f_y: &self.end_slope,
-                len,
-            };
-            piece.at(sigma, &mut self.before[j]);
-            let (done, rest) = self.starts.split_at_mut(j + 1);
-            model.event_reset(e, &self.before[j], p, &mut rest[0], work);
-            let _ = done;
-            self.segments.push(Segment {
-                tau,
-                h: len,
-                sigma,
-                event: Some(e),
-            });
-            self.fired += 1;
-            tau += sigma;
-            if let Some(r) = self.recorder.as_mut() {
-                r.record(e, tau);
-            }
+            piece.at(sigma, &mut pieces.before[j]);
+            tau = pieces.fire(model, e, tau, len, sigma, p, work);
+            let step_len = len;
             len = t_end - tau;
-            if sigma >= self.segments[j].h || len <= 0.0 {
-                next.copy_from_slice(&self.starts[j + 1]);
+            if sigma >= step_len || len <= 0.0 {
+                next.copy_from_slice(&pieces.starts[j + 1]);
                 self.g.forget();
                 return Ok(());
             }
@@ -410,6 +475,10 @@ impl EndValues {
             any |= crosses(model.event_direction(e), self.g_start[e], self.g_end[e]);
         }
         any
+    }
+
+    pub(crate) fn n_events(&self) -> usize {
+        self.g_end.len()
     }
 
     /// Event `e`'s g at the start and the end.
