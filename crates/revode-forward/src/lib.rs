@@ -16,6 +16,7 @@ pub mod bdf;
 mod beuler;
 mod beuler_events;
 mod beuler_solve;
+mod dissection;
 mod error;
 pub mod events;
 mod fixed;
