@@ -207,31 +207,9 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         beside_store,
         ring.buffer_bytes() + layout.len() * std::mem::size_of::<f64>()
     );
-    let store_schedule = match schedule {
-        Schedule::BudgetBytes(b) => Schedule::BudgetBytes(b.saturating_sub(beside_store)),
-        other => other,
-    };
     // One more than the solver's own limit, so the solver's error (which
     // names t) is the one reported.
-    let store = OnlineStore::new(store_schedule, layout.len(), max_steps + 1);
-    let mut store = store.map_err(|e| match (e, schedule) {
-        (
-            CheckpointError::BudgetTooSmall {
-                minimum,
-                slots,
-                slot_bytes,
-                ..
-            },
-            Schedule::BudgetBytes(budget),
-        ) => CheckpointError::BudgetTooSmall {
-            budget,
-            minimum: minimum + beside_store,
-            slots,
-            slot_bytes,
-            beside_bytes: beside_store,
-        },
-        (other, _) => other,
-    })?;
+    let mut store = store_beside(schedule, layout.len(), max_steps + 1, beside_store)?;
 
     let started = Instant::now();
     let mut x0 = vec![0.0; layout.len()];
@@ -424,5 +402,38 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         gradient: mu.to_vec(),
         gradient_u0: lambda.to_vec(),
         stats,
+    })
+}
+
+/// The online store of a continuous adjoint whose sweep holds
+/// `beside_store` bytes outside it: a byte budget is shared (the store gets
+/// the rest), and a budget too small is reported against the whole of it.
+pub(crate) fn store_beside(
+    schedule: Schedule,
+    slot_len: usize,
+    max_slots: usize,
+    beside_store: usize,
+) -> Result<OnlineStore, CheckpointError> {
+    let store_schedule = match schedule {
+        Schedule::BudgetBytes(b) => Schedule::BudgetBytes(b.saturating_sub(beside_store)),
+        other => other,
+    };
+    OnlineStore::new(store_schedule, slot_len, max_slots).map_err(|e| match (e, schedule) {
+        (
+            CheckpointError::BudgetTooSmall {
+                minimum,
+                slots,
+                slot_bytes,
+                ..
+            },
+            Schedule::BudgetBytes(budget),
+        ) => CheckpointError::BudgetTooSmall {
+            budget,
+            minimum: minimum + beside_store,
+            slots,
+            slot_bytes,
+            beside_bytes: beside_store,
+        },
+        (other, _) => other,
     })
 }

@@ -14,12 +14,12 @@
 use std::time::Instant;
 
 use log::{debug, info};
-use revode_checkpoint::{Chain, CheckpointError, OnlineStore, OpenChain, Schedule};
+use revode_checkpoint::{Chain, OpenChain, Schedule};
 use revode_forward::{Bdf, BdfLayout, BdfOptions, ParamSegments, Stimulus};
 use revode_model::Model;
 
 use crate::adjoint_bdf::{BdfBackward, NordsieckRing};
-use crate::continuous_adaptive::AdaptiveBudget;
+use crate::continuous_adaptive::{store_beside, AdaptiveBudget};
 use crate::error::check_vector;
 use crate::event_jump::EventJump;
 use crate::loss::EventTimeLoss;
@@ -185,31 +185,9 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
         beside_store,
         ring.buffer_bytes() + layout.len() * std::mem::size_of::<f64>()
     );
-    let store_schedule = match schedule {
-        Schedule::BudgetBytes(b) => Schedule::BudgetBytes(b.saturating_sub(beside_store)),
-        other => other,
-    };
     // One more than the solver's own limit, so the solver's error (which
     // names t) is the one reported.
-    let store = OnlineStore::new(store_schedule, layout.len(), max_steps + 1);
-    let mut store = store.map_err(|e| match (e, schedule) {
-        (
-            CheckpointError::BudgetTooSmall {
-                minimum,
-                slots,
-                slot_bytes,
-                ..
-            },
-            Schedule::BudgetBytes(budget),
-        ) => CheckpointError::BudgetTooSmall {
-            budget,
-            minimum: minimum + beside_store,
-            slots,
-            slot_bytes,
-            beside_bytes: beside_store,
-        },
-        (other, _) => other,
-    })?;
+    let mut store = store_beside(schedule, layout.len(), max_steps + 1, beside_store)?;
 
     let started = Instant::now();
     let mut x0 = vec![0.0; layout.len()];
