@@ -5,7 +5,8 @@
 //! - `hh_cable_100`, `hh_cable_1000`: the HH cable (models/hh_cable.ode for
 //!   100 compartments, the flat generator models/make_hh_cable.py for 1 000),
 //!   beuler dt 0.025 over [0, 100] ms, 0.05 nA into compartment 1 on
-//!   [5, 95) ms, loss = Σ_k V_far(t_k), discrete adjoint, checkpoints all;
+//!   [5, 95) ms, loss = Σ_k V_far(t_k), discrete adjoint, default
+//!   checkpoints (all states for 100 compartments, every 64th for 1 000);
 //! - `hh_seed_euler`, `hh_seed_beuler`: the seed problem (HH, 600 ms,
 //!   dt 0.01, final loss) with explicit and backward Euler, for the
 //!   "beuler forward ≤ 4× Euler's" target.
@@ -100,8 +101,9 @@ fn cable_record(n: usize, quick: bool, reps: usize) -> Value {
         "problem": name,
         "method": "beuler_discrete_adjoint",
         "config": format!(
-            "backward Euler dt = 0.025, modified Newton (newton_tol 1e-10), {} LU, discrete adjoint by the implicit function theorem, checkpoints all; model file {} (native code)",
+            "backward Euler dt = 0.025, modified Newton (newton_tol 1e-10), {} LU, discrete adjoint by the implicit function theorem, checkpoints {:?} (the default: all states when they fit in 256 MiB); model file {} (native code)",
             implicit.map(|i| i.linear_solver).unwrap_or("?"),
+            problem.schedule_for(g.stats.steps, 4 * n),
             if n == 100 { "models/hh_cable.ode (arrays)" } else { "from models/make_hh_cable.py" },
         ),
         "forward_ms": forward_ms,
