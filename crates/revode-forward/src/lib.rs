@@ -58,6 +58,41 @@ pub use trajectory::{SampleRoom, Trajectory};
 /// `true` when every component of `u` is finite (one pass, no branches per element).
 #[inline]
 pub fn all_finite(u: &[f64]) -> bool {
-    // A NaN or ±inf anywhere makes the product-with-zero NaN.
-    u.iter().fold(0.0_f64, |acc, &x| acc + x * 0.0) == 0.0
+    // ±inf and NaN have every exponent bit set. An integer OR over the
+    // elements vectorises; a floating-point sum (x·0 is NaN for them) had
+    // to add element after element, ~0.5 µs for a 400-state cable.
+    const EXPONENT: u64 = 0x7ff0_0000_0000_0000;
+    u.iter().fold(0u64, |acc, x| {
+        acc | u64::from(x.to_bits() & EXPONENT == EXPONENT)
+    }) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_finite;
+
+    #[test]
+    fn all_finite_finds_any_infinity_or_nan_anywhere() {
+        let finite = [
+            0.0,
+            -0.0,
+            1.5,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            5e-324,
+        ];
+        for len in [0, 1, 7, 8, 9, 33] {
+            let mut u: Vec<f64> = (0..len).map(|i| finite[i % finite.len()]).collect();
+            assert!(all_finite(&u), "{u:?}");
+            for bad in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN] {
+                for at in 0..len {
+                    let keep = u[at];
+                    u[at] = bad;
+                    assert!(!all_finite(&u), "{bad} at {at} of {len}");
+                    u[at] = keep;
+                }
+            }
+        }
+    }
 }
