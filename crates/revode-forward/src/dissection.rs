@@ -68,7 +68,6 @@ pub(crate) fn nested_dissection(graph: &Graph, tie_break: &[usize]) -> Vec<usize
         graph,
         rank,
         mark: vec![Mark::Outside; n],
-        level: vec![0; n],
         order: Vec::with_capacity(n),
     };
     // Parts still to dissect, each with where its separator goes: a part is
@@ -123,7 +122,6 @@ struct Work<'g> {
     graph: &'g Graph,
     rank: Vec<usize>,
     mark: Vec<Mark>,
-    level: Vec<usize>,
     order: Vec<usize>,
 }
 
@@ -229,7 +227,6 @@ impl Work<'_> {
     fn bfs(&mut self, root: usize) -> Vec<Vec<usize>> {
         let mut levels = vec![vec![root]];
         self.mark[root] = Mark::Near;
-        self.level[root] = 0;
         loop {
             let mut next = Vec::new();
             for &v in levels.last().expect("a level") {

@@ -462,6 +462,8 @@ enum Attempt {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use revode_testing::Robertson;
 
     /// The weighted norm in partial sums: the same update of u as one
     /// running sum, bit for bit, and the same sum to rounding, for lengths
@@ -490,8 +492,6 @@ mod tests {
             assert!(sum > 0.0);
         }
     }
-    use super::*;
-    use revode_testing::Robertson;
 
     /// Robertson's kinetics, Jacobian assembled from VJPs.
     const ROBERTSON: Robertson = Robertson::ASSEMBLED;
