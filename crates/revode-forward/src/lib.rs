@@ -19,6 +19,7 @@ mod beuler_solve;
 mod dissection;
 mod error;
 pub mod events;
+mod factor_bound;
 mod fixed;
 mod grid;
 pub mod linear;

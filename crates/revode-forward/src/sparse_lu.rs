@@ -31,6 +31,7 @@ use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use revode_model::SparsityPattern;
 
 use crate::dissection::{nested_dissection, Graph};
+use crate::factor_bound::george_ng_bound;
 use crate::linear::SingularMatrix;
 
 /// Which matrix is factored.
@@ -151,7 +152,6 @@ impl SparseLu {
         // kept one is refactored unless it was the last tried. A singular
         // candidate is skipped; when all are, the last error stands.
         let mut best: Option<(usize, Choice)> = None;
-        let mut last = None;
         let mut failure = None;
         for order in 0..self.orders.len() {
             let mut kept: Option<(usize, usize, Choice)> = None;
@@ -163,12 +163,8 @@ impl SparseLu {
                         if kept.is_none_or(|(f, _, _)| fill < f) {
                             kept = Some((fill, cost, choice));
                         }
-                        last = Some(choice);
                     }
-                    Err(e) => {
-                        failure = Some(e);
-                        last = None;
-                    }
+                    Err(e) => failure = Some(e),
                 }
             }
             if let Some((_, cost, choice)) = kept {
@@ -180,11 +176,56 @@ impl SparseLu {
         let Some((_, choice)) = best else {
             return Err(failure.expect("a candidate was tried"));
         };
-        if last != Some(choice) {
-            self.factor_as(a, values, choice)?;
-        }
+        self.reserve_factors(a, choice);
+        self.factor_as(a, values, choice)?;
         self.choice = Some(choice);
         Ok(())
+    }
+
+    /// Grows faer's factor vectors, once, to what `choice`'s factors can
+    /// need under any pivoting ([`george_ng_bound`]), so that no later
+    /// factorisation allocates when its pivots fall elsewhere. faer keeps
+    /// its vectors' lengths from one factorisation to the next and has no
+    /// call to reserve them; factoring two band matrices of order n, one
+    /// whose L holds that many entries and one whose U does, grows them.
+    /// Leaves the factors to be recomputed.
+    fn reserve_factors(&mut self, a: &SparsityPattern, choice: Choice) {
+        let n = a.n();
+        let order = &self.orders[choice.order];
+        let bound = match choice.orientation {
+            Orientation::Direct => {
+                george_ng_bound(a.col_ptr(), a.row_idx(), &order.perm, &order.perm_inv)
+            }
+            Orientation::Transposed => george_ng_bound(
+                &self.t_col_ptr,
+                &self.t_row_idx,
+                &order.perm,
+                &order.perm_inv,
+            ),
+        };
+        // faer asks, at each column, for room for the entries so far plus
+        // the column's reach (at most n) plus one.
+        let needed = bound + n + 1;
+        if needed > MAX_RESERVED_ENTRIES {
+            log::debug!(
+                "sparse LU: {needed} factor entries under any pivoting is more than \
+                 {MAX_RESERVED_ENTRIES} reserved; the factors grow as needed"
+            );
+            return;
+        }
+        let identity: Vec<usize> = (0..n).collect();
+        for band in band_matrices(n, needed) {
+            let sym = SymbolicSparseColMatRef::new_checked(n, n, &band.col_ptr, None, &band.rows);
+            factorize_simplicial_numeric_lu(
+                &mut self.row_perm,
+                &mut self.row_perm_inv,
+                &mut self.lu,
+                SparseColMatRef::new(sym, &band.values),
+                PermRef::new_checked(&identity, &identity, n),
+                MemStack::new(&mut self.stack),
+            )
+            .expect("a diagonally dominant band matrix factors");
+        }
     }
 
     fn factor_as(
@@ -313,6 +354,56 @@ impl SparseLu {
             + (entries + self.t_row_idx.len() + self.a_to_t.len() + (2 + 2 * self.orders.len()) * n)
                 * i
             + self.stack.len()
+    }
+}
+
+/// Most factor entries reserved ahead (16 bytes each, in L and in U):
+/// 64 MiB a factor. Beyond it the factors grow when a factorisation needs
+/// more than the ones before (models that dense are factored densely by
+/// default).
+const MAX_RESERVED_ENTRIES: usize = 1 << 22;
+
+/// A matrix in compressed columns.
+struct Band {
+    col_ptr: Vec<usize>,
+    rows: Vec<usize>,
+    values: Vec<f64>,
+}
+
+/// Diagonally dominant matrices of order n whose LU without row exchanges
+/// (which partial pivoting keeps to) holds at least `entries` + 1 entries,
+/// in faer's requests, in L (the first) and in U (the second): a lower and
+/// an upper band as wide as needed, or one dense matrix when even the
+/// triangles are too few.
+fn band_matrices(n: usize, entries: usize) -> Vec<Band> {
+    let count = |w: usize| n * w - w * (w - 1) / 2;
+    let Some(width) = (1..=n).find(|&w| count(w) + 1 >= entries) else {
+        // Dense: faer's largest request is n(n+1)/2 + n for L, the most
+        // any pivoting can ask for.
+        return vec![band(n, |_| 0..n)];
+    };
+    vec![
+        band(n, |j| j..(j + width).min(n)),
+        band(n, |j| (j + 1).saturating_sub(width)..j + 1),
+    ]
+}
+
+/// The matrix with rows `rows_of(j)` in column j: 1 off the diagonal, 2n
+/// on it.
+fn band(n: usize, rows_of: impl Fn(usize) -> std::ops::Range<usize>) -> Band {
+    let mut col_ptr = vec![0];
+    let (mut rows, mut values) = (Vec::new(), Vec::new());
+    for j in 0..n {
+        for i in rows_of(j) {
+            rows.push(i);
+            values.push(if i == j { 2.0 * n as f64 } else { 1.0 });
+        }
+        col_ptr.push(rows.len());
+    }
+    Band {
+        col_ptr,
+        rows,
+        values,
     }
 }
 
@@ -526,6 +617,84 @@ mod tests {
                 assert!((bi - xi).abs() < 1e-12, "{bi} vs {xi}");
             }
         }
+    }
+
+    /// Lengths of faer's factor vectors: values and row indices of L and U.
+    fn factor_lengths(lu: &SparseLu) -> [usize; 4] {
+        let (l, u) = (lu.lu.l_factor_unsorted(), lu.lu.u_factor_unsorted());
+        [
+            l.val().len(),
+            l.symbolic().row_idx().len(),
+            u.val().len(),
+            u.symbolic().row_idx().len(),
+        ]
+    }
+
+    /// A uniform number in [-1, 1) from a SplitMix64 state.
+    fn uniform(state: &mut u64) -> f64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+    }
+
+    #[test]
+    fn factors_never_outgrow_the_room_reserved_at_the_first_factorisation() {
+        // Random patterns (full diagonal) and random values: every
+        // factorisation pivots its own way, and some need more entries
+        // than the first did. None may grow faer's vectors past it.
+        let mut state = 7u64;
+        let mut grew_beyond_first = 0;
+        for trial in 0..40 {
+            let n = 8 + trial % 25;
+            let mut entries: Vec<(usize, usize)> = (0..n).map(|i| (i, i)).collect();
+            for r in 0..n {
+                for c in 0..n {
+                    if r != c && uniform(&mut state) < -0.8 {
+                        entries.push((r, c));
+                    }
+                }
+            }
+            let p = SparsityPattern::from_entries(n, entries);
+            let random_values =
+                |state: &mut u64| -> Vec<f64> { p.entries().map(|_| uniform(state)).collect() };
+            let mut lu = SparseLu::new(&p);
+            let first = random_values(&mut state);
+            if lu.factor(&p, &first).is_err() {
+                continue;
+            }
+            let first_fill = lu.fill();
+            let reserved = factor_lengths(&lu);
+            for _ in 0..60 {
+                let values = random_values(&mut state);
+                if lu.factor(&p, &values).is_ok() {
+                    if lu.fill() > first_fill {
+                        grew_beyond_first += 1;
+                    }
+                    let x: Vec<f64> = (0..n).map(|i| 1.0 + i as f64).collect();
+                    let mut b = a_times(&p, &values, &x, false);
+                    lu.solve(&mut b, false);
+                    let err = b
+                        .iter()
+                        .zip(&x)
+                        .map(|(bi, xi)| (bi - xi).abs())
+                        .fold(0.0, f64::max);
+                    assert!(err < 1e-6 * n as f64, "trial {trial}: solve error {err}");
+                }
+                assert_eq!(
+                    factor_lengths(&lu),
+                    reserved,
+                    "trial {trial}: the factors grew"
+                );
+            }
+        }
+        // The test means something only if pivots did move the fill.
+        assert!(
+            grew_beyond_first > 50,
+            "{grew_beyond_first} factorisations filled more"
+        );
     }
 
     #[test]
