@@ -264,8 +264,12 @@ fn missing_events_count_as_firing_at_t1_and_unknown_events_are_errors() {
 
 mod dopri5 {
     use super::*;
-    use revode_adjoint::{gradient_continuous, AdaptiveProblem, ContinuousOptions};
-    use revode_forward::{solve_adaptive, AdaptiveOptions};
+    use revode_adjoint::{
+        gradient_continuous, gradient_continuous_with_stimulus, AdaptiveProblem, ContinuousOptions,
+    };
+    use revode_forward::{
+        solve_adaptive, AdaptiveOptions, Stimulus, StimulusTrack, MAX_EVENTS_PER_STEP,
+    };
 
     fn gradient(p: &[f64], loss: &Loss, schedule: Schedule) -> revode_adjoint::Gradient {
         let options = AdaptiveOptions::new(1e-10, 1e-10);
@@ -362,6 +366,57 @@ mod dopri5 {
             let want = fd(of, &p, k, 1e-5);
             let err = (g.gradient[k] - want).abs() / want.abs().max(1.0);
             assert!(err < 1e-5, "p{k}: {} vs {want}", g.gradient[k]);
+        }
+    }
+
+    /// Two long runs of steps that each end at an event (a drive so
+    /// strong that the next spike comes sooner than the step dopri5 wants),
+    /// split by one plain step at a stimulus switch: the forward stays
+    /// under the Zeno limit, so replays from checkpoints must too. They
+    /// count the events in a row as the forward did, not on top of what
+    /// the previous replay (of the later run) left.
+    #[test]
+    fn long_runs_of_event_steps_replay_from_checkpoints_as_they_ran() {
+        let p = [1000.0, 10.0, 30.0, 1.0, 0.0, 0.0];
+        let options = AdaptiveOptions::new(1e-8, 1e-8);
+        let problem = AdaptiveProblem {
+            u0: &[0.0, 0.0],
+            params: &p,
+            t0: 0.0,
+            t1: 1.5,
+            options: &options,
+        };
+        // τ_w switched to its own value: only a stop at t = 0.995, after 99 events in a row.
+        let stop = Stimulus {
+            tracks: vec![StimulusTrack {
+                param: 2,
+                switches: vec![[0.995, 30.0]],
+            }],
+        };
+        let loss = Loss::Final {
+            weights: vec![1.0, 0.0],
+        };
+        let run = |schedule| {
+            gradient_continuous_with_stimulus(
+                &AdaptiveLif,
+                &problem,
+                &stop,
+                &loss,
+                &ContinuousOptions::default(),
+                schedule,
+            )
+        };
+        let all = run(Schedule::All).unwrap();
+        let fired = all.stats.events.unwrap();
+        assert!(fired > 2 * MAX_EVENTS_PER_STEP / 3 + 20, "{fired} events");
+        // Binomial replays visit the same steps again and again: before
+        // the count was restart state, small budgets failed here with a
+        // Zeno error the forward never raised.
+        let budgets = [1_600, 2_400, 3_200, 8_000].map(Schedule::BudgetBytes);
+        let every = (6..=120).step_by(6).map(Schedule::Every);
+        for schedule in budgets.into_iter().chain(every) {
+            let replayed = run(schedule).unwrap_or_else(|e| panic!("{schedule:?}: {e}"));
+            assert_eq!(replayed.gradient, all.gradient, "{schedule:?}");
         }
     }
 }

@@ -130,7 +130,7 @@ mod tests {
             Schedule::BudgetBytes(4096).bytes_needed(10_000, 4) + params
         );
         let dopri = r#"{"method": "dopri5", "rtol": 1e-6, "atol": 1e-8, "max_steps": 1000}"#;
-        let slot = slot_bytes(4 + 3 * 4);
+        let slot = slot_bytes(5 + 3 * 4);
         assert_eq!(
             gradient_bytes(&problem(dopri, r#"{"budget_bytes": 65536}"#)).unwrap(),
             65536 + params

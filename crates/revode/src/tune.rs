@@ -427,11 +427,11 @@ mod tests {
     fn dopri5_budgets_are_sized_with_restart_states_and_the_dense_output() {
         let (n, states) = (10_000, 4);
         let sizing = StoreSizing::adaptive(states);
-        // [t, h, err, stop, u, f, r5]; 8 dense steps of 5 vectors and a
-        // restart state beside the slots.
-        assert_eq!(sizing.state_len, 16);
-        assert_eq!(sizing.beside_bytes, 8 * 5 * 4 * 8 + 16 * 8);
-        assert_eq!(sizing.min_budget, 3 * 17 * 8 + sizing.beside_bytes);
+        // [t, h, err, stop, events, u, f, r5]; 8 dense steps of 5 vectors
+        // and a restart state beside the slots.
+        assert_eq!(sizing.state_len, 17);
+        assert_eq!(sizing.beside_bytes, 8 * 5 * 4 * 8 + 17 * 8);
+        assert_eq!(sizing.min_budget, 3 * 18 * 8 + sizing.beside_bytes);
         let c = candidate_schedules(n, sizing, Some(1000));
         let budgets: Vec<usize> = c
             .iter()
@@ -445,7 +445,7 @@ mod tests {
             "{budgets:?}"
         );
         // The twin of `every 100` (√N): its slots of restart states and the rest.
-        let every = Schedule::Every(100).bytes_needed(n, 16) + sizing.beside_bytes;
+        let every = Schedule::Every(100).bytes_needed(n, 17) + sizing.beside_bytes;
         assert!(budgets.contains(&every), "{budgets:?}");
         // Not the fixed-step figure (4 f64 a state, nothing beside).
         let fixed = Schedule::Every(100).bytes_needed(n, states);

@@ -27,12 +27,14 @@ use serde::Serialize;
 use crate::{ForwardError, ParamSegments};
 
 /// Offsets in a packed restart state of a model with `n` states:
-/// `[t, h_next, err_old, stop, u (n), f(t, u) (n), r5 (n)]`, where `r5` is
+/// `[t, h_next, err_old, stop, events, u (n), f(t, u) (n), r5 (n)]`, where `r5` is
 /// the last dense-output coefficient of the step that *ended* at this state
 /// (zero for x_0). With `r5` and both ends' `u`, `f`, the dense output of a
 /// step needs no recomputation. A state just before event `e` fires (see
 /// [`Dopri5::advance`]) has `err_old = −(e + 1)` ([`StepLayout::pending_event`]):
-/// the next chain step is the event's reset.
+/// the next chain step is the event's reset. `events` counts the events
+/// since the last step free of them (the Zeno guard), kept here so that
+/// replays from checkpoints count as the forward sweep did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepLayout {
     pub n: usize,
@@ -43,7 +45,8 @@ impl StepLayout {
     pub const H: usize = 1;
     pub const ERR: usize = 2;
     pub const STOP: usize = 3;
-    const HEAD: usize = 4;
+    pub const EVENTS: usize = 4;
+    const HEAD: usize = 5;
 
     pub fn len(&self) -> usize {
         Self::HEAD + 3 * self.n
@@ -119,14 +122,12 @@ pub struct Dopri5 {
     events: EventState,
 }
 
-/// Event location: the attempt's dense output, scratch, and events fired
-/// since the last plain step (the Zeno guard).
+/// Event location: the attempt's dense output and scratch.
 #[derive(Debug, Clone)]
 struct EventState {
     dense: DenseStep,
     probe: Vec<f64>,
     r5: Vec<f64>,
-    in_a_row: usize,
     /// Events fired (replays included).
     fired: usize,
 }
@@ -189,7 +190,6 @@ impl Dopri5 {
                 dense: DenseStep::new(n),
                 probe: vec![0.0; n],
                 r5: vec![0.0; n],
-                in_a_row: 0,
                 fired: 0,
             },
         })
@@ -300,6 +300,7 @@ impl Dopri5 {
         x0[StepLayout::H] = h;
         x0[StepLayout::ERR] = ERR_OLD_INIT;
         x0[StepLayout::STOP] = 0.0;
+        x0[StepLayout::EVENTS] = 0.0;
         Ok(())
     }
 
@@ -375,7 +376,6 @@ impl Dopri5 {
                         let lengths = [sigma, h_try, h_new, t_end];
                         let t_stop = self.stops[stop];
                         return cut_at_event(
-                            ev,
                             &mut self.dp,
                             &self.tol,
                             t_stop,
@@ -388,12 +388,12 @@ impl Dopri5 {
                             next,
                         );
                     }
-                    ev.in_a_row = 0;
                 }
                 next[StepLayout::T] = t_end;
                 next[StepLayout::H] = h_new;
                 next[StepLayout::ERR] = controller.err_old;
                 next[StepLayout::STOP] = (stop + lands as usize) as f64;
+                next[StepLayout::EVENTS] = 0.0;
                 let (u1, f1, r5) = layout.parts_mut(next);
                 u1.copy_from_slice(&self.dp.y_new);
                 f1.copy_from_slice(&self.dp.k[6]);
@@ -471,7 +471,6 @@ fn first_event<M: Model>(
 /// `lengths` = `[σ, h of the attempt, proposed next h, the attempt's end time]`.
 #[allow(clippy::too_many_arguments)]
 fn cut_at_event<R: OdeRhs>(
-    ev: &mut EventState,
     dp: &mut Dp5,
     tol: &Tolerance,
     t_stop: f64,
@@ -486,8 +485,8 @@ fn cut_at_event<R: OdeRhs>(
     let [sigma, h_try, h_new, t_end] = lengths;
     let (t, u) = (x[StepLayout::T], layout.u(x));
     let stop = x[StepLayout::STOP] as usize;
-    ev.in_a_row += 1;
-    if ev.in_a_row > crate::events::MAX_EVENTS_PER_STEP {
+    let in_a_row = x[StepLayout::EVENTS] as usize + 1;
+    if in_a_row > crate::events::MAX_EVENTS_PER_STEP {
         return Err(ForwardError::TooManyEvents {
             t: t + sigma,
             limit: crate::events::MAX_EVENTS_PER_STEP,
@@ -505,6 +504,7 @@ fn cut_at_event<R: OdeRhs>(
     next[StepLayout::H] = h_new;
     next[StepLayout::ERR] = -(e as f64) - 1.0;
     next[StepLayout::STOP] = (stop + (t_event == t_stop) as usize) as f64;
+    next[StepLayout::EVENTS] = in_a_row as f64;
     let (u1, f1, r5) = layout.parts_mut(next);
     u1.copy_from_slice(&dp.y_new);
     f1.copy_from_slice(&dp.k[6]);
