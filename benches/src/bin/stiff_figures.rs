@@ -103,7 +103,7 @@ fn cable_record(n: usize, quick: bool, reps: usize) -> Value {
         "config": format!(
             "backward Euler dt = 0.025, modified Newton (newton_tol 1e-10), {} LU, discrete adjoint by the implicit function theorem, checkpoints {:?} (the default: all states when they fit in 256 MiB); model file {} (native code)",
             implicit.map(|i| i.linear_solver).unwrap_or("?"),
-            problem.schedule_for(g.stats.steps, 4 * n),
+            problem.schedule_for(g.stats.steps, 4 * n, 0),
             if n == 100 { "models/hh_cable.ode (arrays)" } else { "from models/make_hh_cable.py" },
         ),
         "forward_ms": forward_ms,

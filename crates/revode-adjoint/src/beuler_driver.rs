@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use log::debug;
-use revode_checkpoint::{Chain, CheckpointStore, Schedule};
+use revode_checkpoint::{Chain, CheckpointStore, Schedule, StateShape};
 use revode_forward::{
     BackwardEuler, BeulerEvents, BeulerLayout, BeulerOptions, ForwardError, NewtonStats, StepPlan,
     Stimulus, TimeGrid,
@@ -57,6 +57,17 @@ pub struct ImplicitStats {
 /// (`[u, s, c, t_J, age, γ_M, ρ, u_J]`).
 pub fn beuler_state_len(n_states: usize) -> usize {
     BeulerLayout { n: n_states }.len()
+}
+
+/// How backward Euler's chain states sit in its store: whole where a
+/// replay may start, only `u` elsewhere, which is all the backward step
+/// reads, except with events, whose backward steps replay the step.
+pub fn beuler_state_shape(n_states: usize, n_events: usize) -> StateShape {
+    let len = beuler_state_len(n_states);
+    StateShape {
+        len,
+        kept: if n_events > 0 { len } else { n_states },
+    }
 }
 
 /// Checks a backward Euler problem, its options and loss against the
@@ -169,6 +180,10 @@ impl<M: Model, P: StepPlan> Chain for BeulerChain<'_, M, P> {
 
     fn state_len(&self) -> usize {
         self.stepper.layout().len()
+    }
+
+    fn kept_len(&self) -> usize {
+        beuler_state_shape(self.model.dims().n_states, self.model.n_events()).kept
     }
 
     #[inline]
@@ -298,7 +313,11 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let step_loss = StepLoss::new(loss, &plan)?;
         let mut chain = BeulerChain::new(model, problem.options, plan, loss);
         let layout = chain.stepper.layout();
-        let mut store = CheckpointStore::new(schedule, n_steps, layout.len())?;
+        let shape = StateShape {
+            len: layout.len(),
+            kept: chain.kept_len(),
+        };
+        let mut store = CheckpointStore::new_shaped(schedule, n_steps, shape)?;
 
         let started = Instant::now();
         let x0 = chain.initial_state(problem.u0);

@@ -381,6 +381,7 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         backward_steps: back.counts.accepted,
         backward_rejected: back.counts.rejected,
         checkpoints_kept: s.checkpoints_kept,
+        slim_states_kept: 0,
         recomputed_steps: s.recomputed_steps,
         // Kept states, the upper restart state and the dense-output ring:
         // at most the budget (see `beside_store`).

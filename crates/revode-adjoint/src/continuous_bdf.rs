@@ -350,6 +350,7 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
         backward_steps: back_counts.accepted,
         backward_rejected: back_counts.rejected,
         checkpoints_kept: s.checkpoints_kept,
+        slim_states_kept: 0,
         recomputed_steps: s.recomputed_steps,
         // Kept states, the upper restart state and the polynomial ring:
         // at most the budget (see `beside_store`).

@@ -38,6 +38,9 @@ pub struct GradientStats {
     /// Rejected adjoint attempts (adaptive adjoints).
     pub backward_rejected: usize,
     pub checkpoints_kept: usize,
+    /// States kept besides the checkpoints with only what the backward
+    /// sweep reads (backward Euler: u, not the Newton memory); 0 otherwise.
+    pub slim_states_kept: usize,
     pub recomputed_steps: usize,
     /// Largest number of bytes the checkpoint store held.
     pub peak_store_bytes: usize,

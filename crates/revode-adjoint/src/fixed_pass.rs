@@ -248,6 +248,7 @@ impl SweepSummary<'_> {
                 forward_steps: s.forward_steps,
                 backward_steps: s.backward_steps,
                 checkpoints_kept: s.checkpoints_kept,
+                slim_states_kept: s.slim_slots,
                 recomputed_steps: s.recomputed_steps,
                 peak_store_bytes: s.peak_bytes,
                 forward_seconds: self.forward_seconds,

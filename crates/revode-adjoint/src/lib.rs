@@ -36,7 +36,7 @@ mod loss;
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
 pub use beuler_adjoint::{BackwardSolveStats, BeulerAdjoint, TransposedSolve};
 pub use beuler_driver::{
-    beuler_state_len, gradient_beuler_with, gradient_beuler_with_stimulus,
+    beuler_state_len, beuler_state_shape, gradient_beuler_with, gradient_beuler_with_stimulus,
     loss_beuler_with_stimulus, validate_beuler_with_stimulus, BeulerProblem, ImplicitStats,
 };
 pub use continuous_adaptive::{

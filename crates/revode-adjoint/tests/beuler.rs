@@ -363,6 +363,15 @@ fn check_schedules<M: Model>(
     let alone = loss_beuler_with_stimulus(m, &problem, stim, loss).unwrap();
     assert_eq!(alone.to_bits(), reference.loss.to_bits(), "loss alone");
     let n_steps = reference.stats.steps;
+    // Every state but x_0 keeps u alone (whole states with events), and the
+    // store holds exactly the bytes predicted.
+    let shape = revode_adjoint::beuler_state_shape(m.dims().n_states, m.n_events());
+    assert_eq!(
+        reference.stats.peak_store_bytes,
+        Schedule::All.bytes_needed_shaped(n_steps, shape)
+    );
+    let slim = if m.n_events() == 0 { n_steps - 1 } else { 0 };
+    assert_eq!(reference.stats.slim_states_kept, slim, "{}", m.name());
     for schedule in schedules(n_steps, state_len) {
         let g = gradient_beuler_with_stimulus(m, &problem, stim, loss, schedule).unwrap();
         assert_eq!(

@@ -28,5 +28,5 @@ mod store;
 pub use error::CheckpointError;
 pub use memory::MemoryLimit;
 pub use online::{OnlineStore, OpenChain};
-pub use schedule::Schedule;
+pub use schedule::{Schedule, StateShape};
 pub use store::{Chain, CheckpointStore, StoreStats};

@@ -19,6 +19,28 @@ pub enum Schedule {
     BudgetBytes(usize),
 }
 
+/// How a chain's states sit in a store: `len` f64s each, of which the
+/// reverse sweep reads the first `kept` ([`crate::Chain::kept_len`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateShape {
+    pub len: usize,
+    pub kept: usize,
+}
+
+impl StateShape {
+    /// States read whole.
+    pub fn whole(len: usize) -> StateShape {
+        StateShape { len, kept: len }
+    }
+
+    /// Whether the states between checkpoints keep only their first
+    /// `kept` f64s (replays start from whole checkpoints and step through
+    /// two whole states held beside the slots).
+    pub fn slim(&self) -> bool {
+        self.kept < self.len
+    }
+}
+
 impl Schedule {
     /// Checks the schedule's own parameters.
     pub fn validate(&self) -> Result<(), CheckpointError> {
@@ -102,6 +124,45 @@ impl Schedule {
         } else {
             available
         }))
+    }
+
+    /// The checkpoint interval of a store of slim states: [`Schedule::All`]
+    /// keeps one whole checkpoint (x_0) and every later state slim.
+    pub(crate) fn slim_interval(&self, n_steps: usize) -> usize {
+        match self {
+            Schedule::All => n_steps.max(1),
+            _ => self.interval(n_steps),
+        }
+    }
+
+    /// `(checkpoints, segment slots, interval)` of a store of `n_steps`
+    /// steps of states shaped `shape` (budgets: as [`Schedule::slots`]).
+    pub(crate) fn slots_shaped(&self, n_steps: usize, shape: StateShape) -> (usize, usize, usize) {
+        if !shape.slim() || matches!(self, Schedule::BudgetBytes(_)) {
+            let (c, s) = self.slots(n_steps, shape.len);
+            return (c, s, self.interval(n_steps));
+        }
+        let k = self.slim_interval(n_steps);
+        let checkpoints = if n_steps == 0 {
+            1
+        } else {
+            (n_steps - 1) / k + 1
+        };
+        (checkpoints, k - 1, k)
+    }
+
+    /// [`Schedule::bytes_needed`] for states shaped `shape`: with slim
+    /// states, whole checkpoints, slim segment slots and the two whole
+    /// states a replay steps through.
+    pub fn bytes_needed_shaped(&self, n_steps: usize, shape: StateShape) -> usize {
+        if !shape.slim() || matches!(self, Schedule::BudgetBytes(_)) {
+            return self.bytes_needed(n_steps, shape.len);
+        }
+        let (c, s, _) = self.slots_shaped(n_steps, shape);
+        c.saturating_add(2)
+            .saturating_mul(shape.len)
+            .saturating_add(s.saturating_mul(shape.kept))
+            .saturating_mul(std::mem::size_of::<f64>())
     }
 
     /// Exact bytes the store will hold for `n_steps` steps of states of

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::memory::MemoryError;
 use crate::pool::{slot_pair, SlotPool};
 use crate::prefetch;
-use crate::{spare, CheckpointError, MemoryLimit, Schedule};
+use crate::{spare, CheckpointError, MemoryLimit, Schedule, StateShape};
 
 /// A deterministic chain of fixed-length states.
 pub trait Chain {
@@ -15,6 +15,13 @@ pub trait Chain {
     fn state_len(&self) -> usize;
     /// `next ← step_k(x)`, where `x` is state k.
     fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), Self::Error>;
+    /// How many f64s at the front of a state the reverse visitor reads
+    /// (at most [`Chain::state_len`]; all of them by default). A store
+    /// built with this shape ([`CheckpointStore::new_shaped`]) keeps only
+    /// these of the states it never replays from.
+    fn kept_len(&self) -> usize {
+        self.state_len()
+    }
 }
 
 /// What a sweep did and held.
@@ -34,6 +41,9 @@ pub struct StoreStats {
     pub forward_steps: usize,
     /// State slots the store allocated.
     pub slots: usize,
+    /// Of those, the slots holding only the front of their states that the
+    /// reverse sweep reads (slim stores' segment slots; 0 otherwise).
+    pub slim_slots: usize,
 }
 
 /// Holds the kept states of one chain.
@@ -44,6 +54,12 @@ pub struct StoreStats {
 /// writes intermediate states straight into the segment slots, so the last
 /// segment needs no recomputation.
 ///
+/// With slim states ([`StateShape::slim`]) the segment slots hold only
+/// the first `kept` f64s of their states, the part the reverse visitor
+/// reads; checkpoints stay whole, and the sweeps step through two whole
+/// states held beside the slots. [`Schedule::All`] then keeps x_0 whole
+/// and every later state slim (one segment, never replayed).
+///
 /// [`Schedule::BudgetBytes`]: a pool of slots filled by the binomial rule
 /// (see [`crate::binomial`]), the fewest recomputed steps for the slots the
 /// budget buys.
@@ -52,6 +68,10 @@ pub struct CheckpointStore {
     schedule: Schedule,
     n_steps: usize,
     state_len: usize,
+    /// f64s kept of a segment state (`state_len` unless slim).
+    kept_len: usize,
+    /// Slim stores: the two whole states the sweeps step through.
+    rolling: Vec<f64>,
     interval: usize,
     n_checkpoints: usize,
     slots: spare::Block,
@@ -80,15 +100,41 @@ impl CheckpointStore {
         state_len: usize,
         limit: MemoryLimit,
     ) -> Result<Self, CheckpointError> {
+        Self::with_shape(schedule, n_steps, StateShape::whole(state_len), limit)
+    }
+
+    /// [`CheckpointStore::new`] for states of which the reverse visitor
+    /// reads only the first `shape.kept` f64s ([`Chain::kept_len`]); the
+    /// visitor is handed those.
+    pub fn new_shaped(
+        schedule: Schedule,
+        n_steps: usize,
+        shape: StateShape,
+    ) -> Result<Self, CheckpointError> {
+        Self::with_shape(schedule, n_steps, shape, MemoryLimit::FromSystem)
+    }
+
+    /// [`CheckpointStore::new_shaped`] with the memory available given.
+    pub fn with_shape(
+        schedule: Schedule,
+        n_steps: usize,
+        shape: StateShape,
+        limit: MemoryLimit,
+    ) -> Result<Self, CheckpointError> {
+        let state_len = shape.len;
+        debug_assert!(shape.kept <= state_len);
         schedule.validate_for(n_steps, state_len)?;
-        let (n_checkpoints, segment) = schedule.slots(n_steps, state_len);
+        // Budgets keep whole states: a binomial replay may start anywhere.
+        let slim = shape.slim() && !matches!(schedule, Schedule::BudgetBytes(_));
+        let kept_len = if slim { shape.kept } else { state_len };
+        let (n_checkpoints, segment, interval) = schedule.slots_shaped(n_steps, shape);
         let slot_len = match schedule {
             Schedule::BudgetBytes(_) => 0,
             _ => n_checkpoints
-                .saturating_add(segment)
-                .saturating_mul(state_len),
+                .saturating_mul(state_len)
+                .saturating_add(segment.saturating_mul(kept_len)),
         };
-        let needed = schedule.bytes_needed(n_steps, state_len);
+        let needed = schedule.bytes_needed_shaped(n_steps, shape);
         let checked = if spare::covers(slot_len) {
             limit.check_held(needed)
         } else {
@@ -110,22 +156,30 @@ impl CheckpointStore {
             ),
             _ => (spare::take(slot_len), None),
         };
+        let rolling = if slim {
+            vec![0.0; 2 * state_len]
+        } else {
+            Vec::new()
+        };
         let peak_bytes = match &binomial {
             Some(pool) => pool.bytes(),
-            None => slots.len() * std::mem::size_of::<f64>(),
+            None => (slots.len() + rolling.len()) * std::mem::size_of::<f64>(),
         };
         let stats = StoreStats {
             steps: n_steps,
             checkpoints_kept: n_checkpoints,
             peak_bytes,
             slots: n_checkpoints + segment,
+            slim_slots: if slim { segment } else { 0 },
             ..StoreStats::default()
         };
         Ok(CheckpointStore {
             schedule,
             n_steps,
             state_len,
-            interval: schedule.interval(n_steps),
+            kept_len,
+            rolling,
+            interval,
             n_checkpoints,
             slots,
             binomial,
@@ -193,6 +247,9 @@ impl CheckpointStore {
             self.stats.checkpoints_kept = kept;
             return Ok(());
         }
+        if !self.rolling.is_empty() {
+            return self.forward_slim(chain, x0, last, observe);
+        }
         self.slots[..len].copy_from_slice(x0);
         observe(0, x0)?;
         if self.n_steps == 0 {
@@ -242,6 +299,9 @@ impl CheckpointStore {
             }
             return Ok(());
         }
+        if !self.rolling.is_empty() {
+            return self.reverse_slim(chain, visit);
+        }
         let len = self.state_len;
         let prefetching = prefetch::worth_it(len);
         for c in (0..self.n_checkpoints).rev() {
@@ -266,6 +326,104 @@ impl CheckpointStore {
             self.stats.backward_steps += end - start;
         }
         Ok(())
+    }
+}
+
+/// The sweeps of a store of slim states.
+impl CheckpointStore {
+    /// Where segment slot `offset` (≥ 1) of a slim store starts.
+    #[inline]
+    fn slim_segment(&self, offset: usize) -> usize {
+        self.n_checkpoints * self.state_len + (offset - 1) * self.kept_len
+    }
+
+    /// [`CheckpointStore::forward`] through the two whole rolling states:
+    /// each new state goes whole into its checkpoint or slim into its
+    /// segment slot.
+    fn forward_slim<C, F>(
+        &mut self,
+        chain: &mut C,
+        x0: &[f64],
+        last: &mut [f64],
+        mut observe: F,
+    ) -> Result<(), C::Error>
+    where
+        C: Chain,
+        F: FnMut(usize, &[f64]) -> Result<(), C::Error>,
+    {
+        let (len, kept) = (self.state_len, self.kept_len);
+        self.slots[..len].copy_from_slice(x0);
+        observe(0, x0)?;
+        if self.n_steps == 0 {
+            last.copy_from_slice(x0);
+            return Ok(());
+        }
+        let mut rolling = std::mem::take(&mut self.rolling);
+        let (mut x, mut next) = rolling.split_at_mut(len);
+        x.copy_from_slice(x0);
+        let result = (|| {
+            for c in 0..self.n_checkpoints {
+                let start = c * self.interval;
+                let end = (start + self.interval).min(self.n_steps);
+                for k in start..end {
+                    chain.advance(k, x, next)?;
+                    observe(k + 1, next)?;
+                    if k + 1 == self.n_steps {
+                        last.copy_from_slice(next);
+                    } else if k + 1 == end {
+                        self.slots[(c + 1) * len..(c + 2) * len].copy_from_slice(next);
+                    } else {
+                        let at = self.slim_segment(k + 1 - start);
+                        self.slots[at..at + kept].copy_from_slice(&next[..kept]);
+                    }
+                    std::mem::swap(&mut x, &mut next);
+                }
+            }
+            Ok(())
+        })();
+        self.rolling = rolling;
+        result
+    }
+
+    /// [`CheckpointStore::reverse`] of a slim store: each segment but the
+    /// last is replayed from its whole checkpoint through the rolling
+    /// states; the visitor gets the first `kept` f64s of each state.
+    fn reverse_slim<C, V>(&mut self, chain: &mut C, mut visit: V) -> Result<(), C::Error>
+    where
+        C: Chain,
+        V: FnMut(usize, &[f64]) -> Result<(), C::Error>,
+    {
+        let (len, kept) = (self.state_len, self.kept_len);
+        let mut rolling = std::mem::take(&mut self.rolling);
+        let result = (|| {
+            for c in (0..self.n_checkpoints).rev() {
+                let start = c * self.interval;
+                let end = (start + self.interval).min(self.n_steps);
+                if c + 1 < self.n_checkpoints {
+                    let (mut x, mut next) = rolling.split_at_mut(len);
+                    x.copy_from_slice(&self.slots[c * len..(c + 1) * len]);
+                    for k in start..end - 1 {
+                        chain.advance(k, x, next)?;
+                        let at = self.slim_segment(k + 1 - start);
+                        self.slots[at..at + kept].copy_from_slice(&next[..kept]);
+                        std::mem::swap(&mut x, &mut next);
+                    }
+                    self.stats.recomputed_steps += end - 1 - start;
+                }
+                for k in (start..end).rev() {
+                    let at = if k == start {
+                        c * len
+                    } else {
+                        self.slim_segment(k - start)
+                    };
+                    visit(k, &self.slots[at..at + kept])?;
+                }
+                self.stats.backward_steps += end - start;
+            }
+            Ok(())
+        })();
+        self.rolling = rolling;
+        result
     }
 }
 
@@ -433,6 +591,61 @@ mod tests {
         let (_, _, stats, _) = sweep(Schedule::All, 100);
         assert_eq!(stats.recomputed_steps, 0);
         assert_eq!(stats.checkpoints_kept, 100);
+    }
+
+    #[test]
+    fn slim_stores_visit_the_kept_part_of_every_state_with_the_same_replays() {
+        // The visitor reads x[0] only: segment states keep 1 f64 of 2.
+        let shape = StateShape { len: 2, kept: 1 };
+        for n in [0usize, 1, 2, 7, 10, 64, 101] {
+            let reference = reference(n);
+            for schedule in [
+                Schedule::All,
+                Schedule::Every(1),
+                Schedule::Every(3),
+                Schedule::Every(7),
+                Schedule::Every(n.max(1)),
+                Schedule::Every(n + 5),
+                Schedule::BudgetBytes(1000),
+            ] {
+                let mut store = CheckpointStore::new_shaped(schedule, n, shape).unwrap();
+                let mut chain = Affine { advances: 0 };
+                let (mut seen, mut last) = (Vec::new(), [0.0; 2]);
+                store
+                    .forward(&mut chain, &[1.0, 0.0], &mut last, |_, x| {
+                        seen.push([x[0], x[1]]);
+                        Ok(())
+                    })
+                    .unwrap();
+                assert_eq!(seen, reference, "{schedule:?} n={n}");
+                assert_eq!(last, reference[n], "{schedule:?} n={n}");
+                let mut visited = Vec::new();
+                store
+                    .reverse(&mut chain, |k, x| {
+                        let budget = matches!(schedule, Schedule::BudgetBytes(_));
+                        assert_eq!(x.len(), if budget { 2 } else { 1 });
+                        visited.push((k, x[0]));
+                        Ok(())
+                    })
+                    .unwrap();
+                let expected: Vec<_> = (0..n).rev().map(|k| (k, reference[k][0])).collect();
+                assert_eq!(visited, expected, "{schedule:?} n={n}");
+                let stats = store.stats();
+                // The same recomputation as a store of whole states.
+                let (_, _, whole, _) = sweep(schedule, n);
+                assert_eq!(
+                    stats.recomputed_steps, whole.recomputed_steps,
+                    "{schedule:?}"
+                );
+                assert_eq!(chain.advances, n + stats.recomputed_steps);
+                assert_eq!(stats.peak_bytes, schedule.bytes_needed_shaped(n, shape));
+            }
+        }
+        // Every state but x_0 slim, and two whole states rolling.
+        let n = 1000;
+        let bytes = Schedule::All.bytes_needed_shaped(n, StateShape { len: 40, kept: 4 });
+        assert_eq!(bytes, (3 * 40 + (n - 1) * 4) * 8);
+        assert!(bytes < Schedule::All.bytes_needed(n, 40) / 9);
     }
 
     #[test]

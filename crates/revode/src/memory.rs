@@ -54,10 +54,12 @@ impl ModelVisitor for GradientBytes<'_> {
         let store = match crate::run::fixed_grid(problem)? {
             Some(grid) => {
                 let n_steps = grid.n_steps();
-                let state_len = problem.solver.checkpoint_state_len(dims.n_states);
+                let shape = problem
+                    .solver
+                    .checkpoint_shape(dims.n_states, model.n_events());
                 problem
-                    .schedule_for(n_steps, dims.n_states)
-                    .bytes_needed(n_steps, state_len)
+                    .schedule_for(n_steps, dims.n_states, model.n_events())
+                    .bytes_needed_shaped(n_steps, shape)
             }
             None => {
                 // The adaptive store keeps whole solver states (state,

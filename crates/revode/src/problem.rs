@@ -35,7 +35,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use revode_checkpoint::Schedule;
+use revode_checkpoint::{Schedule, StateShape};
 use revode_model::{HhNetwork, HodgkinHuxley, Model};
 use revode_ode::OdeModel;
 use serde::{Deserialize, Serialize};
@@ -340,12 +340,14 @@ impl SolverSpec {
         }
     }
 
-    /// f64s in one checkpointed state for a model of `n_states` states:
-    /// the state itself, or backward Euler's `[u, slope, curvature, Newton memory]`.
-    pub fn checkpoint_state_len(&self, n_states: usize) -> usize {
+    /// The checkpointed states of a model of `n_states` states and
+    /// `n_events` events: the state itself, or backward Euler's `[u,
+    /// slope, curvature, Newton memory]`, of which the backward sweep reads
+    /// `u` only (without events: [`revode_adjoint::beuler_state_shape`]).
+    pub fn checkpoint_shape(&self, n_states: usize, n_events: usize) -> StateShape {
         match self {
-            SolverSpec::Beuler { .. } => revode_adjoint::beuler_state_len(n_states),
-            _ => n_states,
+            SolverSpec::Beuler { .. } => revode_adjoint::beuler_state_shape(n_states, n_events),
+            _ => StateShape::whole(n_states),
         }
     }
 
@@ -731,11 +733,12 @@ impl Problem {
         }
     }
 
-    /// The checkpoint schedule for a fixed-step run of `n_steps` steps.
-    pub fn schedule_for(&self, n_steps: usize, n_states: usize) -> Schedule {
-        let state_len = self.solver.checkpoint_state_len(n_states);
+    /// The checkpoint schedule for a fixed-step run of `n_steps` steps of
+    /// a model with `n_states` states and `n_events` events.
+    pub fn schedule_for(&self, n_steps: usize, n_states: usize, n_events: usize) -> Schedule {
+        let shape = self.solver.checkpoint_shape(n_states, n_events);
         self.adjoint.checkpoints.unwrap_or_else(|| {
-            if Schedule::All.bytes_needed(n_steps, state_len) <= AUTO_ALL_BYTES {
+            if Schedule::All.bytes_needed_shaped(n_steps, shape) <= AUTO_ALL_BYTES {
                 Schedule::All
             } else {
                 Schedule::Every(((n_steps as f64).sqrt().ceil() as usize).max(1))
@@ -747,6 +750,21 @@ impl Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_keeps_every_beuler_state_while_their_u_fits() {
+        let text = r#"{"model": {"name": "hh"}, "tspan": [0, 1],
+                       "solver": {"method": "beuler", "dt": 0.1}}"#;
+        let problem = Problem::from_json(text, "p").unwrap();
+        // 2 000 000 whole chain states of HH (20 f64s) take 320 MB, more
+        // than AUTO_ALL_BYTES; their u alone 64 MB.
+        let n = 2_000_000;
+        let whole = Schedule::All.bytes_needed(n, revode_adjoint::beuler_state_len(4));
+        assert!(whole > AUTO_ALL_BYTES);
+        assert_eq!(problem.schedule_for(n, 4, 0), Schedule::All);
+        // With events the backward steps replay from whole states.
+        assert_eq!(problem.schedule_for(n, 4, 1), Schedule::Every(1415));
+    }
 
     #[test]
     fn test_models_are_not_in_the_problem_format() {

@@ -179,7 +179,8 @@ fn run_gradient<M: Model>(
     }
     match (setup, adjoint.method) {
         (Setup::Explicit(method, grid), method_kind) => {
-            let schedule = problem.schedule_for(grid.n_steps(), model.dims().n_states);
+            let schedule =
+                problem.schedule_for(grid.n_steps(), model.dims().n_states, model.n_events());
             let fixed = FixedProblem {
                 u0,
                 params,
@@ -202,7 +203,8 @@ fn run_gradient<M: Model>(
              \"adjoint\": {\"method\": \"discrete\"}",
         )),
         (Setup::Implicit(options, grid), AdjointMethod::Discrete) => {
-            let schedule = problem.schedule_for(grid.n_steps(), model.dims().n_states);
+            let schedule =
+                problem.schedule_for(grid.n_steps(), model.dims().n_states, model.n_events());
             let beuler = BeulerProblem {
                 u0,
                 params,

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use revode_checkpoint::Schedule;
+use revode_checkpoint::{Schedule, StateShape};
 use serde::Serialize;
 
 use crate::problem::{AdjointMethod, AdjointSpec, SolverSpec};
@@ -16,6 +16,9 @@ pub struct StoreSizing {
     /// f64s of one kept state: the model's states for fixed steps, a packed
     /// restart state for dopri5.
     pub state_len: usize,
+    /// f64s of a state kept between checkpoints (beuler without events:
+    /// its `u`; otherwise `state_len`).
+    pub kept_len: usize,
     /// Bytes a budget covers besides the slots (dopri5: the dense output
     /// and a restart state; fixed steps: none).
     pub beside_bytes: usize,
@@ -24,13 +27,19 @@ pub struct StoreSizing {
 }
 
 impl StoreSizing {
-    /// A fixed-step store of `n_steps` steps of `n_states` f64s each (for
-    /// beuler, its chain state: [`SolverSpec::checkpoint_state_len`]).
+    /// A fixed-step store of `n_steps` steps of `n_states` f64s each.
     pub fn fixed(n_steps: usize, n_states: usize) -> Self {
+        Self::fixed_shaped(n_steps, StateShape::whole(n_states))
+    }
+
+    /// A fixed-step store of `n_steps` steps of states shaped `shape` (for
+    /// beuler, its chain state: [`SolverSpec::checkpoint_shape`]).
+    pub fn fixed_shaped(n_steps: usize, shape: StateShape) -> Self {
         StoreSizing {
-            state_len: n_states,
+            state_len: shape.len,
+            kept_len: shape.kept,
             beside_bytes: 0,
-            min_budget: Schedule::min_budget_bytes(n_steps, n_states),
+            min_budget: Schedule::min_budget_bytes(n_steps, shape.len),
         }
     }
 
@@ -39,6 +48,7 @@ impl StoreSizing {
         let b = revode_adjoint::adaptive_budget(n_states);
         StoreSizing {
             state_len: b.state_len,
+            kept_len: b.state_len,
             beside_bytes: b.beside_bytes,
             min_budget: b.min_bytes,
         }
@@ -50,6 +60,7 @@ impl StoreSizing {
         let b = revode_adjoint::bdf_budget(n_states, max_order);
         StoreSizing {
             state_len: b.state_len,
+            kept_len: b.state_len,
             beside_bytes: b.beside_bytes,
             min_budget: b.min_bytes,
         }
@@ -61,7 +72,13 @@ impl StoreSizing {
     pub fn bytes(&self, schedule: Schedule, n_steps: usize) -> usize {
         match schedule {
             Schedule::BudgetBytes(b) => b,
-            other => other.bytes_needed(n_steps, self.state_len) + self.beside_bytes,
+            other => {
+                let shape = StateShape {
+                    len: self.state_len,
+                    kept: self.kept_len,
+                };
+                other.bytes_needed_shaped(n_steps, shape) + self.beside_bytes
+            }
         }
     }
 }
@@ -249,7 +266,11 @@ pub fn tune(
             n_states,
             max_order.unwrap_or(revode_forward::bdf::MAX_ORDER),
         ),
-        ref fixed => StoreSizing::fixed(steps, fixed.checkpoint_state_len(n_states)),
+        ref fixed => {
+            // Some(count) exactly when the model has events.
+            let n_events = usize::from(reference.stats.events.is_some());
+            StoreSizing::fixed_shaped(steps, fixed.checkpoint_shape(n_states, n_events))
+        }
     };
     let candidates = candidate_schedules(steps, sizing, options.memory_budget);
 

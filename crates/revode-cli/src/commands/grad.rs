@@ -63,8 +63,12 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
     }
     outln!("dL/du0:");
     out!("{}", fmt_vec_named(&r.state_names, &r.gradient_u0));
+    let slim = match s.slim_states_kept {
+        0 => String::new(),
+        k => format!(" (and {k} states as u alone)"),
+    };
     outln!(
-        "forward {:.3} ms, backward {:.3} ms; checkpoints {} kept, {} steps recomputed, store peak {}",
+        "forward {:.3} ms, backward {:.3} ms; checkpoints {} kept{slim}, {} steps recomputed, store peak {}",
         s.forward_seconds * 1e3,
         s.backward_seconds * 1e3,
         s.checkpoints_kept,
