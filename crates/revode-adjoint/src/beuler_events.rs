@@ -16,6 +16,8 @@ use revode_forward::{BackwardEuler, BeulerEvents, BeulerOptions, ForwardError, S
 use revode_model::Model;
 
 use crate::beuler_adjoint::BeulerAdjoint;
+use crate::events::crossing_back;
+use crate::loss::dot;
 use crate::GradientError;
 
 /// Buffers for the adjoint of backward Euler steps with events (made once
@@ -124,17 +126,19 @@ impl<'m, M: Model> BeulerEventAdjoint<'m, M> {
                     model.event_reset_vjp(e, before, p, lambda, before_bar, grad_p, work);
                     let piece = Piece::chord(x_j, y, len);
                     piece.slope(seg.sigma, slope);
-                    model.event_gradient(e, before, p, g_u, g_p, work);
-                    let g_rate = dot(g_u, slope);
-                    let sigma_bar = next_tau_bar + dot(before_bar, slope);
-                    let mu = -sigma_bar / g_rate;
-                    for ((q, b), g) in interp_bar.iter_mut().zip(before_bar.iter()).zip(g_u.iter())
-                    {
-                        *q = b + mu * g;
-                    }
-                    for (a, g) in grad_p.iter_mut().zip(g_p.iter()) {
-                        *a += mu * g;
-                    }
+                    crossing_back(
+                        model,
+                        e,
+                        before,
+                        p,
+                        slope,
+                        next_tau_bar,
+                        before_bar,
+                        [g_u, g_p],
+                        interp_bar,
+                        grad_p,
+                        work,
+                    );
                     // P = (1 − θ) x + θ y at fixed σ, θ = σ/H: ∂P/∂H = −(θ/H)(y − x)
                     // (= −θ slope) besides y's own dependence on H.
                     let theta = seg.sigma / len;
@@ -158,8 +162,4 @@ impl<'m, M: Model> BeulerEventAdjoint<'m, M> {
         }
         Ok(())
     }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -15,6 +15,8 @@ use revode_forward::events::{hermite, hermite_slopes, Piece};
 use revode_forward::{EventStepper, FixedMethod, FixedStepper, ForwardError};
 use revode_model::Model;
 
+use crate::loss::dot;
+
 /// RK4's sub-diagonal a_{i+1,i} and stage times c_i.
 const RK4_A_SUB: [f64; 3] = [0.5, 0.5, 1.0];
 const RK4_C: [f64; 4] = [0.0, 0.5, 0.5, 1.0];
@@ -141,17 +143,19 @@ impl EventAdjointStepper {
                         len: seg.h,
                     };
                     piece.slope(seg.sigma, slope);
-                    model.event_gradient(e, before, p, g_u, g_p, work);
-                    let g_rate = dot(g_u, slope);
-                    let sigma_bar = next_tau_bar + dot(before_bar, slope);
-                    let mu = -sigma_bar / g_rate;
-                    for ((q, b), g) in interp_bar.iter_mut().zip(before_bar.iter()).zip(g_u.iter())
-                    {
-                        *q = b + mu * g;
-                    }
-                    for (a, g) in grad_p.iter_mut().zip(g_p.iter()) {
-                        *a += mu * g;
-                    }
+                    crossing_back(
+                        model,
+                        e,
+                        before,
+                        p,
+                        slope,
+                        next_tau_bar,
+                        before_bar,
+                        [g_u, g_p],
+                        interp_bar,
+                        grad_p,
+                        work,
+                    );
                     let h_bar = match method {
                         FixedMethod::Euler => {
                             // u(σ) = x + σ f(x): no dependence on the length.
@@ -292,8 +296,38 @@ impl StageAdjoint<'_> {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// The crossing of event `e` on the way back (docs/events.md), shared by
+/// the explicit and backward-Euler event steps. The state `before` the
+/// reset lies on the step's interpolant at σ, which moves along `slope`
+/// (u'(σ)) as σ moves, and σ moves with u and p so that g(u(σ), p) stays
+/// 0. With `before_bar` the adjoint of `before` and `tau_bar` that of the
+/// event time: μ = −(τ̄ + before_bar·slope)/(∇_u g·slope), `interp_bar ←
+/// before_bar + μ ∇_u g` (the adjoint of the interpolant at σ) and
+/// `grad_p += μ ∂g/∂p`; `g_u`, `g_p` are scratch for g's gradients.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn crossing_back<M: Model>(
+    model: &M,
+    e: usize,
+    before: &[f64],
+    p: &[f64],
+    slope: &[f64],
+    tau_bar: f64,
+    before_bar: &[f64],
+    [g_u, g_p]: [&mut [f64]; 2],
+    interp_bar: &mut [f64],
+    grad_p: &mut [f64],
+    work: &mut M::Work,
+) {
+    model.event_gradient(e, before, p, g_u, g_p, work);
+    let g_rate = dot(g_u, slope);
+    let sigma_bar = tau_bar + dot(before_bar, slope);
+    let mu = -sigma_bar / g_rate;
+    for ((q, b), g) in interp_bar.iter_mut().zip(before_bar).zip(g_u.iter()) {
+        *q = b + mu * g;
+    }
+    for (a, g) in grad_p.iter_mut().zip(g_p.iter()) {
+        *a += mu * g;
+    }
 }
 
 /// β and ∂β/∂len of the full step.
