@@ -20,7 +20,7 @@ use revode_model::Model;
 use crate::adjoint_ode::{AdjointRhs, BackwardIntegrator, ContinuousOptions, DenseRing};
 use crate::error::check_vector;
 use crate::event_jump::EventJump;
-use crate::loss::EventTimeLoss;
+use crate::forward_terms::ForwardTerms;
 use crate::{Gradient, GradientError, GradientStats, Loss};
 
 /// Forward steps whose dense output the backward sweep keeps at once: an
@@ -217,46 +217,16 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
         .solver
         .initial_state(model, problem.params, &mut chain.work, problem.u0, &mut x0)?;
     let mut last = vec![0.0; layout.len()];
-    let mut loss_value = 0.0;
-    let mut next_obs = 0;
-    let final_weights = loss.final_weights();
     let t1 = problem.t1;
-    // The event_times loss: the first K firings of its event, and their count.
-    let (watched, targets) = match loss {
-        Loss::EventTimes { event, times } => (Some(*event), times.as_slice()),
-        _ => (None, &[][..]),
-    };
-    let mut fired_times = Vec::with_capacity(targets.len());
-    let mut fired = 0;
+    let final_weights = loss.final_weights();
+    let mut terms = ForwardTerms::new(loss, t1);
     let n_steps = store.forward(&mut chain, &x0, &mut last, |_, x| {
-        let t = x[StepLayout::T];
-        if let (Some(e), Some(w)) = (StepLayout::pending_event(x), watched) {
-            if e == w {
-                if fired_times.len() < targets.len() {
-                    fired_times.push(t);
-                }
-                fired += 1;
-            }
-        }
-        if next_obs < times.len() && t == times[next_obs] {
-            loss_value += loss.observation_term(next_obs, layout.u(x));
-            next_obs += 1;
-        }
-        if let (Some(w), true) = (final_weights, t == t1) {
-            loss_value += crate::loss::dot(w, layout.u(x));
-        }
+        terms.observe(x[StepLayout::T], layout.u(x), StepLayout::pending_event(x));
         Ok(())
     })?;
     let forward_counts = chain.solver.counts();
     let events_fired = (model.n_events() > 0).then(|| chain.solver.events_fired());
-    let mut event_loss = match watched {
-        Some(e) => {
-            let (seeds, value) = EventTimeLoss::new(e, targets, (fired_times, fired), problem.t1);
-            loss_value += value;
-            Some(seeds)
-        }
-        None => None,
-    };
+    let (loss_value, mut event_loss) = terms.finish();
     let mut jump = EventJump::new(model);
     let forward_seconds = started.elapsed().as_secs_f64();
     debug!("dopri5 forward: {forward_counts:?} in {forward_seconds:.6} s");

@@ -22,7 +22,7 @@ use crate::adjoint_bdf::{BdfBackward, NordsieckRing};
 use crate::continuous_adaptive::{store_beside, AdaptiveBudget};
 use crate::error::check_vector;
 use crate::event_jump::EventJump;
-use crate::loss::EventTimeLoss;
+use crate::forward_terms::ForwardTerms;
 use crate::{BdfNewtonStats, ContinuousOptions, Gradient, GradientError, GradientStats, Loss};
 
 /// Forward steps whose polynomials the backward sweep keeps at once: an
@@ -195,49 +195,21 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
         .solver
         .initial_state(problem.params, &mut chain.work, problem.u0, &mut x0)?;
     let mut last = vec![0.0; layout.len()];
-    let mut loss_value = 0.0;
-    let mut next_obs = 0;
-    let final_weights = loss.final_weights();
     let t1 = problem.t1;
-    // The event_times loss: the first K firings of its event, and their count.
-    let (watched, targets) = match loss {
-        Loss::EventTimes { event, times } => (Some(*event), times.as_slice()),
-        _ => (None, &[][..]),
-    };
-    let mut fired_times = Vec::with_capacity(targets.len());
-    let mut fired = 0;
+    let final_weights = loss.final_weights();
+    let mut terms = ForwardTerms::new(loss, t1);
     let n_steps = store.forward(&mut chain, &x0, &mut last, |_, x| {
         let t = x[BdfLayout::T];
         // An event located exactly at t1 ends the solve unapplied: it is not
         // a firing (as a missing one, it counts at t1 anyway).
-        if let (Some(e), Some(w), true) = (BdfLayout::pending_event(x), watched, t < t1) {
-            if e == w {
-                if fired_times.len() < targets.len() {
-                    fired_times.push(t);
-                }
-                fired += 1;
-            }
-        }
-        if next_obs < times.len() && t == times[next_obs] {
-            loss_value += loss.observation_term(next_obs, layout.u(x));
-            next_obs += 1;
-        }
-        if let (Some(w), true) = (final_weights, t == t1) {
-            loss_value += crate::loss::dot(w, layout.u(x));
-        }
+        let firing = BdfLayout::pending_event(x).filter(|_| t < t1);
+        terms.observe(t, layout.u(x), firing);
         Ok(())
     })?;
     let forward_counts = chain.solver.counts();
     let forward_newton = chain.solver.newton_stats();
     let events_fired = (model.n_events() > 0).then(|| chain.solver.events_fired());
-    let mut event_loss = match watched {
-        Some(e) => {
-            let (seeds, value) = EventTimeLoss::new(e, targets, (fired_times, fired), problem.t1);
-            loss_value += value;
-            Some(seeds)
-        }
-        None => None,
-    };
+    let (loss_value, mut event_loss) = terms.finish();
     let mut jump = EventJump::new(model);
     let forward_seconds = started.elapsed().as_secs_f64();
     debug!("bdf forward: {forward_counts:?}, {forward_newton:?} in {forward_seconds:.6} s");

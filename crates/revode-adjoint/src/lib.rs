@@ -31,6 +31,7 @@ mod events;
 mod fixed_driver;
 mod fixed_pass;
 mod forward_loss;
+mod forward_terms;
 mod loss;
 
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
