@@ -98,16 +98,41 @@ pub struct AdaptiveBudget {
     pub min_bytes: usize,
 }
 
+impl AdaptiveBudget {
+    /// Restart states of `state_len` f64s with `ring_bytes` of dense output
+    /// beside them, and the backward sweep's upper restart state.
+    pub(crate) fn new(state_len: usize, ring_bytes: usize) -> AdaptiveBudget {
+        let beside_bytes = ring_bytes + state_len * std::mem::size_of::<f64>();
+        AdaptiveBudget {
+            state_len,
+            beside_bytes,
+            min_bytes: 3 * revode_checkpoint::binomial::slot_bytes(state_len) + beside_bytes,
+        }
+    }
+}
+
 /// The [`AdaptiveBudget`] of a model with `n_states` states.
 pub fn adaptive_budget(n_states: usize) -> AdaptiveBudget {
     let state_len = StepLayout { n: n_states }.len();
-    let f64_bytes = std::mem::size_of::<f64>();
-    let beside_bytes = DENSE_RING_STEPS * DenseStep::bytes_for(n_states) + state_len * f64_bytes;
-    AdaptiveBudget {
-        state_len,
-        beside_bytes,
-        min_bytes: 3 * revode_checkpoint::binomial::slot_bytes(state_len) + beside_bytes,
+    AdaptiveBudget::new(state_len, DENSE_RING_STEPS * DenseStep::bytes_for(n_states))
+}
+
+/// Checks what the adaptive adjoints (dopri5, BDF) share: the lengths of
+/// `u0` and `params`, and a loss they can take over `[t0, t1]`.
+pub(crate) fn validate_adaptive_loss<M: Model>(
+    model: &M,
+    (u0, params): (&[f64], &[f64]),
+    (t0, t1): (f64, f64),
+    loss: &Loss,
+) -> Result<(), GradientError> {
+    let dims = model.dims();
+    check_vector("u0", u0, dims.n_states)?;
+    check_vector("params", params, dims.n_params)?;
+    if let Loss::AllSteps { .. } = loss {
+        return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
     }
+    crate::fixed_driver::check_event_loss(model, loss)?;
+    loss.validate(dims.n_states, t0, t1)
 }
 
 /// Checks an adaptive problem and its loss.
@@ -117,13 +142,12 @@ pub fn validate_adaptive<M: Model>(
     loss: &Loss,
 ) -> Result<(), GradientError> {
     let dims = model.dims();
-    check_vector("u0", problem.u0, dims.n_states)?;
-    check_vector("params", problem.params, dims.n_params)?;
-    if let Loss::AllSteps { .. } = loss {
-        return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
-    }
-    crate::fixed_driver::check_event_loss(model, loss)?;
-    loss.validate(dims.n_states, problem.t0, problem.t1)?;
+    validate_adaptive_loss(
+        model,
+        (problem.u0, problem.params),
+        (problem.t0, problem.t1),
+        loss,
+    )?;
     Dopri5::new(
         problem.options,
         dims.n_states,

@@ -19,8 +19,7 @@ use revode_forward::{Bdf, BdfLayout, BdfOptions, ParamSegments, Stimulus};
 use revode_model::Model;
 
 use crate::adjoint_bdf::{BdfBackward, NordsieckRing};
-use crate::continuous_adaptive::{store_beside, AdaptiveBudget};
-use crate::error::check_vector;
+use crate::continuous_adaptive::{store_beside, validate_adaptive_loss, AdaptiveBudget};
 use crate::event_jump::EventJump;
 use crate::forward_terms::ForwardTerms;
 use crate::{BdfNewtonStats, ContinuousOptions, Gradient, GradientError, GradientStats, Loss};
@@ -76,14 +75,7 @@ pub fn bdf_budget(n_states: usize, max_order: usize) -> AdaptiveBudget {
         n: n_states,
         q_max: max_order,
     };
-    let state_len = layout.len();
-    let beside_bytes =
-        NordsieckRing::bytes_for(layout, RING_STEPS) + state_len * std::mem::size_of::<f64>();
-    AdaptiveBudget {
-        state_len,
-        beside_bytes,
-        min_bytes: 3 * revode_checkpoint::binomial::slot_bytes(state_len) + beside_bytes,
-    }
+    AdaptiveBudget::new(layout.len(), NordsieckRing::bytes_for(layout, RING_STEPS))
 }
 
 /// Checks a BDF problem and its loss.
@@ -92,15 +84,13 @@ pub fn validate_bdf<M: Model>(
     problem: &BdfProblem<'_>,
     loss: &Loss,
 ) -> Result<(), GradientError> {
-    let dims = model.dims();
-    check_vector("u0", problem.u0, dims.n_states)?;
-    check_vector("params", problem.params, dims.n_params)?;
-    if let Loss::AllSteps { .. } = loss {
-        return Err(GradientError::LossNeedsFixedSteps { loss: loss.name() });
-    }
-    crate::fixed_driver::check_event_loss(model, loss)?;
-    loss.validate(dims.n_states, problem.t0, problem.t1)?;
-    problem.options.tolerance(dims.n_states)?;
+    validate_adaptive_loss(
+        model,
+        (problem.u0, problem.params),
+        (problem.t0, problem.t1),
+        loss,
+    )?;
+    problem.options.tolerance(model.dims().n_states)?;
     Ok(())
 }
 
