@@ -420,62 +420,34 @@ fn small_solve_transpose(lu: &[f64], d: &[f64], perm_inv: &[usize], b: &mut [f64
 /// [`small_solve`] for n = N (compiled per size: unrolled, no bounds checks).
 #[inline(always)]
 fn solve_n<const N: usize>(lu: &[f64], d: &[f64], perm: &[usize], b: &mut [f64]) {
-    let n = N;
-    assert!(b.len() == N);
-    let (lu, perm) = (&lu[..n * n], &perm[..n]);
-    let mut x = [0.0; N];
-    for i in 0..n {
-        x[i] = b[perm[i]];
-    }
-    for j in 0..n {
-        let xj = x[j];
-        for i in j + 1..n {
-            x[i] -= lu[j * n + i] * xj;
-        }
-    }
-    for j in (0..n).rev() {
-        let xj = x[j] * d[j];
-        x[j] = xj;
-        for i in 0..j {
-            x[i] -= lu[j * n + i] * xj;
-        }
-    }
-    b[..n].copy_from_slice(&x[..n]);
+    solve_within::<N>(N, lu, d, perm, b);
 }
 
-/// [`small_solve_transpose`] for n = N (compiled per size: unrolled, no bounds checks): each step is a dot product
-/// with a column of the factors.
+/// [`small_solve_transpose`] for n = N (compiled per size: unrolled, no
+/// bounds checks).
 #[inline(always)]
 fn solve_transpose_n<const N: usize>(lu: &[f64], d: &[f64], perm_inv: &[usize], b: &mut [f64]) {
-    let n = N;
-    assert!(b.len() == N);
-    let (lu, perm_inv) = (&lu[..n * n], &perm_inv[..n]);
-    let mut y = [0.0; N];
-    for i in 0..n {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= lu[i * n + k] * y[k];
-        }
-        y[i] = s * d[i];
-    }
-    for i in (0..n).rev() {
-        let mut s = y[i];
-        for k in i + 1..n {
-            s -= lu[i * n + k] * y[k];
-        }
-        y[i] = s;
-    }
-    for i in 0..n {
-        b[i] = y[perm_inv[i]];
-    }
+    solve_transpose_within::<N>(N, lu, d, perm_inv, b);
 }
 
 /// [`small_solve`] for n = 9 ..= SMALL_DENSE_MAX.
 #[inline(always)]
 fn solve_dyn(lu: &[f64], d: &[f64], perm: &[usize], b: &mut [f64]) {
-    let n = b.len();
-    let (lu, perm) = (&lu[..n * n], &perm[..n]);
-    let mut x = [0.0; SMALL_DENSE_MAX];
+    solve_within::<SMALL_DENSE_MAX>(b.len(), lu, d, perm, b);
+}
+
+/// [`small_solve_transpose`] for n = 9 ..= SMALL_DENSE_MAX.
+#[inline(always)]
+fn solve_transpose_dyn(lu: &[f64], d: &[f64], perm_inv: &[usize], b: &mut [f64]) {
+    solve_transpose_within::<SMALL_DENSE_MAX>(b.len(), lu, d, perm_inv, b);
+}
+
+/// The substitutions of [`small_solve`] for n ≤ CAP, in a stack buffer of
+/// CAP. Always inlined: where n is a constant, the loops unroll.
+#[inline(always)]
+fn solve_within<const CAP: usize>(n: usize, lu: &[f64], d: &[f64], perm: &[usize], b: &mut [f64]) {
+    let (lu, d, perm, b) = (&lu[..n * n], &d[..n], &perm[..n], &mut b[..n]);
+    let mut x = [0.0; CAP];
     for i in 0..n {
         x[i] = b[perm[i]];
     }
@@ -492,16 +464,21 @@ fn solve_dyn(lu: &[f64], d: &[f64], perm: &[usize], b: &mut [f64]) {
             x[i] -= lu[j * n + i] * xj;
         }
     }
-    b[..n].copy_from_slice(&x[..n]);
+    b.copy_from_slice(&x[..n]);
 }
 
-/// [`small_solve_transpose`] for n = 9 ..= SMALL_DENSE_MAX: each step is a dot product
-/// with a column of the factors.
+/// The substitutions of [`small_solve_transpose`] for n ≤ CAP: each step is
+/// a dot product with a column of the factors.
 #[inline(always)]
-fn solve_transpose_dyn(lu: &[f64], d: &[f64], perm_inv: &[usize], b: &mut [f64]) {
-    let n = b.len();
-    let (lu, perm_inv) = (&lu[..n * n], &perm_inv[..n]);
-    let mut y = [0.0; SMALL_DENSE_MAX];
+fn solve_transpose_within<const CAP: usize>(
+    n: usize,
+    lu: &[f64],
+    d: &[f64],
+    perm_inv: &[usize],
+    b: &mut [f64],
+) {
+    let (lu, d, perm_inv, b) = (&lu[..n * n], &d[..n], &perm_inv[..n], &mut b[..n]);
+    let mut y = [0.0; CAP];
     for i in 0..n {
         let mut s = b[i];
         for k in 0..i {
