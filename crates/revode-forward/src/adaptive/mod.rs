@@ -16,6 +16,7 @@ mod tableau;
 pub use dense::DenseStep;
 pub use dp5::{initial_step, Dp5, OdeRhs, PiController, Tolerance, ERR_OLD_INIT};
 pub use options::{check_tolerances, expand_atol, AdaptiveOptions, DEFAULT_MAX_STEPS};
+pub(crate) use solve::keeping_grown_samples;
 pub use solve::{
     solve_adaptive, solve_adaptive_observed, solve_adaptive_try_observed,
     solve_adaptive_with_stimulus, AdaptiveSolution,

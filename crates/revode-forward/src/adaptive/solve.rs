@@ -56,27 +56,48 @@ pub fn solve_adaptive_with_stimulus<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<AdaptiveSolution, ForwardError> {
-    let mut samples = Trajectory::with_capacity(0, u0.len());
+    keeping_grown_samples(u0.len(), options.max_steps, sample_every, |sampler| {
+        solve_adaptive_try_observed(
+            model,
+            options,
+            t0,
+            t1,
+            u0,
+            p,
+            stimulus,
+            sample_every,
+            sampler,
+        )
+    })
+}
+
+/// Runs `solve`, a `*_try_observed` solve, with an observer that keeps
+/// what it is handed, and returns its solution with those samples. With
+/// `sample_every = Some(s)` they grow geometrically (at most to the rows of
+/// `max_steps` accepted steps sampled every s), each growth checked first
+/// against the memory available: samples that outgrow it stop the solve
+/// with [`ForwardError::SamplesOutgrewMemory`].
+pub(crate) fn keeping_grown_samples(
+    n_states: usize,
+    max_steps: usize,
+    sample_every: Option<usize>,
+    solve: impl FnOnce(
+        &mut dyn FnMut(f64, &[f64]) -> Result<(), ForwardError>,
+    ) -> Result<AdaptiveSolution, ForwardError>,
+) -> Result<AdaptiveSolution, ForwardError> {
+    let mut samples = Trajectory::with_capacity(0, n_states);
     let room = match sample_every {
         Some(_) => Some(SampleRoom::for_trajectory(
             MemoryLimit::FromSystem,
-            u0.len(),
+            n_states,
         )?),
         None => None,
     };
     let every = sample_every.unwrap_or(1).max(1);
-    let sampler = growing_sampler(&mut samples, room, options.max_steps, every);
-    let mut solution = solve_adaptive_try_observed(
-        model,
-        options,
-        t0,
-        t1,
-        u0,
-        p,
-        stimulus,
-        sample_every,
-        sampler,
-    )?;
+    let mut solution = {
+        let mut sampler = growing_sampler(&mut samples, room, max_steps, every);
+        solve(&mut sampler)?
+    };
     solution.samples = samples;
     Ok(solution)
 }

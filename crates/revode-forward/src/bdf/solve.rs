@@ -1,11 +1,10 @@
 //! A plain BDF forward solve (the `revode solve` path).
 
-use revode_checkpoint::MemoryLimit;
 use revode_model::Model;
 
 use super::{Bdf, BdfLayout, BdfOptions};
-use crate::trajectory::growing_sampler;
-use crate::{AdaptiveSolution, ForwardError, ParamSegments, SampleRoom, Stimulus, Trajectory};
+use crate::adaptive::keeping_grown_samples;
+use crate::{AdaptiveSolution, ForwardError, ParamSegments, Stimulus, Trajectory};
 
 /// Integrates `u0` over `[t0, t1]` with BDF; `sample_every = Some(s)` keeps
 /// every s-th accepted state (and the first and last), grown as the solve
@@ -21,29 +20,20 @@ pub fn solve_bdf<M: Model>(
     stimulus: &Stimulus,
     sample_every: Option<usize>,
 ) -> Result<AdaptiveSolution, ForwardError> {
-    let mut samples = Trajectory::with_capacity(0, u0.len());
-    let room = match sample_every {
-        Some(_) => Some(SampleRoom::for_trajectory(
-            MemoryLimit::FromSystem,
-            u0.len(),
-        )?),
-        None => None,
-    };
-    let every = sample_every.unwrap_or(1).max(1);
-    let sampler = growing_sampler(&mut samples, room, options.adaptive.max_steps, every);
-    let mut solution = solve_bdf_try_observed(
-        model,
-        options,
-        t0,
-        t1,
-        u0,
-        p,
-        stimulus,
-        sample_every,
-        sampler,
-    )?;
-    solution.samples = samples;
-    Ok(solution)
+    let max_steps = options.adaptive.max_steps;
+    keeping_grown_samples(u0.len(), max_steps, sample_every, |sampler| {
+        solve_bdf_try_observed(
+            model,
+            options,
+            t0,
+            t1,
+            u0,
+            p,
+            stimulus,
+            sample_every,
+            sampler,
+        )
+    })
 }
 
 /// [`solve_bdf`] handing `observe(t, u)` every s-th accepted state (u_0
