@@ -149,7 +149,7 @@ impl SparseLu {
         }
         // Each ordering the way round with less fill (ties: Aᵀ), then
         // the ordering whose factors are cheapest to substitute with; the
-        // kept one is refactored unless it was the last tried. A singular
+        // kept one gets its room reserved and is factored again. A singular
         // candidate is skipped; when all are, the last error stands.
         let mut best: Option<(usize, Choice)> = None;
         let mut failure = None;
@@ -358,10 +358,11 @@ impl SparseLu {
 }
 
 /// Most factor entries reserved ahead (16 bytes each, in L and in U):
-/// 64 MiB a factor. Beyond it the factors grow when a factorisation needs
-/// more than the ones before (models that dense are factored densely by
-/// default).
-const MAX_RESERVED_ENTRIES: usize = 1 << 22;
+/// 16 MiB a factor, set up without a memory check like the solver's other
+/// buffers, so kept small. Beyond it the factors grow when a factorisation
+/// needs more than the ones before (models whose bound is that large are
+/// dense enough to be factored densely by default).
+const MAX_RESERVED_ENTRIES: usize = 1 << 20;
 
 /// A matrix in compressed columns.
 struct Band {
