@@ -182,10 +182,6 @@ impl<M: Model, P: StepPlan> Chain for BeulerChain<'_, M, P> {
         self.stepper.layout().len()
     }
 
-    fn kept_len(&self) -> usize {
-        beuler_state_shape(self.model.dims().n_states, self.model.n_events()).kept
-    }
-
     #[inline]
     fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), GradientError> {
         let (model, plan, work) = (self.model, &self.plan, &mut self.work);
@@ -313,10 +309,7 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let step_loss = StepLoss::new(loss, &plan)?;
         let mut chain = BeulerChain::new(model, problem.options, plan, loss);
         let layout = chain.stepper.layout();
-        let shape = StateShape {
-            len: layout.len(),
-            kept: chain.kept_len(),
-        };
+        let shape = beuler_state_shape(n, model.n_events());
         let mut store = CheckpointStore::new_shaped(schedule, n_steps, shape)?;
 
         let started = Instant::now();

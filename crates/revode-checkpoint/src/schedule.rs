@@ -20,7 +20,7 @@ pub enum Schedule {
 }
 
 /// How a chain's states sit in a store: `len` f64s each, of which the
-/// reverse sweep reads the first `kept` ([`crate::Chain::kept_len`]).
+/// reverse sweep reads the first `kept` ([`crate::CheckpointStore::new_shaped`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateShape {
     pub len: usize,

@@ -15,13 +15,6 @@ pub trait Chain {
     fn state_len(&self) -> usize;
     /// `next ← step_k(x)`, where `x` is state k.
     fn advance(&mut self, k: usize, x: &[f64], next: &mut [f64]) -> Result<(), Self::Error>;
-    /// How many f64s at the front of a state the reverse visitor reads
-    /// (at most [`Chain::state_len`]; all of them by default). A store
-    /// built with this shape ([`CheckpointStore::new_shaped`]) keeps only
-    /// these of the states it never replays from.
-    fn kept_len(&self) -> usize {
-        self.state_len()
-    }
 }
 
 /// What a sweep did and held.
@@ -104,8 +97,8 @@ impl CheckpointStore {
     }
 
     /// [`CheckpointStore::new`] for states of which the reverse visitor
-    /// reads only the first `shape.kept` f64s ([`Chain::kept_len`]); the
-    /// visitor is handed those.
+    /// reads only the first `shape.kept` f64s: the store keeps only those
+    /// of the states it never replays from, and hands the visitor those.
     pub fn new_shaped(
         schedule: Schedule,
         n_steps: usize,
