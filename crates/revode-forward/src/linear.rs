@@ -79,6 +79,7 @@ pub struct SingularMatrix {
     pub index: usize,
 }
 
+#[derive(Clone)]
 enum Factors {
     Dense {
         /// A, then its LU factors in place: column-major n × n (entry
@@ -112,6 +113,7 @@ pub struct IterationMatrix {
     factors: Factors,
     kind: LinearSolver,
     stack: MemBuffer,
+    stack_req: StackReq,
     /// γ of the current factors (NaN before the first).
     gamma: f64,
     factorizations: usize,
@@ -126,6 +128,26 @@ impl std::fmt::Debug for IterationMatrix {
             .field("kind", &self.kind)
             .field("gamma", &self.gamma)
             .finish()
+    }
+}
+
+/// A copy with the same factors and, for sparse ones, the same ordering
+/// and reserved room: copies of one factored matrix factor later matrices
+/// alike, without trying the orderings again, and allocate nothing then.
+impl Clone for IterationMatrix {
+    fn clone(&self) -> Self {
+        IterationMatrix {
+            pattern: self.pattern.clone(),
+            jac_to_a: self.jac_to_a.clone(),
+            diag: self.diag.clone(),
+            factors: self.factors.clone(),
+            kind: self.kind,
+            stack: MemBuffer::new(self.stack_req),
+            stack_req: self.stack_req,
+            gamma: self.gamma,
+            factorizations: 0,
+            solves: 0,
+        }
     }
 }
 
@@ -179,6 +201,7 @@ impl IterationMatrix {
             factors,
             kind,
             stack: MemBuffer::new(req),
+            stack_req: req,
             gamma: f64::NAN,
             factorizations: 0,
             solves: 0,

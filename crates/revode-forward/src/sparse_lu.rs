@@ -44,6 +44,7 @@ pub(crate) enum Orientation {
 }
 
 /// A column ordering: `perm[k]` is the k-th column eliminated.
+#[derive(Clone)]
 struct ColumnOrder {
     perm: Vec<usize>,
     perm_inv: Vec<usize>,
@@ -98,6 +99,29 @@ pub(crate) struct SparseLu {
     /// A solve's permuted right-hand side.
     scratch: Vec<f64>,
     stack: MemBuffer,
+    stack_req: StackReq,
+}
+
+/// A copy with the same ordering, choice and factors (and the room
+/// reserved for them): later factorisations of either allocate nothing.
+impl Clone for SparseLu {
+    fn clone(&self) -> Self {
+        SparseLu {
+            orders: self.orders.clone(),
+            t_col_ptr: self.t_col_ptr.clone(),
+            t_row_idx: self.t_row_idx.clone(),
+            a_to_t: self.a_to_t.clone(),
+            t_values: self.t_values.clone(),
+            lu: self.lu.clone(),
+            row_perm: self.row_perm.clone(),
+            row_perm_inv: self.row_perm_inv.clone(),
+            u_diag_inv: self.u_diag_inv.clone(),
+            choice: self.choice,
+            scratch: self.scratch.clone(),
+            stack: MemBuffer::new(self.stack_req),
+            stack_req: self.stack_req,
+        }
+    }
 }
 
 impl SparseLu {
@@ -113,6 +137,7 @@ impl SparseLu {
             orders.push(ColumnOrder::new(dissected));
         }
         let (t_col_ptr, t_row_idx, a_to_t) = transposed_pattern(a);
+        let stack_req = factorize_simplicial_numeric_lu_scratch::<usize, f64>(n, n);
         SparseLu {
             orders,
             t_col_ptr,
@@ -125,7 +150,8 @@ impl SparseLu {
             u_diag_inv: vec![0.0; n],
             choice: None,
             scratch: vec![0.0; n],
-            stack: MemBuffer::new(factorize_simplicial_numeric_lu_scratch::<usize, f64>(n, n)),
+            stack: MemBuffer::new(stack_req),
+            stack_req,
         }
     }
 
