@@ -37,12 +37,16 @@ pub const FLOOR_BACKWARD_ERROR: f64 = 64.0 * f64::EPSILON;
 pub enum TransposedSolve {
     /// [`TransposedSolve::Refactor`] for small dense systems (n ≤
     /// [`revode_forward::linear::SMALL_DENSE_MAX`]), whose LU is cheap next
-    /// to the corrections refinement takes; [`TransposedSolve::Refine`]
+    /// to the corrections refinement takes; for models with a Jacobian of
+    /// their own and at least [`crate::SCHEDULED_MIN_STATES`] states (and
+    /// no events), refinement on factors made every
+    /// [`crate::FACTOR_EVERY`] steps, ahead on a second thread where there
+    /// is one ([`crate::BackwardThreads`]); [`TransposedSolve::Refine`]
     /// otherwise (the default).
     #[default]
     Auto,
     /// Iterative refinement with the last factors as preconditioner and an
-    /// exact residual; refactor when it would converge slowly.
+    /// exact residual; refactor when it would converge slowly (one thread).
     Refine,
     /// Evaluate J and refactor at every step (for comparison).
     Refactor,
@@ -50,7 +54,7 @@ pub enum TransposedSolve {
 
 /// Where the exact residual `Aᵀw = w − h J(u_{k+1})ᵀ w` comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Residual {
+pub(crate) enum Residual {
     /// The model's Jacobian, evaluated at every step: `Jᵀw` and `|J|ᵀ|w|`
     /// by sparse products, the parameter sum by one VJP at the end.
     Jacobian,
@@ -70,6 +74,9 @@ pub struct BackwardSolveStats {
     pub vjps: usize,
     /// Steps that accepted a refined `w` without refactoring.
     pub refined_steps: usize,
+    /// Threads of the backward sweep (two: Jacobians and scheduled factors
+    /// made ahead on a helper, [`crate::BackwardThreads`]).
+    pub threads: usize,
 }
 
 /// The buffers and factors of the backward Euler adjoint, made once per
@@ -155,6 +162,7 @@ impl<'m, M: Model> BeulerAdjoint<'m, M> {
             jacobian_evaluations: self.jac.evaluations(),
             factorizations: self.matrix.factorizations(),
             transposed_solves: self.matrix.solves() + self.small_solves,
+            threads: 1,
             ..self.stats
         }
     }
@@ -388,18 +396,23 @@ impl<'m, M: Model> BeulerAdjoint<'m, M> {
     /// predicted (at the observed rate; the first residual's size stands for
     /// the rate, being ~h‖J − J_b‖) than a refactorisation costs.
     fn too_slow(&self, m: usize, berr: f64, previous: f64) -> bool {
-        // Binary logarithms from the exponents: a heuristic needs no more.
-        let digits_left = log2_floor(berr) - log2_floor(ACCEPT_BACKWARD_ERROR);
-        let per_correction = if m == 0 {
-            -log2_floor(berr)
-        } else {
-            log2_floor(previous) - log2_floor(berr)
-        };
-        if per_correction <= 0 {
-            return true;
-        }
-        m as f64 + digits_left as f64 / per_correction as f64 > self.refactor_after
+        too_slow(self.refactor_after, m, berr, previous)
     }
+}
+
+/// [`BeulerAdjoint::too_slow`] with the threshold given.
+pub(crate) fn too_slow(refactor_after: f64, m: usize, berr: f64, previous: f64) -> bool {
+    // Binary logarithms from the exponents: a heuristic needs no more.
+    let digits_left = log2_floor(berr) - log2_floor(ACCEPT_BACKWARD_ERROR);
+    let per_correction = if m == 0 {
+        -log2_floor(berr)
+    } else {
+        log2_floor(previous) - log2_floor(berr)
+    };
+    if per_correction <= 0 {
+        return true;
+    }
+    m as f64 + digits_left as f64 / per_correction as f64 > refactor_after
 }
 
 /// ⌊log₂ x⌋ of a positive normal number, from its exponent bits.
@@ -411,14 +424,21 @@ fn log2_floor(x: f64) -> i64 {
 /// `w` is accepted at backward error `berr` (the previous correction's was
 /// `previous`): at rounding level, or at the floor and no longer improving.
 #[inline]
-fn accepted(berr: f64, previous: f64) -> bool {
+pub(crate) fn accepted(berr: f64, previous: f64) -> bool {
     berr <= ACCEPT_BACKWARD_ERROR || (berr <= FLOOR_BACKWARD_ERROR && berr > 0.5 * previous)
 }
 
 /// `r ← λ − w + h v` (`v = Jᵀw`); returns the largest componentwise
 /// backward error `|r_i| / (|λ_i| + |w_i| + h a_i)`, `a` bounding `|Jᵀw|`.
 #[inline]
-fn residual(lambda: &[f64], w: &[f64], v: &[f64], a: &[f64], h: f64, r: &mut [f64]) -> f64 {
+pub(crate) fn residual(
+    lambda: &[f64],
+    w: &[f64],
+    v: &[f64],
+    a: &[f64],
+    h: f64,
+    r: &mut [f64],
+) -> f64 {
     let n = lambda.len();
     let (w, v, a, r) = (&w[..n], &v[..n], &a[..n], &mut r[..n]);
     let mut berr = 0.0_f64;
@@ -435,7 +455,7 @@ fn residual(lambda: &[f64], w: &[f64], v: &[f64], a: &[f64], h: f64, r: &mut [f6
 /// `v ← Jᵀw` and `a ← |J|ᵀ|w|` for J in compressed-column form: entry j
 /// of each is a product with column j.
 #[inline]
-fn transposed_products(
+pub(crate) fn transposed_products(
     pattern: &revode_model::SparsityPattern,
     values: &[f64],
     w: &[f64],
@@ -457,7 +477,7 @@ fn transposed_products(
 }
 
 /// Largest model whose Jacobian products are taken densely.
-const DENSE_PRODUCTS_MAX: usize = 8;
+pub(crate) const DENSE_PRODUCTS_MAX: usize = 8;
 
 /// [`transposed_products`] for a dense column-major `j` (n ≤ 8), each size
 /// compiled on its own so the loops unroll.
@@ -496,7 +516,12 @@ fn dense_products_n<const N: usize>(j: &[f64], w: &[f64], v: &mut [f64], a: &mut
 /// A refactorisation also sharpens the preconditioner of the steps that
 /// follow, so it pays before it costs as much as the corrections it saves
 /// on its own step: the break-even is scaled by [`REFACTOR_BENEFIT`].
-fn refactor_after(residual: Residual, matrix: &IterationMatrix, jac_nnz: usize, n: usize) -> f64 {
+pub(crate) fn refactor_after(
+    residual: Residual,
+    matrix: &IterationMatrix,
+    jac_nnz: usize,
+    n: usize,
+) -> f64 {
     let (n_f, nnz) = (n as f64, jac_nnz as f64);
     let (factor, solve) = match matrix.kind() {
         // faer's sparse LU: ~50 instructions an entry of A, solves ~8.

@@ -12,14 +12,17 @@ use std::time::Instant;
 use log::debug;
 use revode_checkpoint::{Chain, CheckpointStore, Schedule, StateShape};
 use revode_forward::{
-    BackwardEuler, BeulerEvents, BeulerLayout, BeulerOptions, ForwardError, NewtonStats, StepPlan,
-    Stimulus, TimeGrid,
+    BackwardEuler, BeulerEvents, BeulerLayout, BeulerOptions, ForwardError, NewtonStats,
+    SingularMatrix, StepPlan, Stimulus, TimeGrid,
 };
 use revode_model::Model;
 use serde::Serialize;
 
 use crate::beuler_adjoint::{BackwardSolveStats, BeulerAdjoint, TransposedSolve};
 use crate::beuler_events::BeulerEventAdjoint;
+use crate::beuler_pipeline::{
+    takes_scheduled, with_pipeline, BackwardThreads, Block, ScheduledSolver,
+};
 use crate::error::check_vector;
 use crate::fixed_driver::check_event_loss;
 use crate::fixed_pass::{
@@ -110,11 +113,13 @@ pub fn gradient_beuler_with_stimulus<M: Model>(
         loss,
         schedule,
         TransposedSolve::default(),
+        BackwardThreads::default(),
     )
 }
 
 /// [`gradient_beuler_with_stimulus`] with a chosen way of solving the
-/// backward systems (benches compare them).
+/// backward systems and number of backward threads (benches compare them;
+/// the gradient does not depend on the threads).
 pub fn gradient_beuler_with<M: Model>(
     model: &M,
     problem: &BeulerProblem<'_>,
@@ -122,6 +127,7 @@ pub fn gradient_beuler_with<M: Model>(
     loss: &Loss,
     schedule: Schedule,
     transposed: TransposedSolve,
+    threads: BackwardThreads,
 ) -> Result<Gradient, GradientError> {
     validate_beuler_with_stimulus(model, problem, stimulus, loss)?;
     on_grid(
@@ -134,6 +140,7 @@ pub fn gradient_beuler_with<M: Model>(
             loss,
             schedule,
             transposed,
+            threads,
         },
     )
 }
@@ -290,6 +297,7 @@ struct Discrete<'a, M> {
     loss: &'a Loss,
     schedule: Schedule,
     transposed: TransposedSolve,
+    threads: BackwardThreads,
 }
 
 impl<M: Model> PlanVisitor for Discrete<'_, M> {
@@ -302,6 +310,7 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             loss,
             schedule,
             transposed,
+            threads,
         } = self;
         let dims = model.dims();
         let n = dims.n_states;
@@ -334,6 +343,56 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let mut grad_p = vec![0.0; dims.n_params];
         let mut u_next = layout.u(&last).to_vec();
         step_loss.add_seed(n_steps, &u_next, &mut lambda);
+        if takes_scheduled(model, transposed) {
+            let linear = problem.options.linear_solver;
+            let mut work = model.new_work();
+            let ((), backward) = with_pipeline(model, linear, threads, |pipeline| {
+                let mut process = |solver: &mut ScheduledSolver, block: &mut Block| {
+                    for j in 0..block.len() {
+                        let k = block.step(j);
+                        solver
+                            .step_back(model, block, j, &mut lambda, &mut grad_p, &mut work)
+                            .map_err(|s| {
+                                let (t, h) = block.time_and_width(j);
+                                singular_step(t, h, k, s)
+                            })?;
+                        check_adjoint(&lambda, plan.time(k), k)?;
+                        drop_protocol_sums(model, &plan, k, &mut grad_p, &mut work);
+                        step_loss.add_seed(k, block.u(j), &mut lambda);
+                    }
+                    Ok(())
+                };
+                chain.replay_plain_steps = true;
+                store.reverse(&mut chain, |k, x| {
+                    let (_, h, p) = plan.step(k);
+                    let u = layout.u(x);
+                    pipeline.push(k, plan.time(k + 1), h, p, &u_next, u, &mut process)?;
+                    u_next.copy_from_slice(u);
+                    Ok(())
+                })?;
+                pipeline.finish(&mut process)
+            })?;
+            let summary = SweepSummary {
+                what: "discrete adjoint",
+                method: "beuler",
+                loss: loss_value,
+                store: store.stats(),
+                steps: n_steps,
+                forward_seconds,
+                events,
+            };
+            return finish_beuler(
+                summary,
+                &chain,
+                forward_newton,
+                backward,
+                model,
+                grad_p,
+                lambda,
+                &mut work,
+                started,
+            );
+        }
         let mut back = BeulerAdjoint::new(model, problem.options.linear_solver, transposed);
         let mut work = model.new_work();
         let mut event_back = events.map(|_| BeulerEventAdjoint::new(model, problem.options));
@@ -370,12 +429,7 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
                         &mut grad_p,
                         &mut work,
                     )
-                    .map_err(|s| ForwardError::SingularIterationMatrix {
-                        t: t_next,
-                        step: k + 1,
-                        index: s.index,
-                        h,
-                    })?,
+                    .map_err(|s| singular_step(t_next, h, k, s))?,
             }
             check_adjoint(&lambda, plan.time(k), k)?;
             drop_protocol_sums(model, &plan, k, &mut grad_p, &mut work);
@@ -384,15 +438,6 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             u_next.copy_from_slice(u);
             Ok(())
         })?;
-        let total_newton = chain.stepper.stats();
-        let implicit = ImplicitStats {
-            linear_solver: chain.stepper.linear_solver().name(),
-            newton: forward_newton,
-            replay_jacobian_evaluations: total_newton.jacobian_evaluations
-                - forward_newton.jacobian_evaluations,
-            replay_factorizations: total_newton.factorizations - forward_newton.factorizations,
-            backward: back.stats(),
-        };
         let summary = SweepSummary {
             what: "discrete adjoint",
             method: "beuler",
@@ -402,8 +447,54 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             forward_seconds,
             events,
         };
-        let mut g = summary.finish(model, grad_p, lambda, &mut work, started)?;
-        g.stats.implicit = Some(implicit);
-        Ok(g)
+        let backward = back.stats();
+        finish_beuler(
+            summary,
+            &chain,
+            forward_newton,
+            backward,
+            model,
+            grad_p,
+            lambda,
+            &mut work,
+            started,
+        )
     }
+}
+
+/// A singular iteration matrix met by the backward step k (ending at t).
+fn singular_step(t: f64, h: f64, k: usize, s: SingularMatrix) -> ForwardError {
+    ForwardError::SingularIterationMatrix {
+        t,
+        step: k + 1,
+        index: s.index,
+        h,
+    }
+}
+
+/// The gradient with the implicit solver's counters.
+#[allow(clippy::too_many_arguments)]
+fn finish_beuler<M: Model, P: StepPlan>(
+    summary: SweepSummary,
+    chain: &BeulerChain<'_, M, P>,
+    forward_newton: NewtonStats,
+    backward: BackwardSolveStats,
+    model: &M,
+    grad_p: Vec<f64>,
+    lambda: Vec<f64>,
+    work: &mut M::Work,
+    started: Instant,
+) -> Result<Gradient, GradientError> {
+    let total_newton = chain.stepper.stats();
+    let implicit = ImplicitStats {
+        linear_solver: chain.stepper.linear_solver().name(),
+        newton: forward_newton,
+        replay_jacobian_evaluations: total_newton.jacobian_evaluations
+            - forward_newton.jacobian_evaluations,
+        replay_factorizations: total_newton.factorizations - forward_newton.factorizations,
+        backward,
+    };
+    let mut g = summary.finish(model, grad_p, lambda, work, started)?;
+    g.stats.implicit = Some(implicit);
+    Ok(g)
 }

@@ -21,6 +21,7 @@ mod adjoint_ode;
 mod beuler_adjoint;
 mod beuler_driver;
 mod beuler_events;
+mod beuler_pipeline;
 mod continuous_adaptive;
 mod continuous_bdf;
 mod continuous_fixed;
@@ -40,6 +41,7 @@ pub use beuler_driver::{
     beuler_state_len, beuler_state_shape, gradient_beuler_with, gradient_beuler_with_stimulus,
     loss_beuler_with_stimulus, validate_beuler_with_stimulus, BeulerProblem, ImplicitStats,
 };
+pub use beuler_pipeline::{BackwardThreads, FACTOR_EVERY, SCHEDULED_MIN_STATES};
 pub use continuous_adaptive::{
     adaptive_budget, gradient_continuous, gradient_continuous_with_stimulus, validate_adaptive,
     AdaptiveBudget, AdaptiveProblem,

@@ -9,8 +9,9 @@ mod common;
 
 use common::Predator;
 use revode_adjoint::{
-    gradient_beuler_with, gradient_beuler_with_stimulus, loss_beuler_with_stimulus, BeulerProblem,
-    Gradient, GradientError, Loss, TransposedSolve,
+    gradient_beuler_with, gradient_beuler_with_stimulus, loss_beuler_with_stimulus,
+    BackwardSolveStats, BackwardThreads, BeulerProblem, Gradient, GradientError, Loss,
+    TransposedSolve,
 };
 use revode_checkpoint::Schedule;
 use revode_forward::{
@@ -404,7 +405,16 @@ fn refinement_agrees_with_refactoring_at_every_step() {
         options: BeulerOptions::default(),
     };
     let run = |mode| {
-        gradient_beuler_with(&hh, &problem, &Stimulus::none(), &loss, Schedule::All, mode).unwrap()
+        gradient_beuler_with(
+            &hh,
+            &problem,
+            &Stimulus::none(),
+            &loss,
+            Schedule::All,
+            mode,
+            BackwardThreads::Auto,
+        )
+        .unwrap()
     };
     let (refined, refactored) = (run(TransposedSolve::Refine), run(TransposedSolve::Refactor));
     let (a, b) = (
@@ -439,6 +449,7 @@ fn refinement_agrees_with_refactoring_at_every_step() {
             &loss,
             Schedule::All,
             mode,
+            BackwardThreads::Auto,
         )
         .unwrap()
     };
@@ -502,4 +513,127 @@ fn bad_options_and_failures_are_errors() {
         }
         other => panic!("{other}"),
     }
+}
+
+/// A model of `SCHEDULED_MIN_STATES` states or more with its own Jacobian
+/// takes scheduled factorisations, made ahead on a helper thread or
+/// inline: the gradient is bitwise the same either way and for every
+/// schedule, and agrees with refactoring at every step.
+#[test]
+fn larger_models_gradients_do_not_depend_on_threads_or_schedules() {
+    let grid = TimeGrid::new(0.0, 10.0, 0.01).unwrap();
+    let net = HhNetwork::with_neurons(8).unwrap();
+    assert!(net.dims().n_states >= revode_adjoint::SCHEDULED_MIN_STATES);
+    let blocks = StiffBlocks {
+        blocks: 16,
+        jacobian: true,
+    };
+    // Switches on and off the lattice (3.005 cuts a step).
+    let stim = |param| Stimulus {
+        tracks: vec![StimulusTrack {
+            param,
+            switches: vec![[2.0, 1.3], [3.005, 0.9]],
+        }],
+    };
+    check_threads(&net, grid, &Stimulus::none(), LinearSolver::Sparse);
+    check_threads(&net, grid, &stim(0), LinearSolver::Dense);
+    // The blocks' source term: their Jacobian stays constant.
+    check_threads(&blocks, grid, &stim(3), LinearSolver::Auto);
+}
+
+fn check_threads<M: Model>(m: &M, grid: TimeGrid, stim: &Stimulus, linear: LinearSolver) {
+    let (p, u0) = (m.default_params(), m.default_u0());
+    let n = m.dims().n_states;
+    let problem = BeulerProblem {
+        u0: &u0,
+        params: &p,
+        grid,
+        options: options(linear),
+    };
+    let loss = Loss::TraceMse {
+        component: 0,
+        times: vec![1.0, 3.0, 6.5, 10.0],
+        values: vec![-60.0, -50.0, 0.0, 1.0],
+    };
+    let run = |schedule, mode, threads| {
+        gradient_beuler_with(m, &problem, stim, &loss, schedule, mode, threads).unwrap()
+    };
+    let one = run(Schedule::All, TransposedSolve::Auto, BackwardThreads::One);
+    let two = run(Schedule::All, TransposedSolve::Auto, BackwardThreads::Two);
+    assert_eq!(bits(&one), bits(&two), "{}: one vs two threads", m.name());
+    let (b1, b2) = (
+        one.stats.implicit.unwrap().backward,
+        two.stats.implicit.unwrap().backward,
+    );
+    assert_eq!((b1.threads, b2.threads), (1, 2));
+    let steps = one.stats.steps;
+    assert_eq!(b2.jacobian_evaluations, steps);
+    // Every FACTOR_EVERY-th step is factored ahead, others on the main
+    // thread when refinement would be slow.
+    let scheduled = steps.div_ceil(revode_adjoint::FACTOR_EVERY);
+    assert!((scheduled..=steps).contains(&b2.factorizations), "{b2:?}");
+    assert_eq!(b1, BackwardSolveStats { threads: 1, ..b2 });
+    let state_len = revode_adjoint::beuler_state_len(n);
+    for schedule in schedules(steps, state_len) {
+        let g = run(schedule, TransposedSolve::Auto, BackwardThreads::Two);
+        assert_eq!(bits(&g), bits(&one), "{} {schedule:?}", m.name());
+    }
+    // Refinement stops at a backward error of rounding level, as does the
+    // adaptive refactoring of smaller models: both agree with refactoring
+    // at every step to what a thousand steps' rounding allows.
+    let exact = run(
+        Schedule::All,
+        TransposedSolve::Refactor,
+        BackwardThreads::Auto,
+    );
+    let adaptive = run(
+        Schedule::All,
+        TransposedSolve::Refine,
+        BackwardThreads::Auto,
+    );
+    for (what, g) in [("scheduled", &one), ("adaptive", &adaptive)] {
+        let err =
+            rel_err(&g.gradient, &exact.gradient).max(rel_err(&g.gradient_u0, &exact.gradient_u0));
+        assert!(err < 1e-11, "{}: {what} vs refactored: {err:e}", m.name());
+    }
+}
+
+/// An adjoint that overflows is reported at the step where it does, the
+/// same with the helper thread as without, and the helper stops with the
+/// sweep.
+#[test]
+fn an_overflowing_adjoint_stops_the_pipelined_sweep_where_it_overflows() {
+    // x' = 50 x from x = 0: the state stays 0, the adjoint doubles each
+    // step backwards (I − hJ = 1/2) from a weight of 1e250.
+    let m = StiffBlocks {
+        blocks: 16,
+        jacobian: true,
+    };
+    let (p, u0) = ([-50.0, 3.0, 0.0, 0.0], vec![0.0; 32]);
+    let problem = BeulerProblem {
+        u0: &u0,
+        params: &p,
+        grid: TimeGrid::new(0.0, 4.0, 0.01).unwrap(),
+        options: options(LinearSolver::Auto),
+    };
+    let loss = Loss::Final {
+        weights: vec![1e250; 32],
+    };
+    let failure = |mode, threads| match gradient_beuler_with(
+        &m,
+        &problem,
+        &Stimulus::none(),
+        &loss,
+        Schedule::All,
+        mode,
+        threads,
+    ) {
+        Err(GradientError::NonFiniteAdjoint { t, step }) => (t.to_bits(), step),
+        other => panic!("{other:?}"),
+    };
+    let two = failure(TransposedSolve::Auto, BackwardThreads::Two);
+    assert_eq!(failure(TransposedSolve::Auto, BackwardThreads::One), two);
+    assert_eq!(failure(TransposedSolve::Refine, BackwardThreads::One), two);
+    // 2^k · 1e250 overflows after ~190 of the 400 steps.
+    assert!((150..250).contains(&(400 - two.1)), "{two:?}");
 }
