@@ -81,11 +81,29 @@ fn cable_record(n: usize, quick: bool, reps: usize) -> Value {
     };
     let first_call_ms = started.elapsed().as_secs_f64() * 1e3;
     let (forward_ms, gradient_ms) = time_problem(&problem, reps);
+    // On a rayon pool's thread the backward sweep keeps to one thread.
+    let one_thread = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a thread");
+    let (g_one, gradient_one_thread_ms) = one_thread.install(|| {
+        let ms = 1e3
+            * median_seconds(reps, || {
+                std::hint::black_box(revode::gradient(&problem).expect("gradient"));
+            });
+        (revode::gradient(&problem).expect("gradient"), ms)
+    });
     let g = revode::gradient(&problem).expect("gradient");
     assert_eq!(
         g.loss.to_bits(),
         first.loss.to_bits(),
         "native and interpreted agree"
+    );
+    let bits = |x: &[f64]| x.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&g.gradient),
+        bits(&g_one.gradient),
+        "one thread and two agree bitwise"
     );
     let every = 40;
     let far_v = 4 * (n - 1);
@@ -109,6 +127,8 @@ fn cable_record(n: usize, quick: bool, reps: usize) -> Value {
         "forward_ms": forward_ms,
         "gradient_ms": gradient_ms,
         "ratio_gradient_to_forward": gradient_ms / forward_ms,
+        "gradient_one_thread_ms": gradient_one_thread_ms,
+        "ratio_one_thread_gradient_to_forward": gradient_one_thread_ms / forward_ms,
         "first_call_ms": first_call_ms,
         "n_timed": reps,
         "loss": g.loss,
@@ -187,7 +207,7 @@ fn main() {
         "bench": "stiff_figures",
         "quick": o.quick,
         "version": env!("CARGO_PKG_VERSION"),
-        "timing": "forward_ms: the loss alone (one forward solve); gradient_ms: loss and gradient; medians after one warm-up, native code compiled",
+        "timing": "forward_ms: the loss alone (one forward solve); gradient_ms: loss and gradient (the cable's backward sweep on two threads, gradient_one_thread_ms on one); medians after one warm-up, native code compiled",
         "records": records,
     });
     println!("{}", serde_json::to_string_pretty(&doc).expect("json"));

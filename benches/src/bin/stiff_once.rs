@@ -13,14 +13,16 @@
 //! Arguments: `forward|gradient|euler-forward|euler-gradient seed|cable [N]`
 //! and options `--dt DT`, `--t1 T`, `--newton-tol TOL`, `--refactor` (refactor
 //! at every backward step) or `--refine` (refine on older factors; the
-//! default chooses by size), `--every K` (checkpoints).
+//! default chooses by size), `--threads 1|2` (the backward sweep of a
+//! larger model; default: two on a multi-core machine), `--every K`
+//! (checkpoints).
 //! `seed` is fixtures/hh_seed.json (built-in HH, [0, 600] by default);
 //! `cable N` is the N-compartment cable of models/make_hh_cable.py (written
 //! to a temporary folder by python3), [0, 100], as fixtures/hh_cable_100.json.
 
 use revode::adjoint::{
-    gradient_beuler_with, gradient_fixed_with_stimulus, loss_beuler_with_stimulus, BeulerProblem,
-    TransposedSolve,
+    gradient_beuler_with, gradient_fixed_with_stimulus, loss_beuler_with_stimulus, BackwardThreads,
+    BeulerProblem, TransposedSolve,
 };
 use revode::checkpoint::Schedule;
 use revode::forward::{FixedMethod, Stimulus, TimeGrid};
@@ -34,6 +36,7 @@ struct Run {
     t1: Option<f64>,
     newton_tol: Option<f64>,
     transposed: TransposedSolve,
+    threads: BackwardThreads,
     schedule: Schedule,
     problem: Problem,
     /// Time this many runs (after the model's native code is ready).
@@ -103,6 +106,7 @@ impl ModelVisitor for &Run {
                                 &loss,
                                 self.schedule,
                                 self.transposed,
+                                self.threads,
                             )
                             .unwrap(),
                         );
@@ -116,9 +120,15 @@ impl ModelVisitor for &Run {
                     &loss,
                     self.schedule,
                     self.transposed,
+                    self.threads,
                 )
                 .unwrap();
                 println!("loss {:e}, dL/dp[0] {:e}", g.loss, g.gradient[0]);
+                println!(
+                    "forward sweep {:.3} ms, backward sweep {:.3} ms",
+                    g.stats.forward_seconds * 1e3,
+                    g.stats.backward_seconds * 1e3
+                );
                 println!("{}", serde_json::to_string(&g.stats.implicit).unwrap());
             }
             "euler-forward" => {
@@ -141,7 +151,7 @@ impl ModelVisitor for &Run {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: stiff_once forward|gradient|euler-forward|euler-gradient seed|cable [N] \
-                 [--dt DT] [--t1 T] [--newton-tol TOL] [--refactor|--refine] [--every K] [--repeat R]";
+                 [--dt DT] [--t1 T] [--newton-tol TOL] [--refactor|--refine] [--threads 1|2] [--every K] [--repeat R]";
     let what = args.get(1).expect(usage).clone();
     let option = |name: &str| {
         args.iter()
@@ -177,6 +187,11 @@ fn main() {
             TransposedSolve::Refine
         } else {
             TransposedSolve::Auto
+        },
+        threads: match option("--threads").map(|t| t as usize) {
+            None => BackwardThreads::Auto,
+            Some(1) => BackwardThreads::One,
+            Some(_) => BackwardThreads::Two,
         },
         schedule: option("--every").map_or(Schedule::All, |k| Schedule::Every(k as usize)),
         repeat: option("--repeat").map(|r| r as usize),

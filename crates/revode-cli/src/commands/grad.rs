@@ -78,12 +78,17 @@ pub fn run(args: &GradArgs) -> Result<ExitCode, Error> {
     if let Some(i) = &s.implicit {
         let (f, b) = (&i.newton, &i.backward);
         outln!(
-            "newton ({} LU): {} iterations ({:.2} a step), {} Jacobians, {} factorizations; backward: {} transposed solves ({:.2} a step), {} factorizations",
+            "newton ({} LU): {} iterations ({:.2} a step), {} Jacobians, {} factorizations; backward{}: {} transposed solves ({:.2} a step), {} factorizations",
             i.linear_solver,
             f.iterations,
             f.iterations as f64 / s.steps.max(1) as f64,
             f.jacobian_evaluations,
             f.factorizations,
+            if b.threads > 1 {
+                format!(" ({} threads)", b.threads)
+            } else {
+                String::new()
+            },
             b.transposed_solves,
             b.transposed_solves as f64 / s.steps.max(1) as f64,
             b.factorizations
