@@ -343,9 +343,12 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         let mut grad_p = vec![0.0; dims.n_params];
         let mut u_next = layout.u(&last).to_vec();
         step_loss.add_seed(n_steps, &u_next, &mut lambda);
-        if takes_scheduled(model, transposed) {
+        let mut work = model.new_work();
+        // Replays take the plain step where no event was (event_steps is
+        // complete after the forward sweep).
+        chain.replay_plain_steps = true;
+        let backward = if takes_scheduled(model, transposed) {
             let linear = problem.options.linear_solver;
-            let mut work = model.new_work();
             let ((), backward) = with_pipeline(model, linear, threads, |pipeline| {
                 let mut process = |solver: &mut ScheduledSolver, block: &mut Block| {
                     for j in 0..block.len() {
@@ -362,7 +365,6 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
                     }
                     Ok(())
                 };
-                chain.replay_plain_steps = true;
                 store.reverse(&mut chain, |k, x| {
                     let (_, h, p) = plan.step(k);
                     let u = layout.u(x);
@@ -372,72 +374,52 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
                 })?;
                 pipeline.finish(&mut process)
             })?;
-            let summary = SweepSummary {
-                what: "discrete adjoint",
-                method: "beuler",
-                loss: loss_value,
-                store: store.stats(),
-                steps: n_steps,
-                forward_seconds,
-                events,
-            };
-            return finish_beuler(
-                summary,
-                &chain,
-                forward_newton,
-                backward,
-                model,
-                grad_p,
-                lambda,
-                &mut work,
-                started,
-            );
-        }
-        let mut back = BeulerAdjoint::new(model, problem.options.linear_solver, transposed);
-        let mut work = model.new_work();
-        let mut event_back = events.map(|_| BeulerEventAdjoint::new(model, problem.options));
-        // Complete after the forward sweep: replays and the backward steps
-        // look events up instead of searching for them.
-        let event_steps = chain.event_steps.clone();
-        chain.replay_plain_steps = true;
-        store.reverse(&mut chain, |k, x| {
-            let (_, h, p) = plan.step(k);
-            let t_next = plan.time(k + 1);
-            match event_back.as_mut() {
-                Some(eb) if step_had_event(&event_steps, k) => {
-                    let seed = |e| event_loss.as_mut().map_or(0.0, |l| l.seed(e));
-                    eb.step_back(
-                        model,
-                        &plan,
-                        k,
-                        x,
-                        &mut back,
-                        &mut lambda,
-                        &mut grad_p,
-                        &mut work,
-                        seed,
-                    )?;
+            backward
+        } else {
+            let mut back = BeulerAdjoint::new(model, problem.options.linear_solver, transposed);
+            let mut event_back = events.map(|_| BeulerEventAdjoint::new(model, problem.options));
+            // The backward steps look events up instead of searching for them.
+            let event_steps = chain.event_steps.clone();
+            store.reverse(&mut chain, |k, x| {
+                let (_, h, p) = plan.step(k);
+                let t_next = plan.time(k + 1);
+                match event_back.as_mut() {
+                    Some(eb) if step_had_event(&event_steps, k) => {
+                        let seed = |e| event_loss.as_mut().map_or(0.0, |l| l.seed(e));
+                        eb.step_back(
+                            model,
+                            &plan,
+                            k,
+                            x,
+                            &mut back,
+                            &mut lambda,
+                            &mut grad_p,
+                            &mut work,
+                            seed,
+                        )?;
+                    }
+                    _ => back
+                        .step_back(
+                            model,
+                            t_next,
+                            h,
+                            &u_next,
+                            p,
+                            &mut lambda,
+                            &mut grad_p,
+                            &mut work,
+                        )
+                        .map_err(|s| singular_step(t_next, h, k, s))?,
                 }
-                _ => back
-                    .step_back(
-                        model,
-                        t_next,
-                        h,
-                        &u_next,
-                        p,
-                        &mut lambda,
-                        &mut grad_p,
-                        &mut work,
-                    )
-                    .map_err(|s| singular_step(t_next, h, k, s))?,
-            }
-            check_adjoint(&lambda, plan.time(k), k)?;
-            drop_protocol_sums(model, &plan, k, &mut grad_p, &mut work);
-            let u = layout.u(x);
-            step_loss.add_seed(k, u, &mut lambda);
-            u_next.copy_from_slice(u);
-            Ok(())
-        })?;
+                check_adjoint(&lambda, plan.time(k), k)?;
+                drop_protocol_sums(model, &plan, k, &mut grad_p, &mut work);
+                let u = layout.u(x);
+                step_loss.add_seed(k, u, &mut lambda);
+                u_next.copy_from_slice(u);
+                Ok(())
+            })?;
+            back.stats()
+        };
         let summary = SweepSummary {
             what: "discrete adjoint",
             method: "beuler",
@@ -447,18 +429,18 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
             forward_seconds,
             events,
         };
-        let backward = back.stats();
-        finish_beuler(
-            summary,
-            &chain,
-            forward_newton,
+        let total_newton = chain.stepper.stats();
+        let implicit = ImplicitStats {
+            linear_solver: chain.stepper.linear_solver().name(),
+            newton: forward_newton,
+            replay_jacobian_evaluations: total_newton.jacobian_evaluations
+                - forward_newton.jacobian_evaluations,
+            replay_factorizations: total_newton.factorizations - forward_newton.factorizations,
             backward,
-            model,
-            grad_p,
-            lambda,
-            &mut work,
-            started,
-        )
+        };
+        let mut g = summary.finish(model, grad_p, lambda, &mut work, started)?;
+        g.stats.implicit = Some(implicit);
+        Ok(g)
     }
 }
 
@@ -470,31 +452,4 @@ fn singular_step(t: f64, h: f64, k: usize, s: SingularMatrix) -> ForwardError {
         index: s.index,
         h,
     }
-}
-
-/// The gradient with the implicit solver's counters.
-#[allow(clippy::too_many_arguments)]
-fn finish_beuler<M: Model, P: StepPlan>(
-    summary: SweepSummary,
-    chain: &BeulerChain<'_, M, P>,
-    forward_newton: NewtonStats,
-    backward: BackwardSolveStats,
-    model: &M,
-    grad_p: Vec<f64>,
-    lambda: Vec<f64>,
-    work: &mut M::Work,
-    started: Instant,
-) -> Result<Gradient, GradientError> {
-    let total_newton = chain.stepper.stats();
-    let implicit = ImplicitStats {
-        linear_solver: chain.stepper.linear_solver().name(),
-        newton: forward_newton,
-        replay_jacobian_evaluations: total_newton.jacobian_evaluations
-            - forward_newton.jacobian_evaluations,
-        replay_factorizations: total_newton.factorizations - forward_newton.factorizations,
-        backward,
-    };
-    let mut g = summary.finish(model, grad_p, lambda, work, started)?;
-    g.stats.implicit = Some(implicit);
-    Ok(g)
 }
