@@ -44,8 +44,10 @@ pub const SCHEDULED_MIN_STATES: usize = 32;
 const MAIN_REFACTOR_SLACK: f64 = 3.0;
 /// How long a thread waits for a block on its core before sleeping.
 const SPIN: Duration = Duration::from_micros(50);
-/// About the bytes of one block's Jacobians, states and parameters.
-const BLOCK_BYTES: usize = 1 << 19;
+/// About the bytes of one block's Jacobians, states and parameters (24
+/// steps on the 100-compartment cable: larger or smaller blocks were
+/// slower there, docs/stiff.md).
+const BLOCK_BYTES: usize = 3 << 17;
 /// At most this many steps a block (one synchronisation each).
 const BLOCK_STEPS_MAX: usize = 64;
 
@@ -258,7 +260,9 @@ impl<'m, M: Model> Preparer<'m, M> {
 /// Steps a block holds for a model of these sizes: a multiple of
 /// [`FACTOR_EVERY`], about [`BLOCK_BYTES`] of data.
 fn block_steps(n: usize, nnz: usize, n_params: usize) -> usize {
-    let per_step = (nnz + 2 * n + n_params + 4) * std::mem::size_of::<f64>();
+    // A step's Jacobian, its state, a row of parameters at most, and t,
+    // h, k and the row's index.
+    let per_step = (nnz + n + n_params + 4) * std::mem::size_of::<f64>();
     let fit = (BLOCK_BYTES / per_step).clamp(FACTOR_EVERY, BLOCK_STEPS_MAX);
     fit / FACTOR_EVERY * FACTOR_EVERY
 }
@@ -487,6 +491,10 @@ impl<'m, M: Model> Pipeline<'m, M> {
             Link::Inline(_) => 1,
             Link::Helper { .. } => 2,
         };
+        log::debug!(
+            "beuler backward: {blocks} block(s) of {cap} steps, {} factored each",
+            cap / FACTOR_EVERY
+        );
         let mut free = Vec::with_capacity(blocks);
         for _ in 0..blocks {
             free.push(Block::new(
@@ -821,7 +829,7 @@ mod tests {
             let steps = block_steps(n, nnz, n_params);
             assert!((FACTOR_EVERY..=BLOCK_STEPS_MAX).contains(&steps));
             assert_eq!(steps % FACTOR_EVERY, 0);
-            let bytes = steps * (nnz + 2 * n + n_params + 4) * 8;
+            let bytes = steps * (nnz + n + n_params + 4) * 8;
             assert!(
                 steps == FACTOR_EVERY || bytes <= BLOCK_BYTES,
                 "{n} {nnz}: {bytes}"
