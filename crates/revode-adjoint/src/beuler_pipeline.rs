@@ -24,7 +24,8 @@ use revode_model::{JacobianEval, Model, SparsityPattern};
 use serde::Serialize;
 
 use crate::beuler_adjoint::{
-    accepted, refactor_after, too_slow, BackwardSolveStats, Residual, TransposedSolve,
+    accepted, jacobian_residual, refactor_after, too_slow, BackwardSolveStats, Residual,
+    TransposedSolve,
 };
 use crate::GradientError;
 
@@ -393,53 +394,6 @@ impl ScheduledSolver {
         }
         unreachable!("the loop returns")
     }
-}
-
-/// `r ← λ − w + h J(u_{k+1})ᵀw` in one pass over J's columns; returns the
-/// largest componentwise backward error `|r_i| / (|λ_i| + |w_i| + h a_i)`
-/// with `a = |J|ᵀ|w|`, computed when `bound` (the first correction) and
-/// kept after: corrections move `w` by far less than the bound's own
-/// slack, and the residual itself is always exact.
-#[allow(clippy::too_many_arguments)]
-#[inline]
-fn jacobian_residual(
-    pattern: &SparsityPattern,
-    values: &[f64],
-    lambda: &[f64],
-    w: &[f64],
-    h: f64,
-    bound: bool,
-    a: &mut [f64],
-    r: &mut [f64],
-) -> f64 {
-    let (col_ptr, rows) = (pattern.col_ptr(), pattern.row_idx());
-    let n = lambda.len();
-    let (w, a, r) = (&w[..n], &mut a[..n], &mut r[..n]);
-    let mut berr = 0.0_f64;
-    for j in 0..n {
-        let range = col_ptr[j]..col_ptr[j + 1];
-        let (values, rows) = (&values[range.clone()], &rows[range]);
-        let mut s = 0.0;
-        if bound {
-            let mut s_abs = 0.0;
-            for (&value, &row) in values.iter().zip(rows) {
-                let x = value * w[row];
-                s += x;
-                s_abs += x.abs();
-            }
-            a[j] = s_abs;
-        } else {
-            for (&value, &row) in values.iter().zip(rows) {
-                s += value * w[row];
-            }
-        }
-        let rj = lambda[j] - w[j] + h * s;
-        r[j] = rj;
-        if rj != 0.0 {
-            berr = berr.max(rj.abs() / (lambda[j].abs() + w[j].abs() + h * a[j]));
-        }
-    }
-    berr
 }
 
 /// The factors a step of width h refines on: the main thread's own when
