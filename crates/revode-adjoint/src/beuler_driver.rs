@@ -349,7 +349,7 @@ impl<M: Model> PlanVisitor for Discrete<'_, M> {
         chain.replay_plain_steps = true;
         let backward = if takes_scheduled(model, transposed) {
             let linear = problem.options.linear_solver;
-            let ((), backward) = with_pipeline(model, linear, threads, |pipeline| {
+            let backward = with_pipeline(model, linear, threads, |pipeline| {
                 let mut process = |solver: &mut ScheduledSolver, block: &mut Block| {
                     for j in 0..block.len() {
                         let k = block.step(j);

@@ -17,6 +17,7 @@
 //! on two, and for every checkpoint schedule.
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use revode_forward::{IterationMatrix, LinearSolver, SingularMatrix};
@@ -72,7 +73,10 @@ impl BackwardThreads {
             BackwardThreads::One => 1,
             BackwardThreads::Two => 2,
             BackwardThreads::Auto => {
-                let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+                // Read once: on Linux the count comes from cgroup files.
+                static CORES: OnceLock<usize> = OnceLock::new();
+                let cores = *CORES
+                    .get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
                 if cores > 1 && rayon::current_thread_index().is_none() {
                     2
                 } else {
@@ -513,10 +517,7 @@ impl<'m, M: Model> Pipeline<'m, M> {
         match &mut self.link {
             Link::Inline(preparer) => {
                 preparer.prepare(&mut block);
-                let done = process(&mut self.solver, &mut block);
-                block.clear();
-                self.free.push(block);
-                done
+                self.solve(block, process)
             }
             Link::Helper { to, .. } => {
                 to.send(block)
@@ -537,8 +538,18 @@ impl<'m, M: Model> Pipeline<'m, M> {
         let Link::Helper { from, .. } = &self.link else {
             unreachable!("inline blocks are processed when filled")
         };
-        let mut block = receive_spinning(from).expect("the helper thread returns every block");
+        let block = receive_spinning(from).expect("the helper thread returns every block");
         self.in_flight -= 1;
+        self.solve(block, process)
+    }
+
+    /// Hands a prepared block to the main thread's solves; it is free again
+    /// after.
+    fn solve(
+        &mut self,
+        mut block: Block,
+        process: &mut impl FnMut(&mut ScheduledSolver, &mut Block) -> Result<(), GradientError>,
+    ) -> Result<(), GradientError> {
         let done = process(&mut self.solver, &mut block);
         block.clear();
         self.free.push(block);
@@ -566,13 +577,13 @@ impl<'m, M: Model> Pipeline<'m, M> {
 }
 
 /// Runs `sweep` with a pipeline on `threads` threads (the helper's lives
-/// as long as the sweep); returns its result and the backward counters.
-pub(crate) fn with_pipeline<'m, M: Model, T>(
+/// as long as the sweep); returns the backward counters.
+pub(crate) fn with_pipeline<'m, M: Model>(
     model: &'m M,
     linear: LinearSolver,
     threads: BackwardThreads,
-    sweep: impl FnOnce(&mut Pipeline<'m, M>) -> Result<T, GradientError>,
-) -> Result<(T, BackwardSolveStats), GradientError> {
+    sweep: impl FnOnce(&mut Pipeline<'m, M>) -> Result<(), GradientError>,
+) -> Result<BackwardSolveStats, GradientError> {
     if threads.count() == 1 {
         return inline(model, linear, sweep);
     }
@@ -599,20 +610,20 @@ pub(crate) fn with_pipeline<'m, M: Model, T>(
             from: from_helper,
         };
         let mut pipeline = Pipeline::new(model, linear, link);
-        let out = sweep(&mut pipeline)?;
-        Ok((out, pipeline.stats(2)))
+        sweep(&mut pipeline)?;
+        Ok(pipeline.stats(2))
     })
 }
 
 /// [`with_pipeline`] on this thread alone.
-fn inline<'m, M: Model, T>(
+fn inline<'m, M: Model>(
     model: &'m M,
     linear: LinearSolver,
-    sweep: impl FnOnce(&mut Pipeline<'m, M>) -> Result<T, GradientError>,
-) -> Result<(T, BackwardSolveStats), GradientError> {
+    sweep: impl FnOnce(&mut Pipeline<'m, M>) -> Result<(), GradientError>,
+) -> Result<BackwardSolveStats, GradientError> {
     let mut pipeline = Pipeline::new(model, linear, Link::Inline(Box::new(Preparer::new(model))));
-    let out = sweep(&mut pipeline)?;
-    Ok((out, pipeline.stats(1)))
+    sweep(&mut pipeline)?;
+    Ok(pipeline.stats(1))
 }
 
 /// The next block, waiting a little on this core before sleeping (a
