@@ -12,8 +12,8 @@ use std::time::Instant;
 use log::debug;
 use revode_checkpoint::{Chain, CheckpointStore, Schedule, StateShape};
 use revode_forward::{
-    BackwardEuler, BeulerEvents, BeulerLayout, BeulerOptions, ForwardError, NewtonStats,
-    SingularMatrix, StepPlan, Stimulus, TimeGrid,
+    newton_bytes_needed, BackwardEuler, BeulerEvents, BeulerLayout, BeulerOptions, ForwardError,
+    LinearSolver, MatrixShape, NewtonStats, SingularMatrix, StepPlan, Stimulus, TimeGrid,
 };
 use revode_model::Model;
 use serde::Serialize;
@@ -21,7 +21,7 @@ use serde::Serialize;
 use crate::beuler_adjoint::{BackwardSolveStats, BeulerAdjoint, TransposedSolve};
 use crate::beuler_events::BeulerEventAdjoint;
 use crate::beuler_pipeline::{
-    takes_scheduled, with_pipeline, BackwardThreads, Block, ScheduledSolver,
+    pipeline_bytes, takes_scheduled, with_pipeline, BackwardThreads, Block, ScheduledSolver,
 };
 use crate::error::check_vector;
 use crate::fixed_driver::check_event_loss;
@@ -71,6 +71,27 @@ pub fn beuler_state_shape(n_states: usize, n_events: usize) -> StateShape {
         len,
         kept: if n_events > 0 { len } else { n_states },
     }
+}
+
+/// About the bytes a backward Euler gradient of `model` allocates besides
+/// its checkpoint store, which grow with the model: the forward stepper's
+/// Newton solver, an event stepper's, and the backward sweep's matrices
+/// (the scheduled sweep's blocks, or the adaptive path's one matrix). For
+/// checking them against the memory available before a run.
+pub fn beuler_gradient_bytes<M: Model>(
+    model: &M,
+    linear: LinearSolver,
+    transposed: TransposedSolve,
+) -> usize {
+    let shape = MatrixShape::of_model(model);
+    let newton = newton_bytes_needed(shape, linear);
+    let steppers = if model.n_events() > 0 { 2 } else { 1 };
+    let backward = if takes_scheduled(model, transposed) {
+        pipeline_bytes(shape, model.dims().n_params, linear)
+    } else {
+        newton
+    };
+    newton.saturating_mul(steppers).saturating_add(backward)
 }
 
 /// Checks a backward Euler problem, its options and loss against the

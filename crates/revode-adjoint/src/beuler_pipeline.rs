@@ -20,7 +20,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use revode_forward::{IterationMatrix, LinearSolver, SingularMatrix};
+use revode_forward::{IterationMatrix, LinearSolver, MatrixShape, SingularMatrix};
 use revode_model::{JacobianEval, Model, SparsityPattern};
 use serde::Serialize;
 
@@ -52,6 +52,11 @@ const SPIN: Duration = Duration::from_micros(50);
 const BLOCK_BYTES: usize = 3 << 17;
 /// At most this many steps a block (one synchronisation each).
 const BLOCK_STEPS_MAX: usize = 64;
+/// At most this many parameter vectors a block: a step with another one
+/// starts the next block. Parameters change only at stimulus switches, so
+/// blocks are rarely cut, and a model with millions of parameters keeps a
+/// few rows of them instead of one a step.
+const BLOCK_PARAM_ROWS: usize = 4;
 
 /// How many threads the backward sweep of a larger backward Euler model
 /// uses.
@@ -111,8 +116,10 @@ pub(crate) struct Block {
     /// Which row of `params` each step's parameters are in: a new row only
     /// where the plan hands out another parameter vector (a switch).
     param_row: Vec<usize>,
+    /// [`BLOCK_PARAM_ROWS`] rows at most (fewer when the block is shorter).
     params: Vec<f64>,
     param_rows: usize,
+    param_rows_cap: usize,
     /// Address of the parameter vector of the last step pushed.
     last_params: usize,
     /// u_{k+1} of the first step, then u_k of each step: the state after
@@ -134,6 +141,7 @@ impl Block {
         linear: LinearSolver,
     ) -> Block {
         let nnz = pattern.nnz();
+        let param_rows_cap = cap.min(BLOCK_PARAM_ROWS);
         Block {
             n,
             nnz,
@@ -143,8 +151,9 @@ impl Block {
             t: vec![0.0; cap],
             h: vec![0.0; cap],
             param_row: vec![0; cap],
-            params: vec![0.0; cap * n_params],
+            params: vec![0.0; param_rows_cap * n_params],
             param_rows: 0,
+            param_rows_cap,
             last_params: 0,
             states: vec![0.0; (cap + 1) * n],
             jac: vec![0.0; cap * nnz],
@@ -188,8 +197,16 @@ impl Block {
         &self.params[row * self.n_params..(row + 1) * self.n_params]
     }
 
+    /// Whether a step with parameters `p` fits: a block full of parameter
+    /// rows takes only steps with the last one.
+    fn takes(&self, p: &[f64]) -> bool {
+        self.len == 0
+            || p.as_ptr() as usize == self.last_params
+            || self.param_rows < self.param_rows_cap
+    }
+
     /// Appends step k (from u_k to u_{k+1} = `u_next`, width h, ending at
-    /// t); `true` when the block is full.
+    /// t); `true` when the block is full. It must take `p` ([`Block::takes`]).
     fn push(&mut self, k: usize, t: f64, h: f64, p: &[f64], u_next: &[f64], u: &[f64]) -> bool {
         let (j, n) = (self.len, self.n);
         let address = p.as_ptr() as usize;
@@ -270,6 +287,28 @@ fn block_steps(n: usize, nnz: usize, n_params: usize) -> usize {
     let per_step = (nnz + n + n_params + 4) * std::mem::size_of::<f64>();
     let fit = (BLOCK_BYTES / per_step).clamp(FACTOR_EVERY, BLOCK_STEPS_MAX);
     fit / FACTOR_EVERY * FACTOR_EVERY
+}
+
+/// About the bytes the scheduled sweep of a model with Jacobians of this
+/// shape allocates, for the memory check before it starts: two blocks
+/// (their Jacobians, states, parameter rows and factors), the main
+/// thread's own matrix and the template factors.
+pub(crate) fn pipeline_bytes(shape: MatrixShape, n_params: usize, linear: LinearSolver) -> usize {
+    let f = std::mem::size_of::<f64>();
+    let (n, nnz) = (shape.n, shape.jacobian_nnz);
+    let cap = block_steps(n, nnz, n_params);
+    let matrix = IterationMatrix::bytes_needed(shape, linear);
+    let block = cap
+        .saturating_mul(nnz.saturating_add(8))
+        .saturating_add((cap + 1).saturating_mul(n))
+        .saturating_add(cap.min(BLOCK_PARAM_ROWS).saturating_mul(n_params))
+        .saturating_mul(f)
+        .saturating_add((cap / FACTOR_EVERY).saturating_mul(matrix));
+    let solver = matrix.saturating_add(n.saturating_mul(4 * f));
+    block
+        .saturating_mul(2)
+        .saturating_add(solver)
+        .saturating_add(matrix)
 }
 
 /// The main thread's part: transposed solves on the scheduled factors,
@@ -486,6 +525,12 @@ impl<'m, M: Model> Pipeline<'m, M> {
         process: &mut impl FnMut(&mut ScheduledSolver, &mut Block) -> Result<(), GradientError>,
     ) -> Result<(), GradientError> {
         if self.filling.is_none() {
+            self.filling = self.free.pop();
+        }
+        if !self.filling.as_ref().expect("a free block").takes(p) {
+            // Cut where the plan switches: the same steps on any thread
+            // count and schedule, so the gradient's bits do not change.
+            self.dispatch(process)?;
             self.filling = self.free.pop();
         }
         let block = self.filling.as_mut().expect("a free block");
@@ -781,6 +826,54 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.index < N);
+    }
+
+    /// A block keeps a few parameter rows, whatever its length: a step
+    /// with one parameter vector more than it holds goes to the next block,
+    /// steps with a vector it holds always fit.
+    #[test]
+    fn blocks_keep_a_few_parameter_rows_and_stop_at_one_more() {
+        let pattern = Diagonal.jacobian_pattern().unwrap();
+        let mut block = Block::new(4 * FACTOR_EVERY, N, 1, &pattern, LinearSolver::Sparse);
+        assert_eq!(block.params.len(), BLOCK_PARAM_ROWS);
+        let vectors: Vec<[f64; 1]> = (0..=BLOCK_PARAM_ROWS).map(|i| [i as f64]).collect();
+        let u = [1.0; N];
+        for (i, p) in vectors[..BLOCK_PARAM_ROWS].iter().enumerate() {
+            for _ in 0..2 {
+                assert!(block.takes(p), "vector {i}");
+                block.push(0, 1.0, 0.01, p, &u, &u);
+            }
+        }
+        assert!(!block.takes(&vectors[BLOCK_PARAM_ROWS]));
+        assert!(block.takes(&vectors[BLOCK_PARAM_ROWS - 1]));
+        for j in 0..block.len() {
+            assert_eq!(block.params_of(j), &vectors[j / 2][..], "step {j}");
+        }
+        block.clear();
+        assert!(block.takes(&vectors[BLOCK_PARAM_ROWS]));
+    }
+
+    /// The bytes worked out ahead for the sweep cover its two blocks as
+    /// prepared (factors included) and the main thread's two matrices.
+    #[test]
+    fn pipeline_bytes_cover_the_prepared_blocks() {
+        let pattern = Diagonal.jacobian_pattern().unwrap();
+        let cap = block_steps(N, pattern.nnz(), 1);
+        let block = prepared_block(cap, |_| 0.01);
+        let f = std::mem::size_of::<f64>();
+        let vectors = (block.t.len() + block.h.len() + block.params.len() + block.states.len()) * f
+            + (block.steps.len() + block.param_row.len()) * std::mem::size_of::<usize>()
+            + block.jac.len() * f;
+        let factors: usize = block
+            .factors
+            .iter()
+            .map(IterationMatrix::buffer_bytes)
+            .sum();
+        let matrix = block.factors[0].buffer_bytes();
+        let held = 2 * (vectors + factors) + 2 * matrix;
+        let needed = pipeline_bytes(MatrixShape::of(&pattern), 1, LinearSolver::Sparse);
+        assert!(needed >= held, "{needed} < {held}");
+        assert!(needed < 2 * held, "{needed} against {held}");
     }
 
     #[test]

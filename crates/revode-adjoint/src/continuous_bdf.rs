@@ -15,7 +15,10 @@ use std::time::Instant;
 
 use log::{debug, info};
 use revode_checkpoint::{Chain, OpenChain, Schedule};
-use revode_forward::{Bdf, BdfLayout, BdfOptions, ParamSegments, Stimulus};
+use revode_forward::{
+    newton_bytes_needed, Bdf, BdfLayout, BdfOptions, LinearSolver, MatrixShape, ParamSegments,
+    Stimulus,
+};
 use revode_model::Model;
 
 use crate::adjoint_bdf::{BdfBackward, NordsieckRing};
@@ -92,6 +95,13 @@ pub fn validate_bdf<M: Model>(
     )?;
     problem.options.tolerance(model.dims().n_states)?;
     Ok(())
+}
+
+/// About the bytes a BDF gradient of `model` allocates besides its
+/// checkpoint store, which grow with the model: the forward's Newton
+/// solver and the backward BDF's (for a memory check before a run).
+pub fn bdf_gradient_bytes<M: Model>(model: &M, linear: LinearSolver) -> usize {
+    newton_bytes_needed(MatrixShape::of_model(model), linear).saturating_mul(2)
 }
 
 /// The forward solver of `problem`, stopping at the observation times and

@@ -38,8 +38,9 @@ mod loss;
 pub use adjoint_ode::{ContinuousOptions, ErrorControl};
 pub use beuler_adjoint::{BackwardSolveStats, BeulerAdjoint, TransposedSolve};
 pub use beuler_driver::{
-    beuler_state_len, beuler_state_shape, gradient_beuler_with, gradient_beuler_with_stimulus,
-    loss_beuler_with_stimulus, validate_beuler_with_stimulus, BeulerProblem, ImplicitStats,
+    beuler_gradient_bytes, beuler_state_len, beuler_state_shape, gradient_beuler_with,
+    gradient_beuler_with_stimulus, loss_beuler_with_stimulus, validate_beuler_with_stimulus,
+    BeulerProblem, ImplicitStats,
 };
 pub use beuler_pipeline::{BackwardThreads, FACTOR_EVERY, SCHEDULED_MIN_STATES};
 pub use continuous_adaptive::{
@@ -47,8 +48,8 @@ pub use continuous_adaptive::{
     AdaptiveBudget, AdaptiveProblem,
 };
 pub use continuous_bdf::{
-    bdf_budget, gradient_continuous_bdf, gradient_continuous_bdf_with_stimulus, validate_bdf,
-    BdfProblem,
+    bdf_budget, bdf_gradient_bytes, gradient_continuous_bdf, gradient_continuous_bdf_with_stimulus,
+    validate_bdf, BdfProblem,
 };
 pub use continuous_fixed::{gradient_continuous_fixed, gradient_continuous_fixed_with_stimulus};
 pub use discrete::FixedAdjointStepper;

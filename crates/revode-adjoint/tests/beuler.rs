@@ -535,8 +535,19 @@ fn larger_models_gradients_do_not_depend_on_threads_or_schedules() {
             switches: vec![[2.0, 1.3], [3.005, 0.9]],
         }],
     };
+    // A switch every 3 steps for a while: blocks are cut where a step
+    // brings more parameter vectors than a block keeps.
+    let busy = |param| Stimulus {
+        tracks: vec![StimulusTrack {
+            param,
+            switches: (0..40)
+                .map(|i| [1.0 + 0.03 * i as f64, if i % 2 == 0 { 1.3 } else { 0.9 }])
+                .collect(),
+        }],
+    };
     check_threads(&net, grid, &Stimulus::none(), LinearSolver::Sparse);
     check_threads(&net, grid, &stim(0), LinearSolver::Dense);
+    check_threads(&net, grid, &busy(0), LinearSolver::Sparse);
     // The blocks' source term: their Jacobian stays constant.
     check_threads(&blocks, grid, &stim(3), LinearSolver::Auto);
 }

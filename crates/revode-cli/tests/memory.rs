@@ -83,6 +83,37 @@ fn a_large_network_is_refused_before_it_is_built() {
     }
 }
 
+/// An implicit solver's dense iteration matrices grow with the square of
+/// the states: refused before they are made, pointing to sparse factors
+/// where those fit.
+#[test]
+fn dense_iteration_matrices_of_a_large_model_are_refused_before_they_are_made() {
+    let problem = |linear: &str| {
+        format!(
+            r#"{{"model": {{"name": "hh_network", "n": 1024}}, "tspan": [0.0, 0.1],
+            "solver": {{"method": "beuler", "dt": 0.05, "linear_solver": "{linear}"}}}}"#
+        )
+    };
+    let what = "the beuler solver's dense iteration matrices for hh_network (4096 states)";
+    let sparse = "set \"linear_solver\": \"sparse\"";
+    // One 4096² matrix and its Jacobian for a solve (~180 MB); the gradient's
+    // backward sweep holds more (~1 GB), sparse factors about half of that.
+    for (cmd, limit) in [("solve", "150MiB"), ("grad", "800MiB")] {
+        let (o, took) = run(&[cmd], &problem("dense"), Some(limit));
+        assert_one_line_exit_2(&o, &[what, "are needed", sparse]);
+        assert!(took < Duration::from_secs(5), "{cmd} took {took:?}");
+    }
+    // Too little even for sparse factors: no advice to switch.
+    let (o, _) = run(&["grad"], &problem("sparse"), Some("300MiB"));
+    assert_one_line_exit_2(
+        &o,
+        &[
+            "sparse iteration matrices",
+            "use a smaller model or an explicit method",
+        ],
+    );
+}
+
 #[test]
 fn a_malformed_limit_is_bad_input_naming_the_forms() {
     let text = r#"{"model": {"name": "hh"}, "tspan": [0.0, 1.0],

@@ -46,8 +46,8 @@ pub use error::ForwardError;
 pub use events::{EventStepper, MAX_EVENTS_PER_STEP};
 pub use fixed::{FixedMethod, FixedStepper};
 pub use grid::TimeGrid;
-pub use linear::{IterationMatrix, LinearSolver, SingularMatrix, SmallDenseLu};
-pub use newton::{Newton, NewtonFailure, NewtonMemory, NewtonStats};
+pub use linear::{IterationMatrix, LinearSolver, MatrixShape, SingularMatrix, SmallDenseLu};
+pub use newton::{newton_bytes_needed, Newton, NewtonFailure, NewtonMemory, NewtonStats};
 pub use plan::{StepPlan, StepTimes, SwitchedPlan, UniformPlan, ON_GRID_RTOL};
 pub use solve::{
     reserve_fixed_samples, solve_fixed, solve_fixed_observed, solve_fixed_plan,

@@ -51,15 +51,7 @@ impl LinearSolver {
     /// The factorisation this choice gives for `pattern` (the pattern of
     /// `I − γJ`): [`LinearSolver::Dense`] or [`LinearSolver::Sparse`].
     pub fn resolve(self, pattern: &SparsityPattern) -> LinearSolver {
-        match self {
-            LinearSolver::Auto
-                if pattern.n() >= SPARSE_MIN_STATES && pattern.density() <= SPARSE_MAX_DENSITY =>
-            {
-                LinearSolver::Sparse
-            }
-            LinearSolver::Auto => LinearSolver::Dense,
-            other => other,
-        }
+        MatrixShape::of(pattern).resolve(self)
     }
 
     pub fn name(self) -> &'static str {
@@ -67,6 +59,65 @@ impl LinearSolver {
             LinearSolver::Auto => "auto",
             LinearSolver::Dense => "dense",
             LinearSolver::Sparse => "sparse",
+        }
+    }
+}
+
+/// The size of an iteration matrix `I − γJ`: what its memory and the
+/// [`LinearSolver::Auto`] choice depend on, known without building it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatrixShape {
+    pub n: usize,
+    /// Entries of J's pattern.
+    pub jacobian_nnz: usize,
+    /// Entries of `I − γJ`'s pattern: J's and the whole diagonal.
+    pub nnz: usize,
+}
+
+impl MatrixShape {
+    /// The shape for Jacobians of pattern `jacobian`.
+    pub fn of(jacobian: &SparsityPattern) -> MatrixShape {
+        let n = jacobian.n();
+        let missing_diagonal = (0..n)
+            .filter(|&d| jacobian.position(d, d).is_none())
+            .count();
+        MatrixShape {
+            n,
+            jacobian_nnz: jacobian.nnz(),
+            nnz: jacobian.nnz() + missing_diagonal,
+        }
+    }
+
+    /// A full n × n Jacobian (one assembled from VJPs), without making
+    /// its n² pattern.
+    pub fn dense(n: usize) -> MatrixShape {
+        let nnz = n.saturating_mul(n);
+        MatrixShape {
+            n,
+            jacobian_nnz: nnz,
+            nnz,
+        }
+    }
+
+    /// The shape of the Jacobians `JacobianEval` gives for `model`: the
+    /// model's pattern, or a full one when it has none.
+    pub fn of_model<M: revode_model::Model>(model: &M) -> MatrixShape {
+        match model.jacobian_pattern() {
+            Some(p) => MatrixShape::of(&p),
+            None => MatrixShape::dense(model.dims().n_states),
+        }
+    }
+
+    /// [`LinearSolver::Dense`] or [`LinearSolver::Sparse`], as
+    /// [`LinearSolver::resolve`] picks for this shape.
+    pub fn resolve(self, choice: LinearSolver) -> LinearSolver {
+        let density = self.nnz as f64 / (self.n as f64 * self.n as f64);
+        match choice {
+            LinearSolver::Auto if self.n >= SPARSE_MIN_STATES && density <= SPARSE_MAX_DENSITY => {
+                LinearSolver::Sparse
+            }
+            LinearSolver::Auto => LinearSolver::Dense,
+            other => other,
         }
     }
 }
@@ -168,16 +219,7 @@ impl IterationMatrix {
                 StackReq::EMPTY,
             ),
             _ => {
-                let req = StackReq::any_of(&[
-                    dense_factor::lu_in_place_scratch::<usize, f64>(
-                        n,
-                        n,
-                        Par::Seq,
-                        Default::default(),
-                    ),
-                    dense_solve::solve_in_place_scratch::<usize, f64>(n, 1, Par::Seq),
-                    dense_solve::solve_transpose_in_place_scratch::<usize, f64>(n, 1, Par::Seq),
-                ]);
+                let req = dense_stack_req(n);
                 (
                     Factors::Dense {
                         lu: vec![0.0; n * n],
@@ -369,6 +411,40 @@ impl IterationMatrix {
         }
     }
 
+    /// About the bytes an iteration matrix for Jacobians of this shape
+    /// holds once set up, worked out without making one, so that a run can
+    /// check them against the memory available first. Dense: the n²
+    /// matrix, its permutations, the Jacobian's positions and faer's
+    /// scratch (all [`IterationMatrix::buffer_bytes`] counts, and more).
+    /// Sparse: every pattern-sized buffer, and factors of at least A's own
+    /// entries (their fill is known only once ordered, and the room
+    /// reserved for it is capped, see `sparse_lu`).
+    pub fn bytes_needed(shape: MatrixShape, choice: LinearSolver) -> usize {
+        let (f, i) = (std::mem::size_of::<f64>(), std::mem::size_of::<usize>());
+        let MatrixShape {
+            n,
+            jacobian_nnz,
+            nnz,
+        } = shape;
+        // A's pattern, the Jacobian's positions in it and the diagonal's.
+        let pattern = nnz
+            .saturating_add(jacobian_nnz)
+            .saturating_add(2 * n + 1)
+            .saturating_mul(i);
+        let held = match shape.resolve(choice) {
+            LinearSolver::Sparse => nnz
+                .saturating_mul(f)
+                .saturating_add(SparseLu::bytes_needed(n, nnz)),
+            _ => n
+                .saturating_mul(n)
+                .saturating_mul(f)
+                .saturating_add(n.saturating_mul(3 * i + f))
+                .saturating_add(jacobian_nnz.saturating_mul(2 * i))
+                .saturating_add(dense_stack_req(n).unaligned_bytes_required()),
+        };
+        pattern.saturating_add(held)
+    }
+
     /// Bytes held: the matrix or factors, and faer's scratch.
     pub fn buffer_bytes(&self) -> usize {
         let f = std::mem::size_of::<f64>();
@@ -380,6 +456,15 @@ impl IterationMatrix {
         };
         factors + self.stack.len()
     }
+}
+
+/// faer's scratch for factoring and solving dense n × n matrices.
+fn dense_stack_req(n: usize) -> StackReq {
+    StackReq::any_of(&[
+        dense_factor::lu_in_place_scratch::<usize, f64>(n, n, Par::Seq, Default::default()),
+        dense_solve::solve_in_place_scratch::<usize, f64>(n, 1, Par::Seq),
+        dense_solve::solve_transpose_in_place_scratch::<usize, f64>(n, 1, Par::Seq),
+    ])
 }
 
 /// Borrowed small dense factors `P·A = L·U` ([`IterationMatrix::small_dense`]).
@@ -641,6 +726,49 @@ mod tests {
                 assert!(err < 1e-12, "n {n} transpose={transpose}: {err:e}");
             }
         }
+    }
+
+    /// The bytes worked out ahead cover what a set-up and factored matrix
+    /// holds (dense: all of it; sparse: all but the fill, which this
+    /// pattern's ordering keeps small), and Auto counts the kind it picks.
+    #[test]
+    fn bytes_needed_cover_what_a_factored_matrix_holds() {
+        for n in [8, 60, 200] {
+            let (p, jac) = sample(n);
+            for choice in [LinearSolver::Dense, LinearSolver::Sparse] {
+                let mut m = IterationMatrix::new(&p, choice);
+                m.factor(0.7, &jac).unwrap();
+                let needed = IterationMatrix::bytes_needed(MatrixShape::of(&p), choice);
+                let held = m.buffer_bytes();
+                let slack = if choice == LinearSolver::Dense {
+                    1.0
+                } else {
+                    0.8
+                };
+                assert!(
+                    needed as f64 >= slack * held as f64,
+                    "{choice:?} n {n}: {needed} < {held}"
+                );
+                assert!(
+                    needed < 3 * held,
+                    "{choice:?} n {n}: {needed} against {held}"
+                );
+            }
+            let auto = IterationMatrix::new(&p, LinearSolver::Auto).kind();
+            assert_eq!(
+                MatrixShape::of(&p).resolve(LinearSolver::Auto),
+                auto,
+                "n {n}"
+            );
+        }
+        // A dense 20 000-state matrix: 3.2 GB, worked out without making it.
+        let big = MatrixShape::dense(20_000);
+        assert_eq!(big.resolve(LinearSolver::Auto), LinearSolver::Dense);
+        assert!(IterationMatrix::bytes_needed(big, LinearSolver::Auto) > 3_200_000_000);
+        // A column: no diagonal but its first entry.
+        let column = SparsityPattern::from_entries(50, (0..50).map(|i| (i, 0)));
+        let shape = MatrixShape::of(&column);
+        assert_eq!((shape.jacobian_nnz, shape.nnz), (50, 99));
     }
 
     #[test]

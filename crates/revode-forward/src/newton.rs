@@ -23,7 +23,7 @@
 
 use revode_model::{JacobianEval, Model};
 
-use crate::{IterationMatrix, LinearSolver, SingularMatrix};
+use crate::{IterationMatrix, LinearSolver, MatrixShape, SingularMatrix};
 
 /// Most Newton iterations per attempt.
 pub const MAX_ITERATIONS: usize = 4;
@@ -68,6 +68,22 @@ impl NewtonMemory {
     pub fn u_j<'a>(&self, mem: &'a [f64]) -> &'a [f64] {
         &mem[Self::HEAD..Self::HEAD + self.n]
     }
+}
+
+/// About the bytes [`Newton::new`] allocates for Jacobians of this
+/// shape, worked out without making them: the iteration matrix
+/// ([`IterationMatrix::bytes_needed`]), the Jacobian's values and
+/// pattern, and the iteration's vectors.
+pub fn newton_bytes_needed(shape: MatrixShape, linear: LinearSolver) -> usize {
+    let f = std::mem::size_of::<f64>();
+    let jacobian = shape
+        .jacobian_nnz
+        .saturating_mul(2)
+        .saturating_add(shape.n + 1)
+        .saturating_mul(f);
+    IterationMatrix::bytes_needed(shape, linear)
+        .saturating_add(jacobian)
+        .saturating_add(shape.n.saturating_mul(8 * f))
 }
 
 /// Why a step's Newton iteration failed.

@@ -371,6 +371,28 @@ impl SparseLu {
     }
 
     /// Bytes held: the factors, the transposed pattern and the scratch.
+    /// About the bytes [`SparseLu::new`] and the factorisations after it
+    /// hold for an n × n pattern of `nnz` entries (diagonal included): its
+    /// buffers, two orderings, faer's scratch, and factors of at least
+    /// the pattern's own entries (the fill is known only once ordered).
+    pub(crate) fn bytes_needed(n: usize, nnz: usize) -> usize {
+        let (f, i) = (std::mem::size_of::<f64>(), std::mem::size_of::<usize>());
+        let stack = factorize_simplicial_numeric_lu_scratch::<usize, f64>(n, n);
+        let entries = nnz.saturating_add(n);
+        // t_values, scratch, u_diag_inv and the factors' values; the
+        // transposed pattern, its map, the factors' rows, two orderings
+        // and the row permutation.
+        let floats = nnz.saturating_add(2 * n).saturating_add(entries);
+        let ints = (n + 1)
+            .saturating_add(nnz.saturating_mul(2))
+            .saturating_add(entries)
+            .saturating_add(6 * n);
+        floats
+            .saturating_mul(f)
+            .saturating_add(ints.saturating_mul(i))
+            .saturating_add(stack.unaligned_bytes_required())
+    }
+
     pub(crate) fn buffer_bytes(&self) -> usize {
         let (f, i) = (std::mem::size_of::<f64>(), std::mem::size_of::<usize>());
         let n = self.scratch.len();

@@ -4,11 +4,11 @@
 //! parameter-sized buffers, and what a gradient run holds in all (for
 //! running batch members side by side).
 
-use revode_adjoint::bdf_budget;
+use revode_adjoint::{bdf_budget, bdf_gradient_bytes, beuler_gradient_bytes, TransposedSolve};
 use revode_checkpoint::binomial::slot_bytes;
 use revode_checkpoint::memory::{MemoryError, MemoryLimit};
 use revode_checkpoint::Schedule;
-use revode_forward::StepLayout;
+use revode_forward::{newton_bytes_needed, LinearSolver, MatrixShape, StepLayout};
 use revode_model::{Dims, Model};
 
 use crate::{Error, ModelVisitor, Problem};
@@ -30,6 +30,97 @@ pub fn check_model(limit: MemoryLimit, model: &str, dims: Dims) -> Result<(), Er
         },
         MemoryError::BadLimit(bad) => Error::MemoryLimit(bad),
     })
+}
+
+/// The implicit method of a problem and its linear solver choice.
+#[derive(Clone, Copy)]
+enum Implicit {
+    Beuler(LinearSolver),
+    Bdf(LinearSolver),
+}
+
+impl Implicit {
+    fn of(problem: &Problem) -> Option<Implicit> {
+        let solver = &problem.solver;
+        solver
+            .beuler_options()
+            .map(|o| Implicit::Beuler(o.linear_solver))
+            .or_else(|| solver.bdf_options().map(|o| Implicit::Bdf(o.linear_solver)))
+    }
+
+    fn linear(self) -> LinearSolver {
+        match self {
+            Implicit::Beuler(l) | Implicit::Bdf(l) => l,
+        }
+    }
+
+    fn with_linear(self, linear: LinearSolver) -> Implicit {
+        match self {
+            Implicit::Beuler(_) => Implicit::Beuler(linear),
+            Implicit::Bdf(_) => Implicit::Bdf(linear),
+        }
+    }
+
+    /// Bytes of its iteration matrices and Jacobians, for a solve alone
+    /// or with the gradient.
+    fn bytes<M: Model>(self, model: &M, gradient: bool) -> usize {
+        match (self, gradient) {
+            (Implicit::Beuler(l), true) => {
+                beuler_gradient_bytes(model, l, TransposedSolve::default())
+            }
+            (Implicit::Bdf(l), true) => bdf_gradient_bytes(model, l),
+            (_, false) => newton_bytes_needed(MatrixShape::of_model(model), self.linear()),
+        }
+    }
+}
+
+/// Bytes an implicit solver (beuler, bdf) of `problem` allocates for its
+/// iteration matrices and Jacobians, for a solve alone or with the
+/// gradient; 0 for the explicit methods.
+pub fn solver_bytes<M: Model>(model: &M, problem: &Problem, gradient: bool) -> usize {
+    Implicit::of(problem).map_or(0, |i| i.bytes(model, gradient))
+}
+
+/// `Ok` if the implicit solver's matrices ([`solver_bytes`]) fit: a dense
+/// matrix of many states is refused before it is made, with the advice to
+/// factor sparsely where that would fit.
+pub fn check_solver<M: Model>(
+    limit: MemoryLimit,
+    model: &M,
+    problem: &Problem,
+    gradient: bool,
+) -> Result<(), Error> {
+    let Some(implicit) = Implicit::of(problem) else {
+        return Ok(());
+    };
+    let shape = MatrixShape::of_model(model);
+    let kind = shape.resolve(implicit.linear());
+    limit
+        .check(implicit.bytes(model, gradient))
+        .map_err(|e| match e {
+            MemoryError::TooLarge(too_large) => {
+                let sparse = implicit.with_linear(LinearSolver::Sparse);
+                let sparse_fits = kind == LinearSolver::Dense
+                    && limit.check(sparse.bytes(model, gradient)).is_ok();
+                Error::OutOfMemory {
+                    what: format!(
+                        "the {} solver's {} iteration matrices for {} ({} states)",
+                        problem.solver.name(),
+                        kind.name(),
+                        model.name(),
+                        shape.n
+                    ),
+                    too_large,
+                    advice: if sparse_fits {
+                        "set \"linear_solver\": \"sparse\" in the solver block (its factors fit)"
+                            .to_string()
+                    } else {
+                        "use a smaller model or an explicit method".to_string()
+                    },
+                }
+            }
+            MemoryError::BadLimit(bad) => Error::MemoryLimit(bad),
+        })
 }
 
 /// At most about the bytes a gradient run of `problem` holds in the
@@ -87,7 +178,9 @@ impl ModelVisitor for GradientBytes<'_> {
                 }
             }
         };
-        Ok(store.saturating_add(params))
+        Ok(store
+            .saturating_add(params)
+            .saturating_add(solver_bytes(model, problem, true)))
     }
 }
 
@@ -141,6 +234,26 @@ mod tests {
             gradient_bytes(&problem(dopri, r#""all""#)).unwrap(),
             1002 * slot + params
         );
+        // An implicit method adds its matrices: hh's 4 × 4 dense ones, a
+        // few kilobytes, and a 4096-state network's about a gigabyte.
+        let beuler = r#"{"method": "beuler", "dt": 0.01, "linear_solver": "dense"}"#;
+        let store = Schedule::Every(100)
+            .bytes_needed_shaped(10_000, revode_adjoint::beuler_state_shape(4, 0));
+        let implicit = gradient_bytes(&problem(beuler, r#"{"every": 100}"#)).unwrap();
+        assert!(
+            (store + params + 500..store + params + 20_000).contains(&implicit),
+            "{implicit} against {store} + {params}"
+        );
+        let net = Problem::from_json(
+            &format!(
+                r#"{{"model": {{"name": "hh_network", "n": 1024}}, "tspan": [0, 1],
+                    "solver": {beuler}}}"#
+            ),
+            "p",
+        )
+        .unwrap();
+        let net_bytes = gradient_bytes(&net).unwrap();
+        assert!(net_bytes > 1_000_000_000, "{net_bytes}");
     }
 
     #[test]
