@@ -77,13 +77,15 @@ pub fn beuler_state_shape(n_states: usize, n_events: usize) -> StateShape {
 /// its checkpoint store, which grow with the model: the forward stepper's
 /// Newton solver, an event stepper's, and the backward sweep's matrices
 /// (the scheduled sweep's blocks, or the adaptive path's one matrix). For
-/// checking them against the memory available before a run.
+/// checking them against the memory available before a run; `shape` is
+/// `MatrixShape::of_model(model)` (made once by the caller: a large
+/// model's pattern takes a while to build).
 pub fn beuler_gradient_bytes<M: Model>(
     model: &M,
+    shape: MatrixShape,
     linear: LinearSolver,
     transposed: TransposedSolve,
 ) -> usize {
-    let shape = MatrixShape::of_model(model);
     let newton = newton_bytes_needed(shape, linear);
     let steppers = if model.n_events() > 0 { 2 } else { 1 };
     let backward = if takes_scheduled(model, transposed) {

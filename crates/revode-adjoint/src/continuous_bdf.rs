@@ -99,9 +99,10 @@ pub fn validate_bdf<M: Model>(
 
 /// About the bytes a BDF gradient of `model` allocates besides its
 /// checkpoint store, which grow with the model: the forward's Newton
-/// solver and the backward BDF's (for a memory check before a run).
-pub fn bdf_gradient_bytes<M: Model>(model: &M, linear: LinearSolver) -> usize {
-    newton_bytes_needed(MatrixShape::of_model(model), linear).saturating_mul(2)
+/// solver and the backward BDF's (for a memory check before a run), for
+/// Jacobians of this shape.
+pub fn bdf_gradient_bytes(shape: MatrixShape, linear: LinearSolver) -> usize {
+    newton_bytes_needed(shape, linear).saturating_mul(2)
 }
 
 /// The forward solver of `problem`, stopping at the observation times and

@@ -62,14 +62,14 @@ impl Implicit {
     }
 
     /// Bytes of its iteration matrices and Jacobians, for a solve alone
-    /// or with the gradient.
-    fn bytes<M: Model>(self, model: &M, gradient: bool) -> usize {
+    /// or with the gradient (`shape`: `MatrixShape::of_model(model)`).
+    fn bytes<M: Model>(self, model: &M, shape: MatrixShape, gradient: bool) -> usize {
         match (self, gradient) {
             (Implicit::Beuler(l), true) => {
-                beuler_gradient_bytes(model, l, TransposedSolve::default())
+                beuler_gradient_bytes(model, shape, l, TransposedSolve::default())
             }
-            (Implicit::Bdf(l), true) => bdf_gradient_bytes(model, l),
-            (_, false) => newton_bytes_needed(MatrixShape::of_model(model), self.linear()),
+            (Implicit::Bdf(l), true) => bdf_gradient_bytes(shape, l),
+            (_, false) => newton_bytes_needed(shape, self.linear()),
         }
     }
 }
@@ -78,7 +78,9 @@ impl Implicit {
 /// iteration matrices and Jacobians, for a solve alone or with the
 /// gradient; 0 for the explicit methods.
 pub fn solver_bytes<M: Model>(model: &M, problem: &Problem, gradient: bool) -> usize {
-    Implicit::of(problem).map_or(0, |i| i.bytes(model, gradient))
+    Implicit::of(problem).map_or(0, |i| {
+        i.bytes(model, MatrixShape::of_model(model), gradient)
+    })
 }
 
 /// `Ok` if the implicit solver's matrices ([`solver_bytes`]) fit: a dense
@@ -96,12 +98,12 @@ pub fn check_solver<M: Model>(
     let shape = MatrixShape::of_model(model);
     let kind = shape.resolve(implicit.linear());
     limit
-        .check(implicit.bytes(model, gradient))
+        .check(implicit.bytes(model, shape, gradient))
         .map_err(|e| match e {
             MemoryError::TooLarge(too_large) => {
                 let sparse = implicit.with_linear(LinearSolver::Sparse);
                 let sparse_fits = kind == LinearSolver::Dense
-                    && limit.check(sparse.bytes(model, gradient)).is_ok();
+                    && limit.check(sparse.bytes(model, shape, gradient)).is_ok();
                 Error::OutOfMemory {
                     what: format!(
                         "the {} solver's {} iteration matrices for {} ({} states)",
