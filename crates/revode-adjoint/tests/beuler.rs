@@ -390,6 +390,31 @@ fn check_schedules<M: Model>(
     }
 }
 
+/// The gradient with refined transposed solves and with a factorisation
+/// at every step (all states kept), and their largest relative difference.
+fn refined_and_refactored<M: Model>(
+    m: &M,
+    problem: &BeulerProblem<'_>,
+    loss: &Loss,
+) -> (Gradient, Gradient, f64) {
+    let run = |mode| {
+        gradient_beuler_with(
+            m,
+            problem,
+            &Stimulus::none(),
+            loss,
+            Schedule::All,
+            mode,
+            BackwardThreads::Auto,
+        )
+        .unwrap()
+    };
+    let (refined, refactored) = (run(TransposedSolve::Refine), run(TransposedSolve::Refactor));
+    let err = rel_err(&refined.gradient, &refactored.gradient)
+        .max(rel_err(&refined.gradient_u0, &refactored.gradient_u0));
+    (refined, refactored, err)
+}
+
 #[test]
 fn refinement_agrees_with_refactoring_at_every_step() {
     let grid = TimeGrid::new(0.0, 20.0, 0.01).unwrap();
@@ -404,19 +429,7 @@ fn refinement_agrees_with_refactoring_at_every_step() {
         grid,
         options: BeulerOptions::default(),
     };
-    let run = |mode| {
-        gradient_beuler_with(
-            &hh,
-            &problem,
-            &Stimulus::none(),
-            &loss,
-            Schedule::All,
-            mode,
-            BackwardThreads::Auto,
-        )
-        .unwrap()
-    };
-    let (refined, refactored) = (run(TransposedSolve::Refine), run(TransposedSolve::Refactor));
+    let (refined, refactored, err) = refined_and_refactored(&hh, &problem, &loss);
     let (a, b) = (
         refined.stats.implicit.unwrap().backward,
         refactored.stats.implicit.unwrap().backward,
@@ -424,8 +437,6 @@ fn refinement_agrees_with_refactoring_at_every_step() {
     // Refinement refactors on a few steps only; refactoring, on every one.
     assert!(a.factorizations < grid.n_steps() / 5, "{a:?}");
     assert_eq!(b.factorizations, grid.n_steps());
-    let err = rel_err(&refined.gradient, &refactored.gradient)
-        .max(rel_err(&refined.gradient_u0, &refactored.gradient_u0));
     assert!(err < 1e-12, "refined vs refactored: {err:e}");
 
     // 12 states, Jacobian assembled from VJPs (the network's own Jacobian
@@ -441,21 +452,7 @@ fn refinement_agrees_with_refactoring_at_every_step() {
         grid: TimeGrid::new(0.0, 5.0, 0.01).unwrap(),
         options: BeulerOptions::default(),
     };
-    let run = |mode| {
-        gradient_beuler_with(
-            &net,
-            &problem,
-            &Stimulus::none(),
-            &loss,
-            Schedule::All,
-            mode,
-            BackwardThreads::Auto,
-        )
-        .unwrap()
-    };
-    let (refined, refactored) = (run(TransposedSolve::Refine), run(TransposedSolve::Refactor));
-    let err = rel_err(&refined.gradient, &refactored.gradient)
-        .max(rel_err(&refined.gradient_u0, &refactored.gradient_u0));
+    let (refined, _, err) = refined_and_refactored(&net, &problem, &loss);
     assert!(err < 1e-12, "network: refined vs refactored: {err:e}");
     let b = refined.stats.implicit.unwrap().backward;
     assert!(b.vjps > b.transposed_solves / 2, "VJP residuals: {b:?}");
