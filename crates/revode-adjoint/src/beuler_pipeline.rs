@@ -272,6 +272,8 @@ impl<'m, M: Model> Preparer<'m, M> {
                 block.singular = Some((j, e));
                 return;
             }
+            // The main thread's solves are with Aᵀ.
+            matrix.prepare_transposed_solves();
             if self.template.is_none() {
                 self.template = Some(matrix.clone());
             }

@@ -27,6 +27,7 @@ pub mod newton;
 mod plan;
 mod solve;
 mod sparse_lu;
+mod sparse_rows;
 mod stimulus;
 mod trajectory;
 

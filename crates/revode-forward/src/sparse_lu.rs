@@ -33,6 +33,7 @@ use revode_model::SparsityPattern;
 use crate::dissection::{nested_dissection, Graph};
 use crate::factor_bound::george_ng_bound;
 use crate::linear::SingularMatrix;
+use crate::sparse_rows::{Columns, RowFactors};
 
 /// Which matrix is factored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,10 @@ pub(crate) struct SparseLu {
     /// 1/U's diagonal: the substitutions multiply (a division on the
     /// critical path of each column costs several times a multiply).
     u_diag_inv: Vec<f64>,
+    /// The factors by rows, for solves that would scatter down columns;
+    /// `rows_current` once copied from this factorisation.
+    rows: RowFactors,
+    rows_current: bool,
     /// Chosen at the first successful factorisation.
     choice: Option<Choice>,
     /// A solve's permuted right-hand side.
@@ -116,6 +121,8 @@ impl Clone for SparseLu {
             row_perm: self.row_perm.clone(),
             row_perm_inv: self.row_perm_inv.clone(),
             u_diag_inv: self.u_diag_inv.clone(),
+            rows: self.rows.clone(),
+            rows_current: self.rows_current,
             choice: self.choice,
             scratch: self.scratch.clone(),
             stack: MemBuffer::new(self.stack_req),
@@ -148,6 +155,8 @@ impl SparseLu {
             row_perm: vec![0; n],
             row_perm_inv: vec![0; n],
             u_diag_inv: vec![0.0; n],
+            rows: RowFactors::default(),
+            rows_current: false,
             choice: None,
             scratch: vec![0.0; n],
             stack: MemBuffer::new(stack_req),
@@ -233,12 +242,18 @@ impl SparseLu {
         // the column's reach (at most n) plus one.
         let needed = bound + n + 1;
         if needed > MAX_RESERVED_ENTRIES {
+            // The row-wise copy grows as the factors do.
             log::debug!(
                 "sparse LU: {needed} factor entries under any pivoting is more than \
                  {MAX_RESERVED_ENTRIES} reserved; the factors grow as needed"
             );
             return;
         }
+        // The row-wise copy holds the factors alone, at most the bound.
+        // Reserved now whichever way the matrix will solve: a copy first
+        // made late in a solve (a rarer path taken only in long runs)
+        // would allocate then.
+        self.rows.reserve(n, bound);
         let identity: Vec<usize> = (0..n).collect();
         for band in band_matrices(n, needed) {
             let sym = SymbolicSparseColMatRef::new_checked(n, n, &band.col_ptr, None, &band.rows);
@@ -261,6 +276,7 @@ impl SparseLu {
         choice: Choice,
     ) -> Result<(), SingularMatrix> {
         let n = a.n();
+        self.rows_current = false;
         let (col_ptr, row_idx, values) = match choice.orientation {
             Orientation::Direct => (a.col_ptr(), a.row_idx(), values),
             Orientation::Transposed => {
@@ -346,28 +362,59 @@ impl SparseLu {
         let choice = self
             .choice
             .expect("a solve follows a successful factorisation");
-        let order = &self.orders[choice.order];
         let direct = choice.orientation == Orientation::Direct;
         // A solve with A is a transposed solve with the factors of Aᵀ.
         if direct != transpose {
-            solve_factored(
-                &self.lu,
+            self.prepare_rows();
+            let order = &self.orders[choice.order];
+            self.rows.solve(
                 &self.u_diag_inv,
                 &self.row_perm,
-                &order.perm_inv,
+                &order.perm,
                 &mut self.scratch,
                 b,
             );
         } else {
+            let order = &self.orders[choice.order];
             solve_factored_transpose(
                 &self.lu,
                 &self.u_diag_inv,
-                &self.row_perm_inv,
+                &self.row_perm,
                 &order.perm,
                 &mut self.scratch,
                 b,
             );
         }
+    }
+
+    /// Makes the row-wise copy of the factors that solves `b ← A⁻¹ b`
+    /// (`transpose`: `A⁻ᵀ`) use, if they use one, now rather than at the
+    /// first such solve (a thread that factors ahead of the solves).
+    pub(crate) fn prepare_solves(&mut self, transpose: bool) {
+        let direct = self.choice.map(|c| c.orientation == Orientation::Direct);
+        if direct.is_some_and(|d| d != transpose) {
+            self.prepare_rows();
+        }
+    }
+
+    fn prepare_rows(&mut self) {
+        if self.rows_current {
+            return;
+        }
+        let (l, u) = (self.lu.l_factor_unsorted(), self.lu.u_factor_unsorted());
+        self.rows.copy(
+            Columns {
+                ptr: l.symbolic().col_ptr(),
+                row: l.symbolic().row_idx(),
+                val: l.val(),
+            },
+            Columns {
+                ptr: u.symbolic().col_ptr(),
+                row: u.symbolic().row_idx(),
+                val: u.val(),
+            },
+        );
+        self.rows_current = true;
     }
 
     /// Bytes held: the factors, the transposed pattern and the scratch.
@@ -379,14 +426,17 @@ impl SparseLu {
         let (f, i) = (std::mem::size_of::<f64>(), std::mem::size_of::<usize>());
         let stack = factorize_simplicial_numeric_lu_scratch::<usize, f64>(n, n);
         let entries = nnz.saturating_add(n);
-        // t_values, scratch, u_diag_inv and the factors' values; the
-        // transposed pattern, its map, the factors' rows, two orderings
-        // and the row permutation.
-        let floats = nnz.saturating_add(2 * n).saturating_add(entries);
+        // t_values, scratch, u_diag_inv and the factors' values twice (by
+        // columns and by rows); the transposed pattern, its map, the
+        // factors' row and column indices, two orderings, the row
+        // permutation and the row copy's pointers.
+        let floats = nnz
+            .saturating_add(2 * n)
+            .saturating_add(entries.saturating_mul(2));
         let ints = (n + 1)
             .saturating_add(nnz.saturating_mul(2))
-            .saturating_add(entries)
-            .saturating_add(6 * n);
+            .saturating_add(entries.saturating_mul(2))
+            .saturating_add(9 * n + 2);
         floats
             .saturating_mul(f)
             .saturating_add(ints.saturating_mul(i))
@@ -402,6 +452,7 @@ impl SparseLu {
             + (entries + self.t_row_idx.len() + self.a_to_t.len() + (2 + 2 * self.orders.len()) * n)
                 * i
             + self.stack.len()
+            + self.rows.bytes()
     }
 }
 
@@ -498,69 +549,25 @@ fn transposed_pattern(a: &SparsityPattern) -> (Vec<usize>, Vec<usize>, Vec<usize
     (col_ptr, row_idx, a_to_t)
 }
 
-/// `b ← M⁻¹ b` for `P·M·Q = L·U`: `y = P b`, `L z = y` forward column by
-/// column, `U v = z` backward, `x = Q v`.
-fn solve_factored(
-    lu: &SimplicialLu<usize, f64>,
-    u_diag_inv: &[f64],
-    row_perm: &[usize],
-    col_perm_inv: &[usize],
-    y: &mut [f64],
-    b: &mut [f64],
-) {
-    let n = b.len();
-    let (y, row_perm, col_perm_inv) = (&mut y[..n], &row_perm[..n], &col_perm_inv[..n]);
-    for (yi, &p) in y.iter_mut().zip(row_perm) {
-        *yi = b[p];
-    }
-    let l = lu.l_factor_unsorted();
-    let (l_ptr, l_row, l_val) = (l.symbolic().col_ptr(), l.symbolic().row_idx(), l.val());
-    for j in 0..n {
-        // The unit diagonal is the column's first entry.
-        let range = l_ptr[j] + 1..l_ptr[j + 1];
-        let yj = y[j];
-        for (&i, &v) in l_row[range.clone()].iter().zip(&l_val[range]) {
-            y[i] -= v * yj;
-        }
-    }
-    let u = lu.u_factor_unsorted();
-    let (u_ptr, u_row, u_val) = (u.symbolic().col_ptr(), u.symbolic().row_idx(), u.val());
-    for j in (0..n).rev() {
-        // The diagonal is the column's last entry.
-        let last = u_ptr[j + 1] - 1;
-        let yj = y[j] * u_diag_inv[j];
-        y[j] = yj;
-        let range = u_ptr[j]..last;
-        for (&i, &v) in u_row[range.clone()].iter().zip(&u_val[range]) {
-            y[i] -= v * yj;
-        }
-    }
-    for (bi, &q) in b.iter_mut().zip(col_perm_inv) {
-        *bi = y[q];
-    }
-}
-
-/// `b ← M⁻ᵀ b` for `P·M·Q = L·U`: `y = Qᵀ b`, `Uᵀ z = y` forward and
-/// `Lᵀ v = z` backward (each a dot product with a column), `x = Pᵀ v`.
+/// `b ← M⁻ᵀ b` for `P·M·Q = L·U`: `Uᵀ z = Qᵀ b` forward and `Lᵀ v = z`
+/// backward, each a dot product with a column; `x = Pᵀ v`. The
+/// permutations are folded into the first and the last pass.
 fn solve_factored_transpose(
     lu: &SimplicialLu<usize, f64>,
     u_diag_inv: &[f64],
-    row_perm_inv: &[usize],
+    row_perm: &[usize],
     col_perm: &[usize],
     y: &mut [f64],
     b: &mut [f64],
 ) {
     let n = b.len();
-    let (y, row_perm_inv, col_perm) = (&mut y[..n], &row_perm_inv[..n], &col_perm[..n]);
-    for (yi, &q) in y.iter_mut().zip(col_perm) {
-        *yi = b[q];
-    }
+    let (y, row_perm, col_perm) = (&mut y[..n], &row_perm[..n], &col_perm[..n]);
     let u = lu.u_factor_unsorted();
     let (u_ptr, u_row, u_val) = (u.symbolic().col_ptr(), u.symbolic().row_idx(), u.val());
     for j in 0..n {
         let last = u_ptr[j + 1] - 1;
         let range = u_ptr[j]..last;
-        let mut s = y[j];
+        let mut s = b[col_perm[j]];
         for (&i, &v) in u_row[range.clone()].iter().zip(&u_val[range]) {
             s -= v * y[i];
         }
@@ -575,9 +582,7 @@ fn solve_factored_transpose(
             s -= v * y[i];
         }
         y[j] = s;
-    }
-    for (bi, &p) in b.iter_mut().zip(row_perm_inv) {
-        *bi = y[p];
+        b[row_perm[j]] = s;
     }
 }
 
@@ -655,6 +660,70 @@ mod tests {
         assert_eq!(choice.orientation, Orientation::Transposed);
         assert!(lu.dissected());
         assert_solves(&mut lu, &p, &values);
+    }
+
+    /// `M⁻¹ b` for the factors of M, down the columns as faer keeps them
+    /// (the substitution the row-wise copy replaces).
+    fn column_sweep(lu: &SparseLu, b: &[f64]) -> Vec<f64> {
+        let n = b.len();
+        let order = &lu.orders[lu.choice.unwrap().order];
+        let mut y: Vec<f64> = (0..n).map(|i| b[lu.row_perm[i]]).collect();
+        let l = lu.lu.l_factor_unsorted();
+        let (l_ptr, l_row, l_val) = (l.symbolic().col_ptr(), l.symbolic().row_idx(), l.val());
+        for j in 0..n {
+            for e in l_ptr[j] + 1..l_ptr[j + 1] {
+                y[l_row[e]] -= l_val[e] * y[j];
+            }
+        }
+        let u = lu.lu.u_factor_unsorted();
+        let (u_ptr, u_row, u_val) = (u.symbolic().col_ptr(), u.symbolic().row_idx(), u.val());
+        for j in (0..n).rev() {
+            y[j] *= lu.u_diag_inv[j];
+            for e in u_ptr[j]..u_ptr[j + 1] - 1 {
+                y[u_row[e]] -= u_val[e] * y[j];
+            }
+        }
+        (0..n).map(|i| y[order.perm_inv[i]]).collect()
+    }
+
+    #[test]
+    fn solves_by_rows_repeat_the_column_sweep_bit_for_bit() {
+        let (p, values) = cable_like(40);
+        for orientation in [Orientation::Transposed, Orientation::Direct] {
+            for order in 0..2 {
+                let mut lu = SparseLu::new(&p);
+                for (&k, &v) in lu.a_to_t.iter().zip(&values) {
+                    lu.t_values[k] = v;
+                }
+                let choice = Choice { order, orientation };
+                lu.factor_as(&p, &values, choice).unwrap();
+                lu.choice = Some(choice);
+                let b: Vec<f64> = (0..p.n()).map(|i| (i as f64 * 0.61).cos()).collect();
+                let expected = column_sweep(&lu, &b);
+                // The factored matrix's own solve: Aᵀ's when Aᵀ is factored.
+                let mut x = b.clone();
+                lu.solve(&mut x, orientation == Orientation::Transposed);
+                assert!(
+                    x.iter()
+                        .zip(&expected)
+                        .all(|(a, e)| a.to_bits() == e.to_bits()),
+                    "{choice:?}"
+                );
+                // A refactorisation copies its own factors.
+                let scaled: Vec<f64> = values.iter().map(|v| v * 1.5).collect();
+                for (&k, &v) in lu.a_to_t.iter().zip(&scaled) {
+                    lu.t_values[k] = v;
+                }
+                lu.factor_as(&p, &scaled, choice).unwrap();
+                let expected = column_sweep(&lu, &b);
+                let mut x = b.clone();
+                lu.solve(&mut x, orientation == Orientation::Transposed);
+                assert!(x
+                    .iter()
+                    .zip(&expected)
+                    .all(|(a, e)| a.to_bits() == e.to_bits()));
+            }
+        }
     }
 
     fn assert_solves(lu: &mut SparseLu, p: &SparsityPattern, values: &[f64]) {
