@@ -65,7 +65,22 @@ impl ModelVisitor for Kernels {
             "jacobian: {:.3} µs",
             t.elapsed().as_secs_f64() / reps as f64 * 1e6
         );
-        std::hint::black_box(&b);
+        let mut work = model.new_work();
+        let mut grad = vec![0.0; p.len()];
+        let mut scratch = vec![0.0; n];
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            model.vjp_params(0.0, &u0, &p, &b0, 0.025, &mut grad, &mut scratch, &mut work);
+        }
+        let per_call = |t: std::time::Instant| t.elapsed().as_secs_f64() / reps as f64 * 1e6;
+        println!("parameter VJP: {:.3} µs", per_call(t));
+        let mut du = vec![0.0; n];
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            model.rhs(0.0, &u0, &p, &mut du, &mut work);
+        }
+        println!("rhs: {:.3} µs", per_call(t));
+        std::hint::black_box((&b, &grad, &du));
     }
 }
 
