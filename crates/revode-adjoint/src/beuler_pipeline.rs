@@ -31,8 +31,10 @@ use crate::beuler_adjoint::{
 use crate::GradientError;
 
 /// Every this many steps of the backward sweep the iteration matrix is
-/// factored afresh, starting with the last step.
-pub const FACTOR_EVERY: usize = 8;
+/// factored afresh, starting with the last step (16 against 8: fewer
+/// factorisations for a few more corrections, since solves by rows made
+/// corrections cheaper; docs/stiff.md).
+pub const FACTOR_EVERY: usize = 16;
 /// Models with at least this many states, and a Jacobian of their own,
 /// take the scheduled factorisations (and may use two threads); smaller
 /// ones refactor when refinement is slow ([`crate::BeulerAdjoint`]).
@@ -46,9 +48,10 @@ pub const SCHEDULED_MIN_STATES: usize = 32;
 const MAIN_REFACTOR_SLACK: f64 = 3.0;
 /// How long a thread waits for a block on its core before sleeping.
 const SPIN: Duration = Duration::from_micros(50);
-/// About the bytes of one block's Jacobians, states and parameters (24
-/// steps on the 100-compartment cable: larger or smaller blocks were
-/// slower there, docs/stiff.md).
+/// About the bytes of one block's Jacobians, states and parameters (16
+/// steps on the 100-compartment cable; a third more, 32 steps, made no
+/// difference, and with factors every 8th step 24-step blocks beat larger
+/// and smaller ones there, docs/stiff.md).
 const BLOCK_BYTES: usize = 3 << 17;
 /// At most this many steps a block (one synchronisation each).
 const BLOCK_STEPS_MAX: usize = 64;
@@ -103,7 +106,7 @@ pub(crate) fn takes_scheduled<M: Model>(model: &M, mode: TransposedSolve) -> boo
 
 /// Steps of the backward sweep in the order visited: their times, steps,
 /// parameters and states, the Jacobians at their u_{k+1}, and the factors
-/// at every [`FACTOR_EVERY`]-th of them (positions 0, 8, 16, …; a block
+/// at every [`FACTOR_EVERY`]-th of them (positions 0, 16, 32, …; a block
 /// holds a multiple of [`FACTOR_EVERY`] steps, so its first step is one).
 pub(crate) struct Block {
     n: usize,
@@ -773,8 +776,9 @@ mod tests {
 
     #[test]
     fn steps_solve_exactly_on_scheduled_and_refined_factors() {
-        // Widths vary, so most steps refine on factors of another width.
-        let h = |j: usize| 0.01 * (1.0 + 0.1 * j as f64);
+        // Widths vary (5 % a step: refining 15 steps from the factors, not
+        // refactoring), so most steps refine on factors of another width.
+        let h = |j: usize| 0.01 * (1.0 + 0.05 * j as f64);
         let len = 2 * FACTOR_EVERY;
         let mut block = prepared_block(len, h);
         let mut solver =
