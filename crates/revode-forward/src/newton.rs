@@ -496,9 +496,8 @@ mod tests {
     use super::*;
     use revode_testing::Robertson;
 
-    /// The weighted norm in partial sums: the same update of u as one
-    /// running sum, bit for bit, and the same sum to rounding, for lengths
-    /// around the partial-sum width.
+    /// The memory comparison tells any one flipped bit apart, at every
+    /// length around its four lanes.
     #[test]
     fn same_bits_compares_every_entry_bit_for_bit() {
         for len in [0, 1, 3, 4, 5, 8, 11] {
@@ -515,6 +514,9 @@ mod tests {
         assert!(!same_bits(&[0.0, 1.0], &[-0.0, 1.0]));
     }
 
+    /// The weighted norm in partial sums: the same update of u as one
+    /// running sum, bit for bit, and the same sum to rounding, for lengths
+    /// around the partial-sum width.
     #[test]
     fn update_and_weigh_matches_one_running_sum() {
         for n in [1, 4, 7, 8, 9, 16, 23, 400] {

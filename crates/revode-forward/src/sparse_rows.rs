@@ -6,9 +6,9 @@
 //! the rows below it: a store for every entry, and the next column's loads
 //! wait on those stores. By rows, each value is one dot product kept in a
 //! register, as in the other direction's solve. On the 100-compartment
-//! cable a solve took 1.6 µs down the columns and 1.2 µs by rows (with the
-//! permutations folded into the first and last pass); the copy costs about
-//! a tenth of a factorisation and is made once per factorisation, before
+//! cable a solve took 1.6 µs down the columns and 1.1 µs by rows (with the
+//! permutations folded into the first and last pass). The copy, a counting
+//! sort over the factors' entries, is made once per factorisation, before
 //! the first solve that needs it.
 //!
 //! Each row's entries are kept in the order the column sweep would
