@@ -6,7 +6,7 @@
 
 use revode_adjoint::{bdf_budget, bdf_gradient_bytes, beuler_gradient_bytes, TransposedSolve};
 use revode_checkpoint::binomial::slot_bytes;
-use revode_checkpoint::memory::{MemoryError, MemoryLimit};
+use revode_checkpoint::memory::{human_bytes, MemoryError, MemoryLimit};
 use revode_checkpoint::Schedule;
 use revode_forward::{newton_bytes_needed, LinearSolver, MatrixShape, StepLayout};
 use revode_model::{Dims, Model};
@@ -21,7 +21,7 @@ pub const BYTES_PER_PARAM: usize = 5 * std::mem::size_of::<f64>() + 40;
 
 /// `Ok` if a run of a model with these dimensions fits.
 pub fn check_model(limit: MemoryLimit, model: &str, dims: Dims) -> Result<(), Error> {
-    let needed = dims.n_params.saturating_mul(BYTES_PER_PARAM);
+    let needed = param_bytes(dims);
     limit.check(needed).map_err(|e| match e {
         MemoryError::TooLarge(too_large) => Error::OutOfMemory {
             what: format!("model {model} with {} parameters", dims.n_params),
@@ -30,6 +30,45 @@ pub fn check_model(limit: MemoryLimit, model: &str, dims: Dims) -> Result<(), Er
         },
         MemoryError::BadLimit(bad) => Error::MemoryLimit(bad),
     })
+}
+
+/// The bytes of a model's parameter-sized buffers ([`BYTES_PER_PARAM`]).
+fn param_bytes(dims: Dims) -> usize {
+    dims.n_params.saturating_mul(BYTES_PER_PARAM)
+}
+
+/// `Ok` if a run of `problem` (`gradient`: with its gradient) fits: its
+/// parameter-sized buffers ([`check_model`]), its implicit solver's
+/// matrices ([`check_solver`]), and the two together, each part first
+/// with its own message and advice. The checkpoint store and sampled
+/// trajectories check themselves when they are made.
+pub fn check_run<M: Model>(
+    limit: MemoryLimit,
+    model: &M,
+    problem: &Problem,
+    gradient: bool,
+) -> Result<(), Error> {
+    check_model(limit, model.name(), model.dims())?;
+    let solver = check_solver(limit, model, problem, gradient)?;
+    let params = param_bytes(model.dims());
+    limit
+        .check(params.saturating_add(solver))
+        .map_err(|e| match e {
+            MemoryError::TooLarge(too_large) => Error::OutOfMemory {
+                what: format!(
+                    "model {} with {} parameters ({}) and the {} solver's iteration matrices \
+                     ({}) together",
+                    model.name(),
+                    model.dims().n_params,
+                    human_bytes(params),
+                    problem.solver.name(),
+                    human_bytes(solver)
+                ),
+                too_large,
+                advice: "use a smaller model or an explicit method".to_string(),
+            },
+            MemoryError::BadLimit(bad) => Error::MemoryLimit(bad),
+        })
 }
 
 /// The implicit method of a problem and its linear solver choice.
@@ -83,46 +122,46 @@ pub fn solver_bytes<M: Model>(model: &M, problem: &Problem, gradient: bool) -> u
     })
 }
 
-/// `Ok` if the implicit solver's matrices ([`solver_bytes`]) fit: a dense
-/// matrix of many states is refused before it is made, with the advice to
-/// factor sparsely where that would fit.
+/// The bytes of the implicit solver's matrices ([`solver_bytes`]; 0 for
+/// an explicit method) if they fit: a dense matrix of many states is
+/// refused before it is made, with the advice to factor sparsely where
+/// that would fit.
 pub fn check_solver<M: Model>(
     limit: MemoryLimit,
     model: &M,
     problem: &Problem,
     gradient: bool,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     let Some(implicit) = Implicit::of(problem) else {
-        return Ok(());
+        return Ok(0);
     };
     let shape = MatrixShape::of_model(model);
     let kind = shape.resolve(implicit.linear());
-    limit
-        .check(implicit.bytes(model, shape, gradient))
-        .map_err(|e| match e {
-            MemoryError::TooLarge(too_large) => {
-                let sparse = implicit.with_linear(LinearSolver::Sparse);
-                let sparse_fits = kind == LinearSolver::Dense
-                    && limit.check(sparse.bytes(model, shape, gradient)).is_ok();
-                Error::OutOfMemory {
-                    what: format!(
-                        "the {} solver's {} iteration matrices for {} ({} states)",
-                        problem.solver.name(),
-                        kind.name(),
-                        model.name(),
-                        shape.n
-                    ),
-                    too_large,
-                    advice: if sparse_fits {
-                        "set \"linear_solver\": \"sparse\" in the solver block (its factors fit)"
-                            .to_string()
-                    } else {
-                        "use a smaller model or an explicit method".to_string()
-                    },
-                }
+    let bytes = implicit.bytes(model, shape, gradient);
+    limit.check(bytes).map(|()| bytes).map_err(|e| match e {
+        MemoryError::TooLarge(too_large) => {
+            let sparse = implicit.with_linear(LinearSolver::Sparse);
+            let sparse_fits = kind == LinearSolver::Dense
+                && limit.check(sparse.bytes(model, shape, gradient)).is_ok();
+            Error::OutOfMemory {
+                what: format!(
+                    "the {} solver's {} iteration matrices for {} ({} states)",
+                    problem.solver.name(),
+                    kind.name(),
+                    model.name(),
+                    shape.n
+                ),
+                too_large,
+                advice: if sparse_fits {
+                    "set \"linear_solver\": \"sparse\" in the solver block (its factors fit)"
+                        .to_string()
+                } else {
+                    "use a smaller model or an explicit method".to_string()
+                },
             }
-            MemoryError::BadLimit(bad) => Error::MemoryLimit(bad),
-        })
+        }
+        MemoryError::BadLimit(bad) => Error::MemoryLimit(bad),
+    })
 }
 
 /// At most about the bytes a gradient run of `problem` holds in the
@@ -256,6 +295,38 @@ mod tests {
         .unwrap();
         let net_bytes = gradient_bytes(&net).unwrap();
         assert!(net_bytes > 1_000_000_000, "{net_bytes}");
+    }
+
+    /// Parameters and solver matrices that fit one at a time but not
+    /// together are refused, naming both.
+    #[test]
+    fn parameters_and_solver_matrices_are_checked_together() {
+        let problem = Problem::from_json(
+            r#"{"model": {"name": "hh_network", "n": 64}, "tspan": [0, 1],
+                "solver": {"method": "beuler", "dt": 0.01, "linear_solver": "dense"}}"#,
+            "p",
+        )
+        .unwrap();
+        let model = revode_model::HhNetwork::with_neurons(64).unwrap();
+        let params = param_bytes(model.dims());
+        let solver = solver_bytes(&model, &problem, true);
+        assert!(params > 0 && solver > 0, "{params} {solver}");
+        let between = params.max(solver) + (params.min(solver) / 2);
+        let check = |bytes| check_run(MemoryLimit::Bytes(bytes), &model, &problem, true);
+        let e = check(between).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("model hh_network with ")
+                && text.contains(" parameters (")
+                && text.contains("and the beuler solver's iteration matrices (")
+                && text.contains(") together: "),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(check(params + solver).is_ok());
+        // Either part alone too large keeps its own message.
+        let alone = check(params.min(solver) + 1).unwrap_err().to_string();
+        assert!(!alone.contains("together"), "{alone}");
     }
 
     #[test]

@@ -264,8 +264,7 @@ impl ModelVisitor for GradientRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
-        crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
-        crate::memory::check_solver(MemoryLimit::FromSystem, model, problem, true)?;
+        crate::memory::check_run(MemoryLimit::FromSystem, model, problem, true)?;
         check_events(model, problem, true)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
@@ -370,8 +369,7 @@ impl ModelVisitor for SolveRun<'_, '_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let SolveRun(problem, sampling) = self;
-        crate::memory::check_model(MemoryLimit::FromSystem, model.name(), model.dims())?;
-        crate::memory::check_solver(MemoryLimit::FromSystem, model, problem, false)?;
+        crate::memory::check_run(MemoryLimit::FromSystem, model, problem, false)?;
         check_events(model, problem, false)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
@@ -584,7 +582,7 @@ impl ModelVisitor for LossRun<'_> {
 
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
-        crate::memory::check_solver(MemoryLimit::FromSystem, model, problem, false)?;
+        crate::memory::check_run(MemoryLimit::FromSystem, model, problem, false)?;
         check_events(model, problem, false)?;
         let (u0, params, loss) = problem.resolved_inputs(model);
         let stimulus = problem.stimulus_for(model)?;
