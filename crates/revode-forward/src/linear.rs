@@ -360,7 +360,7 @@ impl IterationMatrix {
     /// dense factors and before a successful factorisation.
     pub fn prepare_transposed_solves(&mut self) {
         if let (Factors::Sparse { lu, .. }, false) = (&mut self.factors, self.gamma.is_nan()) {
-            lu.prepare_solves(true);
+            lu.prepare_transposed_solves();
         }
     }
 

@@ -387,12 +387,15 @@ impl SparseLu {
         }
     }
 
-    /// Makes the row-wise copy of the factors that solves `b ← A⁻¹ b`
-    /// (`transpose`: `A⁻ᵀ`) use, if they use one, now rather than at the
-    /// first such solve (a thread that factors ahead of the solves).
-    pub(crate) fn prepare_solves(&mut self, transpose: bool) {
-        let direct = self.choice.map(|c| c.orientation == Orientation::Direct);
-        if direct.is_some_and(|d| d != transpose) {
+    /// Makes the row-wise copy of the factors that solves `b ← A⁻ᵀ b` use,
+    /// if they use one (when the factors kept are `Aᵀ`'s, whose own solve
+    /// runs down their columns), now rather than at the first such solve
+    /// (a thread that factors ahead of the solves).
+    pub(crate) fn prepare_transposed_solves(&mut self) {
+        if self
+            .choice
+            .is_some_and(|c| c.orientation == Orientation::Transposed)
+        {
             self.prepare_rows();
         }
     }
@@ -698,6 +701,10 @@ mod tests {
                 let choice = Choice { order, orientation };
                 lu.factor_as(&p, &values, choice).unwrap();
                 lu.choice = Some(choice);
+                // Made ahead exactly when Aᵀ's solve would scatter: when the
+                // factors kept are Aᵀ's.
+                lu.prepare_transposed_solves();
+                assert_eq!(lu.rows_current, orientation == Orientation::Transposed);
                 let b: Vec<f64> = (0..p.n()).map(|i| (i as f64 * 0.61).cos()).collect();
                 let expected = column_sweep(&lu, &b);
                 // The factored matrix's own solve: Aᵀ's when Aᵀ is factored.

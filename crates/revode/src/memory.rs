@@ -182,7 +182,7 @@ impl ModelVisitor for GradientBytes<'_> {
     fn visit<M: Model>(self, model: &M) -> Self::Output {
         let problem = self.0;
         let dims = model.dims();
-        let params = dims.n_params.saturating_mul(BYTES_PER_PARAM);
+        let params = param_bytes(dims);
         let store = match crate::run::fixed_grid(problem)? {
             Some(grid) => {
                 let n_steps = grid.n_steps();
