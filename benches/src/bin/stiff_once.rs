@@ -132,6 +132,17 @@ impl ModelVisitor for &Run {
                 println!("{}", serde_json::to_string(&g.stats.implicit).unwrap());
             }
             "euler-forward" => {
+                if let Some(reps) = self.repeat {
+                    let secs = revode_benches::median_seconds(reps, || {
+                        std::hint::black_box(
+                            revode::adjoint::loss_fixed_with_stimulus(
+                                model, &explicit, &stimulus, &loss,
+                            )
+                            .unwrap(),
+                        );
+                    });
+                    eprintln!("median euler forward {:.3} ms over {reps}", secs * 1e3);
+                }
                 let l =
                     revode::adjoint::loss_fixed_with_stimulus(model, &explicit, &stimulus, &loss)
                         .unwrap();

@@ -31,6 +31,21 @@ pub const ACCEPT_BACKWARD_ERROR: f64 = 8.0 * f64::EPSILON;
 /// correction is the rounding floor of the residual itself: accepted too.
 pub const FLOOR_BACKWARD_ERROR: f64 = 64.0 * f64::EPSILON;
 
+/// A correction is taken as the last one when, at the rate the backward
+/// error fell by in the correction before, it would end this many times
+/// below [`ACCEPT_BACKWARD_ERROR`].
+pub const PREDICTION_MARGIN: f64 = 16.0;
+
+/// Whether the correction after one that took the backward error from
+/// `previous` to `berr` brings it below [`ACCEPT_BACKWARD_ERROR`] with
+/// [`PREDICTION_MARGIN`] to spare, if the error keeps falling at that rate
+/// (refinement on fixed factors contracts its residual by the same
+/// operator at every correction).
+#[inline]
+pub(crate) fn settles(berr: f64, previous: f64) -> bool {
+    berr * (berr / previous) * PREDICTION_MARGIN <= ACCEPT_BACKWARD_ERROR
+}
+
 /// How the backward pass solves with `(I − hJ(u_{k+1}))ᵀ`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -74,6 +89,10 @@ pub struct BackwardSolveStats {
     pub vjps: usize,
     /// Steps that accepted a refined `w` without refactoring.
     pub refined_steps: usize,
+    /// Of those, steps accepted on the backward error their last
+    /// correction was predicted to reach, without its residual (the
+    /// scheduled sweep of larger models; docs/stiff.md).
+    pub predicted_steps: usize,
     /// Threads of the backward sweep (two: Jacobians and scheduled factors
     /// made ahead on a helper, [`crate::BackwardThreads`]).
     pub threads: usize,
