@@ -4,10 +4,11 @@
 //! parameter-sized buffers, and what a gradient run holds in all (for
 //! running batch members side by side).
 
+use revode_adjoint::GradientError;
 use revode_adjoint::{bdf_budget, bdf_gradient_bytes, beuler_gradient_bytes, TransposedSolve};
 use revode_checkpoint::binomial::slot_bytes;
-use revode_checkpoint::memory::{human_bytes, MemoryError, MemoryLimit};
-use revode_checkpoint::Schedule;
+use revode_checkpoint::memory::{human_bytes, LimitSource, MemoryError, MemoryLimit};
+use revode_checkpoint::{CheckpointError, Schedule, StateShape};
 use revode_forward::{newton_bytes_needed, LinearSolver, MatrixShape, StepLayout};
 use revode_model::{Dims, Model};
 
@@ -39,9 +40,12 @@ fn param_bytes(dims: Dims) -> usize {
 
 /// `Ok` if a run of `problem` (`gradient`: with its gradient) fits: its
 /// parameter-sized buffers ([`check_model`]), its implicit solver's
-/// matrices ([`check_solver`]), and the two together, each part first
-/// with its own message and advice. The checkpoint store and sampled
-/// trajectories check themselves when they are made.
+/// matrices ([`check_solver`]), the two together, and, for a gradient on
+/// a fixed grid, the two with its checkpoint store; each part first with
+/// its own message and advice. A store too large on its own is left to
+/// the store's own check when it is made (its message proposes a
+/// schedule that fits), as are an adaptive run's store, which grows with
+/// the steps taken, and sampled trajectories.
 pub fn check_run<M: Model>(
     limit: MemoryLimit,
     model: &M,
@@ -51,24 +55,87 @@ pub fn check_run<M: Model>(
     check_model(limit, model.name(), model.dims())?;
     let solver = check_solver(limit, model, problem, gradient)?;
     let params = param_bytes(model.dims());
-    limit
-        .check(params.saturating_add(solver))
-        .map_err(|e| match e {
+    let model_part = format!(
+        "model {} with {} parameters ({})",
+        model.name(),
+        model.dims().n_params,
+        human_bytes(params)
+    );
+    let solver_part = format!(
+        "the {} solver's iteration matrices ({})",
+        problem.solver.name(),
+        human_bytes(solver)
+    );
+    let together = |needed: usize, what: String, advice: String| {
+        limit.check(needed).map_err(|e| match e {
             MemoryError::TooLarge(too_large) => Error::OutOfMemory {
-                what: format!(
-                    "model {} with {} parameters ({}) and the {} solver's iteration matrices \
-                     ({}) together",
-                    model.name(),
-                    model.dims().n_params,
-                    human_bytes(params),
-                    problem.solver.name(),
-                    human_bytes(solver)
-                ),
+                what,
                 too_large,
-                advice: "use a smaller model or an explicit method".to_string(),
+                advice,
             },
             MemoryError::BadLimit(bad) => Error::MemoryLimit(bad),
         })
+    };
+    let model_and_solver = params.saturating_add(solver);
+    together(
+        model_and_solver,
+        format!("{model_part} and {solver_part} together"),
+        "use a smaller model or an explicit method".to_string(),
+    )?;
+    if !gradient {
+        return Ok(());
+    }
+    // Only against a limit set in code or in REVODE_MEMORY_LIMIT: against
+    // MemAvailable a store served from memory the thread already holds is
+    // not counted (the store's own check), and this check could not tell.
+    let available = match limit.available() {
+        Ok(Some(a)) if a.source != LimitSource::System => a.bytes,
+        _ => return Ok(()),
+    };
+    let Some((schedule, n_steps, shape)) = fixed_store(model, problem) else {
+        return Ok(());
+    };
+    let store = schedule.bytes_needed_shaped(n_steps, shape);
+    // The schedule proposed is one that fits beside the parts above.
+    let fits = Schedule::fitting(n_steps, shape.len, available - model_and_solver);
+    if let Err(MemoryError::TooLarge(too_large)) = limit.check(store) {
+        return Err(Error::Gradient(GradientError::Checkpoint(
+            CheckpointError::OutOfMemory {
+                schedule,
+                steps: Some(n_steps),
+                too_large,
+                fits,
+            },
+        )));
+    }
+    let what = if solver > 0 {
+        format!(
+            "{model_part}, {solver_part} and the checkpoint store ({}) together",
+            human_bytes(store)
+        )
+    } else {
+        format!(
+            "{model_part} and the checkpoint store ({}) together",
+            human_bytes(store)
+        )
+    };
+    let advice = match fits {
+        Some(s) => format!("use \"checkpoints\": {s}, which fits beside them"),
+        None => "no checkpoint schedule fits beside them; use a smaller model".to_string(),
+    };
+    together(model_and_solver.saturating_add(store), what, advice)
+}
+
+/// The checkpoint schedule, steps and state shape of a gradient of
+/// `problem` on a fixed grid (its store's bytes are exact before the run);
+/// `None` for adaptive methods or a problem whose grid is invalid (reported
+/// where the run makes it). Steps cut in two at stimulus switches are not
+/// counted: a few slots at most.
+fn fixed_store<M: Model>(model: &M, problem: &Problem) -> Option<(Schedule, usize, StateShape)> {
+    let n_steps = crate::run::fixed_grid(problem).ok()??.n_steps();
+    let (n, n_events) = (model.dims().n_states, model.n_events());
+    let shape = problem.solver.checkpoint_shape(n, n_events);
+    Some((problem.schedule_for(n_steps, n, n_events), n_steps, shape))
 }
 
 /// The implicit method of a problem and its linear solver choice.
@@ -184,14 +251,9 @@ impl ModelVisitor for GradientBytes<'_> {
         let dims = model.dims();
         let params = param_bytes(dims);
         let store = match crate::run::fixed_grid(problem)? {
-            Some(grid) => {
-                let n_steps = grid.n_steps();
-                let shape = problem
-                    .solver
-                    .checkpoint_shape(dims.n_states, model.n_events());
-                problem
-                    .schedule_for(n_steps, dims.n_states, model.n_events())
-                    .bytes_needed_shaped(n_steps, shape)
+            Some(_) => {
+                let (schedule, n_steps, shape) = fixed_store(model, problem).expect("a valid grid");
+                schedule.bytes_needed_shaped(n_steps, shape)
             }
             None => {
                 // The adaptive store keeps whole solver states (state,
@@ -323,10 +385,65 @@ mod tests {
             "{text}"
         );
         assert_eq!(e.exit_code(), 2);
-        assert!(check(params + solver).is_ok());
+        let (schedule, n_steps, shape) = fixed_store(&model, &problem).unwrap();
+        let store = schedule.bytes_needed_shaped(n_steps, shape);
+        assert!(check(params + solver + store).is_ok());
         // Either part alone too large keeps its own message.
         let alone = check(params.min(solver) + 1).unwrap_err().to_string();
         assert!(!alone.contains("together"), "{alone}");
+    }
+
+    /// A gradient's store is checked with the parameters and solver
+    /// matrices; a store too large on its own is left to its own check.
+    #[test]
+    fn the_checkpoint_store_is_checked_with_the_rest() {
+        let problem = Problem::from_json(
+            r#"{"model": {"name": "hh_network", "n": 8}, "tspan": [0, 20],
+                "solver": {"method": "beuler", "dt": 0.01, "linear_solver": "sparse"},
+                "adjoint": {"checkpoints": "all"}}"#,
+            "p",
+        )
+        .unwrap();
+        let model = revode_model::HhNetwork::with_neurons(8).unwrap();
+        let rest = param_bytes(model.dims()) + solver_bytes(&model, &problem, true);
+        let (schedule, n_steps, shape) = fixed_store(&model, &problem).unwrap();
+        let store = schedule.bytes_needed_shaped(n_steps, shape);
+        // 2 000 states of 32 f64s (every state kept): ~0.5 MB.
+        assert!(store > 400_000 && store > rest, "{store} {rest}");
+        let check =
+            |bytes, gradient| check_run(MemoryLimit::Bytes(bytes), &model, &problem, gradient);
+        // The schedule proposed fits beside the parameters and matrices.
+        let proposed = |limit: usize| {
+            let s = Schedule::fitting(n_steps, shape.len, limit - rest).unwrap();
+            assert!(s.bytes_needed_shaped(n_steps, shape) <= limit - rest, "{s}");
+            format!("use \"checkpoints\": {s}, which fits")
+        };
+        let limit = store + rest / 2;
+        let e = check(limit, true).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("model hh_network with ")
+                && text.contains(", the beuler solver's iteration matrices (")
+                && text.contains(" and the checkpoint store (")
+                && text.contains(") together: ")
+                && text.contains(&format!("{} beside them", proposed(limit))),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(check(store + rest, true).is_ok());
+        // A store too large on its own gets the store's message, with a
+        // schedule that fits beside the rest; without a gradient there is
+        // no store.
+        let limit = (store + rest) / 2;
+        let e = check(limit, true).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("checkpoints \"all\" over 2000 steps: ")
+                && text.ends_with(&proposed(limit)),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert!(check(limit, false).is_ok());
     }
 
     #[test]
