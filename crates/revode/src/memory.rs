@@ -1,8 +1,10 @@
-//! Memory checks of the allocations that grow with the input besides the
-//! checkpoint store (which checks itself, see [`revode_checkpoint::memory`])
-//! and sampled trajectories (`revode_forward::SampleRoom`): a model's
-//! parameter-sized buffers, and what a gradient run holds in all (for
-//! running batch members side by side).
+//! Memory checks of a run's allocations that grow with the input, before
+//! the run: a model's parameter-sized buffers, an implicit solver's
+//! matrices, and with them a fixed-step gradient's checkpoint store
+//! ([`check_run`]); and what a gradient run holds in all (for running
+//! batch members side by side). The store also checks itself when it is
+//! made ([`revode_checkpoint::memory`]), as sampled trajectories do
+//! (`revode_forward::SampleRoom`).
 
 use revode_adjoint::GradientError;
 use revode_adjoint::{bdf_budget, bdf_gradient_bytes, beuler_gradient_bytes, TransposedSolve};
