@@ -43,11 +43,13 @@ fn param_bytes(dims: Dims) -> usize {
 /// `Ok` if a run of `problem` (`gradient`: with its gradient) fits: its
 /// parameter-sized buffers ([`check_model`]), its implicit solver's
 /// matrices ([`check_solver`]), the two together, and, for a gradient on
-/// a fixed grid, the two with its checkpoint store; each part first with
-/// its own message and advice. A store too large on its own is left to
-/// the store's own check when it is made (its message proposes a
-/// schedule that fits), as are an adaptive run's store, which grows with
-/// the steps taken, and sampled trajectories.
+/// a fixed grid against a limit set in code or in `REVODE_MEMORY_LIMIT`,
+/// its checkpoint store alone (the store's own message) and with the two;
+/// each part first with its own message and advice, and the schedule
+/// proposed one that fits beside the parameters and matrices. Against
+/// `MemAvailable` the store is left to its own check when it is made, as
+/// are an adaptive run's store, which grows with the steps taken, and
+/// sampled trajectories.
 pub fn check_run<M: Model>(
     limit: MemoryLimit,
     model: &M,
@@ -99,7 +101,11 @@ pub fn check_run<M: Model>(
     };
     let store = schedule.bytes_needed_shaped(n_steps, shape);
     // The schedule proposed is one that fits beside the parts above.
-    let fits = Schedule::fitting(n_steps, shape.len, available - model_and_solver);
+    let fits = Schedule::fitting(
+        n_steps,
+        shape.len,
+        available.saturating_sub(model_and_solver),
+    );
     if let Err(MemoryError::TooLarge(too_large)) = limit.check(store) {
         return Err(Error::Gradient(GradientError::Checkpoint(
             CheckpointError::OutOfMemory {
@@ -395,8 +401,8 @@ mod tests {
         assert!(!alone.contains("together"), "{alone}");
     }
 
-    /// A gradient's store is checked with the parameters and solver
-    /// matrices; a store too large on its own is left to its own check.
+    /// A gradient's store is checked alone and with the parameters and
+    /// solver matrices, and the schedule proposed fits beside them.
     #[test]
     fn the_checkpoint_store_is_checked_with_the_rest() {
         let problem = Problem::from_json(
