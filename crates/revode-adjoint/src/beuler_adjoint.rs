@@ -93,6 +93,9 @@ pub struct BackwardSolveStats {
     /// correction was predicted to reach, without its residual (the
     /// scheduled sweep of larger models; docs/stiff.md).
     pub predicted_steps: usize,
+    /// Jacobians the main thread evaluated while a helper ran, taken over
+    /// because the helper was the slower (0 on one thread).
+    pub jacobians_moved_to_main: usize,
     /// Threads of the backward sweep (two: Jacobians and scheduled factors
     /// made ahead on a helper, [`crate::BackwardThreads`]).
     pub threads: usize,

@@ -48,6 +48,10 @@ pub const SCHEDULED_MIN_STATES: usize = 32;
 const MAIN_REFACTOR_SLACK: f64 = 3.0;
 /// How long a thread waits for a block on its core before sleeping.
 const SPIN: Duration = Duration::from_micros(50);
+/// The main thread counts as having waited for the helper when a block
+/// took longer than this to arrive (a block already there takes well
+/// under a microsecond).
+const HELPER_LATE: Duration = Duration::from_micros(5);
 /// About the bytes of one block's Jacobians, states and parameters (16
 /// steps on the 100-compartment cable; a third more, 32 steps, made no
 /// difference, and with factors every 8th step 24-step blocks beat larger
@@ -129,6 +133,10 @@ pub(crate) struct Block {
     /// step j is state j, the one before it state j + 1.
     states: Vec<f64>,
     jac: Vec<f64>,
+    /// Positions from here on that are not factored get their Jacobians
+    /// on the main thread ([`Pipeline`] moves the split to balance the
+    /// threads), the others on the preparing thread.
+    jac_from: usize,
     factors: Vec<IterationMatrix>,
     /// The first position whose factorisation failed (none after it is
     /// prepared).
@@ -160,6 +168,7 @@ impl Block {
             last_params: 0,
             states: vec![0.0; (cap + 1) * n],
             jac: vec![0.0; cap * nnz],
+            jac_from: cap,
             factors: (0..cap / FACTOR_EVERY)
                 .map(|_| IterationMatrix::new(pattern, linear))
                 .collect(),
@@ -231,9 +240,19 @@ impl Block {
         self.len == self.cap()
     }
 
+    /// Evaluates the Jacobian of the step at position j (at its u_{k+1}).
+    fn evaluate_jacobian<M: Model>(&mut self, jac: &mut JacobianEval<'_, M>, j: usize) {
+        let (n, nnz, n_params) = (self.n, self.nnz, self.n_params);
+        let row = self.param_row[j];
+        let p = &self.params[row * n_params..(row + 1) * n_params];
+        let values = &mut self.jac[j * nnz..(j + 1) * nnz];
+        jac.eval(self.t[j], &self.states[j * n..(j + 1) * n], p, values);
+    }
+
     fn clear(&mut self) {
         self.len = 0;
         self.param_rows = 0;
+        self.jac_from = self.cap();
         self.singular = None;
     }
 }
@@ -257,16 +276,17 @@ impl<'m, M: Model> Preparer<'m, M> {
     }
 
     fn prepare(&mut self, block: &mut Block) {
-        let (n, nnz, n_params) = (block.n, block.nnz, block.n_params);
+        let nnz = block.nnz;
         for j in 0..block.len {
-            let row = block.param_row[j];
-            let p = &block.params[row * n_params..(row + 1) * n_params];
-            let values = &mut block.jac[j * nnz..(j + 1) * nnz];
-            self.jac
-                .eval(block.t[j], &block.states[j * n..(j + 1) * n], p, values);
-            if !j.is_multiple_of(FACTOR_EVERY) {
+            let factored = j.is_multiple_of(FACTOR_EVERY);
+            if !factored && j >= block.jac_from {
                 continue;
             }
+            block.evaluate_jacobian(&mut self.jac, j);
+            if !factored {
+                continue;
+            }
+            let values = &block.jac[j * nnz..(j + 1) * nnz];
             let matrix = &mut block.factors[j / FACTOR_EVERY];
             if let (true, Some(template)) = (matrix.gamma().is_nan(), &self.template) {
                 *matrix = template.clone();
@@ -491,6 +511,13 @@ pub(crate) struct Pipeline<'m, M: Model> {
     in_flight: usize,
     link: Link<'m, M>,
     solver: ScheduledSolver,
+    /// With a helper: the main thread's Jacobians (of the positions from
+    /// `jac_split` on, when the helper is the slower), and where the next
+    /// block is split.
+    main_jac: Option<JacobianEval<'m, M>>,
+    jac_split: usize,
+    /// Jacobians the main thread evaluated.
+    main_jacobians: usize,
 }
 
 impl<'m, M: Model> Pipeline<'m, M> {
@@ -519,12 +546,19 @@ impl<'m, M: Model> Pipeline<'m, M> {
                 linear,
             ));
         }
+        let main_jac = match link {
+            Link::Inline(_) => None,
+            Link::Helper { .. } => Some(JacobianEval::new(model)),
+        };
         Pipeline {
             free,
             filling: None,
             in_flight: 0,
             link,
             solver: ScheduledSolver::new(&pattern, linear),
+            main_jac,
+            jac_split: cap,
+            main_jacobians: 0,
         }
     }
 
@@ -582,6 +616,7 @@ impl<'m, M: Model> Pipeline<'m, M> {
                 self.solve(block, process)
             }
             Link::Helper { to, .. } => {
+                block.jac_from = self.jac_split;
                 to.send(block)
                     .expect("the helper thread runs until the sweep ends");
                 self.in_flight += 1;
@@ -600,8 +635,25 @@ impl<'m, M: Model> Pipeline<'m, M> {
         let Link::Helper { from, .. } = &self.link else {
             unreachable!("inline blocks are processed when filled")
         };
-        let block = receive_spinning(from).expect("the helper thread returns every block");
+        let started = Instant::now();
+        let mut block = receive_spinning(from).expect("the helper thread returns every block");
+        // Waiting for the helper: the main thread takes one more of the
+        // next block's Jacobians; not waiting: one fewer. Who evaluates a
+        // Jacobian does not change its value, so neither does the gradient.
+        self.jac_split = if started.elapsed() > HELPER_LATE {
+            self.jac_split.saturating_sub(1)
+        } else {
+            (self.jac_split + 1).min(block.cap())
+        };
         self.in_flight -= 1;
+        if let Some(jac) = self.main_jac.as_mut() {
+            for j in block.jac_from..block.len {
+                if !j.is_multiple_of(FACTOR_EVERY) {
+                    block.evaluate_jacobian(jac, j);
+                    self.main_jacobians += 1;
+                }
+            }
+        }
         self.solve(block, process)
     }
 
@@ -634,6 +686,7 @@ impl<'m, M: Model> Pipeline<'m, M> {
             vjps: self.solver.steps,
             refined_steps: self.solver.refined_steps,
             predicted_steps: self.solver.predicted_steps,
+            jacobians_moved_to_main: self.main_jacobians,
             threads,
         }
     }

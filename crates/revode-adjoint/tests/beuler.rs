@@ -580,7 +580,15 @@ fn check_threads<M: Model>(m: &M, grid: TimeGrid, stim: &Stimulus, linear: Linea
     // thread when refinement would be slow.
     let scheduled = steps.div_ceil(revode_adjoint::FACTOR_EVERY);
     assert!((scheduled..=steps).contains(&b2.factorizations), "{b2:?}");
-    assert_eq!(b1, BackwardSolveStats { threads: 1, ..b2 });
+    assert_eq!(b1.jacobians_moved_to_main, 0);
+    assert_eq!(
+        b1,
+        BackwardSolveStats {
+            threads: 1,
+            jacobians_moved_to_main: 0,
+            ..b2
+        }
+    );
     let state_len = revode_adjoint::beuler_state_len(n);
     for schedule in schedules(steps, state_len) {
         let g = run(schedule, TransposedSolve::Auto, BackwardThreads::Two);
@@ -604,6 +612,102 @@ fn check_threads<M: Model>(m: &M, grid: TimeGrid, stim: &Stimulus, linear: Linea
             rel_err(&g.gradient, &exact.gradient).max(rel_err(&g.gradient_u0, &exact.gradient_u0));
         assert!(err < 1e-11, "{}: {what} vs refactored: {err:e}", m.name());
     }
+}
+
+/// A model whose Jacobian takes `spin` to evaluate: the helper thread of
+/// the backward sweep is then the slower, and the main thread takes over
+/// Jacobians from it.
+struct SlowJacobians<M> {
+    inner: M,
+    spin: std::time::Duration,
+}
+
+impl<M: Model> Model for SlowJacobians<M> {
+    type Work = M::Work;
+    fn name(&self) -> &str {
+        "slow_jacobians"
+    }
+    fn dims(&self) -> Dims {
+        self.inner.dims()
+    }
+    fn state_names(&self) -> Vec<String> {
+        self.inner.state_names()
+    }
+    fn param_names(&self) -> Vec<String> {
+        self.inner.param_names()
+    }
+    fn default_u0(&self) -> Vec<f64> {
+        self.inner.default_u0()
+    }
+    fn default_params(&self) -> Vec<f64> {
+        self.inner.default_params()
+    }
+    fn new_work(&self) -> M::Work {
+        self.inner.new_work()
+    }
+    fn rhs(&self, t: f64, u: &[f64], p: &[f64], du: &mut [f64], w: &mut M::Work) {
+        self.inner.rhs(t, u, p, du, w);
+    }
+    fn vjp(
+        &self,
+        t: f64,
+        u: &[f64],
+        p: &[f64],
+        l: &[f64],
+        out: &mut [f64],
+        alpha: f64,
+        acc: &mut [f64],
+        w: &mut M::Work,
+    ) {
+        self.inner.vjp(t, u, p, l, out, alpha, acc, w);
+    }
+    fn jacobian_pattern(&self) -> Option<SparsityPattern> {
+        self.inner.jacobian_pattern()
+    }
+    fn jacobian(&self, t: f64, u: &[f64], p: &[f64], values: &mut [f64], w: &mut M::Work) {
+        let started = std::time::Instant::now();
+        while started.elapsed() < self.spin {
+            std::hint::spin_loop();
+        }
+        self.inner.jacobian(t, u, p, values, w);
+    }
+}
+
+/// When the helper thread is the slower, the main thread evaluates some
+/// of its Jacobians; the gradient keeps its bits.
+#[test]
+fn jacobians_taken_over_by_the_main_thread_keep_the_gradient() {
+    let m = SlowJacobians {
+        inner: HhNetwork::with_neurons(8).unwrap(),
+        spin: std::time::Duration::from_micros(100),
+    };
+    let (p, u0) = (m.default_params(), m.default_u0());
+    let problem = BeulerProblem {
+        u0: &u0,
+        params: &p,
+        grid: TimeGrid::new(0.0, 5.0, 0.01).unwrap(),
+        options: options(LinearSolver::Sparse),
+    };
+    let loss = Loss::AllSteps {
+        weights: vec![1.0; 32],
+    };
+    let run = |threads| {
+        gradient_beuler_with(
+            &m,
+            &problem,
+            &Stimulus::none(),
+            &loss,
+            Schedule::All,
+            TransposedSolve::Auto,
+            threads,
+        )
+        .unwrap()
+    };
+    let one = run(BackwardThreads::One);
+    let two = run(BackwardThreads::Two);
+    let moved = two.stats.implicit.unwrap().backward.jacobians_moved_to_main;
+    assert!(moved > 0, "the helper was never late");
+    assert_eq!(bits(&one), bits(&two));
 }
 
 /// An adjoint that overflows is reported at the step where it does, the
