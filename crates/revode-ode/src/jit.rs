@@ -112,11 +112,17 @@ extern "C" fn exp_helper(x: f64) -> f64 {
 
 extern "C" fn exp_pair_helper(x0: f64, x1: f64, out: *mut f64) {
     let (e0, e1) = (revode_model::exp::exp(x0), revode_model::exp::exp(x1));
-    // SAFETY: `out` is the 16-byte stack slot the generated code passes.
+    // SAFETY: `out` is the stack slot the generated code passes (32 bytes).
     unsafe {
         *out = e0;
         *out.add(1) = e1;
     }
+}
+
+extern "C" fn exp_quad_helper(x0: f64, x1: f64, x2: f64, x3: f64, out: *mut f64) {
+    let e = revode_model::exp::exp4([x0, x1, x2, x3]);
+    // SAFETY: `out` is the 32-byte stack slot the generated code passes.
+    unsafe { std::ptr::copy_nonoverlapping(e.as_ptr(), out, 4) };
 }
 
 extern "C" fn unary_helper(op: i32, x: f64) -> f64 {
@@ -408,6 +414,8 @@ fn emit_exprel_pair(b: &mut FunctionBuilder, z: Value, e: Value) -> (Value, Valu
 /// One program's native code: its chunks, run in order.
 struct CompiledProgram {
     chunks: Vec<Compiled>,
+    /// Calls computing four exponentials at once (two pairs).
+    quads: usize,
     /// Input lengths the code reads (states, parameters, seeds), the output
     /// length it writes, and the scratch length it uses.
     needs: [usize; 5],
@@ -428,9 +436,10 @@ unsafe impl Sync for JitCode {}
 impl fmt::Debug for JitCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let chunks: usize = self.programs.iter().map(|p| p.chunks.len()).sum();
+        let quads: usize = self.programs.iter().map(|p| p.quads).sum();
         write!(
             f,
-            "JitCode({} programs, {chunks} functions)",
+            "JitCode({} programs, {chunks} functions, {quads} four-lane exponential calls)",
             self.programs.len()
         )
     }
@@ -541,6 +550,7 @@ struct Shared {
     un_id: FuncId,
     exp_id: FuncId,
     exp_pair_id: FuncId,
+    exp_quad_id: FuncId,
     bin_id: FuncId,
     ptr: types::Type,
 }
@@ -578,6 +588,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
     builder.symbol("revode_unary", unary_helper as *const u8);
     builder.symbol("revode_exp", exp_helper as *const u8);
     builder.symbol("revode_exp_pair", exp_pair_helper as *const u8);
+    builder.symbol("revode_exp_quad", exp_quad_helper as *const u8);
     builder.symbol("revode_binary", binary_helper as *const u8);
     let mut module = JITModule::new(builder);
     let ptr = module.target_config().pointer_type();
@@ -590,6 +601,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
         s
     };
     let pair_sig = sig(&[f64t, f64t, ptr], None, &module);
+    let quad_sig = sig(&[f64t, f64t, f64t, f64t, ptr], None, &module);
     let un_sig = sig(&[types::I32, f64t], Some(f64t), &module);
     let exp_sig = sig(&[f64t], Some(f64t), &module);
     let bin_sig = sig(&[types::I32, f64t, f64t], Some(f64t), &module);
@@ -603,6 +615,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
         un_id: declare(&mut module, "revode_unary", &un_sig)?,
         exp_id: declare(&mut module, "revode_exp", &exp_sig)?,
         exp_pair_id: declare(&mut module, "revode_exp_pair", &pair_sig)?,
+        exp_quad_id: declare(&mut module, "revode_exp_quad", &quad_sig)?,
         bin_id: declare(&mut module, "revode_binary", &bin_sig)?,
         main_sig,
         ptr,
@@ -612,7 +625,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
     let mut fctx = FunctionBuilderContext::new();
     // `REVODE_JIT_DISASM=1`: print the machine code (examples/ode_dump.rs)
     let disasm = std::env::var_os("REVODE_JIT_DISASM").is_some();
-    let mut declared: Vec<(Vec<FuncId>, [usize; 5])> = Vec::new();
+    let mut declared: Vec<(Vec<FuncId>, [usize; 5], usize)> = Vec::new();
     for (k, program) in programs.iter().enumerate() {
         let uses = Uses::of(program);
         let mut sources = vec![Source::Computed; program.n_registers];
@@ -637,6 +650,9 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
             cache: vec![(None, 0, 0); program.n_registers],
             uses_scratch: false,
             exp_code,
+            defined_at: defined_at(program),
+            done: vec![false; program.instrs.len()],
+            quads: 0,
         };
         let mut ids = Vec::new();
         let n_chunks = program.instrs.len().div_ceil(CHUNK).max(1);
@@ -660,12 +676,12 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
         if emitter.uses_scratch {
             needs[4] = program.n_registers;
         }
-        declared.push((ids, needs));
+        declared.push((ids, needs, emitter.quads));
     }
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let programs = declared
         .into_iter()
-        .map(|(ids, needs)| CompiledProgram {
+        .map(|(ids, needs, quads)| CompiledProgram {
             chunks: ids
                 .iter()
                 .map(|&id| {
@@ -677,6 +693,7 @@ pub fn compile(programs: &[&Program], exp_code: ExpCode) -> Result<JitCode, Stri
                 })
                 .collect(),
             needs,
+            quads,
         })
         .collect();
     Ok(JitCode {
@@ -696,6 +713,13 @@ struct Emitter<'a> {
     cache: Vec<(Option<Value>, u32, u32)>,
     uses_scratch: bool,
     exp_code: ExpCode,
+    /// Per register: the instruction that computes it ([`NEVER`] for
+    /// inputs and constants).
+    defined_at: Vec<u32>,
+    /// Pairs of exponentials already computed with an earlier pair
+    /// (called code: [`Emitter::partner_pair`]).
+    done: Vec<bool>,
+    quads: usize,
 }
 
 /// The function's parameters.
@@ -719,6 +743,24 @@ impl Emitter<'_> {
     fn must_store(&self, r: u32, at: u32) -> bool {
         let last = self.uses.last[r as usize];
         last != NEVER && (last > at + WINDOW || chunk_of(last) != chunk_of(at))
+    }
+
+    /// The next pair of exponentials after instruction `i`, in its chunk
+    /// and within [`QUAD_REACH`], whose arguments are computed before `i`:
+    /// called code computes it with the pair at `i`, four lanes in one call
+    /// (the same values: `exp4` is `exp` lane by lane).
+    fn partner_pair(&self, i: usize) -> Option<(usize, [u32; 2], [u32; 2])> {
+        let end = (i + 1 + QUAD_REACH)
+            .min(self.program.instrs.len())
+            .min((chunk_of(i as u32) as usize + 1) * CHUNK);
+        let ready = |r: u32| {
+            let at = self.defined_at[r as usize];
+            at == NEVER || (at as usize) < i
+        };
+        (i + 1..end).find_map(|j| match self.program.instrs[j] {
+            Instr::Exp2 { d, a } if !self.done[j] && ready(a[0]) && ready(a[1]) => Some((j, d, a)),
+            _ => None,
+        })
     }
 
     /// The operands of a commutative operation with a constant second.
@@ -798,9 +840,10 @@ impl Emitter<'_> {
         let un_f = module.declare_func_in_func(shared.un_id, b.func);
         let exp_f = module.declare_func_in_func(shared.exp_id, b.func);
         let exp_pair_f = module.declare_func_in_func(shared.exp_pair_id, b.func);
+        let exp_quad_f = module.declare_func_in_func(shared.exp_quad_id, b.func);
         let bin_f = module.declare_func_in_func(shared.bin_id, b.func);
         let slot =
-            b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 3));
+            b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 32, 3));
         let (ptr, f64t) = (shared.ptr, types::F64);
         let flags = MemFlagsData::trusted();
         if chunk == 0 {
@@ -815,6 +858,9 @@ impl Emitter<'_> {
         let first = chunk * CHUNK;
         let end = (first + CHUNK).min(self.program.instrs.len());
         for i in first..end {
+            if self.done[i] {
+                continue;
+            }
             let at = i as u32;
             let ins = self.program.instrs[i];
             macro_rules! arg {
@@ -857,13 +903,29 @@ impl Emitter<'_> {
                     (d, emit_exp(&mut b, x))
                 }
                 Instr::Exp2 { d, a } if self.exp_code == ExpCode::Call => {
-                    let (x0, x1) = (arg!(a[0]), arg!(a[1]));
-                    let addr = b.ins().stack_addr(ptr, slot, 0);
-                    b.ins().call(exp_pair_f, &[x0, x1, addr]);
-                    let e0 = b.ins().stack_load(ptr, f64t, slot, 0);
-                    let e1 = b.ins().stack_load(ptr, f64t, slot, 8);
-                    self.define(&mut b, fp, d[0], at, e0);
-                    (d[1], e1)
+                    if let Some((j, d2, a2)) = self.partner_pair(i) {
+                        self.done[j] = true;
+                        self.quads += 1;
+                        let xs = [arg!(a[0]), arg!(a[1]), arg!(a2[0]), arg!(a2[1])];
+                        let addr = b.ins().stack_addr(ptr, slot, 0);
+                        b.ins()
+                            .call(exp_quad_f, &[xs[0], xs[1], xs[2], xs[3], addr]);
+                        let e: Vec<Value> = (0..4)
+                            .map(|k| b.ins().stack_load(ptr, f64t, slot, 8 * k))
+                            .collect();
+                        self.define(&mut b, fp, d[0], at, e[0]);
+                        self.define(&mut b, fp, d2[0], at, e[2]);
+                        self.define(&mut b, fp, d2[1], at, e[3]);
+                        (d[1], e[1])
+                    } else {
+                        let (x0, x1) = (arg!(a[0]), arg!(a[1]));
+                        let addr = b.ins().stack_addr(ptr, slot, 0);
+                        b.ins().call(exp_pair_f, &[x0, x1, addr]);
+                        let e0 = b.ins().stack_load(ptr, f64t, slot, 0);
+                        let e1 = b.ins().stack_load(ptr, f64t, slot, 8);
+                        self.define(&mut b, fp, d[0], at, e0);
+                        (d[1], e1)
+                    }
                 }
                 Instr::Exp2 { d, a } => {
                     let (x0, x1) = (arg!(a[0]), arg!(a[1]));
@@ -927,6 +989,21 @@ impl Emitter<'_> {
     }
 }
 
+/// How far ahead [`Emitter::partner_pair`] looks.
+const QUAD_REACH: usize = 64;
+
+/// Per register, the instruction that computes it ([`NEVER`]: an input or
+/// a constant).
+fn defined_at(program: &Program) -> Vec<u32> {
+    let mut at = vec![NEVER; program.n_registers];
+    for (i, ins) in program.instrs.iter().enumerate() {
+        for r in crate::program::writes(ins) {
+            at[r as usize] = i as u32;
+        }
+    }
+    at
+}
+
 /// `x^n` with the same multiplications as `dag::powi`.
 fn emit_powi(b: &mut FunctionBuilder, x: Value, n: i32) -> Value {
     let mut k = n.unsigned_abs();
@@ -983,6 +1060,45 @@ mod tests {
     /// inlined code (itself checked against the interpreter in
     /// tests/backends.rs), for single and paired exponentials and the
     /// exprel form, at ordinary, clamped, infinite and NaN arguments.
+    /// Called code computes two independent pairs of exponentials in one
+    /// four-lane call: bitwise the inlined pairs (and so the interpreter).
+    #[test]
+    fn four_called_exponentials_equal_inlined_ones_bitwise() {
+        let src = "init x=0, y=0, z=0, w=0\n\
+            x' = exp(x/3) + exp(2*y)\n\
+            y' = exp(-z) * x\n\
+            z' = exp(w/5) - y\n\
+            w' = x + y + z\n";
+        let model = OdeModel::from_str(src).unwrap();
+        let program = model.rhs_program();
+        let pairs = program
+            .instructions()
+            .iter()
+            .filter(|i| matches!(i, Instr::Exp2 { .. }))
+            .count();
+        assert_eq!(pairs, 2);
+        let inline = compile(&[program], ExpCode::Inline).unwrap();
+        let called = compile(&[program], ExpCode::Call).unwrap();
+        assert_eq!(called.programs[0].quads, 1);
+        assert_eq!(inline.programs[0].quads, 0);
+        let mut scratch = vec![0.0; inline.scratch_len(0).max(called.scratch_len(0))];
+        let xs = [0.0, -0.0, 1.5, -20.25, 1e-9, -750.0, 3000.0, f64::NAN];
+        for (k, &x) in xs.iter().enumerate() {
+            let u = [x, xs[(k + 1) % 8], xs[(k + 3) % 8], xs[(k + 5) % 8]];
+            let (mut a, mut b) = ([0.0; 4], [0.0; 4]);
+            inline.call(0, 0.0, &u, &[], &[], &mut a, &mut scratch);
+            called.call(0, 0.0, &u, &[], &[], &mut b, &mut scratch);
+            for c in 0..4 {
+                assert!(
+                    a[c].to_bits() == b[c].to_bits() || (a[c].is_nan() && b[c].is_nan()),
+                    "{u:?} component {c}: inlined {} vs called {}",
+                    a[c],
+                    b[c]
+                );
+            }
+        }
+    }
+
     #[test]
     fn called_exponentials_equal_inlined_ones_bitwise() {
         let src = "init x=0, y=0\n\

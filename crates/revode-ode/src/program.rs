@@ -198,6 +198,7 @@ impl Program {
             p.instrs.push(instr);
         }
         pair_exponentials(&mut p.instrs);
+        adjacent_pairs(&mut p.instrs);
         p
     }
 
@@ -328,25 +329,69 @@ const PAIR_REACH: usize = 64;
 /// nothing else in between). Linear: each instruction is looked at a
 /// bounded number of times.
 pub fn pair_exponentials(instrs: &mut Vec<Instr>) {
-    // Rewritten in place, a pair's window at a time (an emptied slot where
-    // the second exponential was), then compacted once: linear.
+    bring_together(
+        instrs,
+        |ins| match ins {
+            Instr::Exp { d, a } => Some((vec![d], vec![a])),
+            _ => None,
+        },
+        |first, second| match (first, second) {
+            (Instr::Exp { d: d0, a: a0 }, Instr::Exp { d: d1, a: a1 }) => vec![Instr::Exp2 {
+                d: [d0, d1],
+                a: [a0, a1],
+            }],
+            _ => unreachable!("two exponentials"),
+        },
+    );
+}
+
+/// Puts independent pairs of exponentials next to each other, the second's
+/// arguments computed before the first, in the same way as
+/// [`pair_exponentials`] joins single ones: called native code then
+/// computes both pairs in one four-lane call (`crate::jit`).
+pub fn adjacent_pairs(instrs: &mut Vec<Instr>) {
+    bring_together(
+        instrs,
+        |ins| match ins {
+            Instr::Exp2 { d, a } => Some((d.to_vec(), a.to_vec())),
+            _ => None,
+        },
+        |first, second| vec![first, second],
+    );
+}
+
+/// For each instruction `kind` accepts (its results and arguments), the
+/// next one within [`PAIR_REACH`] whose arguments do not depend on the
+/// first's results joins it (`join`): the instructions between them that
+/// its arguments need move up, `join`'s instructions take the first's
+/// place, the others follow.
+fn bring_together(
+    instrs: &mut Vec<Instr>,
+    kind: impl Fn(Instr) -> Option<(Vec<u32>, Vec<u32>)>,
+    join: impl Fn(Instr, Instr) -> Vec<Instr>,
+) {
+    // Rewritten in place, a window at a time (an emptied slot where the
+    // second was), then compacted once: linear.
     let mut slots: Vec<Option<Instr>> = std::mem::take(instrs).into_iter().map(Some).collect();
     let mut needed = std::collections::HashSet::new();
     let mut i = 0;
     while i < slots.len() {
-        let Some(Instr::Exp { d: d0, a: a0 }) = slots[i] else {
+        let Some((first, (results, _))) = slots[i].and_then(|x| kind(x).map(|k| (x, k))) else {
             i += 1;
             continue;
         };
         let end = slots.len().min(i + 1 + PAIR_REACH);
-        let next = (i + 1..end).find(|&k| matches!(slots[k], Some(Instr::Exp { .. })));
-        let Some((j, Some(Instr::Exp { d: d1, a: a1 }))) = next.map(|j| (j, slots[j])) else {
+        let next = (i + 1..end).find(|&k| slots[k].and_then(&kind).is_some());
+        let Some((j, second, args)) = next.and_then(|j| {
+            let x = slots[j]?;
+            kind(x).map(|(_, a)| (j, x, a))
+        }) else {
             i += 1;
             continue;
         };
-        // the instructions in (i, j) that a1 needs
+        // the instructions in (i, j) that the second's arguments need
         needed.clear();
-        needed.insert(a1);
+        needed.extend(args);
         let mut moved = vec![false; j - i - 1];
         for k in (i + 1..j).rev() {
             if let Some(ins) = &slots[k] {
@@ -356,7 +401,7 @@ pub fn pair_exponentials(instrs: &mut Vec<Instr>) {
                 }
             }
         }
-        if needed.contains(&d0) {
+        if results.iter().any(|r| needed.contains(r)) {
             i += 1;
             continue;
         }
@@ -367,16 +412,14 @@ pub fn pair_exponentials(instrs: &mut Vec<Instr>) {
                 .filter_map(|(s, &m)| s.map(|ins| (ins, m)))
         };
         let mut segment: Vec<Instr> = between().filter(|x| x.1).map(|x| x.0).collect();
-        let pair_at = i + segment.len();
-        segment.push(Instr::Exp2 {
-            d: [d0, d1],
-            a: [a0, a1],
-        });
+        let joined = join(first, second);
+        let after = segment.len() + joined.len();
+        segment.extend(joined);
         segment.extend(between().filter(|x| !x.1).map(|x| x.0));
         for (k, slot) in slots[i..=j].iter_mut().enumerate() {
             *slot = segment.get(k).copied();
         }
-        i = pair_at + 1;
+        i += after;
     }
     *instrs = slots.into_iter().flatten().collect();
 }
