@@ -35,8 +35,8 @@ use std::fmt;
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, BlockArg, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind,
-    UserFuncName, Value,
+    types, AbiParam, BlockArg, FuncRef, InstBuilder, MemFlagsData, StackSlot, StackSlotData,
+    StackSlotKind, UserFuncName, Value,
 };
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
@@ -844,7 +844,7 @@ impl Emitter<'_> {
         let bin_f = module.declare_func_in_func(shared.bin_id, b.func);
         let slot =
             b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 32, 3));
-        let (ptr, f64t) = (shared.ptr, types::F64);
+        let ptr = shared.ptr;
         let flags = MemFlagsData::trusted();
         if chunk == 0 {
             // Roots that are inputs or constants: stored once, first.
@@ -907,22 +907,14 @@ impl Emitter<'_> {
                         self.done[j] = true;
                         self.quads += 1;
                         let xs = [arg!(a[0]), arg!(a[1]), arg!(a2[0]), arg!(a2[1])];
-                        let addr = b.ins().stack_addr(ptr, slot, 0);
-                        b.ins()
-                            .call(exp_quad_f, &[xs[0], xs[1], xs[2], xs[3], addr]);
-                        let e: Vec<Value> = (0..4)
-                            .map(|k| b.ins().stack_load(ptr, f64t, slot, 8 * k))
-                            .collect();
+                        let e: [Value; 4] = call_into_slot(&mut b, exp_quad_f, &xs, slot, ptr);
                         self.define(&mut b, fp, d[0], at, e[0]);
                         self.define(&mut b, fp, d2[0], at, e[2]);
                         self.define(&mut b, fp, d2[1], at, e[3]);
                         (d[1], e[1])
                     } else {
-                        let (x0, x1) = (arg!(a[0]), arg!(a[1]));
-                        let addr = b.ins().stack_addr(ptr, slot, 0);
-                        b.ins().call(exp_pair_f, &[x0, x1, addr]);
-                        let e0 = b.ins().stack_load(ptr, f64t, slot, 0);
-                        let e1 = b.ins().stack_load(ptr, f64t, slot, 8);
+                        let xs = [arg!(a[0]), arg!(a[1])];
+                        let [e0, e1] = call_into_slot(&mut b, exp_pair_f, &xs, slot, ptr);
                         self.define(&mut b, fp, d[0], at, e0);
                         (d[1], e1)
                     }
@@ -953,11 +945,8 @@ impl Emitter<'_> {
                     (d, emit_exprel(&mut b, z, e))
                 }
                 Instr::ExprelPair { g, dg, z, e } => {
-                    let (z, e) = (arg!(z), arg!(e));
-                    let addr = b.ins().stack_addr(ptr, slot, 0);
-                    b.ins().call(pair_f, &[z, e, addr]);
-                    let gv = b.ins().stack_load(ptr, f64t, slot, 0);
-                    let dv = b.ins().stack_load(ptr, f64t, slot, 8);
+                    let xs = [arg!(z), arg!(e)];
+                    let [gv, dv] = call_into_slot(&mut b, pair_f, &xs, slot, ptr);
                     self.define(&mut b, fp, g, at, gv);
                     (dg, dv)
                 }
@@ -987,6 +976,22 @@ impl Emitter<'_> {
         b.finalize(module.target_config());
         Ok(())
     }
+}
+
+/// Calls helper `f` with `args` and the address of `slot`, into which it
+/// writes its `N` results, and loads them.
+fn call_into_slot<const N: usize>(
+    b: &mut FunctionBuilder,
+    f: FuncRef,
+    args: &[Value],
+    slot: StackSlot,
+    ptr: types::Type,
+) -> [Value; N] {
+    let addr = b.ins().stack_addr(ptr, slot, 0);
+    let mut operands = args.to_vec();
+    operands.push(addr);
+    b.ins().call(f, &operands);
+    std::array::from_fn(|k| b.ins().stack_load(ptr, types::F64, slot, 8 * k as i32))
 }
 
 /// How far ahead [`Emitter::partner_pair`] looks.
