@@ -240,6 +240,12 @@ impl Block {
         self.len == self.cap()
     }
 
+    /// Whether the main thread evaluates the Jacobian at position j: an
+    /// unfactored step from `jac_from` on.
+    fn jacobian_on_main(&self, j: usize) -> bool {
+        j >= self.jac_from && !j.is_multiple_of(FACTOR_EVERY)
+    }
+
     /// Evaluates the Jacobian of the step at position j (at its u_{k+1}).
     fn evaluate_jacobian<M: Model>(&mut self, jac: &mut JacobianEval<'_, M>, j: usize) {
         let (n, nnz, n_params) = (self.n, self.nnz, self.n_params);
@@ -278,12 +284,11 @@ impl<'m, M: Model> Preparer<'m, M> {
     fn prepare(&mut self, block: &mut Block) {
         let nnz = block.nnz;
         for j in 0..block.len {
-            let factored = j.is_multiple_of(FACTOR_EVERY);
-            if !factored && j >= block.jac_from {
+            if block.jacobian_on_main(j) {
                 continue;
             }
             block.evaluate_jacobian(&mut self.jac, j);
-            if !factored {
+            if !j.is_multiple_of(FACTOR_EVERY) {
                 continue;
             }
             let values = &block.jac[j * nnz..(j + 1) * nnz];
@@ -648,7 +653,7 @@ impl<'m, M: Model> Pipeline<'m, M> {
         self.in_flight -= 1;
         if let Some(jac) = self.main_jac.as_mut() {
             for j in block.jac_from..block.len {
-                if !j.is_multiple_of(FACTOR_EVERY) {
+                if block.jacobian_on_main(j) {
                     block.evaluate_jacobian(jac, j);
                     self.main_jacobians += 1;
                 }
