@@ -11,7 +11,7 @@ use revode_adjoint::{bdf_budget, bdf_gradient_bytes, beuler_gradient_bytes, Tran
 use revode_checkpoint::binomial::slot_bytes;
 use revode_checkpoint::memory::{human_bytes, LimitSource, MemoryError, MemoryLimit};
 use revode_checkpoint::{CheckpointError, Schedule, StateShape};
-use revode_forward::{newton_bytes_needed, LinearSolver, MatrixShape, StepLayout};
+use revode_forward::{newton_bytes_needed, LinearSolver, MatrixShape, StepLayout, TimeGrid};
 use revode_model::{Dims, Model};
 
 use crate::{Error, ModelVisitor, Problem};
@@ -96,9 +96,11 @@ pub fn check_run<M: Model>(
         Ok(Some(a)) if a.source != LimitSource::System => a.bytes,
         _ => return Ok(()),
     };
-    let Some((schedule, n_steps, shape)) = fixed_store(model, problem) else {
+    // A problem whose grid is invalid is reported where the run makes it.
+    let Ok(Some(grid)) = crate::run::fixed_grid(problem) else {
         return Ok(());
     };
+    let (schedule, n_steps, shape) = fixed_store(model, problem, grid);
     let store = schedule.bytes_needed_shaped(n_steps, shape);
     // The schedule proposed is one that fits beside the parts above.
     let fits = Schedule::fitting(
@@ -135,15 +137,18 @@ pub fn check_run<M: Model>(
 }
 
 /// The checkpoint schedule, steps and state shape of a gradient of
-/// `problem` on a fixed grid (its store's bytes are exact before the run);
-/// `None` for adaptive methods or a problem whose grid is invalid (reported
-/// where the run makes it). Steps cut in two at stimulus switches are not
-/// counted: a few slots at most.
-fn fixed_store<M: Model>(model: &M, problem: &Problem) -> Option<(Schedule, usize, StateShape)> {
-    let n_steps = crate::run::fixed_grid(problem).ok()??.n_steps();
+/// `problem` on its fixed `grid` (its store's bytes are exact before the
+/// run). Steps cut in two at stimulus switches are not counted: a few
+/// slots at most.
+fn fixed_store<M: Model>(
+    model: &M,
+    problem: &Problem,
+    grid: TimeGrid,
+) -> (Schedule, usize, StateShape) {
+    let n_steps = grid.n_steps();
     let (n, n_events) = (model.dims().n_states, model.n_events());
     let shape = problem.solver.checkpoint_shape(n, n_events);
-    Some((problem.schedule_for(n_steps, n, n_events), n_steps, shape))
+    (problem.schedule_for(n_steps, n, n_events), n_steps, shape)
 }
 
 /// The implicit method of a problem and its linear solver choice.
@@ -259,8 +264,8 @@ impl ModelVisitor for GradientBytes<'_> {
         let dims = model.dims();
         let params = param_bytes(dims);
         let store = match crate::run::fixed_grid(problem)? {
-            Some(_) => {
-                let (schedule, n_steps, shape) = fixed_store(model, problem).expect("a valid grid");
+            Some(grid) => {
+                let (schedule, n_steps, shape) = fixed_store(model, problem, grid);
                 schedule.bytes_needed_shaped(n_steps, shape)
             }
             None => {
@@ -393,7 +398,11 @@ mod tests {
             "{text}"
         );
         assert_eq!(e.exit_code(), 2);
-        let (schedule, n_steps, shape) = fixed_store(&model, &problem).unwrap();
+        let (schedule, n_steps, shape) = fixed_store(
+            &model,
+            &problem,
+            crate::run::fixed_grid(&problem).unwrap().unwrap(),
+        );
         let store = schedule.bytes_needed_shaped(n_steps, shape);
         assert!(check(params + solver + store).is_ok());
         // Either part alone too large keeps its own message.
@@ -414,7 +423,11 @@ mod tests {
         .unwrap();
         let model = revode_model::HhNetwork::with_neurons(8).unwrap();
         let rest = param_bytes(model.dims()) + solver_bytes(&model, &problem, true);
-        let (schedule, n_steps, shape) = fixed_store(&model, &problem).unwrap();
+        let (schedule, n_steps, shape) = fixed_store(
+            &model,
+            &problem,
+            crate::run::fixed_grid(&problem).unwrap().unwrap(),
+        );
         let store = schedule.bytes_needed_shaped(n_steps, shape);
         // 2 000 states of 32 f64s (every state kept): ~0.5 MB.
         assert!(store > 400_000 && store > rest, "{store} {rest}");
