@@ -40,11 +40,15 @@ impl SlotPool {
     }
 
     /// Grows to `n_slots` slots (for unbounded schedules only; the caller
-    /// grows geometrically).
+    /// grows geometrically). Exactly: the bytes checked before are the
+    /// bytes allocated (a plain `resize` would round the capacity up to
+    /// twice the old one, past a limit the caller checked).
     pub fn grow_to(&mut self, n_slots: usize) {
         if n_slots > self.n_slots {
-            self.buf.resize(n_slots * self.state_len, 0.0);
-            self.held.reserve(n_slots - self.held.len());
+            let len = n_slots * self.state_len;
+            self.buf.reserve_exact(len - self.buf.len());
+            self.buf.resize(len, 0.0);
+            self.held.reserve_exact(n_slots - self.held.len());
             self.n_slots = n_slots;
         }
     }

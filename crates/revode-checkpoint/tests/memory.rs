@@ -104,4 +104,13 @@ fn an_online_store_checks_its_first_allocation_and_every_growth() {
         .unwrap();
     assert_eq!(steps, 50);
     assert!(store.stats().peak_bytes <= 2000 * slot_bytes(3));
+    // One that grows past its first 1 026 slots stops growing at the limit:
+    // the growth reserves exactly what it checked.
+    let mut store = OnlineStore::with_memory_limit(Schedule::All, 3, 10_000, limit).unwrap();
+    let mut chain = Affine::new(3, 1_500);
+    store
+        .forward(&mut chain, &x0, &mut last, |_, _| Ok::<(), TestError>(()))
+        .unwrap();
+    let peak = store.stats().peak_bytes;
+    assert!(peak <= 2000 * slot_bytes(3), "{peak}");
 }
