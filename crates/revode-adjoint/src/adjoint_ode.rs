@@ -35,6 +35,12 @@ pub struct ContinuousOptions {
     /// and parameter (λ then μ).
     pub atol: Option<Vec<f64>>,
     pub error_control: ErrorControl,
+    /// Bytes the caller holds for the run outside the sweep (its
+    /// parameter-sized buffers, an implicit solver's matrices), counted with
+    /// the checkpoint store against a memory limit set in code or in
+    /// `REVODE_MEMORY_LIMIT` at the store's first allocation and every
+    /// growth (`revode_checkpoint::OnlineStore::with_memory_limit_beside`).
+    pub held_outside_store: usize,
 }
 
 impl ContinuousOptions {

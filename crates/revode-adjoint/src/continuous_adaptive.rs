@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use log::{debug, info};
-use revode_checkpoint::{Chain, CheckpointError, OnlineStore, OpenChain, Schedule};
+use revode_checkpoint::{Chain, CheckpointError, MemoryLimit, OnlineStore, OpenChain, Schedule};
 use revode_forward::{AdaptiveOptions, DenseStep, Dopri5, ParamSegments, StepLayout, Stimulus};
 use revode_model::Model;
 
@@ -233,7 +233,13 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
     );
     // One more than the solver's own limit, so the solver's error (which
     // names t) is the one reported.
-    let mut store = store_beside(schedule, layout.len(), max_steps + 1, beside_store)?;
+    let mut store = store_beside(
+        schedule,
+        layout.len(),
+        max_steps + 1,
+        beside_store,
+        adjoint.held_outside_store,
+    )?;
 
     let started = Instant::now();
     let mut x0 = vec![0.0; layout.len()];
@@ -403,17 +409,28 @@ pub fn gradient_continuous_with_stimulus<M: Model>(
 /// The online store of a continuous adjoint whose sweep holds
 /// `beside_store` bytes outside it: a byte budget is shared (the store gets
 /// the rest), and a budget too small is reported against the whole of it.
+/// Against a memory limit, the store's slots are counted with those bytes
+/// and the caller's `held_outside` (a budget proposed covers the former).
 pub(crate) fn store_beside(
     schedule: Schedule,
     slot_len: usize,
     max_slots: usize,
     beside_store: usize,
+    held_outside: usize,
 ) -> Result<OnlineStore, CheckpointError> {
     let store_schedule = match schedule {
         Schedule::BudgetBytes(b) => Schedule::BudgetBytes(b.saturating_sub(beside_store)),
         other => other,
     };
-    OnlineStore::new(store_schedule, slot_len, max_slots).map_err(|e| match (e, schedule) {
+    OnlineStore::with_memory_limit_beside(
+        store_schedule,
+        slot_len,
+        max_slots,
+        MemoryLimit::FromSystem,
+        beside_store,
+        held_outside,
+    )
+    .map_err(|e| match (e, schedule) {
         (
             CheckpointError::BudgetTooSmall {
                 minimum,
@@ -428,6 +445,23 @@ pub(crate) fn store_beside(
             slots,
             slot_bytes,
             beside_bytes: beside_store,
+        },
+        // The budget as given, not the store's share of it.
+        (
+            CheckpointError::OutOfMemory {
+                steps,
+                held_beside,
+                too_large,
+                fits,
+                ..
+            },
+            _,
+        ) => CheckpointError::OutOfMemory {
+            schedule,
+            steps,
+            held_beside,
+            too_large,
+            fits,
         },
         (other, _) => other,
     })

@@ -188,7 +188,13 @@ pub fn gradient_continuous_bdf_with_stimulus<M: Model>(
     );
     // One more than the solver's own limit, so the solver's error (which
     // names t) is the one reported.
-    let mut store = store_beside(schedule, layout.len(), max_steps + 1, beside_store)?;
+    let mut store = store_beside(
+        schedule,
+        layout.len(),
+        max_steps + 1,
+        beside_store,
+        adjoint.held_outside_store,
+    )?;
 
     let started = Instant::now();
     let mut x0 = vec![0.0; layout.len()];

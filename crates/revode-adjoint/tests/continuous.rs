@@ -202,6 +202,7 @@ fn error_control_on_mu_also_converges() {
         rtol: Some(1e-9),
         atol: Some(vec![1e-9]),
         error_control: ErrorControl::LambdaAndMu,
+        ..ContinuousOptions::default()
     };
     let g = gradient_continuous(&m, &problem, &loss, &adjoint, Schedule::All).unwrap();
     assert!(max_rel(&g.gradient, &exact_p) < 1e-6);
@@ -352,6 +353,7 @@ fn adjoint_steps_span_forward_steps() {
         rtol: Some(1e-6),
         atol: Some(vec![1e-6]),
         error_control: ErrorControl::Lambda,
+        ..ContinuousOptions::default()
     };
     let g = gradient_continuous(&m, &problem, &loss, &adjoint, Schedule::All).unwrap();
     assert!(g.stats.backward_steps * 4 < g.stats.steps, "{:?}", g.stats);

@@ -31,14 +31,18 @@ pub enum CheckpointError {
     /// The store would need more memory than is available
     /// ([`crate::memory`]); nothing was allocated.
     #[error(
-        "checkpoints {schedule} over {}: {too_large}; {}",
+        "checkpoints {schedule} over {}{}: {too_large}; {}",
         steps_text(*.steps),
-        fits_text(.fits)
+        held_text(*.held_beside),
+        fits_text(.fits, *.held_beside)
     )]
     OutOfMemory {
         schedule: Schedule,
         /// Steps of the chain (`None`: not known before the run).
         steps: Option<usize>,
+        /// Bytes the run holds outside the store, counted with it in
+        /// `too_large.needed` ([`crate::OnlineStore::with_memory_limit_beside`]).
+        held_beside: usize,
         too_large: TooLarge,
         /// A schedule whose store fits, if any.
         fits: Option<Schedule>,
@@ -55,10 +59,23 @@ fn steps_text(steps: Option<usize>) -> String {
     }
 }
 
-fn fits_text(fits: &Option<Schedule>) -> String {
-    match fits {
-        Some(s) => format!("use \"checkpoints\": {s}, which fits"),
-        None => "no checkpoint schedule fits".to_string(),
+fn held_text(held_beside: usize) -> String {
+    if held_beside == 0 {
+        String::new()
+    } else {
+        format!(
+            ", beside {} the run holds outside the store (parameters, solver and adjoint buffers)",
+            crate::memory::human_bytes(held_beside)
+        )
+    }
+}
+
+fn fits_text(fits: &Option<Schedule>, held_beside: usize) -> String {
+    match (fits, held_beside) {
+        (Some(s), 0) => format!("use \"checkpoints\": {s}, which fits"),
+        (Some(s), _) => format!("use \"checkpoints\": {s}, which fits beside them"),
+        (None, 0) => "no checkpoint schedule fits".to_string(),
+        (None, _) => "no checkpoint schedule fits beside them".to_string(),
     }
 }
 

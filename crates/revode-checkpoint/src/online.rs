@@ -10,7 +10,7 @@
 //! whatever slots are free (see [`crate::binomial`]).
 
 use crate::binomial::{min_slots, slot_bytes};
-use crate::memory::{check_within, Available};
+use crate::memory::{check_within, Available, LimitSource};
 use crate::pool::SlotPool;
 use crate::{Chain, CheckpointError, MemoryLimit, Schedule, StoreStats};
 
@@ -39,8 +39,10 @@ pub struct OnlineStore {
     first_interval: usize,
     /// Free slots the reverse sweep wants above the checkpoints.
     spare: usize,
-    /// Memory available for the slots (`None`: no limit).
+    /// Memory available for the slots and `held_beside` (`None`: no limit).
     available: Option<Available>,
+    /// Bytes the run holds beside the store, counted with its slots.
+    beside: Beside,
     n_steps: usize,
     stats: StoreStats,
 }
@@ -67,6 +69,26 @@ impl OnlineStore {
         state_len: usize,
         max_steps: usize,
         limit: MemoryLimit,
+    ) -> Result<Self, CheckpointError> {
+        Self::with_memory_limit_beside(schedule, state_len, max_steps, limit, 0, 0)
+    }
+
+    /// [`OnlineStore::with_memory_limit`] for a run that holds memory beside
+    /// the store: `sweep_bytes` that a byte budget also covers (an adjoint
+    /// sweep's buffers; a budget proposed in an error includes them) and
+    /// `held_outside` it does not (parameters, an implicit solver's
+    /// matrices). Against a limit set in code or in
+    /// [`crate::memory::LIMIT_ENV`] both are counted with the slots, at the
+    /// first allocation and at every growth. Against `MemAvailable` they
+    /// are not: memory already allocated is no longer available, so it is
+    /// counted there already.
+    pub fn with_memory_limit_beside(
+        schedule: Schedule,
+        state_len: usize,
+        max_steps: usize,
+        limit: MemoryLimit,
+        sweep_bytes: usize,
+        held_outside: usize,
     ) -> Result<Self, CheckpointError> {
         schedule.validate()?;
         let most_states = max_steps.saturating_add(1);
@@ -98,7 +120,14 @@ impl OnlineStore {
         // Read once: growths are checked against the memory available when
         // the store was made (and allocate nothing to find out).
         let available = limit.available()?;
-        check_slots(schedule, available, n_slots, state_len)?;
+        let beside = match available {
+            Some(a) if a.source != LimitSource::System => Beside {
+                sweep_bytes,
+                held_outside,
+            },
+            _ => Beside::default(),
+        };
+        check_slots(schedule, available, n_slots, state_len, beside)?;
         let pool = SlotPool::new(n_slots, state_len);
         let stats = StoreStats {
             peak_bytes: pool.bytes(),
@@ -114,6 +143,7 @@ impl OnlineStore {
             first_interval,
             spare,
             available,
+            beside,
             n_steps: 0,
             stats,
         })
@@ -177,9 +207,16 @@ impl OnlineStore {
                 let needed = h + 1 + self.spare;
                 let mut target = needed.max(2 * pool.n_slots());
                 if let Some(a) = self.available {
-                    target = target.min(a.bytes / slot_bytes(self.state_len)).max(needed);
+                    let room = a.bytes.saturating_sub(self.beside.total());
+                    target = target.min(room / slot_bytes(self.state_len)).max(needed);
                 }
-                check_slots(self.schedule, self.available, target, self.state_len)?;
+                check_slots(
+                    self.schedule,
+                    self.available,
+                    target,
+                    self.state_len,
+                    self.beside,
+                )?;
                 pool.grow_to(target);
                 self.stats.peak_bytes = self.stats.peak_bytes.max(pool.bytes());
             }
@@ -237,20 +274,41 @@ impl OnlineStore {
     }
 }
 
-/// `Ok` if a pool of `n_slots` slots fits in the memory available.
+/// Memory a run holds beside an online store, counted with its slots
+/// against a limit set in code or in the environment.
+#[derive(Debug, Clone, Copy, Default)]
+struct Beside {
+    /// Covered by a byte budget too (an adjoint sweep's buffers).
+    sweep_bytes: usize,
+    /// Not covered by a budget (parameters, solver matrices).
+    held_outside: usize,
+}
+
+impl Beside {
+    fn total(self) -> usize {
+        self.sweep_bytes.saturating_add(self.held_outside)
+    }
+}
+
+/// `Ok` if a pool of `n_slots` slots fits in the memory available beside
+/// what the run holds; else the error proposes a byte budget that fits.
 fn check_slots(
     schedule: Schedule,
     available: Option<Available>,
     n_slots: usize,
     state_len: usize,
+    beside: Beside,
 ) -> Result<(), CheckpointError> {
-    let needed = n_slots.saturating_mul(slot_bytes(state_len));
+    let needed = n_slots
+        .saturating_mul(slot_bytes(state_len))
+        .saturating_add(beside.total());
     check_within(available, needed).map_err(|too_large| CheckpointError::OutOfMemory {
         schedule,
         steps: None,
+        held_beside: beside.total(),
         fits: Schedule::fitting_budget(
-            MIN_ONLINE_SLOTS * slot_bytes(state_len),
-            too_large.available,
+            MIN_ONLINE_SLOTS * slot_bytes(state_len) + beside.sweep_bytes,
+            too_large.available.saturating_sub(beside.held_outside),
         ),
         too_large,
     })

@@ -137,6 +137,7 @@ impl CheckpointStore {
             MemoryError::TooLarge(too_large) => CheckpointError::OutOfMemory {
                 schedule,
                 steps: Some(n_steps),
+                held_beside: 0,
                 fits: Schedule::fitting(n_steps, state_len, too_large.available),
                 too_large,
             },

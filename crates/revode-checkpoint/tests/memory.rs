@@ -15,6 +15,7 @@ fn a_fixed_store_too_large_is_refused_before_allocating() {
     let CheckpointError::OutOfMemory {
         schedule,
         steps,
+        held_beside,
         too_large,
         fits,
     } = &err
@@ -23,6 +24,7 @@ fn a_fixed_store_too_large_is_refused_before_allocating() {
     };
     assert_eq!(*schedule, Schedule::All);
     assert_eq!(*steps, Some(n));
+    assert_eq!(*held_beside, 0);
     assert_eq!(too_large.needed, 32_000_000_000);
     assert_eq!(too_large.available, 1 << 30);
     let fits = fits.expect("every √N fits in 1 GiB");
@@ -113,4 +115,66 @@ fn an_online_store_checks_its_first_allocation_and_every_growth() {
         .unwrap();
     let peak = store.stats().peak_bytes;
     assert!(peak <= 2000 * slot_bytes(3), "{peak}");
+}
+
+#[test]
+fn an_online_store_counts_what_the_run_holds_beside_it() {
+    let slot = slot_bytes(3);
+    let limit = MemoryLimit::Bytes(2000 * slot);
+    let run = |sweep: usize, outside: usize, steps: usize| {
+        let mut store =
+            OnlineStore::with_memory_limit_beside(Schedule::All, 3, 10_000, limit, sweep, outside)?;
+        let mut chain = Affine::new(3, steps);
+        let x0 = chain.x0();
+        let mut last = vec![0.0; 3];
+        store
+            .forward(&mut chain, &x0, &mut last, |_, _| Ok::<(), TestError>(()))
+            .map(|_| store.stats().peak_bytes)
+            .map_err(|TestError::Store(e)| e)
+    };
+    // 1 500 steps fit the limit alone (the growth stops at the limit), and
+    // beside 400 slots' worth (in the 1 600 left).
+    let alone = run(0, 0, 1_500).unwrap();
+    assert!(alone <= 2000 * slot, "{alone} {}", 2000 * slot);
+    assert!(run(100 * slot, 300 * slot, 1_500).unwrap() <= 1600 * slot);
+    // Beside 900 slots' worth, the first allocation (1 026 slots) fits but
+    // the growth the chain needs (past 1 500) is refused: the store may
+    // take only the 1 100 left, and the budget proposed fits there too,
+    // the sweep's share included.
+    let err = run(200 * slot, 700 * slot, 1_500).unwrap_err();
+    let CheckpointError::OutOfMemory {
+        held_beside,
+        ref too_large,
+        fits,
+        ..
+    } = err
+    else {
+        panic!("{err:?}")
+    };
+    assert_eq!(held_beside, 900 * slot);
+    let store = too_large.needed - held_beside;
+    assert!(
+        too_large.needed > 2000 * slot && store > 1026 * slot && store <= 1100 * slot + 8 * slot,
+        "{too_large:?}, slot {slot}"
+    );
+    let Some(Schedule::BudgetBytes(b)) = fits else {
+        panic!("{fits:?}")
+    };
+    assert!(
+        b >= 3 * slot + 200 * slot && b + 700 * slot <= 2000 * slot,
+        "{b}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("beside") && text.contains("which fits beside them"),
+        "{text}"
+    );
+    // The first allocation counts them too.
+    let err =
+        OnlineStore::with_memory_limit_beside(Schedule::All, 3, 10_000, limit, 0, 1990 * slot)
+            .unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::OutOfMemory { held_beside, .. } if held_beside == 1990 * slot),
+        "{err:?}"
+    );
 }

@@ -74,6 +74,54 @@ fn the_suggested_schedule_fits() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// An adaptive gradient's store grows with the steps taken: against a set
+/// limit it counts the parameters, the solver's matrices and the adjoint's
+/// buffers with its slots, and the budget it proposes fits beside them.
+#[test]
+fn an_adaptive_store_is_counted_with_what_the_run_holds_beside_it() {
+    let problem = |checkpoints: &str| {
+        format!(
+            r#"{{"model": {{"name": "hh_network", "n": 16}}, "tspan": [0.0, 20.0],
+            "solver": {{"method": "bdf", "rtol": 1e-6, "atol": 1e-8, "linear_solver": "dense"}},
+            "adjoint": {{"method": "continuous", "checkpoints": {checkpoints}}}}}"#
+        )
+    };
+    // The dense matrices of 64 states and the rest come to ~170 KiB, so
+    // 200 KiB leaves the store too little to keep every state.
+    let (o, _) = run(&["grad"], &problem("\"all\""), Some("200KiB"));
+    assert_one_line_exit_2(
+        &o,
+        &[
+            "checkpoints \"all\" over an adaptive run, beside",
+            "KiB the run holds outside the store",
+            "(200.0 KiB) are available (REVODE_MEMORY_LIMIT)",
+            "which fits beside them",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    let budget: usize = err
+        .split("{\"budget_bytes\": ")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("no budget proposed: {err}"));
+    // Far below the limit: what the run holds beside the store is left out.
+    assert!(budget < 200 * 1024 / 2, "{budget}");
+    let proposed = problem(&format!("{{\"budget_bytes\": {budget}}}"));
+    let (o, _) = run(&["grad", "--json"], &proposed, Some("200KiB"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // A budget that fits alone but not beside the rest names both.
+    let (o, _) = run(
+        &["grad"],
+        &problem("{\"budget_bytes\": 120000}"),
+        Some("200KiB"),
+    );
+    assert_one_line_exit_2(
+        &o,
+        &["checkpoints {\"budget_bytes\": 120000} over an adaptive run, beside"],
+    );
+}
+
 #[test]
 fn a_large_network_is_refused_before_it_is_built() {
     let text = r#"{"model": {"name": "hh_network", "n": 4096}, "tspan": [0.0, 0.1],

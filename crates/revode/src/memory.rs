@@ -40,6 +40,14 @@ fn param_bytes(dims: Dims) -> usize {
     dims.n_params.saturating_mul(BYTES_PER_PARAM)
 }
 
+/// The bytes a gradient run of `problem` holds outside its checkpoint
+/// store and the adjoint sweep: its parameter-sized buffers and its
+/// implicit solver's matrices. An adaptive run's store, whose size is found
+/// only as it grows, counts them with its slots at each growth.
+pub fn held_outside_store<M: Model>(model: &M, problem: &Problem) -> usize {
+    param_bytes(model.dims()).saturating_add(solver_bytes(model, problem, true))
+}
+
 /// `Ok` if a run of `problem` (`gradient`: with its gradient) fits: its
 /// parameter-sized buffers ([`check_model`]), its implicit solver's
 /// matrices ([`check_solver`]), the two together, and, for a gradient on
@@ -48,8 +56,9 @@ fn param_bytes(dims: Dims) -> usize {
 /// each part first with its own message and advice, and the schedule
 /// proposed one that fits beside the parameters and matrices. Against
 /// `MemAvailable` the store is left to its own check when it is made, as
-/// are an adaptive run's store, which grows with the steps taken, and
-/// sampled trajectories.
+/// are sampled trajectories. An adaptive run's store, which grows with the
+/// steps taken, checks itself with the parts above at every growth
+/// ([`held_outside_store`]).
 pub fn check_run<M: Model>(
     limit: MemoryLimit,
     model: &M,
@@ -113,6 +122,7 @@ pub fn check_run<M: Model>(
             CheckpointError::OutOfMemory {
                 schedule,
                 steps: Some(n_steps),
+                held_beside: 0,
                 too_large,
                 fits,
             },

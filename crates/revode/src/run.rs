@@ -150,12 +150,13 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 /// The continuous adjoint's own options (dopri5 and bdf).
-fn continuous_options(problem: &Problem) -> ContinuousOptions {
+fn continuous_options<M: Model>(model: &M, problem: &Problem) -> ContinuousOptions {
     let a = &problem.adjoint;
     ContinuousOptions {
         rtol: a.rtol,
         atol: a.atol.as_ref().map(|a| a.to_vec()),
         error_control: a.error_control.unwrap_or_default(),
+        held_outside_store: crate::memory::held_outside_store(model, problem),
     }
 }
 
@@ -230,7 +231,7 @@ fn run_gradient<M: Model>(
                     (u0, params),
                     stimulus,
                     loss,
-                    &continuous_options(problem),
+                    &continuous_options(model, problem),
                     schedule,
                 )?;
                 return Ok((g, schedule));
@@ -249,7 +250,7 @@ fn run_gradient<M: Model>(
                 &adaptive,
                 stimulus,
                 loss,
-                &continuous_options(problem),
+                &continuous_options(model, problem),
                 schedule,
             )?;
             Ok((g, schedule))
