@@ -243,10 +243,33 @@ fn binary_contributions(
                 push(dag, b, c);
             }
         }
-        // y = a/b: ∂y/∂a = 1/b, ∂y/∂b = −y/b; adj/b is shared.
+        // y = a/b: ∂y/∂a = 1/b, ∂y/∂b = −y/b; adj/b is shared. A division
+        // takes several multiplications' time, so a derivative avoids one
+        // where a constant allows (its rounding is free, unlike the
+        // quotient the model writes): adj/c as adj·(1/c), and for a
+        // constant numerator y/b = y·y/a.
         Bin::Div => {
-            if want_a || want_b {
-                let q = dag.div(adj, b);
+            let reciprocal = |dag: &Dag, x: Id| {
+                dag.constant(x)
+                    .map(|c| 1.0 / c)
+                    .filter(|r| r.is_finite() && *r != 0.0)
+            };
+            if let (Some(r), false) = (reciprocal(dag, a), want_a) {
+                if want_b {
+                    let ya = dag.mul(adj, y);
+                    let yy = dag.mul(ya, y);
+                    let rc = dag.constant_node(-r);
+                    let c = dag.mul(yy, rc);
+                    push(dag, b, c);
+                }
+            } else if want_a || want_b {
+                let q = match reciprocal(dag, b) {
+                    Some(r) => {
+                        let rc = dag.constant_node(r);
+                        dag.mul(adj, rc)
+                    }
+                    None => dag.div(adj, b),
+                };
                 push(dag, a, q);
                 if want_b {
                     let qy = dag.mul(q, y);
