@@ -4,8 +4,9 @@
 //! same variable with the same slope up to sign: in Hodgkin–Huxley-type
 //! files `β_m`'s `exp((V+23)/5)`, `β_h`'s `exp(−(V+23)/5)` and `α_n`'s
 //! `exp(−(V+15)/5)`. With `w = s·w₀ + Δ` (`s = ±1`, `Δ` a constant) the
-//! second and third are `e^Δ·e^{w₀}` or `e^Δ/e^{w₀}`: one multiplication or
-//! division instead of an exponential.
+//! second and third are `e^Δ·e^{w₀}` or `e^Δ·(1/e^{w₀})`: a multiplication
+//! (and one division shared by every member of the opposite sign) instead
+//! of an exponential.
 //!
 //! Every `exp(w)` built in the DAG comes here. `w` is read as an affine form
 //! `Σ cᵢ·yᵢ + b` ([`crate::singular::affine`], bounded work per call, so
@@ -15,9 +16,10 @@
 //!
 //! * `s = +1`: `Δ ≤ 0.7`, `s = −1`: `Δ ≤ 1.7`. The base is clamped to
 //!   `[e^{−708}, e^{709}]` (revode_model::exp), so `e^Δ·e^{w₀}` and
-//!   `e^Δ/e^{w₀}` stay below `e^{709.7} < f64::MAX`: never `∞`, so no `∞·0`
-//!   downstream (a member may underflow to 0 where its own exponential would
-//!   have been clamped to `e^{−708}`, i.e. beyond 700 units of exponent);
+//!   `e^Δ·(1/e^{w₀})` stay below `e^{709.7} < f64::MAX`: never `∞`, so no
+//!   `∞·0` downstream (a member may underflow to 0, or lose digits to a
+//!   subnormal reciprocal, where its own exponential would have been
+//!   clamped to `e^{−708}`, i.e. beyond 700 units of exponent);
 //! * `Δ ≥ −700`, so `e^Δ` is a normal number.
 //!
 //! Rounding: `e^w` from its own exponential carries the rounding of `w`
@@ -34,7 +36,7 @@ use crate::singular::affine;
 
 /// Largest `Δ` for a member `e^Δ·e^{w₀}` (see the module docs).
 const MAX_SHIFT_SAME_SIGN: f64 = 0.7;
-/// Largest `Δ` for a member `e^Δ/e^{w₀}`.
+/// Largest `Δ` for a member `e^Δ·(1/e^{w₀})`.
 const MAX_SHIFT_OPPOSITE_SIGN: f64 = 1.7;
 /// Smallest `Δ` for either.
 const MIN_SHIFT: f64 = -700.0;
@@ -115,12 +117,20 @@ pub fn exp(dag: &mut Dag, w: Id) -> Id {
     }
     let id = if s > 0.0 && shift == 0.0 {
         base.id
-    } else {
+    } else if s > 0.0 {
         let k = dag.constant_node(shift.exp());
-        if s > 0.0 {
-            dag.mul(k, base.id)
+        dag.mul(k, base.id)
+    } else {
+        // e^Δ·(1/e^{w₀}): the reciprocal is one node for every member of
+        // the opposite sign (β_h's sigmoid needs it anyway), so they share
+        // one division instead of one each.
+        let one = dag.constant_node(1.0);
+        let reciprocal = dag.div(one, base.id);
+        if shift == 0.0 {
+            reciprocal
         } else {
-            dag.div(k, base.id)
+            let k = dag.constant_node(shift.exp());
+            dag.mul(k, reciprocal)
         }
     };
     let groups = dag.exp_groups();
@@ -168,11 +178,16 @@ mod tests {
         // e^{−(V+23)/5} = 1/e^{(V+23)/5}
         let one = d.constant_node(1.0);
         assert_eq!(d.node(opposite), Node::Bin(Bin::Div, one, base));
-        // e^{−(V+48)/5} = e^{−5}/e^{(V+23)/5}
-        let Node::Bin(Bin::Div, k, b) = d.node(shifted) else {
+        // e^{−(V+48)/5} = e^{−5}·(1/e^{(V+23)/5}), the same reciprocal
+        let Node::Bin(Bin::Mul, x, y) = d.node(shifted) else {
             panic!("{:?}", d.node(shifted));
         };
-        assert_eq!(b, base);
+        let (k, r) = if d.constant(x).is_some() {
+            (x, y)
+        } else {
+            (y, x)
+        };
+        assert_eq!(r, opposite);
         assert!(rel(d.constant(k).unwrap(), (-5f64).exp()) < 1e-15);
         // e^{(V+20)/5} = e^{−0.6}·e^{(V+23)/5}
         assert!(matches!(d.node(same_sign), Node::Bin(Bin::Mul, _, _)));
