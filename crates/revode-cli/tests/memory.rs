@@ -215,6 +215,29 @@ fn keeping_every_state_of_a_billion_steps_fails_fast() {
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
+/// Kept samples count the parameters and an implicit solver's matrices
+/// with their rows against a set limit, and the interval they suggest fits
+/// beside them.
+#[test]
+fn kept_samples_are_counted_with_what_the_run_holds_beside_them() {
+    // 401 rows of 64 states (~220 KiB) fit 250 KiB alone, not beside the
+    // dense matrices of the beuler solve (~80 KiB).
+    let text = r#"{"model": {"name": "hh_network", "n": 16}, "tspan": [0.0, 20.0],
+        "solver": {"method": "beuler", "dt": 0.05, "linear_solver": "dense"}}"#;
+    let (o, _) = run(&["solve", "--every", "1"], text, Some("250KiB"));
+    assert_one_line_exit_2(
+        &o,
+        &[
+            "sampling every 1 of 400 steps keeps 401 states beside",
+            "KiB the run holds (parameters, solver matrices)",
+            "(250.0 KiB) are available (REVODE_MEMORY_LIMIT)",
+            "sampling every 2 steps fits",
+        ],
+    );
+    let (o, _) = run(&["solve", "--every", "2", "--json"], text, Some("250KiB"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 #[test]
 fn the_suggested_sampling_interval_fits() {
     // 10⁵ steps under a 16 KiB limit: every state does not fit, the

@@ -73,22 +73,27 @@ pub enum ForwardError {
     },
     /// The samples a fixed-step solve was asked to keep would not fit in
     /// memory; checked before any step.
-    #[error("sampling every {every} of {n_steps} steps keeps {rows} states: {too_large}; {}", interval_text(*.fits))]
+    #[error("sampling every {every} of {n_steps} steps keeps {rows} states{}: {too_large}; {}", held_text(*.held_beside), interval_text(*.fits))]
     SamplesTooLarge {
         every: usize,
         n_steps: usize,
         rows: usize,
+        /// Bytes the run holds besides the samples, counted with them in
+        /// `too_large.needed` (`SampleRoom::beside`).
+        held_beside: usize,
         too_large: TooLarge,
         /// The smallest interval whose samples fit, if any.
         fits: Option<usize>,
     },
     /// The samples an adaptive solve keeps outgrew the memory available
     /// (checked before each growth, so nothing was allocated for them).
-    #[error("sampling every {every} accepted steps keeps {rows} states by t = {t}, and more do not fit: {too_large}; sample less often, or stream the samples instead of keeping them", t = Num(*.t))]
+    #[error("sampling every {every} accepted steps keeps {rows} states by t = {t}, and more do not fit{}: {too_large}; sample less often, or stream the samples instead of keeping them", held_text(*.held_beside), t = Num(*.t))]
     SamplesOutgrewMemory {
         every: usize,
         rows: usize,
         t: f64,
+        /// As in [`ForwardError::SamplesTooLarge`].
+        held_beside: usize,
         too_large: TooLarge,
     },
     /// Events accumulating in finite time (Zeno behaviour), or a reset that
@@ -98,6 +103,17 @@ pub enum ForwardError {
     /// The memory limit in the environment is malformed.
     #[error("{0}")]
     MemoryLimit(#[from] BadLimit),
+}
+
+fn held_text(held_beside: usize) -> String {
+    if held_beside == 0 {
+        String::new()
+    } else {
+        format!(
+            " beside {} the run holds (parameters, solver matrices)",
+            revode_checkpoint::memory::human_bytes(held_beside)
+        )
+    }
 }
 
 fn interval_text(fits: Option<usize>) -> String {

@@ -153,6 +153,7 @@ pub fn reserve_fixed_samples(
             every,
             n_steps,
             rows,
+            held_beside: room.held_beside(),
             fits: room.fitting_interval(n_steps),
             too_large,
         })?;

@@ -3,7 +3,9 @@
 //! are reserved or grown.
 
 use ndarray::{Array2, ArrayView1};
-use revode_checkpoint::memory::{check_within, Available, BadLimit, MemoryLimit, TooLarge};
+use revode_checkpoint::memory::{
+    check_within, Available, BadLimit, LimitSource, MemoryLimit, TooLarge,
+};
 
 use crate::ForwardError;
 
@@ -84,6 +86,8 @@ impl Trajectory {
 pub struct SampleRoom {
     available: Option<Available>,
     row_bytes: usize,
+    /// Bytes the run holds besides the samples, counted with them.
+    held_beside: usize,
 }
 
 /// Rows a growing sample buffer starts with.
@@ -95,7 +99,35 @@ impl SampleRoom {
         Ok(SampleRoom {
             available: limit.available()?,
             row_bytes: row_bytes.max(1),
+            held_beside: 0,
         })
+    }
+
+    /// The same room for a run that holds `held` bytes besides the samples
+    /// (its parameters, an implicit solver's matrices): against a limit
+    /// set in code or in `REVODE_MEMORY_LIMIT` they are counted with the
+    /// rows; against `MemAvailable` they are not (memory already allocated
+    /// is no longer available, so it is counted there already).
+    pub fn beside(self, held: usize) -> Self {
+        let held_beside = match self.available {
+            Some(a) if a.source != LimitSource::System => held,
+            _ => 0,
+        };
+        SampleRoom {
+            held_beside,
+            ..self
+        }
+    }
+
+    /// Bytes counted with the rows ([`SampleRoom::beside`]).
+    pub fn held_beside(&self) -> usize {
+        self.held_beside
+    }
+
+    /// Rows that fit beside what the run holds (`None`: no limit).
+    fn rows_available(&self) -> Option<usize> {
+        self.available
+            .map(|a| a.bytes.saturating_sub(self.held_beside) / self.row_bytes)
     }
 
     /// Room for [`Trajectory`] rows of `n_states` states.
@@ -105,7 +137,10 @@ impl SampleRoom {
 
     /// `Ok` if `rows` rows fit.
     pub fn check(&self, rows: usize) -> Result<(), TooLarge> {
-        check_within(self.available, rows.saturating_mul(self.row_bytes))
+        let needed = rows
+            .saturating_mul(self.row_bytes)
+            .saturating_add(self.held_beside);
+        check_within(self.available, needed)
     }
 
     /// The row count to grow to when `len` rows are full: twice as many (at
@@ -116,8 +151,8 @@ impl SampleRoom {
             .saturating_mul(2)
             .max(FIRST_ROWS)
             .min(max_rows.max(len + 1));
-        let fitting = match self.available {
-            Some(a) => wanted.min(a.bytes / self.row_bytes),
+        let fitting = match self.rows_available() {
+            Some(rows) => wanted.min(rows),
             None => wanted,
         };
         if fitting > len {
@@ -130,10 +165,9 @@ impl SampleRoom {
     /// The smallest sampling interval whose samples of an `n_steps`-step
     /// solve fit (the first and last sample, and one every `s` steps).
     pub fn fitting_interval(&self, n_steps: usize) -> Option<usize> {
-        let Some(a) = self.available else {
+        let Some(rows) = self.rows_available() else {
             return Some(1);
         };
-        let rows = a.bytes / self.row_bytes;
         let between = rows.checked_sub(2).filter(|&r| r > 0)?;
         let fits = |s: usize| self.check(Trajectory::rows_for(n_steps, s)).is_ok();
         // Fits by construction; a smaller one may too (the last sample is
@@ -165,6 +199,7 @@ pub fn growing_sampler(
                     every,
                     rows: samples.len(),
                     t,
+                    held_beside: room.held_beside(),
                     too_large,
                 }
             })?;
@@ -214,6 +249,38 @@ mod tests {
         assert_eq!((e.needed, e.available), (1001 * row, 1000 * row));
         let free = SampleRoom::for_trajectory(MemoryLimit::Unlimited, 4).unwrap();
         assert_eq!(free.grow(1 << 40, usize::MAX), Ok(1 << 41));
+    }
+
+    #[test]
+    fn rows_share_a_set_limit_with_what_the_run_holds_beside_them() {
+        let row = Trajectory::bytes(1, 4);
+        let room = SampleRoom::for_trajectory(MemoryLimit::Bytes(1000 * row), 4)
+            .unwrap()
+            .beside(400 * row);
+        assert_eq!(room.held_beside(), 400 * row);
+        assert!(room.check(600).is_ok());
+        let e = room.check(601).unwrap_err();
+        assert_eq!((e.needed, e.available), (1001 * row, 1000 * row));
+        assert_eq!(
+            room.grow(512, usize::MAX),
+            Ok(600),
+            "capped at what fits beside"
+        );
+        assert!(room.grow(600, usize::MAX).is_err());
+        let s = room.fitting_interval(10_000).unwrap();
+        assert!(room.check(Trajectory::rows_for(10_000, s)).is_ok());
+        assert!(room.check(Trajectory::rows_for(10_000, s - 1)).is_err());
+        // Against MemAvailable what the run holds is already taken.
+        let system = SampleRoom {
+            available: Some(Available {
+                bytes: 1000 * row,
+                source: LimitSource::System,
+            }),
+            row_bytes: row,
+            held_beside: 0,
+        };
+        assert_eq!(system.beside(400 * row).held_beside(), 0);
+        assert!(system.beside(400 * row).check(1000).is_ok());
     }
 
     #[test]

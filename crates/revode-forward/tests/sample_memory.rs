@@ -30,6 +30,7 @@ fn fixed_samples_are_checked_before_the_first_step() {
         every,
         n_steps,
         rows,
+        held_beside,
         too_large,
         fits: Some(s),
     } = &e
@@ -37,6 +38,8 @@ fn fixed_samples_are_checked_before_the_first_step() {
         panic!("{e:?}")
     };
     assert_eq!((*every, *n_steps, *rows), (1, 1_000_000_000, 1_000_000_001));
+    // The library's solvers hold nothing else that grows.
+    assert_eq!(*held_beside, 0);
     assert_eq!(too_large.needed, 1_000_000_001 * Trajectory::bytes(1, 4));
     assert!(
         e.to_string()
@@ -91,6 +94,7 @@ fn adaptive_samples_are_checked_before_each_growth() {
         every,
         rows,
         t,
+        held_beside: 0,
         too_large,
     } = &e
     else {

@@ -40,12 +40,13 @@ fn param_bytes(dims: Dims) -> usize {
     dims.n_params.saturating_mul(BYTES_PER_PARAM)
 }
 
-/// The bytes a gradient run of `problem` holds outside its checkpoint
-/// store and the adjoint sweep: its parameter-sized buffers and its
-/// implicit solver's matrices. An adaptive run's store, whose size is found
-/// only as it grows, counts them with its slots at each growth.
-pub fn held_outside_store<M: Model>(model: &M, problem: &Problem) -> usize {
-    param_bytes(model.dims()).saturating_add(solver_bytes(model, problem, true))
+/// The bytes a run of `problem` (`gradient`: with its gradient) holds
+/// besides its checkpoint store, the adjoint sweep and its kept samples:
+/// its parameter-sized buffers and its implicit solver's matrices. An
+/// adaptive gradient's store, and kept samples, whose sizes are found only
+/// as they grow, count them with their own bytes at each growth.
+pub fn held_outside<M: Model>(model: &M, problem: &Problem, gradient: bool) -> usize {
+    param_bytes(model.dims()).saturating_add(solver_bytes(model, problem, gradient))
 }
 
 /// `Ok` if a run of `problem` (`gradient`: with its gradient) fits: its
@@ -55,10 +56,10 @@ pub fn held_outside_store<M: Model>(model: &M, problem: &Problem) -> usize {
 /// its checkpoint store alone (the store's own message) and with the two;
 /// each part first with its own message and advice, and the schedule
 /// proposed one that fits beside the parameters and matrices. Against
-/// `MemAvailable` the store is left to its own check when it is made, as
-/// are sampled trajectories. An adaptive run's store, which grows with the
-/// steps taken, checks itself with the parts above at every growth
-/// ([`held_outside_store`]).
+/// `MemAvailable` the store is left to its own check when it is made. An
+/// adaptive run's store and kept samples, which grow with the steps taken,
+/// check themselves with the parts above at every growth
+/// ([`held_outside`]).
 pub fn check_run<M: Model>(
     limit: MemoryLimit,
     model: &M,

@@ -156,7 +156,7 @@ fn continuous_options<M: Model>(model: &M, problem: &Problem) -> ContinuousOptio
         rtol: a.rtol,
         atol: a.atol.as_ref().map(|a| a.to_vec()),
         error_control: a.error_control.unwrap_or_default(),
-        held_outside_store: crate::memory::held_outside_store(model, problem),
+        held_outside_store: crate::memory::held_outside(model, problem, true),
     }
 }
 
@@ -353,6 +353,7 @@ fn keep_rows<'r>(
                     every,
                     rows: rows.len(),
                     t,
+                    held_beside: room.held_beside(),
                     too_large,
                 }
             })?;
@@ -377,10 +378,13 @@ impl ModelVisitor for SolveRun<'_, '_> {
         let every = sampling.as_ref().map(|s| s.every);
         let mut sink = sampling.map(|s| s.sink);
         let room = match sink {
-            Some(Sink::Keep(_)) => Some(SampleRoom::new(
-                MemoryLimit::FromSystem,
-                crate::memory::kept_row_bytes(model.dims().n_states),
-            )?),
+            Some(Sink::Keep(_)) => Some(
+                SampleRoom::new(
+                    MemoryLimit::FromSystem,
+                    crate::memory::kept_row_bytes(model.dims().n_states),
+                )?
+                .beside(crate::memory::held_outside(model, problem, false)),
+            ),
             _ => None,
         };
         let started = Instant::now();
@@ -542,6 +546,7 @@ fn reserve_grid_rows(
             every,
             n_steps,
             rows: max_rows,
+            held_beside: room.held_beside(),
             fits: room.fitting_interval(n_steps),
             too_large,
         })?;
