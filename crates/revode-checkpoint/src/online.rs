@@ -39,7 +39,8 @@ pub struct OnlineStore {
     first_interval: usize,
     /// Free slots the reverse sweep wants above the checkpoints.
     spare: usize,
-    /// Memory available for the slots and `held_beside` (`None`: no limit).
+    /// Memory available for the slots and what the run holds beside them
+    /// (`None`: no limit).
     available: Option<Available>,
     /// Bytes the run holds beside the store, counted with its slots.
     beside: Beside,
@@ -120,12 +121,10 @@ impl OnlineStore {
         // Read once: growths are checked against the memory available when
         // the store was made (and allocate nothing to find out).
         let available = limit.available()?;
-        let beside = match available {
-            Some(a) if a.source != LimitSource::System => Beside {
-                sweep_bytes,
-                held_outside,
-            },
-            _ => Beside::default(),
+        let beside = Beside {
+            sweep_bytes,
+            held_outside,
+            counted: matches!(available, Some(a) if a.source != LimitSource::System),
         };
         check_slots(schedule, available, n_slots, state_len, beside)?;
         let pool = SlotPool::new(n_slots, state_len);
@@ -274,19 +273,36 @@ impl OnlineStore {
     }
 }
 
-/// Memory a run holds beside an online store, counted with its slots
-/// against a limit set in code or in the environment.
-#[derive(Debug, Clone, Copy, Default)]
+/// Memory a run holds beside an online store.
+#[derive(Debug, Clone, Copy)]
 struct Beside {
-    /// Covered by a byte budget too (an adjoint sweep's buffers).
+    /// Covered by a byte budget too (an adjoint sweep's buffers): part of
+    /// the smallest budget proposed, whatever the limit.
     sweep_bytes: usize,
     /// Not covered by a budget (parameters, solver matrices).
     held_outside: usize,
+    /// Counted with the slots: against a limit set in code or in the
+    /// environment, not against `MemAvailable` (which has counted them).
+    counted: bool,
 }
 
 impl Beside {
+    /// The bytes counted with the slots.
     fn total(self) -> usize {
-        self.sweep_bytes.saturating_add(self.held_outside)
+        if self.counted {
+            self.sweep_bytes.saturating_add(self.held_outside)
+        } else {
+            0
+        }
+    }
+
+    /// The bytes counted with the slots that a budget does not cover.
+    fn outside_budget(self) -> usize {
+        if self.counted {
+            self.held_outside
+        } else {
+            0
+        }
     }
 }
 
@@ -308,7 +324,7 @@ fn check_slots(
         held_beside: beside.total(),
         fits: Schedule::fitting_budget(
             MIN_ONLINE_SLOTS * slot_bytes(state_len) + beside.sweep_bytes,
-            too_large.available.saturating_sub(beside.held_outside),
+            too_large.available.saturating_sub(beside.outside_budget()),
         ),
         too_large,
     })
@@ -327,5 +343,41 @@ fn thin(pool: &mut SlotPool, cur: usize) -> usize {
         // cur ≥ h: compaction only wrote slots below h.
         pool.copy_slot(cur, h);
         h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against `MemAvailable` what the run holds is not counted again, but
+    /// a proposed budget still covers the sweep's share of it.
+    #[test]
+    fn a_budget_proposed_under_mem_available_covers_the_sweep() {
+        let slot = slot_bytes(3);
+        let system = Some(Available {
+            bytes: 100 * slot,
+            source: LimitSource::System,
+        });
+        let beside = Beside {
+            sweep_bytes: 90 * slot,
+            held_outside: 1_000 * slot,
+            counted: false,
+        };
+        let Err(CheckpointError::OutOfMemory {
+            held_beside,
+            too_large,
+            fits: Some(Schedule::BudgetBytes(b)),
+            ..
+        }) = check_slots(Schedule::All, system, 101, 3, beside)
+        else {
+            panic!("101 slots do not fit 100")
+        };
+        assert_eq!((held_beside, too_large.needed), (0, 101 * slot));
+        assert!(
+            b >= MIN_ONLINE_SLOTS * slot + 90 * slot && b <= 100 * slot,
+            "{b}"
+        );
+        assert!(check_slots(Schedule::All, system, 100, 3, beside).is_ok());
     }
 }
