@@ -50,6 +50,16 @@ pub struct Available {
     pub source: LimitSource,
 }
 
+impl Available {
+    /// Whether memory the run already holds counts against this figure: a
+    /// limit set in code or in [`LIMIT_ENV`] bounds all the run holds, so
+    /// what it holds besides a request is added to it; `MemAvailable` has
+    /// already taken it off.
+    pub fn bounds_what_is_held(&self) -> bool {
+        self.source != LimitSource::System
+    }
+}
+
 /// Where an [`Available`] figure comes from (named in error messages).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitSource {

@@ -10,7 +10,7 @@
 //! whatever slots are free (see [`crate::binomial`]).
 
 use crate::binomial::{min_slots, slot_bytes};
-use crate::memory::{check_within, Available, LimitSource};
+use crate::memory::{check_within, Available};
 use crate::pool::SlotPool;
 use crate::{Chain, CheckpointError, MemoryLimit, Schedule, StoreStats};
 
@@ -124,7 +124,7 @@ impl OnlineStore {
         let beside = Beside {
             sweep_bytes,
             held_outside,
-            counted: matches!(available, Some(a) if a.source != LimitSource::System),
+            counted: available.is_some_and(|a| a.bounds_what_is_held()),
         };
         check_slots(schedule, available, n_slots, state_len, beside)?;
         let pool = SlotPool::new(n_slots, state_len);
@@ -349,6 +349,7 @@ fn thin(pool: &mut SlotPool, cur: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::LimitSource;
 
     /// Against `MemAvailable` what the run holds is not counted again, but
     /// a proposed budget still covers the sweep's share of it.

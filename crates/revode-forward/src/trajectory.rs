@@ -3,9 +3,7 @@
 //! are reserved or grown.
 
 use ndarray::{Array2, ArrayView1};
-use revode_checkpoint::memory::{
-    check_within, Available, BadLimit, LimitSource, MemoryLimit, TooLarge,
-};
+use revode_checkpoint::memory::{check_within, Available, BadLimit, MemoryLimit, TooLarge};
 
 use crate::ForwardError;
 
@@ -110,7 +108,7 @@ impl SampleRoom {
     /// is no longer available, so it is counted there already).
     pub fn beside(self, held: usize) -> Self {
         let held_beside = match self.available {
-            Some(a) if a.source != LimitSource::System => held,
+            Some(a) if a.bounds_what_is_held() => held,
             _ => 0,
         };
         SampleRoom {
@@ -213,6 +211,7 @@ pub fn growing_sampler(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use revode_checkpoint::memory::LimitSource;
 
     #[test]
     fn rows_count_the_start_every_s_th_step_and_the_end() {

@@ -9,7 +9,7 @@
 use revode_adjoint::GradientError;
 use revode_adjoint::{bdf_budget, bdf_gradient_bytes, beuler_gradient_bytes, TransposedSolve};
 use revode_checkpoint::binomial::slot_bytes;
-use revode_checkpoint::memory::{human_bytes, LimitSource, MemoryError, MemoryLimit};
+use revode_checkpoint::memory::{human_bytes, MemoryError, MemoryLimit};
 use revode_checkpoint::{CheckpointError, Schedule, StateShape};
 use revode_forward::{newton_bytes_needed, LinearSolver, MatrixShape, StepLayout, TimeGrid};
 use revode_model::{Dims, Model};
@@ -103,7 +103,7 @@ pub fn check_run<M: Model>(
     // MemAvailable a store served from memory the thread already holds is
     // not counted (the store's own check), and this check could not tell.
     let available = match limit.available() {
-        Ok(Some(a)) if a.source != LimitSource::System => a.bytes,
+        Ok(Some(a)) if a.bounds_what_is_held() => a.bytes,
         _ => return Ok(()),
     };
     // A problem whose grid is invalid is reported where the run makes it.
